@@ -1,0 +1,49 @@
+# Momentum: `make up` runs the whole system, `make test` runs every test, `make lint` checks.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+TOOLS_DIR := .tools
+# Use uv from PATH when there is one; otherwise install it into a project-local tool venv.
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS_DIR)/bin/uv)
+VENV_BIN := .venv/bin
+PYTHON ?= python3
+MYPY_PATHS := shared services/auth services/tasks services/analytics gateway tests bench
+
+.PHONY: help sync up test lint lint-python lint-deploy bench clean
+
+help:
+	@echo "make up     run auth, tasks, analytics, gateway and NATS in the foreground"
+	@echo "make test   run the whole test suite"
+	@echo "make lint   ruff, mypy (strict), import contracts, Dockerfiles and Kubernetes manifests"
+	@echo "make bench  run the benchmarks (JSON on stdout)"
+
+$(TOOLS_DIR)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS_DIR)
+	$(TOOLS_DIR)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+sync: $(if $(findstring $(TOOLS_DIR),$(UV)),$(TOOLS_DIR)/bin/uv)
+	@$(UV) sync --all-packages --frozen --quiet
+
+up: sync
+	$(VENV_BIN)/python -m momentum_shared.devstack
+
+test: sync
+	$(VENV_BIN)/python -m pytest
+
+lint: lint-python lint-deploy
+
+lint-python: sync
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/mypy $(MYPY_PATHS)
+	$(VENV_BIN)/lint-imports
+
+lint-deploy: sync
+	@if [ -x deploy/validate ]; then deploy/validate; else echo "deploy/validate missing"; exit 1; fi
+
+bench: sync
+	@for b in bench/*/run; do [ -x "$$b" ] && "$$b"; done
+
+clean:
+	rm -rf .momentum .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""Tables of the analytics service."""
+
+from __future__ import annotations

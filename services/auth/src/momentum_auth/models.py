@@ -1,0 +1,7 @@
+"""Tables of the auth service."""
+
+from __future__ import annotations
+
+from momentum_shared.outbox import OutboxEvent
+
+__all__ = ["OutboxEvent"]

@@ -1,0 +1,40 @@
+"""The common skeleton of every Momentum FastAPI app: errors, request ids, metrics, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI
+
+from momentum_shared.errors import install_error_handlers
+from momentum_shared.health import Readiness, health_router
+from momentum_shared.metrics import MetricsMiddleware, metrics_router
+from momentum_shared.requestid import RequestIdMiddleware
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def build_app(
+    *,
+    service: str,
+    title: str,
+    version: str,
+    lifespan: Lifespan,
+    description: str = "",
+) -> FastAPI:
+    """A FastAPI app with the house middleware, error handlers and probes installed."""
+    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+    app.state.service = service
+    app.state.readiness = Readiness()
+    install_error_handlers(app)
+    app.include_router(health_router())
+    app.include_router(metrics_router())
+    # Added last so it runs first: metrics see the final status, every response gets an id.
+    app.add_middleware(MetricsMiddleware, service=service)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+async def no_lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield

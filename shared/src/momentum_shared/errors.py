@@ -1,0 +1,262 @@
+"""Errors that carry their HTTP status, rendered as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger("momentum.errors")
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+def problem_body(
+    status: int,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    type_: str = "about:blank",
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail or HTTPStatus(status).description or HTTPStatus(status).phrase,
+    }
+    if extra:
+        body.update(extra)
+    return body
+
+
+def problem_response(
+    status: int,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    type_: str = "about:blank",
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> ProblemResponse:
+    return ProblemResponse(
+        problem_body(status, title=title, detail=detail, type_=type_, extra=extra),
+        status_code=status,
+        headers=dict(headers or {}),
+    )
+
+
+class ProblemError(Exception):
+    """Base of every error a client may see; subclasses fix the status."""
+
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal Server Error"
+    type_: ClassVar[str] = "about:blank"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers: dict[str, str] = dict(headers or {})
+        self.extra: dict[str, Any] = dict(extra or {})
+
+    def to_response(self) -> ProblemResponse:
+        return problem_response(
+            self.status,
+            title=self.title,
+            detail=self.detail,
+            type_=self.type_,
+            headers=self.headers,
+            extra=self.extra,
+        )
+
+
+class BadRequest(ProblemError):
+    status = 400
+    title = "Bad Request"
+
+
+class Unauthorized(ProblemError):
+    """401; ``WWW-Authenticate`` defaults to a bearer challenge (RFC 6750)."""
+
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        error: str | None = "invalid_token",
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        challenge = 'Bearer realm="momentum"'
+        if error:
+            challenge += f', error="{error}"'
+            if detail:
+                challenge += f', error_description="{_quote(detail)}"'
+        merged = {"WWW-Authenticate": challenge, **dict(headers or {})}
+        super().__init__(detail, headers=merged, extra=extra)
+
+
+class Forbidden(ProblemError):
+    status = 403
+    title = "Forbidden"
+
+
+class InsufficientScope(Forbidden):
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            f"this route needs the scope '{scope}'",
+            headers={
+                "WWW-Authenticate": (
+                    f'Bearer realm="momentum", error="insufficient_scope", scope="{scope}"'
+                )
+            },
+            extra={"error": "insufficient_scope", "scope": scope},
+        )
+
+
+class NotFound(ProblemError):
+    status = 404
+    title = "Not Found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    title = "Conflict"
+
+
+class PreconditionFailed(ProblemError):
+    status = 412
+    title = "Precondition Failed"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    title = "Payload Too Large"
+
+
+class UnprocessableEntity(ProblemError):
+    status = 422
+    title = "Unprocessable Entity"
+
+
+class TooManyRequests(ProblemError):
+    status = 429
+    title = "Too Many Requests"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: int,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))}, extra=extra)
+
+
+class BadGateway(ProblemError):
+    status = 502
+    title = "Bad Gateway"
+
+
+class ServiceUnavailable(ProblemError):
+    status = 503
+    title = "Service Unavailable"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: int = 5,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, extra=extra)
+
+
+class GatewayTimeout(ProblemError):
+    status = 504
+    title = "Gateway Timeout"
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for err in errors:
+        out.append(
+            {
+                "loc": [str(part) for part in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+        )
+    return out
+
+
+async def _problem_handler(_request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, ProblemError)
+    return exc.to_response()
+
+
+async def _validation_handler(_request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(
+        422,
+        title="Unprocessable Entity",
+        detail="the request did not validate",
+        extra={"errors": validation_errors(exc.errors())},
+    )
+
+
+async def _http_handler(_request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "no such resource"
+    return problem_response(exc.status_code, detail=detail, headers=exc.headers)
+
+
+async def _database_unavailable_handler(request: Request, exc: Exception) -> ProblemResponse:
+    logger.warning(
+        "database unavailable", extra={"path": request.url.path, "error": type(exc).__name__}
+    )
+    return problem_response(
+        503, detail="the database cannot be reached", headers={"Retry-After": "5"}
+    )
+
+
+async def _unhandled_handler(request: Request, exc: Exception) -> ProblemResponse:
+    logger.exception(
+        "unhandled error", extra={"path": request.url.path, "error": type(exc).__name__}
+    )
+    return problem_response(500, detail="an unexpected error occurred")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error, including FastAPI's 422 and Starlette's 404/405, as problem+json."""
+    app.add_exception_handler(ProblemError, _problem_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    for exc_type in (OperationalError, InterfaceError, SATimeoutError, ConnectionError):
+        app.add_exception_handler(exc_type, _database_unavailable_handler)
+    app.add_exception_handler(Exception, _unhandled_handler)

@@ -1,0 +1,191 @@
+"""The CloudEvents 1.0 envelope and the typed data of every Momentum event (CONTRACT §6)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+
+AUTH_STREAM = "AUTH_EVENTS"
+TASK_STREAM = "TASK_EVENTS"
+STREAM_SUBJECTS: dict[str, list[str]] = {AUTH_STREAM: ["auth.>"], TASK_STREAM: ["tasks.>"]}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_utc(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` suffix."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+UtcDateTime = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]
+
+
+class EventData(BaseModel):
+    """Base of every event's ``data``; unknown fields are kept so consumers can ignore them."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    event_type: ClassVar[str]
+
+
+class UserRegistered(EventData):
+    event_type: ClassVar[str] = "auth.user.registered"
+    user_id: uuid.UUID
+    timezone: str
+
+
+class UserUpdated(EventData):
+    event_type: ClassVar[str] = "auth.user.updated"
+    user_id: uuid.UUID
+    timezone: str
+
+
+class UserLoggedIn(EventData):
+    event_type: ClassVar[str] = "auth.user.logged_in"
+    user_id: uuid.UUID
+    method: Literal["password", "refresh"]
+
+
+class SessionRevoked(EventData):
+    event_type: ClassVar[str] = "auth.session.revoked"
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    expires_at: UtcDateTime
+
+
+class TaskCreated(EventData):
+    event_type: ClassVar[str] = "tasks.task.created"
+    task_id: uuid.UUID
+    user_id: uuid.UUID
+    priority: Literal["low", "normal", "high"]
+    due_at: UtcDateTime | None
+    created_at: UtcDateTime
+
+
+class TaskUpdated(EventData):
+    event_type: ClassVar[str] = "tasks.task.updated"
+    task_id: uuid.UUID
+    user_id: uuid.UUID
+    changed: list[str]
+    version: int
+
+
+class TaskCompleted(EventData):
+    event_type: ClassVar[str] = "tasks.task.completed"
+    task_id: uuid.UUID
+    user_id: uuid.UUID
+    completed_at: UtcDateTime
+    due_at: UtcDateTime | None
+
+
+class TaskReopened(EventData):
+    event_type: ClassVar[str] = "tasks.task.reopened"
+    task_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class TaskDeleted(EventData):
+    event_type: ClassVar[str] = "tasks.task.deleted"
+    task_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    cls.event_type: cls
+    for cls in (
+        UserRegistered,
+        UserUpdated,
+        UserLoggedIn,
+        SessionRevoked,
+        TaskCreated,
+        TaskUpdated,
+        TaskCompleted,
+        TaskReopened,
+        TaskDeleted,
+    )
+}
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 structured-mode event; ``usertz`` is Momentum's extension attribute."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str | None = None
+    time: UtcDateTime = Field(default_factory=utcnow)
+    datacontenttype: str = "application/json"
+    usertz: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        data: EventData,
+        *,
+        source: str,
+        subject: str | None = None,
+        usertz: str | None = None,
+        time: datetime | None = None,
+        id: str | None = None,
+    ) -> CloudEvent:
+        """Wrap typed event data in an envelope whose ``type`` is the data's event type."""
+        return cls(
+            id=id or str(uuid.uuid4()),
+            source=source,
+            type=data.event_type,
+            subject=subject,
+            time=time or utcnow(),
+            usertz=usertz,
+            data=data.model_dump(mode="json"),
+        )
+
+    def to_json(self) -> bytes:
+        # Optional attributes are omitted when unset (CloudEvents 1.0); data keeps its nulls.
+        absent = {name for name in ("subject", "usertz") if getattr(self, name) is None}
+        return self.model_dump_json(exclude=absent).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> CloudEvent:
+        return cls.model_validate_json(raw)
+
+    def typed_data(self) -> EventData | None:
+        """The typed data for a known type, or ``None`` for a type this code does not know."""
+        model = EVENT_TYPES.get(self.type)
+        if model is None:
+            return None
+        return model.model_validate(self.data)
+
+
+__all__ = [
+    "AUTH_STREAM",
+    "CLOUDEVENTS_CONTENT_TYPE",
+    "EVENT_TYPES",
+    "STREAM_SUBJECTS",
+    "TASK_STREAM",
+    "CloudEvent",
+    "EventData",
+    "SessionRevoked",
+    "TaskCompleted",
+    "TaskCreated",
+    "TaskDeleted",
+    "TaskReopened",
+    "TaskUpdated",
+    "UserLoggedIn",
+    "UserRegistered",
+    "UserUpdated",
+    "ValidationError",
+    "format_utc",
+    "utcnow",
+]

@@ -1,0 +1,23 @@
+"""Bearer-token security shared by the gateway and every service."""
+
+from momentum_shared.security.dependencies import (
+    CurrentClaims,
+    RequireScope,
+    bearer_token,
+    current_claims,
+)
+from momentum_shared.security.jwks import JwksCache
+from momentum_shared.security.setup import build_verifier
+from momentum_shared.security.tokens import Claims, InvalidToken, TokenVerifier
+
+__all__ = [
+    "Claims",
+    "CurrentClaims",
+    "InvalidToken",
+    "JwksCache",
+    "RequireScope",
+    "TokenVerifier",
+    "bearer_token",
+    "build_verifier",
+    "current_claims",
+]

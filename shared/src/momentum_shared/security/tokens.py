@@ -1,0 +1,168 @@
+"""Access-token verification (RFC 9068 ``at+jwt``) against the JWKS, with a verified-token cache."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jwt
+
+from momentum_shared.security.jwks import JwksCache
+
+MAX_TOKEN_BYTES = 8 * 1024
+_KID = re.compile(r"^[A-Za-z0-9_\-.]{1,128}$")
+_FORBIDDEN_HEADERS = ("jku", "jwk", "x5u", "x5c")
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, unverifiable or expired. The message is safe to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    sub: str
+    scopes: frozenset[str]
+    exp: int
+    iat: int
+    sid: str | None = None
+    tz: str | None = None
+    client_id: str | None = None
+    jti: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return uuid.UUID(self.sub)
+
+    @property
+    def timezone(self) -> str:
+        """The token's ``tz`` when it names a real IANA zone, else ``UTC``."""
+        return valid_timezone(self.tz) or "UTC"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def valid_timezone(name: str | None) -> str | None:
+    if not name or len(name) > 64:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        jwks: JwksCache,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: tuple[str, ...] = ("RS256",),
+        leeway: int = 60,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.jwks = jwks
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = algorithms
+        self.leeway = leeway
+        self.cache_size = cache_size
+        self._clock = clock
+        self._cache: OrderedDict[str, Claims] = OrderedDict()
+
+    async def verify(self, token: str) -> Claims:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise InvalidToken("the token is too large")
+        cached = self._cache.get(token)
+        if cached is not None:
+            if cached.exp + self.leeway > self._clock():
+                self._cache.move_to_end(token)
+                return cached
+            del self._cache[token]
+        claims = await self._verify_uncached(token)
+        self._cache[token] = claims
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return claims
+
+    async def _verify_uncached(self, token: str) -> Claims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("the token is malformed") from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise InvalidToken("the token's algorithm is not accepted")
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in ("at+jwt", "application/at+jwt"):
+            raise InvalidToken("the token is not an access token (typ must be at+jwt)")
+        if any(name in header for name in _FORBIDDEN_HEADERS):
+            raise InvalidToken("the token carries key-location headers, which are refused")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not _KID.match(kid):
+            raise InvalidToken("the token's key id is missing or malformed")
+        key = await self.jwks.key_for(kid)
+        if key is None:
+            raise InvalidToken("the token was signed by an unknown key")
+        if key.algorithm_name != alg:
+            raise InvalidToken("the token's algorithm does not match its key")
+        try:
+            payload = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": _REQUIRED_CLAIMS, "verify_signature": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("the token is not valid yet") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("the token is invalid") from None
+        return self._claims(payload)
+
+    def _claims(self, payload: dict[str, Any]) -> Claims:
+        now = self._clock()
+        iat, exp = payload.get("iat"), payload.get("exp")
+        if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+            raise InvalidToken("the token's times are malformed")
+        if iat > now + self.leeway:
+            raise InvalidToken("the token was issued in the future")
+        sub = payload.get("sub")
+        try:
+            uuid.UUID(str(sub))
+        except ValueError:
+            raise InvalidToken("the token's subject is malformed") from None
+        scope = payload.get("scope", "")
+        if not isinstance(scope, str):
+            raise InvalidToken("the token's scope is malformed")
+
+        def text(name: str) -> str | None:
+            value = payload.get(name)
+            return value if isinstance(value, str) else None
+
+        return Claims(
+            sub=str(sub),
+            scopes=frozenset(scope.split()),
+            exp=int(exp),
+            iat=int(iat),
+            sid=text("sid"),
+            tz=text("tz"),
+            client_id=text("client_id"),
+            jti=text("jti"),
+            raw=payload,
+        )

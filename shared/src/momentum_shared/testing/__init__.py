@@ -1,0 +1,1 @@
+"""Test infrastructure shared by every member: PostgreSQL, NATS, databases, tokens, apps."""

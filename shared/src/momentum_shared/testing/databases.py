@@ -1,0 +1,81 @@
+"""Migrated test databases for a service: SQLite files and PostgreSQL databases.
+
+A session migrates one template per service and dialect (with the real migrations);
+each test gets a fresh copy: a copied SQLite file, or ``CREATE DATABASE … TEMPLATE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from momentum_shared.migrations import upgrade
+from momentum_shared.testing.resources import (
+    POSTGRES_HINT,
+    asyncpg_url,
+    created_database,
+    in_ci,
+)
+
+
+class DatabaseTemplates:
+    """Session-wide cache of migrated templates, keyed by (alembic.ini, dialect)."""
+
+    def __init__(self, workdir: Path, postgres_admin_url: str | None, run_id: str) -> None:
+        self.workdir = workdir
+        self.postgres_admin_url = postgres_admin_url
+        self.run_id = run_id
+        self._sqlite: dict[Path, Path] = {}
+        self._postgres: dict[Path, str] = {}
+        self._stack = contextlib.ExitStack()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def sqlite_template(self, ini: Path) -> Path:
+        if ini not in self._sqlite:
+            path = self.workdir / f"template-{len(self._sqlite)}-{ini.parent.name}.db"
+            upgrade(ini, f"sqlite+aiosqlite:///{path}")
+            self._sqlite[ini] = path
+        return self._sqlite[ini]
+
+    def postgres_template(self, ini: Path) -> str:
+        if self.postgres_admin_url is None:
+            raise RuntimeError(POSTGRES_HINT)
+        if ini not in self._postgres:
+            name = f"momentum_tpl_{ini.parent.name}_{self.run_id}"
+            url = self._stack.enter_context(created_database(self.postgres_admin_url, name))
+            upgrade(ini, asyncpg_url(url))
+            self._postgres[ini] = name
+        return self._postgres[ini]
+
+    @contextlib.contextmanager
+    def database(self, ini: Path, dialect: str, tmp_path: Path) -> Iterator[str]:
+        """A fresh, migrated database of ``dialect`` for one test; its SQLAlchemy URL."""
+        if dialect == "sqlite":
+            target = tmp_path / f"{ini.parent.name}.db"
+            shutil.copyfile(self.sqlite_template(ini), target)
+            yield f"sqlite+aiosqlite:///{target}"
+            return
+        if dialect != "postgresql":
+            raise ValueError(f"unknown dialect {dialect!r}")
+        require_postgres(self.postgres_admin_url)
+        assert self.postgres_admin_url is not None
+        template = self.postgres_template(ini)
+        name = f"momentum_test_{uuid.uuid4().hex[:16]}"
+        with created_database(self.postgres_admin_url, name, template=template) as url:
+            yield asyncpg_url(url)
+
+
+def require_postgres(admin_url: str | None) -> None:
+    """Skip (fail under CI=true) when no PostgreSQL was found."""
+    if admin_url is not None:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true and {POSTGRES_HINT}", pytrace=False)
+    pytest.skip(POSTGRES_HINT)

@@ -1,0 +1,117 @@
+"""The pytest plugin every member's tests use (``-p momentum_shared.testing.plugin``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats as nats_client
+import pytest
+from nats.js.errors import NotFoundError
+
+from momentum_shared.events import STREAM_SUBJECTS
+from momentum_shared.natsserver import EmbeddedNats
+from momentum_shared.testing.databases import DatabaseTemplates
+from momentum_shared.testing.resources import (
+    NatsServer,
+    PostgresServer,
+    resolve_nats_container,
+    resolve_postgres,
+)
+from momentum_shared.testing.tokens import TestIssuer
+
+DIALECTS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """Unique per test session: part of every database name this run creates."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = resolve_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(postgres_server: PostgresServer) -> str | None:
+    """A URL (plain ``postgresql://``) for a role that may create databases, or None."""
+    return postgres_server.url
+
+
+@pytest.fixture(scope="session")
+def database_templates(
+    tmp_path_factory: pytest.TempPathFactory, postgres_admin_url: str | None, run_id: str
+) -> Iterator[DatabaseTemplates]:
+    templates = DatabaseTemplates(
+        tmp_path_factory.mktemp("db-templates"), postgres_admin_url, run_id
+    )
+    try:
+        yield templates
+    finally:
+        templates.close()
+
+
+@pytest.fixture(scope="session")
+def nats_session_server() -> Iterator[NatsServer]:
+    server = resolve_nats_container()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def nats_url(nats_session_server: NatsServer, tmp_path: Path) -> Iterator[str]:
+    """A NATS URL with JetStream whose streams belong to this test alone.
+
+    With no server named and no Docker, each test gets its own embedded ``nats-server``
+    (about 50 ms), so the contract's fixed stream names never collide between tests or runs.
+    A named or containerised server is private to the session; its Momentum streams are
+    deleted before each test.
+    """
+    if nats_session_server.url is None:
+        with EmbeddedNats(tmp_path / "nats") as server:
+            yield server.url
+        return
+    url = nats_session_server.url
+
+    async def purge() -> None:
+        nc = await nats_client.connect(url)
+        js = nc.jetstream()
+        for name in STREAM_SUBJECTS:
+            with contextlib.suppress(NotFoundError):
+                await js.delete_stream(name)
+        await nc.close()
+
+    asyncio.run(purge())
+    yield nats_session_server.url
+
+
+@pytest.fixture
+def nats_server_factory() -> Iterator[type[EmbeddedNats]]:
+    """Starts private ``nats-server`` processes that a fault test may stop and restart."""
+    started: list[EmbeddedNats] = []
+
+    class Factory(EmbeddedNats):
+        def start(self, *, timeout: float = 10.0) -> EmbeddedNats:
+            started.append(self)
+            return super().start(timeout=timeout)
+
+    yield Factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TestIssuer:
+    """One RSA key per session (key generation is slow); tokens are minted per test."""
+    return TestIssuer()
