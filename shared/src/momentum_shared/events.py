@@ -30,9 +30,9 @@ UtcDateTime = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]
 
 
 class EventData(BaseModel):
-    """Base of every event's ``data``; unknown fields are kept so consumers can ignore them."""
+    """Base of every event's ``data``; fields this code does not know are ignored."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     event_type: ClassVar[str]
 
 

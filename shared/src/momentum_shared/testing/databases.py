@@ -58,7 +58,8 @@ class DatabaseTemplates:
     def database(self, ini: Path, dialect: str, tmp_path: Path) -> Iterator[str]:
         """A fresh, migrated database of ``dialect`` for one test; its SQLAlchemy URL."""
         if dialect == "sqlite":
-            target = tmp_path / f"{ini.parent.name}.db"
+            tmp_path.mkdir(parents=True, exist_ok=True)
+            target = tmp_path / f"{ini.parent.name}-{uuid.uuid4().hex[:8]}.db"
             shutil.copyfile(self.sqlite_template(ini), target)
             yield f"sqlite+aiosqlite:///{target}"
             return
