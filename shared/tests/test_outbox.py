@@ -1,0 +1,337 @@
+"""The outbox relay against real SQLite, PostgreSQL and nats-server processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import sqlalchemy as sa
+from nats.js.api import StreamConfig
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
+from momentum_shared.events import (
+    CLOUDEVENTS_CONTENT_TYPE,
+    TASK_STREAM,
+    CloudEvent,
+    TaskReopened,
+    utcnow,
+)
+from momentum_shared.metrics import REGISTRY
+from momentum_shared.natsserver import EmbeddedNats
+from momentum_shared.outbox import OutboxEvent, OutboxRelay, RelayUnavailable, enqueue, main
+from momentum_shared.testing.databases import require_postgres
+from momentum_shared.testing.resources import asyncpg_url, created_database
+
+OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_admin_url: str | None, run_id: str
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}"
+        return
+    require_postgres(postgres_admin_url)
+    assert postgres_admin_url is not None
+    name = f"momentum_test_outbox_{run_id}_{uuid.uuid4().hex[:8]}"
+    with created_database(postgres_admin_url, name) as url:
+        yield asyncpg_url(url)
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str | None, run_id: str, tmp_path: Path) -> Iterator[str]:
+    require_postgres(postgres_admin_url)
+    assert postgres_admin_url is not None
+    name = f"momentum_test_outbox_{run_id}_{uuid.uuid4().hex[:8]}"
+    with created_database(postgres_admin_url, name) as url:
+        yield asyncpg_url(url)
+
+
+async def _engine(url: str) -> AsyncEngine:
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda sync: OUTBOX.create(sync))
+    return engine
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = await _engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
+
+
+def an_event(user: uuid.UUID | None = None) -> CloudEvent:
+    user = user or uuid.uuid4()
+    return CloudEvent.of(
+        TaskReopened(task_id=uuid.uuid4(), user_id=user),
+        source="/momentum/tasks",
+        subject=str(user),
+        usertz="Europe/Berlin",
+    )
+
+
+async def add_events(sessions: async_sessionmaker[AsyncSession], count: int) -> list[str]:
+    events = [an_event() for _ in range(count)]
+    async with UnitOfWork(sessions) as uow:
+        for event in events:
+            enqueue(uow.session, event)
+    return [event.id for event in events]
+
+
+def relay_for(sessions: async_sessionmaker[AsyncSession], url: str, **kwargs: Any) -> OutboxRelay:
+    options: dict[str, Any] = {"batch_size": 100, "poll_interval": 0.05, "publish_timeout": 2.0}
+    options.update(kwargs)
+    return OutboxRelay(sessions, nats_url=url, service="tasks", streams=[TASK_STREAM], **options)
+
+
+async def stream_messages(url: str, stream: str = TASK_STREAM) -> list[tuple[str, Any, bytes]]:
+    """Every message in ``stream``: (subject, headers, data), in stream order."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        out = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            if info.state.messages == 0:
+                break
+            msg = await js.get_msg(stream, seq)
+            out.append((msg.subject or "", msg.headers, msg.data or b""))
+        return out
+    finally:
+        await nc.close()
+
+
+async def unpublished(engine: AsyncEngine) -> int:
+    query = sa.select(sa.func.count()).select_from(OUTBOX).where(OUTBOX.c.published_at.is_(None))
+    async with engine.connect() as connection:
+        return int((await connection.execute(query)).scalar_one())
+
+
+def backlog_metric(service: str = "tasks") -> float | None:
+    return REGISTRY.get_sample_value("momentum_outbox_backlog", {"service": service})
+
+
+async def test_publishes_each_row_as_a_cloudevent_and_marks_it(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine, nats_url: str
+) -> None:
+    ids = await add_events(sessions, 250)
+    relay = relay_for(sessions, nats_url)
+    try:
+        total = 0
+        while (published := await relay.relay_once()) > 0:
+            total += published
+        assert total == 250
+        assert await unpublished(engine) == 0
+        assert relay.status()["backlog"] == 0
+        assert backlog_metric() == 0
+    finally:
+        await relay.aclose()
+
+    messages = await stream_messages(nats_url)
+    assert [headers["Nats-Msg-Id"] for _, headers, _ in messages] == ids  # in commit order
+    for subject, headers, data in messages:
+        event = CloudEvent.from_json(data)
+        assert subject == event.type == "tasks.task.reopened"
+        assert headers["Nats-Msg-Id"] == event.id
+        assert headers["Content-Type"] == CLOUDEVENTS_CONTENT_TYPE
+        assert event.usertz == "Europe/Berlin"
+
+
+async def test_a_rolled_back_change_leaves_nothing_to_publish(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine, nats_url: str
+) -> None:
+    async def change_that_fails() -> None:
+        async with UnitOfWork(sessions) as uow:
+            enqueue(uow.session, an_event())
+            await uow.session.flush()
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await change_that_fails()
+    relay = relay_for(sessions, nats_url)
+    try:
+        assert await relay.relay_once() == 0
+    finally:
+        await relay.aclose()
+    assert await unpublished(engine) == 0
+    assert await stream_messages(nats_url) == []
+
+
+async def test_backlog_is_exported_while_nats_is_unreachable(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await add_events(sessions, 3)
+    closed_port = EmbeddedNats(tmp_path / "unused").port
+    relay = relay_for(sessions, f"nats://127.0.0.1:{closed_port}", connect_timeout=1.0)
+    try:
+        with pytest.raises(RelayUnavailable):
+            await relay.relay_once()
+        await relay.refresh_backlog()
+        status = relay.status()
+        assert status["connected"] is False
+        assert status["backlog"] == 3
+        assert backlog_metric() == 3
+        # Nothing was charged to the rows: an outage is not their fault.
+        async with engine.connect() as connection:
+            attempts = (await connection.execute(sa.select(OUTBOX.c.attempts))).scalars().all()
+        assert list(attempts) == [0, 0, 0]
+    finally:
+        await relay.aclose()
+
+
+async def test_outage_then_recovery_publishes_everything_exactly_once(
+    sessions: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+    nats_server_factory: type[EmbeddedNats],
+    tmp_path: Path,
+) -> None:
+    server = nats_server_factory(tmp_path / "nats")
+    server.start()
+    relay = relay_for(sessions, server.url)
+    task = asyncio.create_task(relay.run())
+    try:
+        before = await add_events(sessions, 20)
+        await wait_until(lambda: unpublished_is(engine, 0))
+        server.stop()
+        await wait_until(lambda: _async(not relay.status()["connected"]))
+        # Writes keep landing in the outbox while NATS is gone.
+        during = await add_events(sessions, 30)
+        assert await unpublished(engine) == 30
+        server.start()
+        after = await add_events(sessions, 10)
+        await wait_until(lambda: unpublished_is(engine, 0))
+        assert relay.status()["connected"] is True
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await relay.aclose()
+    ids = [headers["Nats-Msg-Id"] for _, headers, _ in await stream_messages(server.url)]
+    assert sorted(ids) == sorted(before + during + after)
+    assert len(ids) == len(set(ids)) == 60
+
+
+async def test_stream_is_created_or_updated_at_start(
+    sessions: async_sessionmaker[AsyncSession], nats_url: str
+) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name=TASK_STREAM, subjects=["tasks.>"], max_age=60))
+    relay = relay_for(sessions, nats_url)
+    try:
+        await relay.relay_once()
+        info = await js.stream_info(TASK_STREAM)
+        assert info.config.max_age is not None
+        assert info.config.max_age > 60 * 60 * 24
+        assert relay.status()["streams_ready"] is True
+    finally:
+        await relay.aclose()
+        await nc.close()
+
+
+async def test_published_rows_are_deleted_after_the_retention_period(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine, nats_url: str
+) -> None:
+    await add_events(sessions, 4)
+    relay = relay_for(sessions, nats_url, retention=timedelta(days=7))
+    try:
+        await relay.relay_once()
+        pending = await add_events(sessions, 2)
+        assert await relay.purge_published() == 0  # just published: kept
+        assert await relay.purge_published(now=utcnow() + timedelta(days=8)) == 4
+    finally:
+        await relay.aclose()
+    async with engine.connect() as connection:
+        left = (await connection.execute(sa.select(OUTBOX.c.id))).scalars().all()
+    assert sorted(left) == sorted(pending)
+
+
+async def test_replicas_skip_rows_another_relay_holds(postgres_url: str, nats_url: str) -> None:
+    engine = await _engine(postgres_url)
+    sessions = create_session_factory(engine)
+    try:
+        ids = await add_events(sessions, 30)
+        relay = relay_for(sessions, nats_url, batch_size=100)
+        async with engine.connect() as holder, holder.begin():
+            # Another replica is mid-batch on the ten oldest rows.
+            held = (
+                (
+                    await holder.execute(
+                        sa.select(OUTBOX.c.id)
+                        .order_by(OUTBOX.c.created_at, OUTBOX.c.id)
+                        .limit(10)
+                        .with_for_update()
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            assert await relay.relay_once() == 20
+        assert await relay.relay_once() == 10
+        await relay.aclose()
+        published = [h["Nats-Msg-Id"] for _, h, _ in await stream_messages(nats_url)]
+        assert published[-10:] == list(held)
+        assert sorted(published) == sorted(ids)
+    finally:
+        await engine.dispose()
+
+
+async def test_concurrent_replicas_publish_each_row_once(postgres_url: str, nats_url: str) -> None:
+    engine = await _engine(postgres_url)
+    sessions = create_session_factory(engine)
+    try:
+        ids = await add_events(sessions, 600)
+        relays = [relay_for(sessions, nats_url, batch_size=50) for _ in range(3)]
+
+        async def drain(relay: OutboxRelay) -> int:
+            total = 0
+            while (published := await relay.relay_once()) > 0:
+                total += published
+            return total
+
+        counts = await asyncio.gather(*(drain(relay) for relay in relays))
+        for relay in relays:
+            await relay.aclose()
+        assert sum(counts) == 600
+        published = [h["Nats-Msg-Id"] for _, h, _ in await stream_messages(nats_url)]
+        assert sorted(published) == sorted(ids)
+    finally:
+        await engine.dispose()
+
+
+def test_standalone_entry_rejects_missing_arguments() -> None:
+    with pytest.raises(SystemExit):
+        main(["--service", "tasks"])
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def unpublished_is(engine: AsyncEngine, expected: int) -> bool:
+    return await unpublished(engine) == expected
+
+
+async def wait_until(condition: Any, *, timeout: float = 30.0) -> None:
+    """Poll an async condition; the timeout only stops a broken test from hanging."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
