@@ -10,7 +10,8 @@ from typing import Any
 
 from momentum_shared.requestid import request_id_var
 
-_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# uvicorn adds "color_message" (ANSI-coloured duplicate of the message) to its records.
+_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
