@@ -8,7 +8,7 @@ TOOLS_DIR := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS_DIR)/bin/uv)
 VENV_BIN := .venv/bin
 PYTHON ?= python3
-MYPY_PATHS := shared services/auth services/tasks services/analytics gateway tests bench
+MYPY_PATHS := shared services gateway tests $(shell find bench -name '*.py' 2>/dev/null)
 
 .PHONY: help sync up test lint lint-python lint-deploy bench clean
 
