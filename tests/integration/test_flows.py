@@ -151,9 +151,7 @@ def test_key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
     email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
     created = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "momentum_auth.cli",
+            str(Path(sys.executable).parent / "momentum-auth"),
             "create-admin",
             "--email",
             email,
