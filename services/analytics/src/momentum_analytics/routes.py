@@ -1,7 +1,37 @@
-"""HTTP routes of the analytics service."""
+"""HTTP routes of the analytics service: the caller's streaks and weekly report (CONTRACT §5)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+
+from momentum_analytics import service
+from momentum_analytics.dependencies import AnalyticsReader, NowDep, RepositoryDep
+from momentum_analytics.schemas import StreaksPublic, WeeklyReport
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+
+@router.get("/streaks", response_model=StreaksPublic)
+async def get_streaks(claims: AnalyticsReader, repo: RepositoryDep, now: NowDep) -> StreaksPublic:
+    """The caller's login and completion streaks as of today in the token's timezone."""
+    return await service.get_streaks(
+        repo, user_id=claims.user_id, timezone=claims.timezone, now=now
+    )
+
+
+@router.get("/reports/weekly", response_model=WeeklyReport)
+async def get_weekly_report(
+    claims: AnalyticsReader,
+    repo: RepositoryDep,
+    now: NowDep,
+    week: Annotated[
+        str | None,
+        Query(description="ISO week YYYY-Www; default the week that contains today"),
+    ] = None,
+) -> WeeklyReport:
+    """The caller's activity in one ISO week, with the week before and the streaks."""
+    return await service.get_weekly_report(
+        repo, user_id=claims.user_id, timezone=claims.timezone, week=week, now=now
+    )

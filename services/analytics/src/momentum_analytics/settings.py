@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from momentum_shared.settings import DatabaseSettings, NatsSettings, TokenVerificationSettings
@@ -11,3 +12,24 @@ class AnalyticsSettings(DatabaseSettings, NatsSettings, TokenVerificationSetting
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_ANALYTICS_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.momentum/analytics.db"
+
+    consumer_enabled: bool = Field(
+        default=True, description="run the JetStream consumer inside the web process"
+    )
+    consumer_durable: str = Field(default="analytics", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    consumer_batch_size: int = Field(default=200, ge=1, le=1000)
+    consumer_fetch_timeout_seconds: float = Field(default=1.0, gt=0)
+    consumer_ack_wait_seconds: float = Field(default=30.0, gt=0)
+    consumer_max_ack_pending: int = Field(default=1000, ge=1)
+    dead_letter_after_deliveries: int = Field(
+        default=5, ge=1, description="a message failing this many deliveries is dead-lettered"
+    )
+    consumer_nak_delay_seconds: float = Field(
+        default=1.0, ge=0, description="first redelivery delay after a failure; doubles each time"
+    )
+    consumer_retry_interval_seconds: float = Field(
+        default=1.0, gt=0, description="pause before retrying NATS or a missing stream"
+    )
+    consumer_lag_interval_seconds: float = Field(
+        default=2.0, gt=0, description="how often the consumer lag metric is refreshed"
+    )

@@ -1,0 +1,112 @@
+"""The events analytics consumes (CONTRACT §6), decoded into the facts its projections need."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import ValidationError
+
+from momentum_shared.events import (
+    CloudEvent,
+    TaskCompleted,
+    TaskCreated,
+    UserLoggedIn,
+    UserRegistered,
+    UserUpdated,
+)
+from momentum_shared.security.tokens import valid_timezone
+
+FactKind = Literal["timezone", "login_password", "login_refresh", "created", "completed"]
+
+# Types that change a projection; every other type is acknowledged and ignored.
+PROJECTED_TYPES = frozenset(
+    {
+        UserRegistered.event_type,
+        UserUpdated.event_type,
+        UserLoggedIn.event_type,
+        TaskCreated.event_type,
+        TaskCompleted.event_type,
+    }
+)
+
+
+class PoisonEvent(ValueError):
+    """A message that can never be applied: not a CloudEvent, or data that breaks its contract."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What one event contributes, before it is placed on a user's local day."""
+
+    event_id: str
+    event_type: str
+    user_id: uuid.UUID
+    occurred_at: datetime  # aware, UTC
+    kind: FactKind
+    usertz: str | None = None  # only a valid IANA name; None means "use the fallback"
+    task_id: uuid.UUID | None = None
+    timezone: str | None = None  # the announced timezone of a registered/updated event
+
+
+def decode(payload: bytes) -> Fact | None:
+    """The fact of a message, ``None`` for a type analytics ignores; raises ``PoisonEvent``."""
+    try:
+        event = CloudEvent.from_json(payload)
+    except ValidationError as exc:
+        raise PoisonEvent(f"not a CloudEvent: {_summary(exc)}") from None
+    if event.type not in PROJECTED_TYPES:
+        return None
+    try:
+        data = event.typed_data()
+    except ValidationError as exc:
+        raise PoisonEvent(f"invalid {event.type} data: {_summary(exc)}") from None
+    return fact_of(event, data)
+
+
+def fact_of(event: CloudEvent, data: object) -> Fact | None:
+    """The fact of an event whose data has been validated; ``None`` for data analytics ignores."""
+    occurred_at = (
+        event.time.astimezone(UTC) if event.time.tzinfo else event.time.replace(tzinfo=UTC)
+    )
+
+    def make(
+        user_id: uuid.UUID,
+        kind: FactKind,
+        *,
+        task_id: uuid.UUID | None = None,
+        timezone: str | None = None,
+    ) -> Fact:
+        return Fact(
+            event_id=event.id,
+            event_type=event.type,
+            user_id=user_id,
+            occurred_at=occurred_at,
+            kind=kind,
+            usertz=valid_timezone(event.usertz),
+            task_id=task_id,
+            timezone=timezone,
+        )
+
+    if isinstance(data, UserRegistered | UserUpdated):
+        # An invalid timezone teaches nothing about the user; the event is still recorded.
+        return make(data.user_id, "timezone", timezone=valid_timezone(data.timezone))
+    if isinstance(data, UserLoggedIn):
+        return make(
+            data.user_id, "login_password" if data.method == "password" else "login_refresh"
+        )
+    if isinstance(data, TaskCreated):
+        return make(data.user_id, "created", task_id=data.task_id)
+    if isinstance(data, TaskCompleted):
+        return make(data.user_id, "completed", task_id=data.task_id)
+    return None
+
+
+def _summary(exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return "invalid"
+    where = ".".join(str(part) for part in errors[0]["loc"])
+    return f"{where}: {errors[0]['msg']}" if where else errors[0]["msg"]

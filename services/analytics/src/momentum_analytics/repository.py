@@ -1,0 +1,467 @@
+"""Every query of the analytics service; each one on user data is filtered by the user's id."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from momentum_analytics.models import (
+    AnalyticsUser,
+    DailyActivity,
+    DailyTask,
+    DeadLetter,
+    FloatingEvent,
+    ProcessedEvent,
+    StreakRun,
+)
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
+_inbox = _table(ProcessedEvent)
+_users = _table(AnalyticsUser)
+_daily = _table(DailyActivity)
+_tasks = _table(DailyTask)
+_floating = _table(FloatingEvent)
+_runs = _table(StreakRun)
+_dead = _table(DeadLetter)
+
+# Projection tables a rebuild empties (the inbox included; dead letters are kept).
+PROJECTION_TABLES = (_inbox, _users, _daily, _tasks, _floating, _runs)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class UserTimezone:
+    timezone: str | None
+    time: datetime | None
+    event_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    start: date
+    end: date
+    length: int
+    longest_before: int
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    local_date: date
+    logins: int
+    login_events: int
+    tasks_created: int
+    tasks_completed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Floating:
+    event_id: str
+    kind: str
+    task_id: uuid.UUID | None
+    occurred_at: datetime
+    local_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    id: int
+    stream: str
+    stream_sequence: int
+    subject: str
+    event_id: str | None
+    deliveries: int
+    payload: bytes
+    error: str
+    failed_at: datetime
+
+
+class AnalyticsRepository:
+    """Queries inside the caller's unit of work: it executes and flushes, never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+
+    def _insert(self, table: sa.Table) -> Any:
+        # ON CONFLICT is dialect-specific in SQLAlchemy; both dialects spell it the same.
+        return postgresql.insert(table) if self.postgres else sqlite.insert(table)
+
+    # -- inbox ---------------------------------------------------------------------------
+
+    async def record_processed(self, event_id: str, event_type: str, at: datetime) -> bool:
+        """Insert into the inbox; False when the event was already processed.
+
+        On PostgreSQL a concurrent insert of the same id waits for the other transaction
+        and then does nothing, so exactly one of two replicas applies the event.
+        """
+        statement = (
+            self._insert(_inbox)
+            .values(event_id=event_id, event_type=event_type, processed_at=at)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+        )
+        result = cast(sa.CursorResult[Any], await self.session.execute(statement))
+        return result.rowcount == 1
+
+    # -- users ---------------------------------------------------------------------------
+
+    async def lock_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UserTimezone]:
+        """Create missing user rows and lock them (ascending ids, so batches never deadlock)."""
+        ordered = sorted(set(user_ids))
+        if not ordered:
+            return {}
+        await self.session.execute(
+            self._insert(_users)
+            .values([{"user_id": user_id} for user_id in ordered])
+            .on_conflict_do_nothing(index_elements=["user_id"])
+        )
+        rows = await self.session.execute(
+            sa.select(
+                _users.c.user_id,
+                _users.c.timezone,
+                _users.c.timezone_time,
+                _users.c.timezone_event_id,
+            )
+            .where(_users.c.user_id.in_(ordered))
+            .order_by(_users.c.user_id)
+            .with_for_update()
+        )
+        return {
+            row.user_id: UserTimezone(row.timezone, aware(row.timezone_time), row.timezone_event_id)
+            for row in rows
+        }
+
+    async def set_user_timezone(
+        self, user_id: uuid.UUID, *, timezone: str, time: datetime, event_id: str
+    ) -> None:
+        await self.session.execute(
+            sa.update(_users)
+            .where(_users.c.user_id == user_id)
+            .values(timezone=timezone, timezone_time=time, timezone_event_id=event_id)
+        )
+
+    # -- days ----------------------------------------------------------------------------
+
+    async def bump_day(
+        self,
+        user_id: uuid.UUID,
+        local_date: date,
+        *,
+        logins: int = 0,
+        login_events: int = 0,
+        tasks_created: int = 0,
+        tasks_completed: int = 0,
+    ) -> tuple[int, int]:
+        """Add to one day's counts; the day's new (login_events, tasks_completed)."""
+        statement = (
+            self._insert(_daily)
+            .values(
+                user_id=user_id,
+                local_date=local_date,
+                logins=logins,
+                login_events=login_events,
+                tasks_created=tasks_created,
+                tasks_completed=tasks_completed,
+            )
+            .on_conflict_do_update(
+                index_elements=["user_id", "local_date"],
+                set_={
+                    "logins": _daily.c.logins + logins,
+                    "login_events": _daily.c.login_events + login_events,
+                    "tasks_created": _daily.c.tasks_created + tasks_created,
+                    "tasks_completed": _daily.c.tasks_completed + tasks_completed,
+                },
+            )
+            .returning(_daily.c.login_events, _daily.c.tasks_completed)
+        )
+        row = (await self.session.execute(statement)).one()
+        return int(row.login_events), int(row.tasks_completed)
+
+    async def bump_task(
+        self, user_id: uuid.UUID, local_date: date, kind: str, task_id: uuid.UUID, delta: int
+    ) -> int:
+        """Add ``delta`` events behind (day, kind, task); the new count (the row goes at 0)."""
+        key = (
+            (_tasks.c.user_id == user_id)
+            & (_tasks.c.local_date == local_date)
+            & (_tasks.c.kind == kind)
+            & (_tasks.c.task_id == task_id)
+        )
+        if delta > 0:
+            statement = (
+                self._insert(_tasks)
+                .values(
+                    user_id=user_id, local_date=local_date, kind=kind, task_id=task_id, events=delta
+                )
+                .on_conflict_do_update(
+                    index_elements=["user_id", "local_date", "kind", "task_id"],
+                    set_={"events": _tasks.c.events + delta},
+                )
+                .returning(_tasks.c.events)
+            )
+            return int((await self.session.execute(statement)).scalar_one())
+        remaining = (
+            await self.session.execute(
+                sa.update(_tasks)
+                .where(key)
+                .values(events=_tasks.c.events + delta)
+                .returning(_tasks.c.events)
+            )
+        ).scalar_one_or_none()
+        if remaining is not None and remaining <= 0:
+            await self.session.execute(sa.delete(_tasks).where(key))
+            return 0
+        return int(remaining or 0)
+
+    async def days(self, user_id: uuid.UUID, start: date, end: date) -> list[Day]:
+        """The user's day rows from ``start`` to ``end`` inclusive (one index range)."""
+        rows = await self.session.execute(
+            sa.select(
+                _daily.c.local_date,
+                _daily.c.logins,
+                _daily.c.login_events,
+                _daily.c.tasks_created,
+                _daily.c.tasks_completed,
+            )
+            .where(
+                (_daily.c.user_id == user_id)
+                & (_daily.c.local_date >= start)
+                & (_daily.c.local_date <= end)
+            )
+            .order_by(_daily.c.local_date)
+        )
+        return [Day(*row) for row in rows]
+
+    # -- floating events -----------------------------------------------------------------
+
+    async def add_floating(
+        self,
+        user_id: uuid.UUID,
+        *,
+        event_id: str,
+        kind: str,
+        task_id: uuid.UUID | None,
+        occurred_at: datetime,
+        local_date: date,
+    ) -> None:
+        await self.session.execute(
+            sa.insert(_floating).values(
+                event_id=event_id,
+                user_id=user_id,
+                kind=kind,
+                task_id=task_id,
+                occurred_at=occurred_at,
+                local_date=local_date,
+            )
+        )
+
+    async def floating_events(self, user_id: uuid.UUID) -> list[Floating]:
+        rows = await self.session.execute(
+            sa.select(
+                _floating.c.event_id,
+                _floating.c.kind,
+                _floating.c.task_id,
+                _floating.c.occurred_at,
+                _floating.c.local_date,
+            )
+            .where(_floating.c.user_id == user_id)
+            .order_by(_floating.c.event_id)
+        )
+        return [
+            Floating(
+                row.event_id,
+                row.kind,
+                row.task_id,
+                cast(datetime, aware(row.occurred_at)),
+                row.local_date,
+            )
+            for row in rows
+        ]
+
+    async def move_floating(self, user_id: uuid.UUID, event_id: str, local_date: date) -> None:
+        await self.session.execute(
+            sa.update(_floating)
+            .where((_floating.c.user_id == user_id) & (_floating.c.event_id == event_id))
+            .values(local_date=local_date)
+        )
+
+    # -- streak runs ---------------------------------------------------------------------
+
+    def _run_key(self, user_id: uuid.UUID, kind: str) -> sa.ColumnElement[bool]:
+        return (_runs.c.user_id == user_id) & (_runs.c.kind == kind)
+
+    @staticmethod
+    def _run(row: Any) -> Run:
+        return Run(row.start_date, row.end_date, int(row.length), int(row.longest_before))
+
+    def _run_columns(self) -> tuple[sa.Column[Any], ...]:
+        return (_runs.c.start_date, _runs.c.end_date, _runs.c.length, _runs.c.longest_before)
+
+    async def run_at_or_before(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
+        """The run starting on or before ``day`` that starts last: one index seek."""
+        row = (
+            await self.session.execute(
+                sa.select(*self._run_columns())
+                .where(self._run_key(user_id, kind) & (_runs.c.start_date <= day))
+                .order_by(_runs.c.start_date.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+        return None if row is None else self._run(row)
+
+    async def run_before(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
+        """The last run starting strictly before ``day``."""
+        row = (
+            await self.session.execute(
+                sa.select(*self._run_columns())
+                .where(self._run_key(user_id, kind) & (_runs.c.start_date < day))
+                .order_by(_runs.c.start_date.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+        return None if row is None else self._run(row)
+
+    async def run_starting(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
+        row = (
+            await self.session.execute(
+                sa.select(*self._run_columns()).where(
+                    self._run_key(user_id, kind) & (_runs.c.start_date == day)
+                )
+            )
+        ).one_or_none()
+        return None if row is None else self._run(row)
+
+    async def runs_from(self, user_id: uuid.UUID, kind: str, day: date) -> list[Run]:
+        rows = await self.session.execute(
+            sa.select(*self._run_columns())
+            .where(self._run_key(user_id, kind) & (_runs.c.start_date >= day))
+            .order_by(_runs.c.start_date)
+        )
+        return [self._run(row) for row in rows]
+
+    async def insert_run(self, user_id: uuid.UUID, kind: str, run: Run) -> None:
+        await self.session.execute(
+            sa.insert(_runs).values(
+                user_id=user_id,
+                kind=kind,
+                start_date=run.start,
+                end_date=run.end,
+                length=run.length,
+                longest_before=run.longest_before,
+            )
+        )
+
+    async def update_run(
+        self, user_id: uuid.UUID, kind: str, start: date, *, end: date, length: int
+    ) -> None:
+        await self.session.execute(
+            sa.update(_runs)
+            .where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
+            .values(end_date=end, length=length)
+        )
+
+    async def set_longest_before(
+        self, user_id: uuid.UUID, kind: str, start: date, longest_before: int
+    ) -> None:
+        await self.session.execute(
+            sa.update(_runs)
+            .where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
+            .values(longest_before=longest_before)
+        )
+
+    async def delete_run(self, user_id: uuid.UUID, kind: str, start: date) -> None:
+        await self.session.execute(
+            sa.delete(_runs).where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
+        )
+
+    # -- operations (operator commands, not user data) -----------------------------------
+
+    async def clear_projections(self) -> None:
+        """Empty every projection and the inbox, for a rebuild from the streams."""
+        for table in PROJECTION_TABLES:
+            await self.session.execute(sa.delete(table))
+
+    async def add_dead_letter(
+        self,
+        *,
+        stream: str,
+        stream_sequence: int,
+        subject: str,
+        event_id: str | None,
+        deliveries: int,
+        payload: bytes,
+        error: str,
+        at: datetime,
+    ) -> bool:
+        """Record a dead letter once per stream message; False when it was already there."""
+        statement = (
+            self._insert(_dead)
+            .values(
+                stream=stream,
+                stream_sequence=stream_sequence,
+                subject=subject[:200],
+                event_id=None if event_id is None else event_id[:200],
+                deliveries=deliveries,
+                payload=payload,
+                error=error[:1000],
+                failed_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["stream", "stream_sequence"])
+        )
+        result = cast(sa.CursorResult[Any], await self.session.execute(statement))
+        return result.rowcount == 1
+
+    async def dead_letters(self, ids: Iterable[int] | None = None) -> list[DeadLetterRow]:
+        statement = sa.select(
+            _dead.c.id,
+            _dead.c.stream,
+            _dead.c.stream_sequence,
+            _dead.c.subject,
+            _dead.c.event_id,
+            _dead.c.deliveries,
+            _dead.c.payload,
+            _dead.c.error,
+            _dead.c.failed_at,
+        ).order_by(_dead.c.id)
+        if ids is not None:
+            statement = statement.where(_dead.c.id.in_(list(ids)))
+        rows = await self.session.execute(statement)
+        return [
+            DeadLetterRow(
+                id=row.id,
+                stream=row.stream,
+                stream_sequence=row.stream_sequence,
+                subject=row.subject,
+                event_id=row.event_id,
+                deliveries=row.deliveries,
+                payload=bytes(row.payload),
+                error=row.error,
+                failed_at=cast(datetime, aware(row.failed_at)),
+            )
+            for row in rows
+        ]
+
+    async def delete_dead_letter(self, dead_letter_id: int) -> None:
+        await self.session.execute(sa.delete(_dead).where(_dead.c.id == dead_letter_id))
+
+    async def count_dead_letters(self) -> int:
+        return int(
+            (await self.session.execute(sa.select(sa.func.count()).select_from(_dead))).scalar_one()
+        )
