@@ -21,6 +21,9 @@ logger = logging.getLogger("momentum.jwks")
 
 # kty -> the algorithm implied when a JWK carries no "alg".
 _DEFAULT_ALG = {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}
+# A JWKS larger than this is refused: a key set is a few KiB, and parsing is not free.
+MAX_JWKS_BYTES = 256 * 1024
+MAX_JWKS_KEYS = 64
 
 
 class JwksCache:
@@ -31,6 +34,7 @@ class JwksCache:
         algorithms: tuple[str, ...] = ("RS256",),
         ttl: float = 300.0,
         unknown_kid_cooldown: float = 30.0,
+        retry_interval: float = 1.0,
         timeout: float = 5.0,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -39,6 +43,7 @@ class JwksCache:
         self.algorithms = algorithms
         self.ttl = ttl
         self.unknown_kid_cooldown = unknown_kid_cooldown
+        self.retry_interval = retry_interval
         self._timeout = timeout
         self._client = client
         self._owns_client = client is None
@@ -46,7 +51,7 @@ class JwksCache:
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[bool] | None = None
         self._background: asyncio.Task[None] | None = None
         self._unknown: dict[str, float] = {}
         self.fetch_count = 0
@@ -60,58 +65,84 @@ class JwksCache:
     def kids(self) -> frozenset[str]:
         return frozenset(self._keys)
 
+    def has(self, kid: str) -> bool:
+        """True while ``kid`` is in the cached key set (cheap: no fetch, no lock)."""
+        return kid in self._keys
+
+    def status(self) -> dict[str, Any]:
+        """What readiness and operators see about the key set."""
+        return {
+            "loaded": self.loaded,
+            "keys": len(self._keys),
+            "fetches": self.fetch_count,
+            "last_error": self.last_error,
+        }
+
     async def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout)
         return self._client
 
     async def aclose(self) -> None:
-        if self._background is not None:
-            self._background.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._background
+        for task in (self._background, self._inflight):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self._client is not None and self._owns_client:
             await self._client.aclose()
             self._client = None
 
     async def refresh(self) -> bool:
         """Fetch the JWKS once; concurrent callers share the one fetch. Keeps old keys on error."""
-        started = self._clock()
-        async with self._lock:
-            if self._last_attempt is not None and self._last_attempt >= started:
-                return self.loaded  # someone refreshed while we waited: single flight
-            self._last_attempt = self._clock()
-            self.fetch_count += 1
-            try:
-                client = await self._http()
-                response = await client.get(self.url, headers={"Accept": "application/json"})
-                response.raise_for_status()
-                keys = self._parse(response.json())
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning(
-                    "JWKS refresh failed; keeping %d cached keys",
-                    len(self._keys),
-                    extra={"jwks_url": self.url, "error": type(exc).__name__},
-                )
-                return False
-            self._keys = keys
-            self._fetched_at = self._clock()
-            self._unknown.clear()
-            self.last_error = None
-            return True
+        inflight = self._inflight
+        if inflight is None or inflight.done():
+            inflight = self._inflight = asyncio.ensure_future(self._fetch())
+        # Shielded: a caller that is cancelled (its client went away) does not cancel the fetch
+        # every other caller is waiting for.
+        return await asyncio.shield(inflight)
+
+    async def _fetch(self) -> bool:
+        self._last_attempt = self._clock()
+        self.fetch_count += 1
+        try:
+            client = await self._http()
+            # Redirects are not followed: the JWKS URL is configuration, never input.
+            response = await client.get(
+                self.url, headers={"Accept": "application/json"}, follow_redirects=False
+            )
+            response.raise_for_status()
+            if len(response.content) > MAX_JWKS_BYTES:
+                raise ValueError("JWKS document is too large")
+            keys = self._parse(response.json())
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "JWKS refresh failed; keeping %d cached keys",
+                len(self._keys),
+                extra={"jwks_url": self.url, "error": type(exc).__name__},
+            )
+            return False
+        self._keys = keys
+        self._fetched_at = self._clock()
+        self._unknown.clear()
+        self.last_error = None
+        return True
 
     def _parse(self, document: Any) -> dict[str, PyJWK]:
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise ValueError("JWKS document has no 'keys' list")
         keys: dict[str, PyJWK] = {}
-        for entry in document["keys"]:
+        for entry in document["keys"][:MAX_JWKS_KEYS]:
             if not isinstance(entry, dict):
                 continue
             kid, kty = entry.get("kid"), entry.get("kty")
             if not isinstance(kid, str) or not isinstance(kty, str):
                 continue
             if entry.get("use", "sig") != "sig":
+                continue  # an encryption key must never verify a signature
+            ops = entry.get("key_ops")
+            if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
                 continue
             alg = entry.get("alg") or _DEFAULT_ALG.get(kty)
             if alg not in self.algorithms:
@@ -135,9 +166,17 @@ class JwksCache:
     async def key_for(self, kid: str) -> PyJWK | None:
         """The key for ``kid``; an unknown kid triggers at most one refetch per cooldown."""
         if not self.loaded:
-            await self.refresh()
+            # Before the first success, retry at most once per retry interval, so a flood of
+            # requests while auth is down does not turn into a flood of fetches.
+            last = self._last_attempt
+            if last is None or self._clock() - last >= self.retry_interval:
+                await self.refresh()
+            if not self.loaded:
+                return None
         elif self._stale():
-            self._refresh_in_background()  # serve the cached keys meanwhile
+            last = self._last_attempt
+            if last is None or self._clock() - last >= self.retry_interval:
+                self._refresh_in_background()  # serve the cached keys meanwhile
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -155,14 +194,20 @@ class JwksCache:
         self._unknown[kid] = now + self.unknown_kid_cooldown
         return None
 
-    async def load_until_ready(self, *, interval: float = 1.0) -> None:
-        """Keep trying the first fetch (readiness waits for it); then refresh on the TTL."""
+    async def load_until_ready(self, *, interval: float | None = None) -> None:
+        """Keep trying the first fetch (readiness waits for it); then refresh on the TTL.
+
+        A failed refresh is retried after ``interval`` rather than a whole TTL later, while the
+        stale keys keep verifying.
+        """
+        retry = self.retry_interval if interval is None else interval
         while not self.loaded:
             if not await self.refresh():
-                await asyncio.sleep(interval)
+                await asyncio.sleep(retry)
         while True:
             await asyncio.sleep(max(1.0, self.ttl))
-            await self.refresh()
+            while not await self.refresh():
+                await asyncio.sleep(max(retry, 1.0))
 
     async def check_ready(self) -> None:
         if not self.loaded:

@@ -16,8 +16,14 @@ import jwt
 from momentum_shared.security.jwks import JwksCache
 
 MAX_TOKEN_BYTES = 8 * 1024
+# JWS compact serialization only: three base64url segments and a non-empty signature.
+# This refuses JWE (five segments), JSON serialization, unsigned tokens and stray bytes early.
+_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _KID = re.compile(r"^[A-Za-z0-9_\-.]{1,128}$")
-_FORBIDDEN_HEADERS = ("jku", "jwk", "x5u", "x5c")
+# Key-location headers (RFC 8725 §3.10) are never fetched nor trusted; ``crit`` and ``b64``
+# ask for extensions this verifier does not implement, so their presence is a refusal.
+_FORBIDDEN_HEADERS = ("jku", "jwk", "x5u", "x5c", "crit", "b64", "zip", "enc")
+_ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 
 
@@ -79,37 +85,50 @@ class TokenVerifier:
         self.leeway = leeway
         self.cache_size = cache_size
         self._clock = clock
-        self._cache: OrderedDict[str, Claims] = OrderedDict()
+        # token -> (claims, kid): a bounded LRU of verified tokens, each kept until it expires
+        # and only while the key that signed it is still published.
+        self._cache: OrderedDict[str, tuple[Claims, str]] = OrderedDict()
 
     async def verify(self, token: str) -> Claims:
+        """The token's claims, or ``InvalidToken`` with a message safe to show the client."""
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("the token is too large")
         cached = self._cache.get(token)
         if cached is not None:
-            if cached.exp + self.leeway > self._clock():
+            claims, kid = cached
+            if claims.exp + self.leeway > self._clock() and self.jwks.has(kid):
                 self._cache.move_to_end(token)
-                return cached
+                return claims
             del self._cache[token]
-        claims = await self._verify_uncached(token)
-        self._cache[token] = claims
+        claims, kid = await self._verify_uncached(token)
+        self._cache[token] = (claims, kid)
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return claims
 
-    async def _verify_uncached(self, token: str) -> Claims:
+    def forget(self) -> None:
+        """Drop every cached verification (the next use of each token is verified again)."""
+        self._cache.clear()
+
+    async def _verify_uncached(self, token: str) -> tuple[Claims, str]:
+        if not _COMPACT_JWS.match(token):
+            raise InvalidToken("the token is malformed")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             raise InvalidToken("the token is malformed") from None
+        # The accepted algorithms are pinned by configuration; the token's own ``alg`` only
+        # has to agree with them and with the key (``none`` and HS* never do).
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise InvalidToken("the token's algorithm is not accepted")
         typ = header.get("typ")
-        if not isinstance(typ, str) or typ.lower() not in ("at+jwt", "application/at+jwt"):
+        if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
             raise InvalidToken("the token is not an access token (typ must be at+jwt)")
         if any(name in header for name in _FORBIDDEN_HEADERS):
-            raise InvalidToken("the token carries key-location headers, which are refused")
+            raise InvalidToken("the token carries refused headers (jku, jwk, x5u, x5c, crit)")
         kid = header.get("kid")
+        # The kid is only ever a dictionary key; the pattern keeps junk out of logs and caches.
         if not isinstance(kid, str) or not _KID.match(kid):
             raise InvalidToken("the token's key id is missing or malformed")
         key = await self.jwks.key_for(kid)
@@ -121,7 +140,7 @@ class TokenVerifier:
             payload = jwt.decode(
                 token,
                 key=key,
-                algorithms=[alg],
+                algorithms=[key.algorithm_name],
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
@@ -133,7 +152,9 @@ class TokenVerifier:
             raise InvalidToken("the token is not valid yet") from None
         except jwt.PyJWTError:
             raise InvalidToken("the token is invalid") from None
-        return self._claims(payload)
+        except (ValueError, TypeError):
+            raise InvalidToken("the token is malformed") from None
+        return self._claims(payload), kid
 
     def _claims(self, payload: dict[str, Any]) -> Claims:
         now = self._clock()
@@ -142,11 +163,18 @@ class TokenVerifier:
             raise InvalidToken("the token's times are malformed")
         if iat > now + self.leeway:
             raise InvalidToken("the token was issued in the future")
+        if exp <= iat:
+            raise InvalidToken("the token's lifetime is malformed")
         sub = payload.get("sub")
+        if not isinstance(sub, str):
+            raise InvalidToken("the token's subject is malformed")
         try:
-            uuid.UUID(str(sub))
+            # Canonical form, so "{…}" or "urn:uuid:…" spellings cannot look like another user.
+            canonical_sub = str(uuid.UUID(sub))
         except ValueError:
             raise InvalidToken("the token's subject is malformed") from None
+        if canonical_sub != sub.lower():
+            raise InvalidToken("the token's subject is malformed")
         scope = payload.get("scope", "")
         if not isinstance(scope, str):
             raise InvalidToken("the token's scope is malformed")
@@ -156,7 +184,7 @@ class TokenVerifier:
             return value if isinstance(value, str) else None
 
         return Claims(
-            sub=str(sub),
+            sub=canonical_sub,
             scopes=frozenset(scope.split()),
             exp=int(exp),
             iat=int(iat),
