@@ -2,33 +2,73 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib.metadata import version
 
+import httpx
 from fastapi import FastAPI
 
 from momentum_shared.app import build_app
 from momentum_shared.db import check_database, create_engine, create_session_factory
+from momentum_shared.events import TASK_STREAM
 from momentum_shared.logs import configure_logging
+from momentum_shared.outbox import OutboxRelay
+from momentum_shared.security.setup import build_verifier
+from momentum_tasks.pagination import CursorCodec
 from momentum_tasks.routes import router
 from momentum_tasks.settings import TasksSettings
+
+
+def build_relay(settings: TasksSettings, app: FastAPI) -> OutboxRelay:
+    return OutboxRelay(
+        app.state.session_factory,
+        nats_url=settings.nats_url,
+        service="tasks",
+        streams=[TASK_STREAM],
+        batch_size=settings.outbox_batch_size,
+        poll_interval=settings.outbox_poll_interval,
+        retention=timedelta(hours=settings.outbox_retention_hours),
+        connect_timeout=settings.nats_connect_timeout,
+    )
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: TasksSettings = app.state.settings
+    verifier = build_verifier(settings, client=app.state.jwks_client)
+    app.state.verifier = verifier
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
     app.state.readiness.require("database", lambda: check_database(engine))
+    relay: OutboxRelay | None = None
+    relay_task: asyncio.Task[None] | None = None
+    if settings.outbox_relay_enabled:
+        # NATS being down never makes the service unready: writes wait in the outbox.
+        relay = build_relay(settings, app)
+        app.state.relay = relay
+        app.state.readiness.inform("nats", relay.status)
+        relay_task = asyncio.create_task(relay.run(), name="tasks-outbox-relay")
     try:
         yield
     finally:
+        if relay_task is not None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+        if relay is not None:
+            await relay.aclose()
+        await verifier.jwks.aclose()
         await engine.dispose()
 
 
-def create_app(settings: TasksSettings | None = None) -> FastAPI:
+def create_app(
+    settings: TasksSettings | None = None, *, jwks_client: httpx.AsyncClient | None = None
+) -> FastAPI:
     """Build the tasks app; uvicorn calls this with ``--factory``."""
     settings = settings or TasksSettings()
     configure_logging("tasks", level=settings.log_level, json_output=settings.log_json)
@@ -40,5 +80,7 @@ def create_app(settings: TasksSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.jwks_client = jwks_client
+    app.state.cursor_codec = CursorCodec(settings.cursor_secret.get_secret_value().encode())
     app.include_router(router)
     return app

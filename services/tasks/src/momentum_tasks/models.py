@@ -1,7 +1,109 @@
-"""Tables of the tasks service."""
+"""Tables of the tasks service: tasks, their tags, idempotency keys, and the outbox."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
 from momentum_shared.outbox import OutboxEvent
 
-__all__ = ["OutboxEvent"]
+# Sorting by due date treats "no due date" as later than any date, so the sort key is never
+# NULL: one (owner_id, due_sort, id) index then serves both directions with a plain row
+# comparison on both SQLite and PostgreSQL (NULLs break row-value keyset predicates).
+NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python (SQLite drops the offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(
+        self,
+        value: Any,
+        dialect: Dialect,  # noqa: ARG002
+    ) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Task(SQLModel, table=True):
+    """One user's task; ``version`` grows by one with every change (it is the ETag)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        sa.Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
+        sa.Index("ix_tasks_owner_status_created", "owner_id", "status", "created_at", "id"),
+        sa.Index("ix_tasks_owner_due", "owner_id", "due_sort", "id"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid)
+    owner_id: uuid.UUID = Field(sa_type=sa.Uuid)
+    title: str = Field(max_length=200)
+    # Lower-cased copy of the title: `q` matches it with LIKE on both dialects (PostgreSQL's
+    # LIKE is case-sensitive, SQLite's lower() only folds ASCII; Python folds everything).
+    title_folded: str = Field(max_length=800)
+    description: str | None = Field(default=None, sa_type=sa.Text)
+    status: str = Field(max_length=8)
+    priority: str = Field(max_length=8)
+    due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    due_sort: datetime = Field(sa_type=UtcDateTime)
+    # The tags as the user ordered them, returned without a join; `task_tags` answers the
+    # `tag` filter through an index (JSON containment differs between SQLite and PostgreSQL
+    # and neither indexes it portably).
+    tags: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    version: int = 1
+
+
+class TaskTag(SQLModel, table=True):
+    """One tag of one task, kept beside ``tasks.tags`` so the tag filter is an index lookup."""
+
+    __tablename__ = "task_tags"
+    __table_args__ = (sa.Index("ix_task_tags_owner_tag", "owner_id", "tag", "task_id"),)
+
+    task_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    tag: str = Field(primary_key=True, max_length=32)
+    owner_id: uuid.UUID = Field(sa_type=sa.Uuid)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A client's ``Idempotency-Key`` on ``POST /tasks``, kept per user for 24 hours."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner_id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid)
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    task_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid)
+    status_code: int | None = None
+    response_body: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=UtcDateTime, index=True)
+
+
+__all__ = ["NO_DUE_DATE", "IdempotencyKey", "OutboxEvent", "Task", "TaskTag", "UtcDateTime"]

@@ -1,7 +1,155 @@
-"""HTTP routes of the tasks service."""
+"""HTTP routes of the tasks service (CONTRACT §4)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import timedelta
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+
+from momentum_shared.errors import UnprocessableEntity
+from momentum_tasks import service
+from momentum_tasks.dependencies import (
+    BodyLimit,
+    Codec,
+    IdempotencyKeyHeader,
+    IfMatch,
+    Reader,
+    Repository,
+    SettingsDep,
+    TaskId,
+    Writer,
+)
+from momentum_tasks.models import Task
+from momentum_tasks.schemas import (
+    Priority,
+    Status,
+    TaskCreate,
+    TaskFilters,
+    TaskPage,
+    TaskPublic,
+    TaskSort,
+    TaskUpdate,
+)
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+def _task_response(task: Task, response: Response) -> TaskPublic:
+    response.headers["ETag"] = service.etag(task.version)
+    return service.to_public(task)
+
+
+@router.post("", status_code=201, response_model=TaskPublic, dependencies=[BodyLimit])
+async def create_task(
+    body: TaskCreate,
+    actor: Writer,
+    repo: Repository,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader,
+) -> JSONResponse:
+    """Create a task; a repeated Idempotency-Key with the same body replays the first response."""
+    created = await service.create_task(
+        repo,
+        actor=actor,
+        body=body,
+        idempotency_key=idempotency_key,
+        idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+    )
+    headers = {
+        "Location": f"/tasks/{created.body['id']}",
+        "ETag": service.etag(int(created.body["version"])),
+    }
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(created.body, status_code=created.status_code, headers=headers)
+
+
+@router.get("", response_model=TaskPage)
+async def list_tasks(
+    actor: Reader,
+    repo: Repository,
+    codec: Codec,
+    status: Status | None = None,
+    priority: Priority | None = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    due_before: Annotated[str | None, Query()] = None,
+    due_after: Annotated[str | None, Query()] = None,
+    sort: TaskSort = TaskSort.newest_first,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> TaskPage:
+    """List the caller's tasks, filtered and sorted, one keyset page at a time."""
+    try:
+        filters = TaskFilters.model_validate(
+            {
+                "status": status,
+                "priority": priority,
+                "tag": tag,
+                "q": q,
+                "due_before": due_before,
+                "due_after": due_after,
+            }
+        )
+    except ValueError as exc:
+        raise UnprocessableEntity(
+            "due_before and due_after must be RFC 3339 timestamps with an offset",
+            extra={"errors": [{"loc": ["query"], "msg": str(exc), "type": "value_error"}]},
+        ) from None
+    return await service.list_tasks(
+        repo, actor=actor, filters=filters, sort=sort, limit=limit, cursor=cursor, codec=codec
+    )
+
+
+@router.get("/{task_id}", response_model=TaskPublic)
+async def get_task(
+    actor: Reader, task_id: TaskId, repo: Repository, response: Response
+) -> TaskPublic:
+    """One of the caller's tasks; 404 if it is absent, deleted or someone else's."""
+    task = await service.get_task(repo, actor=actor, task_id=task_id)
+    return _task_response(task, response)
+
+
+@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[BodyLimit])
+async def update_task(
+    actor: Writer,
+    task_id: TaskId,
+    patch: TaskUpdate,
+    repo: Repository,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TaskPublic:
+    """Change title, description, priority, due date or tags; 412 when If-Match is stale."""
+    task = await service.update_task(
+        repo, actor=actor, task_id=task_id, patch=patch, if_match=if_match
+    )
+    return _task_response(task, response)
+
+
+@router.post("/{task_id}/complete", response_model=TaskPublic)
+async def complete_task(
+    actor: Writer, task_id: TaskId, repo: Repository, response: Response, if_match: IfMatch = None
+) -> TaskPublic:
+    """Mark the task done; on a task already done this changes and emits nothing."""
+    task = await service.complete_task(repo, actor=actor, task_id=task_id, if_match=if_match)
+    return _task_response(task, response)
+
+
+@router.post("/{task_id}/reopen", response_model=TaskPublic)
+async def reopen_task(
+    actor: Writer, task_id: TaskId, repo: Repository, response: Response, if_match: IfMatch = None
+) -> TaskPublic:
+    """Mark the task open again and clear its completion time."""
+    task = await service.reopen_task(repo, actor=actor, task_id=task_id, if_match=if_match)
+    return _task_response(task, response)
+
+
+@router.delete("/{task_id}", status_code=204, response_class=Response)
+async def delete_task(
+    actor: Writer, task_id: TaskId, repo: Repository, if_match: IfMatch = None
+) -> Response:
+    """Delete the task; afterwards it is 404 everywhere."""
+    await service.delete_task(repo, actor=actor, task_id=task_id, if_match=if_match)
+    return Response(status_code=204)

@@ -1,0 +1,97 @@
+"""FastAPI dependencies of the tasks service, as ``Annotated`` aliases the routes read."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from momentum_shared.db import SessionDep
+from momentum_shared.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
+from momentum_shared.security.dependencies import RequireScope
+from momentum_shared.security.tokens import Claims, valid_timezone
+from momentum_tasks.pagination import CursorCodec
+from momentum_tasks.repository import TaskRepository
+from momentum_tasks.service import Actor
+from momentum_tasks.settings import TasksSettings
+
+ReadClaims = Annotated[Claims, Depends(RequireScope("tasks:read"))]
+WriteClaims = Annotated[Claims, Depends(RequireScope("tasks:write"))]
+
+
+def _actor(claims: Claims) -> Actor:
+    try:
+        owner_id = uuid.UUID(claims.sub)
+    except ValueError:
+        raise Unauthorized("the token's subject is not a user id") from None
+    return Actor(owner_id=owner_id, usertz=valid_timezone(claims.tz))
+
+
+def reader(claims: ReadClaims) -> Actor:
+    return _actor(claims)
+
+
+def writer(claims: WriteClaims) -> Actor:
+    return _actor(claims)
+
+
+Reader = Annotated[Actor, Depends(reader)]
+Writer = Annotated[Actor, Depends(writer)]
+
+
+def get_settings(request: Request) -> TasksSettings:
+    settings: TasksSettings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[TasksSettings, Depends(get_settings)]
+
+
+def get_repository(session: SessionDep) -> TaskRepository:
+    return TaskRepository(session)
+
+
+Repository = Annotated[TaskRepository, Depends(get_repository)]
+
+
+def get_cursor_codec(request: Request) -> CursorCodec:
+    codec: CursorCodec = request.app.state.cursor_codec
+    return codec
+
+
+Codec = Annotated[CursorCodec, Depends(get_cursor_codec)]
+
+
+def task_id_from_path(task_id: str) -> uuid.UUID:
+    """A path id that is not a UUID names no task: 404, the same as someone else's."""
+    try:
+        return uuid.UUID(task_id)
+    except ValueError:
+        raise NotFound("no such task") from None
+
+
+TaskId = Annotated[uuid.UUID, Depends(task_id_from_path)]
+
+
+def limit_body_size(request: Request, settings: SettingsDep) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"the body may be at most {settings.max_body_bytes} bytes")
+
+
+BodyLimit = Depends(limit_body_size)
+
+
+def idempotency_key(
+    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> str | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable() or not key.isascii():
+        raise BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key
+
+
+IdempotencyKeyHeader = Annotated[str | None, Depends(idempotency_key)]
+IfMatch = Annotated[str | None, Header(alias="If-Match")]

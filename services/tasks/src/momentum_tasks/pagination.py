@@ -1,0 +1,94 @@
+"""Opaque, signed keyset cursors for ``GET /tasks``.
+
+A cursor names the last row of a page by its sort key and id. It is signed (HMAC-SHA256)
+and bound to the owner, the sort and the filters it was issued for, so a tampered,
+foreign or mismatched cursor is a 400 rather than a page of the wrong rows. Even an
+accepted cursor never widens a query: the owner filter comes from the token, not from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from momentum_shared.errors import BadRequest
+from momentum_tasks.schemas import TaskFilters, TaskSort
+
+_VERSION = 1
+MAX_CURSOR_LENGTH = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where the previous page ended: its last row's sort key and id."""
+
+    key: datetime
+    id: uuid.UUID
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _fingerprint(filters: TaskFilters) -> str:
+    canonical = json.dumps(filters.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+class CursorCodec:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _sign(self, body: bytes) -> bytes:
+        return hmac.new(self._secret, body, hashlib.sha256).digest()[:18]
+
+    def encode(
+        self, *, owner_id: uuid.UUID, sort: TaskSort, filters: TaskFilters, position: Position
+    ) -> str:
+        payload = {
+            "v": _VERSION,
+            "o": str(owner_id),
+            "s": sort.value,
+            "f": _fingerprint(filters),
+            "k": position.key.astimezone(UTC).isoformat(),
+            "i": str(position.id),
+        }
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        return f"{_b64(body)}.{_b64(self._sign(body))}"
+
+    def decode(
+        self, cursor: str, *, owner_id: uuid.UUID, sort: TaskSort, filters: TaskFilters
+    ) -> Position:
+        """The position in ``cursor``; 400 when it is malformed, tampered or not for this query."""
+        try:
+            if len(cursor) > MAX_CURSOR_LENGTH:
+                raise ValueError("too long")
+            body_text, _, signature_text = cursor.partition(".")
+            body = _unb64(body_text)
+            if not hmac.compare_digest(self._sign(body), _unb64(signature_text)):
+                raise ValueError("bad signature")
+            payload = json.loads(body)
+            if not isinstance(payload, dict) or payload.get("v") != _VERSION:
+                raise ValueError("unknown version")
+            if payload.get("o") != str(owner_id):
+                raise ValueError("issued to another user")
+            if payload.get("s") != sort.value or payload.get("f") != _fingerprint(filters):
+                raise ValueError("issued for another sort or filter")
+            key = datetime.fromisoformat(str(payload["k"]))
+            if key.tzinfo is None:
+                raise ValueError("naive key")
+            return Position(key=key.astimezone(UTC), id=uuid.UUID(str(payload["i"])))
+        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error):
+            raise BadRequest(
+                "the cursor is not valid for this list; start again without a cursor"
+            ) from None

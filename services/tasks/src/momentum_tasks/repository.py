@@ -1,0 +1,245 @@
+"""Every query of the tasks service; each one is filtered by the owner's id."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from momentum_tasks.models import IdempotencyKey, Task, TaskTag, UtcDateTime
+from momentum_tasks.pagination import Position
+from momentum_tasks.schemas import TaskFilters, TaskSort
+
+_DESCENDING = {TaskSort.newest_first, TaskSort.due_latest}
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class TaskRepository:
+    """Tasks, tags and idempotency keys of one request's unit of work (flushes, never commits)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    async def begin_write(self) -> None:
+        """Take SQLite's write lock before the first read of a read-modify-write.
+
+        SQLite locks the whole database and refuses (rather than waits) to upgrade a read
+        transaction that another writer overtook; starting with ``BEGIN IMMEDIATE`` makes
+        concurrent writers queue on ``busy_timeout`` instead. PostgreSQL locks rows instead.
+        """
+        if self._dialect == "sqlite":
+            connection = await self.session.connection()
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    # --- tasks ---------------------------------------------------------------------------
+
+    async def get(
+        self, *, owner_id: uuid.UUID, task_id: uuid.UUID, for_update: bool = False
+    ) -> Task | None:
+        query = select(Task).where(Task.owner_id == owner_id, Task.id == task_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def add(self, task: Task) -> None:
+        self.session.add(task)
+        await self.session.flush()
+        await self._insert_tags(owner_id=task.owner_id, task_id=task.id, tags=task.tags)
+
+    async def replace_tags(
+        self, *, owner_id: uuid.UUID, task_id: uuid.UUID, tags: Sequence[str]
+    ) -> None:
+        await self.session.exec(
+            sa.delete(TaskTag).where(
+                col(TaskTag.owner_id) == owner_id, col(TaskTag.task_id) == task_id
+            )
+        )
+        await self._insert_tags(owner_id=owner_id, task_id=task_id, tags=tags)
+
+    async def _insert_tags(
+        self, *, owner_id: uuid.UUID, task_id: uuid.UUID, tags: Sequence[str]
+    ) -> None:
+        if tags:
+            await self.session.exec(
+                sa.insert(TaskTag).values(
+                    [{"task_id": task_id, "owner_id": owner_id, "tag": tag} for tag in tags]
+                )
+            )
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def delete(self, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> bool:
+        await self.session.exec(
+            sa.delete(TaskTag).where(
+                col(TaskTag.owner_id) == owner_id, col(TaskTag.task_id) == task_id
+            )
+        )
+        result = await self.session.exec(
+            sa.delete(Task).where(col(Task.owner_id) == owner_id, col(Task.id) == task_id)
+        )
+        return bool(result.rowcount)
+
+    def list_query(
+        self,
+        *,
+        owner_id: uuid.UUID,
+        filters: TaskFilters,
+        sort: TaskSort,
+        after: Position | None,
+        limit: int,
+    ) -> SelectOfScalar[Task]:
+        """One page (plus one row, to know whether another page follows) of a keyset scan."""
+        query = select(Task).where(Task.owner_id == owner_id)
+        if filters.status is not None:
+            query = query.where(Task.status == filters.status)
+        if filters.priority is not None:
+            query = query.where(Task.priority == filters.priority)
+        if filters.tag is not None:
+            query = query.where(
+                sa.exists().where(
+                    col(TaskTag.owner_id) == owner_id,
+                    col(TaskTag.tag) == filters.tag,
+                    col(TaskTag.task_id) == col(Task.id),
+                )
+            )
+        if filters.q is not None:
+            query = query.where(col(Task.title_folded).like(_like_pattern(filters.q), escape="\\"))
+        if filters.due_before is not None:
+            query = query.where(col(Task.due_at) < filters.due_before)
+        if filters.due_after is not None:
+            query = query.where(col(Task.due_at) > filters.due_after)
+        key = (
+            col(Task.created_at)
+            if sort in (TaskSort.newest_first, TaskSort.oldest_first)
+            else (col(Task.due_sort))
+        )
+        descending = sort in _DESCENDING
+        if after is not None:
+            row = sa.tuple_(key, col(Task.id))
+            bound = sa.tuple_(
+                sa.bindparam(None, after.key, type_=UtcDateTime),
+                sa.bindparam(None, after.id, type_=sa.Uuid),
+            )
+            query = query.where(row < bound if descending else row > bound)
+        if descending:
+            query = query.order_by(key.desc(), col(Task.id).desc())
+        else:
+            query = query.order_by(key.asc(), col(Task.id).asc())
+        return query.limit(limit + 1)
+
+    async def list(
+        self,
+        *,
+        owner_id: uuid.UUID,
+        filters: TaskFilters,
+        sort: TaskSort,
+        after: Position | None,
+        limit: int,
+    ) -> list[Task]:
+        query = self.list_query(
+            owner_id=owner_id, filters=filters, sort=sort, after=after, limit=limit
+        )
+        return list((await self.session.exec(query)).all())
+
+    # --- idempotency keys ----------------------------------------------------------------
+
+    async def claim_idempotency_key(
+        self,
+        *,
+        owner_id: uuid.UUID,
+        key: str,
+        request_hash: str,
+        now: datetime,
+        expired_before: datetime,
+    ) -> IdempotencyKey | None:
+        """Reserve ``key`` for this request; the earlier, still valid use of it otherwise.
+
+        On PostgreSQL a concurrent duplicate waits on the unique key until the first
+        request commits, then sees its stored response; on SQLite the write lock taken by
+        ``begin_write`` already serialises them.
+        """
+        values: dict[str, Any] = {
+            "owner_id": owner_id,
+            "key": key,
+            "request_hash": request_hash,
+            "created_at": now,
+        }
+        insert: Any
+        if self._dialect == "postgresql":
+            insert = postgresql.insert(IdempotencyKey).values(**values)
+        else:
+            insert = sqlite.insert(IdempotencyKey).values(**values)
+        insert = insert.on_conflict_do_nothing(index_elements=["owner_id", "key"])
+        for _ in range(3):
+            if (await self.session.exec(insert)).rowcount == 1:
+                return None
+            existing = await self._idempotency_key(owner_id=owner_id, key=key)
+            if existing is None:
+                continue  # it expired and was purged in between: try again
+            if existing.created_at >= expired_before:
+                return existing
+            # An expired use: take the key over, unless another request just did.
+            taken = await self.session.exec(
+                sa.update(IdempotencyKey)
+                .where(
+                    col(IdempotencyKey.owner_id) == owner_id,
+                    col(IdempotencyKey.key) == key,
+                    col(IdempotencyKey.created_at) == existing.created_at,
+                )
+                .values(
+                    request_hash=request_hash,
+                    created_at=now,
+                    task_id=None,
+                    status_code=None,
+                    response_body=None,
+                )
+            )
+            if taken.rowcount == 1:
+                return None
+        raise RuntimeError("could not claim the idempotency key")
+
+    async def _idempotency_key(self, *, owner_id: uuid.UUID, key: str) -> IdempotencyKey | None:
+        query = (
+            select(IdempotencyKey)
+            .where(IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == key)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.exec(query)).first()
+
+    async def record_idempotent_response(
+        self,
+        *,
+        owner_id: uuid.UUID,
+        key: str,
+        task_id: uuid.UUID,
+        status_code: int,
+        body: str,
+    ) -> None:
+        await self.session.exec(
+            sa.update(IdempotencyKey)
+            .where(col(IdempotencyKey.owner_id) == owner_id, col(IdempotencyKey.key) == key)
+            .values(task_id=task_id, status_code=status_code, response_body=body)
+        )
+
+    async def purge_idempotency_keys(self, *, expired_before: datetime) -> int:
+        """Housekeeping across all owners (an operator command, not a user request)."""
+        result = await self.session.exec(
+            sa.delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < expired_before)
+        )
+        return int(result.rowcount or 0)

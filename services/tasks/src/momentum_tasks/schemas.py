@@ -1,0 +1,124 @@
+"""API models of the tasks service (CONTRACT §4)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+)
+
+from momentum_shared.events import format_utc
+from momentum_tasks.models import NO_DUE_DATE
+
+UtcDateTime = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=10_000)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+Tags = Annotated[list[Tag], Field(max_length=20)]
+Priority = Literal["low", "normal", "high"]
+Status = Literal["open", "done"]
+
+
+def _due_in_range(value: datetime | None) -> datetime | None:
+    if value is not None and value >= NO_DUE_DATE:
+        raise ValueError("due_at must be before 9999-12-31")
+    return value
+
+
+def _unique_tags(tags: list[str]) -> list[str]:
+    # Tags are a set to the user; keep the first spelling's position.
+    return list(dict.fromkeys(tags))
+
+
+class TaskCreate(BaseModel):
+    """Body of ``POST /tasks``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    description: Description | None = None
+    priority: Priority = "normal"
+    due_at: AwareDatetime | None = None
+    tags: Tags = Field(default_factory=list)
+
+    _check_due = field_validator("due_at")(_due_in_range)
+    _dedupe_tags = field_validator("tags")(_unique_tags)
+
+
+class TaskUpdate(BaseModel):
+    """Body of ``PATCH /tasks/{id}``: only the fields present change; status has its own routes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    description: Description | None = None
+    priority: Priority | None = None
+    due_at: AwareDatetime | None = None
+    tags: Tags | None = None
+
+    _check_due = field_validator("due_at")(_due_in_range)
+
+    @field_validator("title", "priority", "tags")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _dedupe(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _unique_tags(value)
+
+
+class TaskPublic(BaseModel):
+    """A task as clients see it."""
+
+    id: uuid.UUID
+    title: str
+    description: str | None
+    status: Status
+    priority: Priority
+    due_at: UtcDateTime | None
+    tags: list[str]
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    completed_at: UtcDateTime | None
+    version: int
+
+
+class TaskPage(BaseModel):
+    """One page of ``GET /tasks``; ``next_cursor`` is null on the last page."""
+
+    items: list[TaskPublic]
+    next_cursor: str | None
+
+
+class TaskSort(StrEnum):
+    newest_first = "-created_at"
+    oldest_first = "created_at"
+    due_soonest = "due_at"
+    due_latest = "-due_at"
+
+
+class TaskFilters(BaseModel):
+    """The list filters; a cursor is only valid with the filters and sort it was issued for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Status | None = None
+    priority: Priority | None = None
+    tag: Tag | None = None
+    q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    due_before: AwareDatetime | None = None
+    due_after: AwareDatetime | None = None

@@ -1,0 +1,264 @@
+"""Business rules of tasks: versions and preconditions, idempotent creation, events per change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from momentum_shared.errors import Conflict, NotFound, PreconditionFailed, UnprocessableEntity
+from momentum_shared.events import utcnow
+from momentum_tasks import events
+from momentum_tasks.models import NO_DUE_DATE, Task
+from momentum_tasks.pagination import CursorCodec, Position
+from momentum_tasks.repository import TaskRepository
+from momentum_tasks.schemas import (
+    TaskCreate,
+    TaskFilters,
+    TaskPage,
+    TaskPublic,
+    TaskSort,
+    TaskUpdate,
+)
+
+# PATCH may change these; `status` only moves through complete and reopen.
+EDITABLE_FIELDS = ("title", "description", "priority", "due_at", "tags")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is asking, from the verified token: the owner of every row touched, and their zone."""
+
+    owner_id: uuid.UUID
+    usertz: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The response of ``POST /tasks``: freshly made, or replayed for a repeated key."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(header: str | None) -> set[int] | None:
+    """The versions an ``If-Match`` header accepts; ``None`` when absent or ``*``."""
+    if header is None or header.strip() == "*":
+        return None
+    versions: set[int] = set()
+    for raw in header.split(","):
+        tag = raw.strip()
+        if tag.startswith("W/"):
+            continue  # If-Match uses the strong comparison: weak tags never match
+        tag = tag.strip('"')
+        if tag.isdigit() and len(tag) < 19:
+            versions.add(int(tag))
+    return versions
+
+
+def _check_precondition(task: Task, if_match: str | None) -> None:
+    accepted = parse_if_match(if_match)
+    if accepted is not None and task.version not in accepted:
+        raise PreconditionFailed(
+            f"the task is at version {task.version}; fetch it again and retry",
+            headers={"ETag": etag(task.version)},
+        )
+
+
+def to_public(task: Task) -> TaskPublic:
+    return TaskPublic.model_validate(task, from_attributes=True)
+
+
+def _request_hash(body: TaskCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _locked_task(repo: TaskRepository, actor: Actor, task_id: uuid.UUID) -> Task:
+    await repo.begin_write()
+    task = await repo.get(owner_id=actor.owner_id, task_id=task_id, for_update=True)
+    if task is None:
+        raise NotFound("no such task")
+    return task
+
+
+async def get_task(repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID) -> Task:
+    task = await repo.get(owner_id=actor.owner_id, task_id=task_id)
+    if task is None:
+        raise NotFound("no such task")
+    return task
+
+
+async def create_task(
+    repo: TaskRepository,
+    *,
+    actor: Actor,
+    body: TaskCreate,
+    idempotency_key: str | None,
+    idempotency_ttl: timedelta,
+) -> Created:
+    await repo.begin_write()
+    now = utcnow()
+    if idempotency_key is not None:
+        request_hash = _request_hash(body)
+        earlier = await repo.claim_idempotency_key(
+            owner_id=actor.owner_id,
+            key=idempotency_key,
+            request_hash=request_hash,
+            now=now,
+            expired_before=now - idempotency_ttl,
+        )
+        if earlier is not None:
+            if earlier.request_hash != request_hash:
+                raise UnprocessableEntity(
+                    "this Idempotency-Key was already used with a different body"
+                )
+            if earlier.response_body is None or earlier.status_code is None:
+                raise Conflict("a request with this Idempotency-Key is still in progress")
+            return Created(earlier.status_code, json.loads(earlier.response_body), replayed=True)
+    task = Task(
+        id=uuid.uuid4(),
+        owner_id=actor.owner_id,
+        title=body.title,
+        title_folded=body.title.lower(),
+        description=body.description,
+        status="open",
+        priority=body.priority,
+        due_at=body.due_at,
+        due_sort=body.due_at or NO_DUE_DATE,
+        tags=list(body.tags),
+        created_at=now,
+        updated_at=now,
+        completed_at=None,
+        version=1,
+    )
+    await repo.add(task)
+    events.task_created(repo.session, task, usertz=actor.usertz)
+    public = to_public(task).model_dump(mode="json")
+    if idempotency_key is not None:
+        await repo.record_idempotent_response(
+            owner_id=actor.owner_id,
+            key=idempotency_key,
+            task_id=task.id,
+            status_code=201,
+            body=json.dumps(public),
+        )
+    return Created(201, public, replayed=False)
+
+
+async def update_task(
+    repo: TaskRepository,
+    *,
+    actor: Actor,
+    task_id: uuid.UUID,
+    patch: TaskUpdate,
+    if_match: str | None,
+) -> Task:
+    task = await _locked_task(repo, actor, task_id)
+    _check_precondition(task, if_match)
+    changed: list[str] = []
+    for name in EDITABLE_FIELDS:
+        if name not in patch.model_fields_set:
+            continue
+        value = getattr(patch, name)
+        if value != getattr(task, name):
+            changed.append(name)
+            setattr(task, name, list(value) if name == "tags" else value)
+    if not changed:
+        return task  # nothing changed: same version, no event
+    now = utcnow()
+    if "title" in changed:
+        task.title_folded = task.title.lower()
+    if "due_at" in changed:
+        task.due_sort = task.due_at or NO_DUE_DATE
+    if "tags" in changed:
+        await repo.replace_tags(owner_id=actor.owner_id, task_id=task.id, tags=task.tags)
+    task.version += 1
+    task.updated_at = now
+    await repo.flush()
+    events.task_updated(repo.session, task, changed=changed, usertz=actor.usertz)
+    return task
+
+
+async def complete_task(
+    repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID, if_match: str | None
+) -> Task:
+    task = await _locked_task(repo, actor, task_id)
+    _check_precondition(task, if_match)
+    if task.status == "done":
+        return task  # already done: changes nothing, emits nothing
+    now = utcnow()
+    task.status = "done"
+    task.completed_at = now
+    task.updated_at = now
+    task.version += 1
+    await repo.flush()
+    events.task_completed(repo.session, task, usertz=actor.usertz)
+    return task
+
+
+async def reopen_task(
+    repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID, if_match: str | None
+) -> Task:
+    task = await _locked_task(repo, actor, task_id)
+    _check_precondition(task, if_match)
+    if task.status == "open":
+        return task  # already open: nothing to reopen
+    task.status = "open"
+    task.completed_at = None
+    task.updated_at = utcnow()
+    task.version += 1
+    await repo.flush()
+    events.task_reopened(repo.session, task, usertz=actor.usertz)
+    return task
+
+
+async def delete_task(
+    repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID, if_match: str | None
+) -> None:
+    task = await _locked_task(repo, actor, task_id)
+    _check_precondition(task, if_match)
+    await repo.delete(owner_id=actor.owner_id, task_id=task.id)
+    events.task_deleted(repo.session, task, usertz=actor.usertz, at=utcnow())
+
+
+def _position(task: Task, sort: TaskSort) -> Position:
+    if sort in (TaskSort.newest_first, TaskSort.oldest_first):
+        return Position(key=task.created_at, id=task.id)
+    return Position(key=task.due_sort, id=task.id)
+
+
+async def list_tasks(
+    repo: TaskRepository,
+    *,
+    actor: Actor,
+    filters: TaskFilters,
+    sort: TaskSort,
+    limit: int,
+    cursor: str | None,
+    codec: CursorCodec,
+) -> TaskPage:
+    after = None
+    if cursor is not None:
+        after = codec.decode(cursor, owner_id=actor.owner_id, sort=sort, filters=filters)
+    rows = await repo.list(
+        owner_id=actor.owner_id, filters=filters, sort=sort, after=after, limit=limit
+    )
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = codec.encode(
+            owner_id=actor.owner_id,
+            sort=sort,
+            filters=filters,
+            position=_position(items[-1], sort),
+        )
+    return TaskPage(items=[to_public(task) for task in items], next_cursor=next_cursor)
