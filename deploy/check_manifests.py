@@ -1,0 +1,317 @@
+"""Validates rendered Kubernetes manifests: schemas, custom resources and Momentum's rules.
+
+Usage: check_manifests.py OVERLAY=RENDERED.yaml [OVERLAY=RENDERED.yaml ...]
+
+Every object is validated against the Kubernetes JSON schemas bundled with
+kubernetes-validate (offline, strict: unknown fields are errors) at KUBERNETES_VERSION.
+Custom resources are validated against the schemas in deploy/schemas/. On top of the
+schemas it checks what a schema cannot: the security settings of every container, the
+probes, the objects each service needs, and what each overlay promises (one replica of
+everything in dev, three NATS nodes and three-replica streams in prod). Exits 1 on any
+failure, listing all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import jsonschema  # type: ignore[import-untyped,unused-ignore]
+import kubernetes_validate
+import yaml
+
+# The Kubernetes version the manifests target; kubernetes-validate bundles its schemas.
+KUBERNETES_VERSION = "1.32.0"
+DEPLOY_DIR = Path(__file__).resolve().parent
+REPO_ROOT = DEPLOY_DIR.parent
+SCHEMAS = {
+    ("postgresql.cnpg.io/v1", "Cluster"): DEPLOY_DIR / "schemas" / "cluster-postgresql-v1.json",
+    ("postgresql.cnpg.io/v1", "Database"): DEPLOY_DIR / "schemas" / "database-postgresql-v1.json",
+}
+# Custom resources left unvalidated, each with the reason. None today.
+SKIPPED_CUSTOM_RESOURCES: dict[tuple[str, str], str] = {}
+
+SERVICES = {"gateway": 8000, "auth": 8001, "tasks": 8002, "analytics": 8003}
+DATABASE_SERVICES = ("auth", "tasks", "analytics")
+
+Manifest = dict[str, Any]
+
+
+class Report:
+    """Collects failures so one run shows all of them."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def check(self, ok: bool, message: str) -> None:
+        if not ok:
+            self.failures.append(message)
+
+
+def say(line: str, *, stream: TextIO = sys.stdout) -> None:
+    stream.write(line + "\n")
+
+
+def load(path: Path) -> list[Manifest]:
+    with path.open() as stream:
+        return [doc for doc in yaml.safe_load_all(stream) if doc]
+
+
+def ident(obj: Manifest) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def validate_schemas(overlay: str, objects: list[Manifest], report: Report) -> dict[str, int]:
+    counts = {"kubernetes": 0, "custom": 0, "skipped": 0}
+    for obj in objects:
+        key = (obj["apiVersion"], obj["kind"])
+        if key in SCHEMAS:
+            schema = json.loads(SCHEMAS[key].read_text())
+            validator = jsonschema.Draft202012Validator(schema)
+            for error in validator.iter_errors(obj):
+                path = "/".join(str(p) for p in error.absolute_path)
+                report.check(False, f"{overlay}: {ident(obj)}: {path}: {error.message}")
+            counts["custom"] += 1
+        elif key in SKIPPED_CUSTOM_RESOURCES:
+            say(f"  skipped {overlay} {ident(obj)}: {SKIPPED_CUSTOM_RESOURCES[key]}")
+            counts["skipped"] += 1
+        else:
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.SchemaNotFoundError as exc:
+                report.check(False, f"{overlay}: {ident(obj)}: {exc.message}")
+            except kubernetes_validate.ValidationError as exc:
+                path = "/".join(str(p) for p in exc.absolute_path)
+                report.check(False, f"{overlay}: {ident(obj)}: {path}: {exc.message}")
+            counts["kubernetes"] += 1
+    return counts
+
+
+def pod_specs(objects: list[Manifest]) -> Iterator[tuple[Manifest, Manifest]]:
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            yield obj, obj["spec"]["template"]["spec"]
+        elif obj["kind"] == "CronJob":
+            yield obj, obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def check_pods(overlay: str, objects: list[Manifest], report: Report) -> None:
+    for obj, spec in pod_specs(objects):
+        where = f"{overlay}: {ident(obj)}"
+        report.check(spec.get("automountServiceAccountToken") is False, f"{where}: token mounted")
+        pod_security = spec.get("securityContext", {})
+        report.check(pod_security.get("runAsNonRoot") is True, f"{where}: pod may run as root")
+        report.check(
+            pod_security.get("seccompProfile", {}).get("type") == "RuntimeDefault",
+            f"{where}: no RuntimeDefault seccomp profile",
+        )
+        mounts_tmp = False
+        containers = spec.get("initContainers", []) + spec["containers"]
+        for container in containers:
+            at = f"{where}: container {container['name']}"
+            security = container.get("securityContext", {})
+            report.check(security.get("readOnlyRootFilesystem") is True, f"{at}: writable root")
+            report.check(
+                security.get("allowPrivilegeEscalation") is False, f"{at}: privilege escalation"
+            )
+            report.check(security.get("runAsNonRoot") is True, f"{at}: may run as root")
+            report.check(
+                security.get("capabilities", {}).get("drop") == ["ALL"],
+                f"{at}: capabilities not all dropped",
+            )
+            resources = container.get("resources", {})
+            for part in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    report.check(resource in resources.get(part, {}), f"{at}: no {part}.{resource}")
+            report.check("@" in container["image"] or ":" in container["image"], f"{at}: untagged")
+            report.check(
+                not container["image"].startswith("momentum-"), f"{at}: image name not set"
+            )
+            mounts_tmp |= any(m["mountPath"] == "/tmp" for m in container.get("volumeMounts", []))
+        report.check(mounts_tmp, f"{where}: no writable /tmp")
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            for container in spec["containers"]:
+                at = f"{where}: container {container['name']}"
+                report.check("livenessProbe" in container, f"{at}: no liveness probe")
+                report.check("readinessProbe" in container, f"{at}: no readiness probe")
+
+
+def by_kind(objects: list[Manifest], kind: str) -> dict[str, Manifest]:
+    return {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == kind}
+
+
+def env_names(container: Manifest) -> set[str]:
+    return {entry["name"] for entry in container.get("env", [])}
+
+
+def check_services(overlay: str, objects: list[Manifest], report: Report) -> None:
+    deployments = by_kind(objects, "Deployment")
+    services = by_kind(objects, "Service")
+    accounts = by_kind(objects, "ServiceAccount")
+    hpas = by_kind(objects, "HorizontalPodAutoscaler")
+    pdbs = by_kind(objects, "PodDisruptionBudget")
+    policies = by_kind(objects, "NetworkPolicy")
+    config_maps = {
+        name.rsplit("-", 1)[0]: obj for name, obj in by_kind(objects, "ConfigMap").items()
+    }
+    report.check(not by_kind(objects, "Secret"), f"{overlay}: a Secret's values are committed")
+    default_deny = policies.get("default-deny", {}).get("spec", {})
+    report.check(
+        default_deny.get("podSelector") == {}
+        and sorted(default_deny.get("policyTypes", [])) == ["Egress", "Ingress"]
+        and "ingress" not in default_deny
+        and "egress" not in default_deny,
+        f"{overlay}: no default-deny NetworkPolicy",
+    )
+    report.check(
+        [rule["backend"]["service"]["name"] for rule in _ingress_backends(objects)] == ["gateway"],
+        f"{overlay}: the Ingress must route to the gateway alone",
+    )
+    for name, port in SERVICES.items():
+        where = f"{overlay}: {name}"
+        deployment = deployments.get(name)
+        report.check(deployment is not None, f"{where}: no Deployment")
+        if deployment is None:
+            continue
+        pod = deployment["spec"]["template"]["spec"]
+        server = pod["containers"][0]
+        report.check(
+            server["livenessProbe"]["httpGet"]["path"] == "/healthz", f"{where}: liveness path"
+        )
+        report.check(
+            server["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{where}: readiness path"
+        )
+        report.check(server["ports"][0]["containerPort"] == port, f"{where}: port is not {port}")
+        report.check(
+            services.get(name, {}).get("spec", {}).get("ports", [{}])[0].get("port") == port,
+            f"{where}: no Service on {port}",
+        )
+        account = accounts.get(pod.get("serviceAccountName", ""))
+        report.check(
+            account is not None and account.get("automountServiceAccountToken") is False,
+            f"{where}: no own ServiceAccount without a token",
+        )
+        report.check(name in hpas, f"{where}: no HorizontalPodAutoscaler")
+        report.check(name in pdbs, f"{where}: no PodDisruptionBudget")
+        report.check(f"{name}-config" in config_maps, f"{where}: no ConfigMap")
+        if name in DATABASE_SERVICES:
+            init = pod.get("initContainers", [])
+            report.check(
+                bool(init) and init[0]["command"][:2] == ["alembic", "-c"],
+                f"{where}: migrations do not run before the server starts",
+            )
+            report.check(
+                f"MOMENTUM_{name.upper()}_DATABASE_URL" in env_names(server),
+                f"{where}: no database URL",
+            )
+
+
+def _ingress_backends(objects: list[Manifest]) -> Iterator[Manifest]:
+    for ingress in by_kind(objects, "Ingress").values():
+        for rule in ingress["spec"].get("rules", []):
+            yield from rule["http"]["paths"]
+
+
+def config_value(objects: list[Manifest], prefix: str, key: str) -> str | None:
+    for obj in objects:
+        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].startswith(prefix):
+            value = obj.get("data", {}).get(key)
+            return value if value is None else str(value)
+    return None
+
+
+def check_dev(objects: list[Manifest], report: Report) -> None:
+    for name, deployment in by_kind(objects, "Deployment").items():
+        report.check(deployment["spec"]["replicas"] == 1, f"dev: {name} has more than 1 replica")
+    for name, hpa in by_kind(objects, "HorizontalPodAutoscaler").items():
+        report.check(hpa["spec"]["maxReplicas"] == 1, f"dev: {name} may scale past 1")
+    statefulsets = by_kind(objects, "StatefulSet")
+    report.check(statefulsets["nats"]["spec"]["replicas"] == 1, "dev: NATS is not a single node")
+    report.check(statefulsets["postgres"]["spec"]["replicas"] == 1, "dev: PostgreSQL not single")
+    report.check(not by_kind(objects, "Cluster"), "dev: a CloudNativePG Cluster in dev")
+
+
+def check_prod(objects: list[Manifest], report: Report) -> None:
+    nats = by_kind(objects, "StatefulSet")["nats"]["spec"]
+    report.check(nats["replicas"] == 3, "prod: NATS is not 3 nodes")
+    report.check(bool(nats.get("volumeClaimTemplates")), "prod: NATS has no persistent volumes")
+    for service in SERVICES:
+        replicas = config_value(
+            objects, f"{service}-config", f"MOMENTUM_{service.upper()}_NATS_STREAM_REPLICAS"
+        )
+        report.check(replicas == "3", f"prod: {service} streams are not 3 replicas")
+    clusters = by_kind(objects, "Cluster")
+    report.check(list(clusters) == ["momentum-db"], "prod: no CloudNativePG Cluster momentum-db")
+    roles = {
+        role["name"]
+        for cluster in clusters.values()
+        for role in cluster["spec"].get("managed", {}).get("roles", [])
+    }
+    databases = {
+        (db["spec"]["name"], db["spec"]["owner"]) for db in by_kind(objects, "Database").values()
+    }
+    for service in DATABASE_SERVICES:
+        role = f"momentum_{service}"
+        report.check(role in roles, f"prod: no role {role}")
+        report.check((role, role) in databases, f"prod: no database {role} owned by {role}")
+    report.check(
+        not by_kind(objects, "StatefulSet").get("postgres"), "prod: a stand-alone PostgreSQL"
+    )
+
+
+def check_nats_config(overlay: str, objects: list[Manifest], report: Report) -> None:
+    """Runs nats-server's own config test (-t) on the rendered nats.conf."""
+    server = REPO_ROOT / ".venv" / "bin" / "nats-server"
+    conf = config_value(objects, "nats-config", "nats.conf")
+    report.check(conf is not None, f"{overlay}: no nats.conf")
+    if conf is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "nats.conf"
+        path.write_text(conf)
+        env = {**os.environ, "POD_NAME": "nats-0"}
+        result = subprocess.run(
+            [str(server), "-c", str(path), "-t"], capture_output=True, text=True, env=env
+        )
+    report.check(
+        result.returncode == 0, f"{overlay}: nats.conf: {result.stderr.strip()}{result.stdout}"
+    )
+    routes = conf.count("nats://nats-")
+    expected = 3 if overlay == "prod" else 0
+    report.check(routes == expected, f"{overlay}: nats.conf has {routes} routes, not {expected}")
+
+
+OVERLAY_CHECKS: dict[str, Callable[[list[Manifest], Report], None]] = {
+    "dev": check_dev,
+    "prod": check_prod,
+}
+
+
+def main(argv: list[str]) -> int:
+    report = Report()
+    for arg in argv:
+        overlay, _, rendered = arg.partition("=")
+        objects = load(Path(rendered))
+        counts = validate_schemas(overlay, objects, report)
+        check_pods(overlay, objects, report)
+        check_services(overlay, objects, report)
+        check_nats_config(overlay, objects, report)
+        OVERLAY_CHECKS[overlay](objects, report)
+        say(
+            f"  {overlay}: {len(objects)} objects; {counts['kubernetes']} against Kubernetes "
+            f"{KUBERNETES_VERSION} schemas (strict), {counts['custom']} against "
+            f"deploy/schemas, {counts['skipped']} skipped"
+        )
+    for failure in report.failures:
+        say(f"  FAIL {failure}", stream=sys.stderr)
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
