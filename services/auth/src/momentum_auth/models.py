@@ -1,7 +1,122 @@
-"""Tables of the auth service."""
+"""Tables of the auth service: users, signing keys, refresh-token families, login failures."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+from momentum_shared.events import utcnow
 from momentum_shared.outbox import OutboxEvent
 
-__all__ = ["OutboxEvent"]
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python (SQLite drops the offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:  # noqa: ARG002
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class User(SQLModel, table=True):
+    """A person who signs in; ``email_normalized`` is what uniqueness and sign-in compare."""
+
+    __tablename__ = "users"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True, sa_type=sa.Uuid)
+    email: str = Field(max_length=320)
+    email_normalized: str = Field(max_length=320, unique=True)
+    display_name: str | None = Field(default=None, max_length=100)
+    timezone: str = Field(default="UTC", max_length=64)
+    password_hash: str = Field(max_length=512)
+    is_admin: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class SigningKey(SQLModel, table=True):
+    """An RS256 key pair; the private half is encrypted under the key-encryption key.
+
+    The newest key without ``retired_at`` signs. A retired key stays published in the
+    JWKS until ``expires_at``, when every token it signed has expired.
+    """
+
+    __tablename__ = "signing_keys"
+
+    kid: str = Field(primary_key=True, max_length=64)
+    algorithm: str = Field(default="RS256", max_length=16)
+    public_jwk: str = Field(sa_type=sa.Text)
+    private_key_encrypted: bytes = Field(sa_type=sa.LargeBinary)
+    kek_id: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    retired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class RefreshTokenFamily(SQLModel, table=True):
+    """One sign-in (a session): every refresh token rotated from it; its id is the ``sid``."""
+
+    __tablename__ = "refresh_token_families"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True, sa_type=sa.Uuid)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True, sa_type=sa.Uuid)
+    client_id: str = Field(max_length=64)
+    scope: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime)
+    last_access_expires_at: datetime = Field(sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    revoked_reason: str | None = Field(default=None, max_length=32)
+
+
+class RefreshToken(SQLModel, table=True):
+    """One refresh token, stored only as its SHA-256; ``used_at`` marks it spent."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True, sa_type=sa.Uuid)
+    family_id: uuid.UUID = Field(
+        foreign_key="refresh_token_families.id", index=True, sa_type=sa.Uuid
+    )
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed sign-in, keyed by a digest of the username or the client address."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (sa.Index("ix_login_failures_key_failed_at", "key", "failed_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True, sa_type=sa.Uuid)
+    key: str = Field(max_length=80)
+    failed_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
+
+
+__all__ = [
+    "LoginFailure",
+    "OutboxEvent",
+    "RefreshToken",
+    "RefreshTokenFamily",
+    "SigningKey",
+    "User",
+    "UtcDateTime",
+]

@@ -1,7 +1,218 @@
-"""HTTP routes of the auth service."""
+"""HTTP routes of the auth service (CONTRACT §3)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Response
+from fastapi.responses import JSONResponse
+
+from momentum_auth import errors, service
+from momentum_auth.dependencies import (
+    ClientAddress,
+    ContextDep,
+    CurrentUser,
+    ProfileClaims,
+    current_admin,
+    session_id,
+)
+from momentum_auth.schemas import (
+    AuthorizationServerMetadata,
+    JsonWebKeySet,
+    PasswordChange,
+    SigningKeyPublic,
+    TokenResponse,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+    user_public,
+)
+from momentum_shared.db import SessionDep
+from momentum_shared.errors import ProblemError
+from momentum_shared.events import utcnow
 
 router = APIRouter()
+
+# RFC 6749 §5.1: responses that carry tokens must not be stored by any cache.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+CLIENT_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "invalid_request, unsupported_grant_type or invalid_scope", **_PROBLEM},
+    401: {"description": "invalid_grant: wrong credentials or a bad refresh token", **_PROBLEM},
+    429: {"description": "too many failed sign-ins (Retry-After)", **_PROBLEM},
+}
+
+FormField = Annotated[str | None, Form()]
+
+
+def _refused(problem: ProblemError) -> Response:
+    response = problem.to_response()
+    response.headers.update(NO_STORE)
+    return response
+
+
+@router.post("/auth/register", status_code=201, response_model=UserPublic, tags=["users"])
+async def register(
+    data: UserCreate, session: SessionDep, ctx: ContextDep, response: Response
+) -> UserPublic:
+    """Create a user; the email is case-insensitive and unique."""
+    user = await service.register_user(session, ctx, data, now=utcnow())
+    response.headers["Location"] = "/auth/me"
+    return user_public(user)
+
+
+@router.post("/auth/token", response_model=TokenResponse, responses=TOKEN_ERRORS, tags=["tokens"])
+async def token(
+    session: SessionDep,
+    ctx: ContextDep,
+    address: ClientAddress,
+    grant_type: FormField = None,
+    username: FormField = None,
+    password: FormField = None,
+    refresh_token: FormField = None,
+    scope: FormField = None,
+    client_id: FormField = None,
+) -> Response:
+    """Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants."""
+    now = utcnow()
+    if not grant_type:
+        return _refused(errors.invalid_request("grant_type is required"))
+    if grant_type == "password":
+        if not username or password is None:
+            return _refused(errors.invalid_request("username and password are required"))
+        if len(username) > 320 or len(password) > service.MAX_PASSWORD_INPUT:
+            return _refused(errors.invalid_request("username or password is too long"))
+        client = client_id or ctx.settings.default_client_id
+        if len(client) > 64 or not set(client) <= CLIENT_ID_CHARS:
+            return _refused(errors.invalid_request("client_id is malformed"))
+        result = await service.password_grant(
+            session,
+            ctx,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client,
+            address=address,
+            now=now,
+        )
+    elif grant_type == "refresh_token":
+        if not refresh_token:
+            return _refused(errors.invalid_request("refresh_token is required"))
+        if len(refresh_token) > 512:
+            return _refused(errors.invalid_grant(service.INVALID_REFRESH))
+        result = await service.refresh_grant(
+            session, ctx, refresh_token=refresh_token, scope=scope, now=now
+        )
+    else:
+        return _refused(errors.unsupported_grant_type(grant_type))
+    if isinstance(result, ProblemError):
+        return _refused(result)
+    return JSONResponse(result.model_dump(mode="json"), headers=NO_STORE)
+
+
+@router.post(
+    "/auth/revoke",
+    responses={200: {"description": "revoked, or the token was not valid (RFC 7009)"}},
+    tags=["tokens"],
+)
+async def revoke(
+    session: SessionDep,
+    ctx: ContextDep,
+    token: FormField = None,
+    # RFC 7009 lets a client hint the type; both kinds are looked up anyway.
+    token_type_hint: FormField = None,  # noqa: ARG001
+) -> Response:
+    """Revocation endpoint (RFC 7009): revokes the token's whole family."""
+    if not token:
+        return _refused(errors.invalid_request("token is required"))
+    if len(token) <= 8192:
+        await service.revoke_token(session, ctx, token=token, now=utcnow())
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.get("/auth/me", response_model=UserPublic, tags=["users"])
+async def read_me(user: CurrentUser) -> UserPublic:
+    """The signed-in user."""
+    return user_public(user)
+
+
+@router.patch("/auth/me", response_model=UserPublic, tags=["users"])
+async def update_me(data: UserUpdate, user: CurrentUser, session: SessionDep) -> UserPublic:
+    """Change the display name or the timezone."""
+    updated = await service.update_user(session, user, data, now=utcnow())
+    return user_public(updated)
+
+
+@router.post(
+    "/auth/me/password",
+    status_code=204,
+    responses={401: {"description": "the current password is wrong", **_PROBLEM}},
+    tags=["users"],
+)
+async def change_password(
+    data: PasswordChange,
+    user: CurrentUser,
+    claims: ProfileClaims,
+    session: SessionDep,
+    ctx: ContextDep,
+    address: ClientAddress,
+) -> Response:
+    """Change the password; every other session of the user is revoked."""
+    problem = await service.change_password(
+        session,
+        ctx,
+        user,
+        data,
+        current_session=session_id(claims),
+        address=address,
+        now=utcnow(),
+    )
+    if problem is not None:
+        return problem.to_response()
+    return Response(status_code=204)
+
+
+@router.get("/.well-known/jwks.json", response_model=JsonWebKeySet, tags=["discovery"])
+async def jwks(session: SessionDep, ctx: ContextDep, response: Response) -> JsonWebKeySet:
+    """Every public key that may still verify a live access token."""
+    response.headers["Cache-Control"] = f"public, max-age={ctx.settings.jwks_max_age_seconds}"
+    return await service.published_jwks(session, now=utcnow())
+
+
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    response_model=AuthorizationServerMetadata,
+    tags=["discovery"],
+)
+async def metadata(ctx: ContextDep, response: Response) -> AuthorizationServerMetadata:
+    """RFC 8414 authorization-server metadata."""
+    # ``issuer`` must equal the tokens' ``iss`` exactly (RFC 8414 §3.3); URLs build on it.
+    issuer = ctx.settings.issuer.rstrip("/")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return AuthorizationServerMetadata(
+        issuer=ctx.settings.issuer,
+        token_endpoint=f"{issuer}/auth/token",
+        jwks_uri=f"{issuer}/.well-known/jwks.json",
+        revocation_endpoint=f"{issuer}/auth/revoke",
+        grant_types_supported=list(service.GRANT_TYPES),
+        scopes_supported=list(service.SCOPES),
+        # No authorization endpoint: no response type is offered.
+        response_types_supported=[],
+        token_endpoint_auth_methods_supported=["none"],
+        revocation_endpoint_auth_methods_supported=["none"],
+    )
+
+
+@router.post(
+    "/auth/admin/keys/rotate",
+    status_code=201,
+    response_model=SigningKeyPublic,
+    dependencies=[Depends(current_admin)],
+    tags=["admin"],
+)
+async def rotate_keys(session: SessionDep, ctx: ContextDep) -> SigningKeyPublic:
+    """Rotate the signing key: the new key signs from now on."""
+    key = await service.rotate_signing_key(session, ctx, now=utcnow())
+    return SigningKeyPublic(kid=key.kid, alg=key.algorithm, created_at=key.created_at)

@@ -2,12 +2,75 @@
 
 from __future__ import annotations
 
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from momentum_shared.settings import DatabaseSettings, NatsSettings, TokenVerificationSettings
 
+# Known to everyone who reads this file: it only protects keys on a developer's laptop.
+DEVELOPMENT_KEY_ENCRYPTION_KEY = "momentum-development-key-encryption-key-not-secret"
+
+# OWASP Password Storage Cheat Sheet, argon2id minimum: m=19 MiB, t=2, p=1.
+OWASP_MIN_MEMORY_KIB = 19 * 1024
+OWASP_MIN_TIME_COST = 2
+
+DAY = 24 * 3600
+
 
 class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
+    """Everything auth reads from its environment, validated once at start-up."""
+
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_AUTH_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.momentum/auth.db"
+
+    # The public gateway URL: the ``iss`` of every token and the base of RFC 8414 metadata.
+    issuer: str = "http://127.0.0.1:8000"
+    default_client_id: str = Field(default="momentum", pattern=r"^[A-Za-z0-9._\-]{1,64}$")
+
+    access_token_lifetime_seconds: int = Field(default=900, ge=30, le=DAY)
+    refresh_idle_lifetime_seconds: int = Field(default=30 * DAY, ge=60)
+    refresh_absolute_lifetime_seconds: int = Field(default=90 * DAY, ge=60)
+
+    signing_key_bits: int = Field(default=2048, ge=2048, le=8192)
+    signing_key_max_age_seconds: int = Field(default=30 * DAY, ge=60)
+    # How often each replica checks whether the active key is due for rotation.
+    key_maintenance_interval_seconds: float = Field(default=60.0, gt=0)
+    key_encryption_key: SecretStr = SecretStr(DEVELOPMENT_KEY_ENCRYPTION_KEY)
+    # Older key-encryption keys that may still decrypt stored keys while a KEK is replaced.
+    previous_key_encryption_keys: list[SecretStr] = Field(default_factory=list)
+    jwks_max_age_seconds: int = Field(default=300, ge=0)
+
+    throttle_max_failures: int = Field(default=5, ge=1)
+    throttle_max_failures_per_address: int = Field(default=5, ge=1)
+    throttle_window_seconds: int = Field(default=900, ge=1)
+
+    password_memory_cost_kib: int = Field(default=OWASP_MIN_MEMORY_KIB, ge=8)
+    password_time_cost: int = Field(default=OWASP_MIN_TIME_COST, ge=1)
+    password_parallelism: int = Field(default=1, ge=1)
+
+    outbox_relay_enabled: bool = True
+    outbox_poll_interval_seconds: float = Field(default=0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Self:
+        if self.refresh_idle_lifetime_seconds > self.refresh_absolute_lifetime_seconds:
+            raise ValueError("refresh_idle_lifetime_seconds exceeds the absolute lifetime")
+        if self.is_development:
+            return self
+        kek = self.key_encryption_key.get_secret_value()
+        if kek == DEVELOPMENT_KEY_ENCRYPTION_KEY:
+            raise ValueError(
+                "MOMENTUM_AUTH_KEY_ENCRYPTION_KEY is the development default;"
+                " set a random secret of at least 32 characters outside development"
+            )
+        if len(kek) < 32:
+            raise ValueError("MOMENTUM_AUTH_KEY_ENCRYPTION_KEY must have at least 32 characters")
+        if (
+            self.password_memory_cost_kib < OWASP_MIN_MEMORY_KIB
+            or self.password_time_cost < OWASP_MIN_TIME_COST
+        ):
+            raise ValueError("argon2id parameters below OWASP's minimum (m=19 MiB, t=2, p=1)")
+        return self

@@ -1,0 +1,46 @@
+"""Errors of the token and revocation endpoints: problem+json with the RFC 6749 ``error``."""
+
+from __future__ import annotations
+
+from momentum_shared.errors import BadRequest, ProblemError, TooManyRequests, Unauthorized
+
+
+def invalid_request(detail: str) -> ProblemError:
+    return BadRequest(detail, extra={"error": "invalid_request"})
+
+
+def unsupported_grant_type(grant_type: str) -> ProblemError:
+    return BadRequest(
+        f"grant_type '{grant_type[:40]}' is not supported; use password or refresh_token",
+        extra={"error": "unsupported_grant_type"},
+    )
+
+
+def invalid_scope(detail: str) -> ProblemError:
+    return BadRequest(detail, extra={"error": "invalid_scope"})
+
+
+def invalid_grant(detail: str) -> ProblemError:
+    # The challenge carries no RFC 6750 error code: invalid_grant is an OAuth token-endpoint
+    # code, reported in the body's ``error`` member.
+    return Unauthorized(detail, error=None, extra={"error": "invalid_grant"})
+
+
+WRONG_CREDENTIALS = "the email or password is wrong"
+
+
+def wrong_credentials() -> ProblemError:
+    """One body for an unknown email and a wrong password alike."""
+    return invalid_grant(WRONG_CREDENTIALS)
+
+
+def throttled(retry_after: int) -> ProblemError:
+    return TooManyRequests(
+        f"too many failed sign-ins; try again in {retry_after} seconds",
+        retry_after=retry_after,
+        extra={"error": "invalid_grant"},
+    )
+
+
+def wrong_current_password() -> ProblemError:
+    return Unauthorized("the current password is wrong", error=None)

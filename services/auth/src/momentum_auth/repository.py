@@ -1,0 +1,213 @@
+"""Every query of the auth service; each one on user data takes the owner's id."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from momentum_auth.models import LoginFailure, RefreshToken, RefreshTokenFamily, SigningKey, User
+
+# --- users ---------------------------------------------------------------------------------
+
+
+async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_user_by_email(session: AsyncSession, *, email_normalized: str) -> User | None:
+    # Sign-in and registration know only the email: this lookup is how the owner is found.
+    query = select(User).where(User.email_normalized == email_normalized)
+    return (await session.exec(query)).first()
+
+
+async def add_user(session: AsyncSession, user: User) -> User:
+    session.add(user)
+    await session.flush()
+    return user
+
+
+# --- signing keys (not user data) ----------------------------------------------------------
+
+
+def _published(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(col(SigningKey.expires_at).is_(None), col(SigningKey.expires_at) > now)
+
+
+async def get_active_signing_key(session: AsyncSession) -> SigningKey | None:
+    """The key that signs: the newest one not retired (ties broken by kid, on every replica)."""
+    query = (
+        select(SigningKey)
+        .where(col(SigningKey.retired_at).is_(None))
+        .order_by(col(SigningKey.created_at).desc(), col(SigningKey.kid).desc())
+        .limit(1)
+    )
+    return (await session.exec(query)).first()
+
+
+async def get_published_signing_keys(
+    session: AsyncSession, *, now: datetime
+) -> Sequence[SigningKey]:
+    query = (
+        select(SigningKey)
+        .where(_published(now))
+        .order_by(col(SigningKey.created_at).desc(), col(SigningKey.kid).desc())
+    )
+    return (await session.exec(query)).all()
+
+
+async def get_published_signing_key(
+    session: AsyncSession, *, kid: str, now: datetime
+) -> SigningKey | None:
+    query = select(SigningKey).where(SigningKey.kid == kid, _published(now))
+    return (await session.exec(query)).first()
+
+
+async def add_signing_key(session: AsyncSession, key: SigningKey) -> SigningKey:
+    session.add(key)
+    await session.flush()
+    return key
+
+
+async def retire_signing_keys(
+    session: AsyncSession, *, keep_kid: str, now: datetime, expires_at: datetime
+) -> int:
+    """Stop every other key from signing; each stays published until ``expires_at``."""
+    statement = (
+        sa.update(SigningKey)
+        .where(col(SigningKey.retired_at).is_(None), col(SigningKey.kid) != keep_kid)
+        .values(retired_at=now, expires_at=expires_at)
+    )
+    result = await session.exec(statement)
+    return int(result.rowcount or 0)
+
+
+async def delete_expired_signing_keys(session: AsyncSession, *, now: datetime) -> int:
+    """Private keys that can no longer verify a live token are destroyed, not archived."""
+    statement = sa.delete(SigningKey).where(
+        col(SigningKey.expires_at).is_not(None), col(SigningKey.expires_at) <= now
+    )
+    result = await session.exec(statement)
+    return int(result.rowcount or 0)
+
+
+# --- refresh-token families and tokens -----------------------------------------------------
+
+
+async def add_family(session: AsyncSession, family: RefreshTokenFamily) -> RefreshTokenFamily:
+    session.add(family)
+    await session.flush()
+    return family
+
+
+async def get_family(
+    session: AsyncSession, *, user_id: uuid.UUID, family_id: uuid.UUID
+) -> RefreshTokenFamily | None:
+    query = select(RefreshTokenFamily).where(
+        RefreshTokenFamily.id == family_id, RefreshTokenFamily.user_id == user_id
+    )
+    return (await session.exec(query)).first()
+
+
+async def get_live_families(
+    session: AsyncSession, *, user_id: uuid.UUID, now: datetime
+) -> Sequence[RefreshTokenFamily]:
+    query = select(RefreshTokenFamily).where(
+        RefreshTokenFamily.user_id == user_id,
+        col(RefreshTokenFamily.revoked_at).is_(None),
+        RefreshTokenFamily.expires_at > now,
+    )
+    return (await session.exec(query)).all()
+
+
+async def revoke_family(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    family_id: uuid.UUID,
+    now: datetime,
+    reason: str,
+) -> bool:
+    """Revoke once: False when the family was already revoked (so its event is not repeated)."""
+    statement = (
+        sa.update(RefreshTokenFamily)
+        .where(
+            col(RefreshTokenFamily.id) == family_id,
+            col(RefreshTokenFamily.user_id) == user_id,
+            col(RefreshTokenFamily.revoked_at).is_(None),
+        )
+        .values(revoked_at=now, revoked_reason=reason)
+        .execution_options(synchronize_session="fetch")
+    )
+    result = await session.exec(statement)
+    return bool(result.rowcount)
+
+
+async def add_refresh_token(session: AsyncSession, token: RefreshToken) -> RefreshToken:
+    session.add(token)
+    await session.flush()
+    return token
+
+
+async def find_refresh_token(
+    session: AsyncSession, *, token_hash: str
+) -> tuple[RefreshToken, RefreshTokenFamily] | None:
+    # The presented secret is the only handle a refresh request has; the owner comes from it.
+    query = (
+        select(RefreshToken, RefreshTokenFamily)
+        .join(RefreshTokenFamily, col(RefreshTokenFamily.id) == col(RefreshToken.family_id))
+        .where(RefreshToken.token_hash == token_hash)
+    )
+    row = (await session.exec(query)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def spend_refresh_token(
+    session: AsyncSession, *, user_id: uuid.UUID, token_id: uuid.UUID, now: datetime
+) -> bool:
+    """Mark the token used; False when another request spent it first (a replay)."""
+    owned = select(RefreshTokenFamily.id).where(RefreshTokenFamily.user_id == user_id)
+    statement = (
+        sa.update(RefreshToken)
+        .where(
+            col(RefreshToken.id) == token_id,
+            col(RefreshToken.used_at).is_(None),
+            col(RefreshToken.family_id).in_(owned),
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    result = await session.exec(statement)
+    return bool(result.rowcount)
+
+
+# --- login failures (keyed by digests, not by user) ----------------------------------------
+
+
+async def failures_since(session: AsyncSession, *, key: str, since: datetime) -> Sequence[datetime]:
+    query = (
+        select(LoginFailure.failed_at)
+        .where(LoginFailure.key == key, LoginFailure.failed_at > since)
+        .order_by(col(LoginFailure.failed_at))
+    )
+    return (await session.exec(query)).all()
+
+
+async def add_failure(session: AsyncSession, *, key: str, now: datetime) -> None:
+    session.add(LoginFailure(key=key, failed_at=now))
+    await session.flush()
+
+
+async def clear_failures(session: AsyncSession, *, key: str) -> None:
+    await session.exec(sa.delete(LoginFailure).where(col(LoginFailure.key) == key))
+
+
+async def delete_failures_before(session: AsyncSession, *, before: datetime) -> int:
+    result = await session.exec(
+        sa.delete(LoginFailure).where(col(LoginFailure.failed_at) <= before)
+    )
+    return int(result.rowcount or 0)

@@ -1,0 +1,487 @@
+"""Business rules of auth: users, sign-in, refresh-token families, throttling, signing keys.
+
+Refusals that must be remembered (a counted failure, a family revoked for a replayed
+refresh token) are *returned* as a ``ProblemError`` rather than raised: raising rolls the
+request's unit of work back, and the record of the failure with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from momentum_auth import errors, events, repository
+from momentum_auth.keys import ALGORITHM, PrivateKeys, new_signing_key, public_jwk
+from momentum_auth.models import RefreshToken, RefreshTokenFamily, SigningKey, User
+from momentum_auth.passwords import PasswordHasher
+from momentum_auth.schemas import (
+    JsonWebKeySet,
+    PasswordChange,
+    TokenResponse,
+    UserCreate,
+    UserUpdate,
+)
+from momentum_auth.settings import AuthSettings
+from momentum_auth.tokens import hash_refresh_token, mint_access_token, new_refresh_token
+from momentum_shared.errors import Conflict, ProblemError
+from momentum_shared.security import InvalidToken, TokenVerifier
+
+logger = logging.getLogger("momentum.auth")
+
+USER_SCOPES = ("profile", "tasks:read", "tasks:write", "analytics:read")
+ADMIN_SCOPE = "admin"
+SCOPES = (*USER_SCOPES, ADMIN_SCOPE)
+GRANT_TYPES = ("password", "refresh_token")
+MAX_PASSWORD_INPUT = 1024
+
+
+@dataclass
+class AuthContext:
+    """What the rules need besides the session: settings, the hasher, the key material."""
+
+    settings: AuthSettings
+    hasher: PasswordHasher
+    keys: PrivateKeys
+    verifier: TokenVerifier | None = None
+
+
+# --- emails and scopes ---------------------------------------------------------------------
+
+
+def normalize_email(value: str) -> str | None:
+    """The form uniqueness and sign-in compare (case-insensitive), or None if not an email."""
+    try:
+        normalized = validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+    return normalized.casefold()
+
+
+def allowed_scopes(user: User) -> tuple[str, ...]:
+    return SCOPES if user.is_admin else USER_SCOPES
+
+
+def parse_scope(raw: str | None) -> list[str] | ProblemError | None:
+    """The requested scopes (None when absent), or ``invalid_scope`` for an unknown one."""
+    if raw is None or not raw.strip():
+        return None
+    requested = raw.split()
+    unknown = sorted({name for name in requested if name not in SCOPES})
+    if unknown:
+        return errors.invalid_scope(f"unknown scope: {' '.join(unknown)[:200]}")
+    return requested
+
+
+def grant_scope(requested: list[str] | None, allowed: Sequence[str]) -> str | ProblemError:
+    """Every allowed scope when none is asked for, else exactly the asked subset."""
+    if requested is None:
+        return " ".join(allowed)
+    beyond = sorted(set(requested) - set(allowed))
+    if beyond:
+        return errors.invalid_scope(f"scope not granted to this client: {' '.join(beyond)}")
+    return " ".join(name for name in SCOPES if name in requested)
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+async def _create_user(
+    session: AsyncSession,
+    ctx: AuthContext,
+    data: UserCreate,
+    *,
+    is_admin: bool,
+    now: datetime,
+) -> User:
+    email_normalized = normalize_email(data.email)
+    if email_normalized is None:  # pragma: no cover - EmailStr has validated it already
+        raise ValueError("not an email")
+    if await repository.get_user_by_email(session, email_normalized=email_normalized):
+        raise Conflict("a user with this email exists")
+    user = User(
+        email=data.email,
+        email_normalized=email_normalized,
+        display_name=data.display_name,
+        timezone=data.timezone,
+        password_hash=await ctx.hasher.hash(data.password),
+        is_admin=is_admin,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        await repository.add_user(session, user)
+    except IntegrityError:
+        # Two registrations raced past the check above; the unique index decided.
+        raise Conflict("a user with this email exists") from None
+    events.user_registered(session, user, now=now)
+    return user
+
+
+async def register_user(
+    session: AsyncSession, ctx: AuthContext, data: UserCreate, *, now: datetime
+) -> User:
+    return await _create_user(session, ctx, data, is_admin=False, now=now)
+
+
+async def create_admin(
+    session: AsyncSession, ctx: AuthContext, data: UserCreate, *, now: datetime
+) -> User:
+    return await _create_user(session, ctx, data, is_admin=True, now=now)
+
+
+async def update_user(
+    session: AsyncSession, user: User, data: UserUpdate, *, now: datetime
+) -> User:
+    changed = False
+    if "display_name" in data.model_fields_set and data.display_name != user.display_name:
+        user.display_name = data.display_name
+        changed = True
+    if data.timezone is not None and data.timezone != user.timezone:
+        user.timezone = data.timezone
+        changed = True
+    if changed:
+        user.updated_at = now
+        session.add(user)
+        events.user_updated(session, user, now=now)
+    return user
+
+
+async def change_password(
+    session: AsyncSession,
+    ctx: AuthContext,
+    user: User,
+    data: PasswordChange,
+    *,
+    current_session: uuid.UUID | None,
+    address: str,
+    now: datetime,
+) -> ProblemError | None:
+    """Set a new password and revoke every other session; a wrong one counts as a failure."""
+    keys = throttle_keys(ctx.settings, user.email_normalized, address)
+    if (
+        retry_after := await throttle_retry_after(session, ctx.settings, keys, now=now)
+    ) is not None:
+        return errors.throttled(retry_after)
+    matches, _ = await ctx.hasher.verify(data.current_password, user.password_hash)
+    if not matches:
+        await record_failure(session, keys, now=now)
+        return errors.wrong_current_password()
+    user.password_hash = await ctx.hasher.hash(data.new_password)
+    user.updated_at = now
+    session.add(user)
+    await repository.clear_failures(session, key=keys[0][0])
+    for family in await repository.get_live_families(session, user_id=user.id, now=now):
+        if family.id != current_session:
+            await revoke_family(session, user, family, now=now, reason="password_changed")
+    return None
+
+
+# --- throttling ----------------------------------------------------------------------------
+
+
+def _digest(kind: str, value: str) -> str:
+    # Digests, not the text: a mistyped password in the username field is never stored.
+    return f"{kind}:{hashlib.sha256(value.encode()).hexdigest()}"
+
+
+def username_key(username: str) -> str:
+    return _digest("user", normalize_email(username) or username.strip().casefold())
+
+
+def throttle_keys(settings: AuthSettings, username: str, address: str) -> list[tuple[str, int]]:
+    """(key, limit) pairs; the username's comes first."""
+    return [
+        (username_key(username), settings.throttle_max_failures),
+        (_digest("addr", address), settings.throttle_max_failures_per_address),
+    ]
+
+
+async def throttle_retry_after(
+    session: AsyncSession, settings: AuthSettings, keys: list[tuple[str, int]], *, now: datetime
+) -> int | None:
+    """Seconds until another attempt is allowed, or None when it is allowed now."""
+    window = timedelta(seconds=settings.throttle_window_seconds)
+    waits: list[int] = []
+    for key, limit in keys:
+        failures = await repository.failures_since(session, key=key, since=now - window)
+        if len(failures) >= limit:
+            # Allowed again once enough of the oldest failures have left the window.
+            unlocks_at = failures[len(failures) - limit] + window
+            waits.append(max(1, math.ceil((unlocks_at - now).total_seconds())))
+    return max(waits) if waits else None
+
+
+async def record_failure(
+    session: AsyncSession, keys: list[tuple[str, int]], *, now: datetime
+) -> None:
+    for key, _limit in keys:
+        await repository.add_failure(session, key=key, now=now)
+
+
+# --- grants --------------------------------------------------------------------------------
+
+
+async def password_grant(
+    session: AsyncSession,
+    ctx: AuthContext,
+    *,
+    username: str,
+    password: str,
+    scope: str | None,
+    client_id: str,
+    address: str,
+    now: datetime,
+) -> TokenResponse | ProblemError:
+    requested = parse_scope(scope)
+    if isinstance(requested, ProblemError):
+        return requested
+    keys = throttle_keys(ctx.settings, username, address)
+    # Checked before any user lookup: a locked username answers the same whether it exists.
+    if (
+        retry_after := await throttle_retry_after(session, ctx.settings, keys, now=now)
+    ) is not None:
+        logger.info("sign-in throttled", extra={"retry_after": retry_after})
+        return errors.throttled(retry_after)
+    email_normalized = normalize_email(username)
+    user = None
+    if email_normalized is not None:
+        user = await repository.get_user_by_email(session, email_normalized=email_normalized)
+    if user is None:
+        await ctx.hasher.verify_dummy(password)
+        await record_failure(session, keys, now=now)
+        return errors.wrong_credentials()
+    matches, new_hash = await ctx.hasher.verify(password, user.password_hash)
+    if not matches:
+        await record_failure(session, keys, now=now)
+        return errors.wrong_credentials()
+    granted = grant_scope(requested, allowed_scopes(user))
+    if isinstance(granted, ProblemError):
+        return granted
+    if new_hash is not None:
+        # The stored hash used older parameters: upgrade it while the password is at hand.
+        user.password_hash = new_hash
+        session.add(user)
+    await repository.clear_failures(session, key=keys[0][0])
+    family = await repository.add_family(
+        session,
+        RefreshTokenFamily(
+            user_id=user.id,
+            client_id=client_id,
+            scope=granted,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ctx.settings.refresh_absolute_lifetime_seconds),
+            last_access_expires_at=now,
+        ),
+    )
+    response = await issue_tokens(session, ctx, user=user, family=family, scope=granted, now=now)
+    events.user_logged_in(session, user, method="password", now=now)
+    return response
+
+
+INVALID_REFRESH = "the refresh token is invalid, expired or revoked"
+
+
+async def refresh_grant(
+    session: AsyncSession,
+    ctx: AuthContext,
+    *,
+    refresh_token: str,
+    scope: str | None,
+    now: datetime,
+) -> TokenResponse | ProblemError:
+    requested = parse_scope(scope)
+    if isinstance(requested, ProblemError):
+        return requested
+    found = await repository.find_refresh_token(
+        session, token_hash=hash_refresh_token(refresh_token)
+    )
+    if found is None:
+        return errors.invalid_grant(INVALID_REFRESH)
+    token, family = found
+    if family.revoked_at is not None:
+        return errors.invalid_grant(INVALID_REFRESH)
+    user = await repository.get_user(session, user_id=family.user_id)
+    if user is None:  # pragma: no cover - users are never deleted
+        return errors.invalid_grant(INVALID_REFRESH)
+    if token.used_at is not None:
+        return await _replayed(session, user, family, now=now)
+    if token.expires_at <= now or family.expires_at <= now:
+        return errors.invalid_grant(INVALID_REFRESH)
+    family_scopes = [name for name in family.scope.split() if name in allowed_scopes(user)]
+    granted = grant_scope(requested, family_scopes)
+    if isinstance(granted, ProblemError):
+        return granted
+    if not await repository.spend_refresh_token(
+        session, user_id=user.id, token_id=token.id, now=now
+    ):
+        # Another request spent it between our read and our write: a replay all the same.
+        return await _replayed(session, user, family, now=now)
+    response = await issue_tokens(session, ctx, user=user, family=family, scope=granted, now=now)
+    events.user_logged_in(session, user, method="refresh", now=now)
+    return response
+
+
+async def _replayed(
+    session: AsyncSession, user: User, family: RefreshTokenFamily, *, now: datetime
+) -> ProblemError:
+    """A spent refresh token came back: someone holds a copy. The whole family goes."""
+    logger.warning(
+        "spent refresh token presented again; revoking its family",
+        extra={"user_id": str(user.id), "session_id": str(family.id)},
+    )
+    await revoke_family(session, user, family, now=now, reason="replay")
+    return errors.invalid_grant(INVALID_REFRESH)
+
+
+async def issue_tokens(
+    session: AsyncSession,
+    ctx: AuthContext,
+    *,
+    user: User,
+    family: RefreshTokenFamily,
+    scope: str,
+    now: datetime,
+) -> TokenResponse:
+    """A new access token and the family's next refresh token."""
+    settings = ctx.settings
+    key = await ensure_signing_key(session, ctx, now=now, rotate_when_old=False)
+    access = mint_access_token(
+        private_key=ctx.keys.private_key(key),
+        kid=key.kid,
+        issuer=settings.issuer,
+        audience=settings.token_audience,
+        user_id=user.id,
+        client_id=family.client_id,
+        scope=scope,
+        session_id=family.id,
+        timezone=user.timezone,
+        now=now,
+        lifetime=settings.access_token_lifetime_seconds,
+    )
+    refresh = new_refresh_token()
+    idle_expiry = now + timedelta(seconds=settings.refresh_idle_lifetime_seconds)
+    await repository.add_refresh_token(
+        session,
+        RefreshToken(
+            family_id=family.id,
+            token_hash=hash_refresh_token(refresh),
+            created_at=now,
+            expires_at=min(idle_expiry, family.expires_at),
+        ),
+    )
+    family.last_access_expires_at = max(family.last_access_expires_at, access.expires_at)
+    session.add(family)
+    return TokenResponse(
+        access_token=access.token,
+        expires_in=access.lifetime,
+        refresh_token=refresh,
+        scope=scope,
+    )
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+async def revoke_family(
+    session: AsyncSession,
+    user: User,
+    family: RefreshTokenFamily,
+    *,
+    now: datetime,
+    reason: str,
+) -> bool:
+    """Revoke a family once and announce it (the gateway refuses its access tokens)."""
+    revoked = await repository.revoke_family(
+        session, user_id=user.id, family_id=family.id, now=now, reason=reason
+    )
+    if revoked:
+        family.revoked_at = now
+        family.revoked_reason = reason
+        events.session_revoked(session, user, family, now=now)
+    return revoked
+
+
+async def revoke_token(
+    session: AsyncSession, ctx: AuthContext, *, token: str, now: datetime
+) -> None:
+    """RFC 7009: revoke the family of a refresh token (or of an access token's ``sid``)."""
+    found = await repository.find_refresh_token(session, token_hash=hash_refresh_token(token))
+    if found is not None:
+        _, family = found
+        user = await repository.get_user(session, user_id=family.user_id)
+        if user is not None:
+            await revoke_family(session, user, family, now=now, reason="revoked")
+        return
+    if ctx.verifier is None or token.count(".") != 2:
+        return
+    try:
+        claims = await ctx.verifier.verify(token)
+        session_id = uuid.UUID(claims.sid or "")
+    except (InvalidToken, ValueError):
+        return  # RFC 7009 §2.2: an invalid token is not an error
+    user = await repository.get_user(session, user_id=claims.user_id)
+    if user is None:
+        return
+    owned = await repository.get_family(session, user_id=user.id, family_id=session_id)
+    if owned is not None:
+        await revoke_family(session, user, owned, now=now, reason="revoked")
+
+
+# --- signing keys --------------------------------------------------------------------------
+
+
+async def rotate_signing_key(
+    session: AsyncSession, ctx: AuthContext, *, now: datetime
+) -> SigningKey:
+    """A new key signs from now on; the others stay published until their tokens expire."""
+    settings = ctx.settings
+    key = await new_signing_key(ctx.keys, settings.signing_key_bits)
+    key.created_at = now
+    await repository.add_signing_key(session, key)
+    published_for = settings.access_token_lifetime_seconds + settings.token_leeway_seconds
+    retired = await repository.retire_signing_keys(
+        session,
+        keep_kid=key.kid,
+        now=now,
+        expires_at=now + timedelta(seconds=published_for),
+    )
+    logger.info("signing key rotated", extra={"kid": key.kid, "retired_keys": retired})
+    return key
+
+
+async def ensure_signing_key(
+    session: AsyncSession, ctx: AuthContext, *, now: datetime, rotate_when_old: bool = True
+) -> SigningKey:
+    """The active key; created when there is none, rotated when older than the maximum age."""
+    active = await repository.get_active_signing_key(session)
+    if active is None:
+        return await rotate_signing_key(session, ctx, now=now)
+    max_age = timedelta(seconds=ctx.settings.signing_key_max_age_seconds)
+    if rotate_when_old and active.created_at <= now - max_age:
+        return await rotate_signing_key(session, ctx, now=now)
+    return active
+
+
+async def maintain(session: AsyncSession, ctx: AuthContext, *, now: datetime) -> SigningKey:
+    """Periodic upkeep on every replica: key age, keys past their use, old failure records."""
+    key = await ensure_signing_key(session, ctx, now=now)
+    deleted = await repository.delete_expired_signing_keys(session, now=now)
+    if deleted:
+        logger.info("expired signing keys removed", extra={"keys": deleted})
+    window = timedelta(seconds=ctx.settings.throttle_window_seconds)
+    await repository.delete_failures_before(session, before=now - window)
+    return key
+
+
+async def published_jwks(session: AsyncSession, *, now: datetime) -> JsonWebKeySet:
+    rows = await repository.get_published_signing_keys(session, now=now)
+    return JsonWebKeySet(keys=[public_jwk(row) for row in rows if row.algorithm == ALGORITHM])

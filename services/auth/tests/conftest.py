@@ -1,0 +1,64 @@
+"""Fixtures of the auth tests: a migrated database per dialect, the app, a client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from momentum_auth.app import create_app
+from momentum_auth.settings import AuthSettings
+from momentum_shared.testing.apps import running_app
+from momentum_shared.testing.databases import DatabaseTemplates
+
+ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
+
+# Cheaper argon2id than production so the suite stays fast; the tests about the
+# parameters themselves build their own settings.
+FAST_HASHING: dict[str, Any] = {
+    "password_memory_cost_kib": 1024,
+    "password_time_cost": 1,
+    "password_parallelism": 1,
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, database_templates: DatabaseTemplates, tmp_path: Path
+) -> Iterator[str]:
+    with database_templates.database(ALEMBIC_INI, request.param, tmp_path) as url:
+        yield url
+
+
+def make_settings(database_url: str, **overrides: Any) -> AuthSettings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "environment": "test",
+        "log_json": False,
+        "outbox_relay_enabled": False,
+        "nats_url": "nats://127.0.0.1:1",
+        "issuer": "https://momentum.test",
+        **FAST_HASHING,
+        **overrides,
+    }
+    return AuthSettings.model_validate(values)
+
+
+@pytest.fixture
+def settings(database_url: str) -> AuthSettings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def app(settings: AuthSettings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_app(app) as client:
+        yield client
