@@ -228,7 +228,7 @@ def config_value(objects: list[Manifest], prefix: str, key: str) -> str | None:
 
 def check_dev(objects: list[Manifest], report: Report) -> None:
     for name, deployment in by_kind(objects, "Deployment").items():
-        report.check(deployment["spec"]["replicas"] == 1, f"dev: {name} has more than 1 replica")
+        report.check(deployment["spec"].get("replicas") == 1, f"dev: {name} is not 1 replica")
     for name, hpa in by_kind(objects, "HorizontalPodAutoscaler").items():
         report.check(hpa["spec"]["maxReplicas"] == 1, f"dev: {name} may scale past 1")
     statefulsets = by_kind(objects, "StatefulSet")
@@ -238,6 +238,12 @@ def check_dev(objects: list[Manifest], report: Report) -> None:
 
 
 def check_prod(objects: list[Manifest], report: Report) -> None:
+    for name, deployment in by_kind(objects, "Deployment").items():
+        report.check(
+            "replicas" not in deployment["spec"], f"prod: {name} sets replicas; its HPA owns them"
+        )
+    for name, hpa in by_kind(objects, "HorizontalPodAutoscaler").items():
+        report.check(hpa["spec"]["minReplicas"] >= 2, f"prod: {name} may scale below 2")
     nats = by_kind(objects, "StatefulSet")["nats"]["spec"]
     report.check(nats["replicas"] == 3, "prod: NATS is not 3 nodes")
     report.check(bool(nats.get("volumeClaimTemplates")), "prod: NATS has no persistent volumes")
