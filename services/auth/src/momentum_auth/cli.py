@@ -1,0 +1,110 @@
+"""Operator command ``momentum-auth``: create an admin user and rotate the signing key, no HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from momentum_auth import service
+from momentum_auth.app import build_context
+from momentum_auth.schemas import UserCreate
+from momentum_auth.settings import AuthSettings
+from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
+from momentum_shared.errors import Conflict
+from momentum_shared.events import format_utc, utcnow
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="momentum-auth",
+        description="Momentum auth operator commands (database from MOMENTUM_AUTH_DATABASE_URL).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    admin = commands.add_parser("create-admin", help="create a user with the admin scope")
+    admin.add_argument("--email", required=True)
+    admin.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from the first line of standard input (never an argument)",
+    )
+    admin.add_argument("--display-name", default=None)
+    admin.add_argument("--timezone", default="UTC")
+    commands.add_parser("rotate-keys", help="make a new signing key the active one")
+    return parser
+
+
+def _read_password(stream: TextIO) -> str:
+    return stream.readline().rstrip("\r\n")
+
+
+async def _create_admin(settings: AuthSettings, data: UserCreate) -> dict[str, str]:
+    engine = create_engine(settings.database_url, pool_size=1)
+    engine.sync_engine.hide_parameters = True
+    try:
+        context = build_context(settings)
+        async with UnitOfWork(create_session_factory(engine)) as uow:
+            user = await service.create_admin(uow.session, context, data, now=utcnow())
+        return {"id": str(user.id), "email": user.email, "created_at": format_utc(user.created_at)}
+    finally:
+        await engine.dispose()
+
+
+async def _rotate_keys(settings: AuthSettings) -> dict[str, str]:
+    engine = create_engine(settings.database_url, pool_size=1)
+    engine.sync_engine.hide_parameters = True
+    try:
+        context = build_context(settings)
+        async with UnitOfWork(create_session_factory(engine)) as uow:
+            key = await service.rotate_signing_key(uow.session, context, now=utcnow())
+        return {"kid": key.kid, "alg": key.algorithm, "created_at": format_utc(key.created_at)}
+    finally:
+        await engine.dispose()
+
+
+def _explain(exc: ValidationError) -> str:
+    # Only locations and messages: pydantic's own text would echo the input, the password too.
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = AuthSettings()
+    except ValidationError as exc:
+        sys.stderr.write(f"momentum-auth: invalid settings: {_explain(exc)}\n")
+        return EXIT_USAGE
+    if args.command == "rotate-keys":
+        result = asyncio.run(_rotate_keys(settings))
+    else:
+        try:
+            data = UserCreate(
+                email=args.email,
+                password=_read_password(stdin or sys.stdin),
+                display_name=args.display_name,
+                timezone=args.timezone,
+            )
+        except ValidationError as exc:
+            sys.stderr.write(f"momentum-auth: {_explain(exc)}\n")
+            return EXIT_USAGE
+        try:
+            result = asyncio.run(_create_admin(settings, data))
+        except Conflict as exc:
+            sys.stderr.write(f"momentum-auth: {exc.detail}\n")
+            return EXIT_FAILED
+    sys.stdout.write(json.dumps(result) + "\n")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
