@@ -10,28 +10,76 @@ from importlib.metadata import version
 
 import httpx
 from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
+from momentum_gateway.gateway import Gateway, GatewayMiddleware
+from momentum_gateway.openapi import OpenApiAggregator
+from momentum_gateway.proxy import UpstreamProxy
+from momentum_gateway.revocation import RevocationListener
+from momentum_gateway.routes import router
 from momentum_gateway.settings import GatewaySettings
 from momentum_shared.app import build_app
 from momentum_shared.logs import configure_logging
 from momentum_shared.security import build_verifier
 
+TITLE = "Momentum"
+DESCRIPTION = "The Momentum API: the only public entry to auth, tasks and analytics."
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: GatewaySettings = app.state.settings
+    gateway: Gateway = app.state.gateway
     verifier = build_verifier(settings, client=app.state.jwks_client)
     app.state.verifier = verifier
+    gateway.verifier = verifier
     jwks = verifier.jwks
     app.state.readiness.require("jwks", jwks.check_ready)
     loader = asyncio.create_task(jwks.load_until_ready())
+
+    proxy = UpstreamProxy(settings)
+    await proxy.start()
+    gateway.proxy = proxy
+
+    listener: RevocationListener | None = None
+    if settings.revocation_enabled:
+        listener = RevocationListener(
+            gateway.revocations,
+            nats_url=settings.nats_url,
+            connect_timeout=settings.nats_connect_timeout,
+            retry_interval=settings.revocation_retry_seconds,
+            heartbeat=settings.revocation_heartbeat_seconds,
+        )
+        listener.start()
+        app.state.readiness.inform("revocations", listener.status)
+    app.state.revocations = listener
+
+    aggregator = OpenApiAggregator(
+        settings.upstreams(),
+        gateway.table,
+        ttl=settings.openapi_cache_seconds,
+        title=TITLE,
+        version=app.version,
+        description=DESCRIPTION,
+    )
+    app.state.openapi = aggregator
     try:
         yield
     finally:
+        gateway.proxy = None
         loader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loader
+        if listener is not None:
+            await listener.aclose()
+        await proxy.aclose()
+        await aggregator.aclose()
         await jwks.aclose()
+
+
+def _without_path(routes: list[BaseRoute], path: str) -> list[BaseRoute]:
+    return [r for r in routes if getattr(r, "path", None) != path]
 
 
 def create_app(
@@ -42,11 +90,20 @@ def create_app(
     configure_logging("gateway", level=settings.log_level, json_output=settings.log_json)
     app = build_app(
         service="gateway",
-        title="Momentum",
+        title=TITLE,
         version=version("momentum-gateway"),
-        description="The Momentum API: the only public entry to auth, tasks and analytics.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
+    # FastAPI's own /openapi.json would describe only the gateway's probes: the merged
+    # document replaces it, and /docs (FastAPI's Swagger UI) renders that one.
+    app.router.routes[:] = _without_path(app.router.routes, "/openapi.json")
+    app.include_router(router)
+    gateway = Gateway(settings)
     app.state.settings = settings
     app.state.jwks_client = jwks_client
+    app.state.gateway = gateway
+    # Innermost of the house middleware: request ids and metrics wrap proxied requests too,
+    # and FastAPI's router only sees the gateway's own paths.
+    app.user_middleware.append(Middleware(GatewayMiddleware, gateway=gateway))
     return app

@@ -1,0 +1,158 @@
+"""The gateway's hot path as raw ASGI: route, authenticate, authorise, rate-limit, proxy.
+
+It sits inside the house middleware (request id, metrics) and in front of FastAPI's router,
+which only ever sees the gateway's own paths (health, metrics, the API description).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from momentum_gateway.proxy import UpstreamProxy
+from momentum_gateway.ratelimit import TokenBuckets
+from momentum_gateway.revocation import RevocationList
+from momentum_gateway.routing import TABLE, Rule, has_dot_segments, match
+from momentum_gateway.settings import GatewaySettings
+from momentum_shared.errors import (
+    BadRequest,
+    InsufficientScope,
+    ProblemError,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
+from momentum_shared.metrics import REGISTRY
+from momentum_shared.requestid import sane_request_id
+from momentum_shared.security import InvalidToken, TokenVerifier
+
+logger = logging.getLogger("momentum.gateway")
+
+DENIED = Counter(
+    "momentum_gateway_denied_total",
+    "Requests the gateway answered itself instead of proxying, by reason",
+    ["reason"],
+    registry=REGISTRY,
+)
+
+
+@dataclass
+class Gateway:
+    """Everything the hot path needs; built by ``create_app``, started by the lifespan."""
+
+    settings: GatewaySettings
+    table: tuple[Rule, ...] = TABLE
+    revocations: RevocationList = field(default_factory=RevocationList)
+    verifier: TokenVerifier | None = None
+    proxy: UpstreamProxy | None = None
+    user_limits: TokenBuckets = field(init=False)
+    address_limits: TokenBuckets = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.user_limits = TokenBuckets(
+            s.rate_limit_user_per_second, s.rate_limit_user_burst, max_keys=s.rate_limit_max_keys
+        )
+        self.address_limits = TokenBuckets(
+            s.rate_limit_address_per_second,
+            s.rate_limit_address_burst,
+            max_keys=s.rate_limit_max_keys,
+        )
+        self.revocations.leeway = float(s.token_leeway_seconds)
+
+
+def bearer_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The token of the one ``Authorization: Bearer`` header; never from the query string.
+
+    Two Authorization headers are refused as missing: which one a later hop would read is
+    anybody's guess.
+    """
+    found: bytes | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            if found is not None:
+                return None
+            found = value
+    if found is None:
+        return None
+    scheme, _, token = found.partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    token = token.strip()
+    if not token:
+        return None
+    try:
+        return token.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+class GatewayMiddleware:
+    """Proxies every path in the routing table; hands everything else to the app's router."""
+
+    def __init__(self, app: ASGIApp, *, gateway: Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        rule = match(method, path, self.gateway.table)
+        if rule is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = rule  # the metrics middleware labels by ``route.path``
+        try:
+            await self._handle(rule, scope, receive, send)
+        except ProblemError as error:
+            await error.to_response()(scope, receive, send)
+
+    async def _handle(self, rule: Rule, scope: Scope, receive: Receive, send: Send) -> None:
+        gateway = self.gateway
+        if has_dot_segments(scope["path"]):
+            DENIED.labels("bad_path").inc()
+            raise BadRequest("the path has dot segments")
+        if rule.public:
+            if rule.limit_by_address and gateway.address_limits.enabled:
+                client = scope.get("client")
+                address = str(client[0]) if client else "unknown"
+                wait = gateway.address_limits.take(address)
+                if wait:
+                    DENIED.labels("rate_limited").inc()
+                    raise TooManyRequests("too many requests from this address", retry_after=wait)
+        else:
+            token = bearer_from_headers(scope["headers"])
+            if token is None:
+                DENIED.labels("unauthenticated").inc()
+                raise Unauthorized("a bearer token is required", error=None)
+            verifier = gateway.verifier
+            if verifier is None:
+                raise ServiceUnavailable("the gateway is starting")
+            try:
+                claims = await verifier.verify(token)
+            except InvalidToken as exc:
+                DENIED.labels("invalid_token").inc()
+                raise Unauthorized(str(exc)) from None
+            if gateway.revocations.is_revoked(claims.sid):
+                DENIED.labels("revoked").inc()
+                raise Unauthorized("the session of this token was revoked")
+            if rule.scope is not None and rule.scope not in claims.scopes:
+                DENIED.labels("insufficient_scope").inc()
+                raise InsufficientScope(rule.scope)
+            if gateway.user_limits.enabled:
+                wait = gateway.user_limits.take(claims.sub)
+                if wait:
+                    DENIED.labels("rate_limited").inc()
+                    raise TooManyRequests("too many requests for this user", retry_after=wait)
+        proxy = gateway.proxy
+        if proxy is None:
+            raise ServiceUnavailable("the gateway is starting")
+        state = scope.get("state") or {}
+        request_id = state.get("request_id") or sane_request_id(None)
+        await proxy.forward(rule.service, scope, receive, send, request_id)

@@ -1,0 +1,357 @@
+"""Forwarding one ASGI request to an upstream service over pooled keep-alive aiohttp connections.
+
+Raw ASGI in, raw ASGI out: no Request/Response objects on the hot path. Bodies stream both
+ways; a small response with a known length is sent in one piece.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import aiohttp
+from multidict import CIMultiDict
+from prometheus_client import Counter
+from starlette.types import Receive, Scope, Send
+from yarl import URL
+
+from momentum_gateway.settings import GatewaySettings
+from momentum_shared.errors import (
+    BadGateway,
+    BadRequest,
+    GatewayTimeout,
+    PayloadTooLarge,
+    ProblemError,
+    ServiceUnavailable,
+)
+from momentum_shared.metrics import REGISTRY
+
+logger = logging.getLogger("momentum.gateway.proxy")
+
+UPSTREAM_ERRORS = Counter(
+    "momentum_gateway_upstream_errors_total",
+    "Requests the gateway could not complete upstream, by service and kind",
+    ["service", "kind"],
+    registry=REGISTRY,
+)
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus the ones that only make sense on one connection.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"expect",
+        b"host",
+    }
+)
+# Identity and forwarding headers a client could forge. The gateway's callers are identified
+# by their verified token alone (CONTRACT §2); the forwarding headers are set below.
+STRIPPED_PREFIXES = (
+    b"x-user",
+    b"x-forwarded-",
+    b"x-auth",
+    b"x-remote-",
+    b"remote-user",
+    b"x-authenticated",
+    b"x-consumer-",
+    b"x-credential",
+    b"x-jwt",
+    b"x-id-token",
+    b"x-access-token",
+    b"x-momentum-",
+    b"x-original-",
+    b"x-real-ip",
+    b"x-client-ip",
+    b"x-scope",
+    b"x-role",
+    b"x-tenant",
+    b"x-account",
+    b"x-request-id",
+    b"forwarded",
+)
+# uvicorn adds its own Date and Server; an upstream's copies would be duplicates.
+RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server"}
+SMALL_BODY = 64 * 1024
+NO_BODY_STATUSES = frozenset({204, 304})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names a ``Connection`` field declares hop-by-hop (RFC 9110 §7.6.1)."""
+    names: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            names.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return frozenset(names)
+
+
+def upstream_request_headers(scope: Scope, request_id: str) -> list[tuple[str, str]]:
+    """The client's headers minus hop-by-hop and identity ones, plus the forwarding set."""
+    raw: list[tuple[bytes, bytes]] = scope["headers"]
+    extra_hop = connection_tokens(raw) if any(n == b"connection" for n, _ in raw) else None
+    out: list[tuple[str, str]] = []
+    host = ""
+    for name, value in raw:
+        if name in HOP_BY_HOP:
+            if name == b"host":
+                host = value.decode("latin-1")
+            continue
+        if name.startswith(STRIPPED_PREFIXES) or (extra_hop and name in extra_hop):
+            continue
+        out.append((name.decode("latin-1"), value.decode("latin-1")))
+    out.append(("X-Request-ID", request_id))
+    client = scope.get("client")
+    if client:
+        out.append(("X-Forwarded-For", str(client[0])))
+    out.append(("X-Forwarded-Proto", str(scope.get("scheme", "http"))))
+    if host:
+        out.append(("X-Forwarded-Host", host))
+    return out
+
+
+def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    extra_hop = connection_tokens(list(raw))
+    return [
+        (lower, value)
+        for name, value in raw
+        if (lower := name.lower()) not in RESPONSE_DROPPED and lower not in extra_hop
+    ]
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's ``Content-Length`` (-1 when chunked), or None when it has no body."""
+    length: int | None = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                return -2
+        elif name == b"transfer-encoding":
+            return -1
+    return length
+
+
+class UpstreamProxy:
+    """One ``aiohttp.ClientSession`` for every upstream: pooled keep-alive, no cookies."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.upstreams = {name: URL(url) for name, url in settings.upstreams().items()}
+        self._bases = {name: url.rstrip("/") for name, url in settings.upstreams().items()}
+        self.max_body = settings.max_body_bytes
+        self.retry_after = settings.retry_after_seconds
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=0,
+            limit_per_host=self.settings.upstream_pool_size,
+            keepalive_timeout=self.settings.upstream_keepalive_seconds,
+            ttl_dns_cache=300,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=self.settings.upstream_connect_timeout,
+                sock_read=self.settings.upstream_timeout,
+            ),
+            # Bytes pass through untouched: no decompression, no cookie jar shared between
+            # users, no headers of aiohttp's own, no proxy from the environment.
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def url_for(self, service: str, scope: Scope) -> URL:
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else _quote_path(scope["path"])
+        query = scope.get("query_string", b"")
+        target = self._bases[service] + path
+        if query:
+            target += "?" + query.decode("latin-1")
+        # encoded=True: the path goes upstream exactly as the client spelled it (no folding of
+        # dot segments, no re-quoting), so the upstream routes what the gateway authorised.
+        return URL(target, encoded=True)
+
+    async def forward(
+        self, service: str, scope: Scope, receive: Receive, send: Send, request_id: str
+    ) -> None:
+        """Send the request upstream and stream the answer back; errors become problem+json."""
+        session = self._session
+        if session is None:
+            raise ServiceUnavailable("the gateway is starting", retry_after=self.retry_after)
+        method: str = scope["method"]
+        length = declared_length(scope)
+        if length == -2:
+            await _problem(scope, receive, send, _bad_length())
+            return
+        if length is not None and length > self.max_body:
+            UPSTREAM_ERRORS.labels(service, "too_large").inc()
+            await _problem(scope, receive, send, _too_large(self.max_body))
+            return
+        too_large = False
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal too_large
+            received = 0
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _ClientGone
+                chunk: bytes = message.get("body", b"")
+                more = bool(message.get("more_body", False))
+                received += len(chunk)
+                if received > self.max_body:
+                    too_large = True
+                    raise _BodyTooLarge
+                if chunk:
+                    yield chunk
+
+        url = self.url_for(service, scope)
+        headers = CIMultiDict(upstream_request_headers(scope, request_id))
+        data = body() if length is not None and length != 0 else None
+        attempts = 2 if data is None and method in IDEMPOTENT else 1
+        response: aiohttp.ClientResponse | None = None
+        error: ProblemError | None = None
+        for attempt in range(attempts):
+            try:
+                response = await session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                    compress=False,
+                )
+                break
+            except aiohttp.ConnectionTimeoutError:
+                error = _unavailable(service, "connect_timeout", self.retry_after)
+            except aiohttp.ClientConnectorError:
+                error = _unavailable(service, "connect", self.retry_after)
+            except (aiohttp.SocketTimeoutError, TimeoutError):
+                UPSTREAM_ERRORS.labels(service, "timeout").inc()
+                error = GatewayTimeout(f"the {service} service did not answer in time")
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if too_large:
+                    error = _too_large(self.max_body)
+                    break
+                if attempt + 1 < attempts:
+                    # A pooled connection the upstream closed while idle: retry once on a
+                    # fresh one (only for idempotent requests without a body).
+                    continue
+                UPSTREAM_ERRORS.labels(service, "bad_response").inc()
+                error = BadGateway(f"the {service} service closed the connection")
+                logger.warning("upstream failed", extra={"service": service, "error": repr(exc)})
+            except aiohttp.ClientError as exc:
+                if too_large:
+                    error = _too_large(self.max_body)
+                    break
+                if isinstance(exc.__cause__, _ClientGone) or isinstance(
+                    exc.__context__, _ClientGone
+                ):
+                    return
+                UPSTREAM_ERRORS.labels(service, "bad_response").inc()
+                error = BadGateway(
+                    f"the {service} service answered with something that is not HTTP"
+                )
+                logger.warning("upstream failed", extra={"service": service, "error": repr(exc)})
+            break
+        if response is None:
+            await _problem(scope, receive, send, error or BadGateway())
+            return
+        try:
+            await self._relay(response, method, send)
+        finally:
+            response.release()
+
+    async def _relay(self, response: aiohttp.ClientResponse, method: str, send: Send) -> None:
+        headers = response_headers(response.raw_headers)
+        status = response.status
+        if method == "HEAD" or status in NO_BODY_STATUSES:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        length = response.content_length
+        if length is not None and length <= SMALL_BODY:
+            try:
+                payload = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # Nothing sent yet: the client still gets a proper answer.
+                UPSTREAM_ERRORS.labels("upstream", "broken_body").inc()
+                logger.warning("upstream body failed", extra={"error": repr(exc)})
+                timeout = isinstance(exc, TimeoutError)
+                problem = (
+                    GatewayTimeout("the upstream did not finish its answer in time")
+                    if timeout
+                    else BadGateway("the upstream broke off its answer")
+                )
+                await _send_problem(send, problem)
+                return
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        try:
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The status line is gone already: all that is left is to cut the connection,
+            # so the client sees a truncated body rather than a complete-looking one.
+            UPSTREAM_ERRORS.labels("upstream", "broken_body").inc()
+            logger.warning("upstream body broke off", extra={"error": repr(exc)})
+            raise
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _quote_path(path: str) -> str:
+    return quote(path, safe="/:@!$&'()*+,;=-._~")
+
+
+def _unavailable(service: str, kind: str, retry_after: int) -> ServiceUnavailable:
+    UPSTREAM_ERRORS.labels(service, kind).inc()
+    return ServiceUnavailable(f"the {service} service cannot be reached", retry_after=retry_after)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes")
+
+
+def _bad_length() -> ProblemError:
+    return BadRequest("the Content-Length header is malformed")
+
+
+async def _problem(scope: Scope, receive: Receive, send: Send, error: ProblemError) -> None:
+    await error.to_response()(scope, receive, send)
+
+
+async def _send_problem(send: Send, error: ProblemError) -> None:
+    response = error.to_response()
+    headers: list[tuple[bytes, bytes]] = list(response.raw_headers)
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})

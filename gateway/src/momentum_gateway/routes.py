@@ -1,0 +1,20 @@
+"""The gateway's own HTTP routes (everything proxied is in ``routing.TABLE`` instead)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from momentum_gateway.openapi import OpenApiAggregator
+
+router = APIRouter()
+
+
+@router.get("/openapi.json", include_in_schema=False)
+async def openapi_document(request: Request) -> JSONResponse:
+    """The whole API: the services' OpenAPI documents merged, paths as the gateway serves them."""
+    aggregator: OpenApiAggregator = request.app.state.openapi
+    document: dict[str, Any] = await aggregator.document()
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})

@@ -1,0 +1,98 @@
+"""The routing table: which service owns a path, and what a caller needs to reach it.
+
+This is the one place where routes, upstreams and scopes meet. The proxy, the scope checks,
+the rate limits, the metrics labels and the merged OpenAPI document all read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ANY_METHOD: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the table. ``pattern`` is an exact path, or ``/prefix/*`` for what is below."""
+
+    pattern: str
+    service: str
+    # ``public``: no token needed. Otherwise a valid token, with ``scope`` when it is set.
+    public: bool = False
+    scope: str | None = None
+    methods: frozenset[str] = ANY_METHOD
+    # Public routes that create sessions or accounts are limited per client address.
+    limit_by_address: bool = False
+
+    @property
+    def path(self) -> str:
+        """The label metrics use (bounded cardinality: the pattern, never the real path)."""
+        return self.pattern
+
+    @property
+    def prefix(self) -> str | None:
+        return self.pattern[:-1] if self.pattern.endswith("/*") else None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.methods and method not in self.methods:
+            return False
+        prefix = self.prefix
+        if prefix is None:
+            return path == self.pattern
+        return len(path) > len(prefix) and path.startswith(prefix)
+
+    def requirement(self) -> str:
+        if self.public:
+            return "public"
+        return f"scope {self.scope}" if self.scope else "a valid token"
+
+
+POST = frozenset({"POST"})
+
+# First match wins. Anything under a service prefix that no earlier row names still needs
+# a valid token: a new upstream route is never public by accident.
+TABLE: tuple[Rule, ...] = (
+    Rule("/auth/register", "auth", public=True, methods=POST, limit_by_address=True),
+    Rule("/auth/token", "auth", public=True, methods=POST, limit_by_address=True),
+    Rule("/auth/revoke", "auth", public=True, methods=POST, limit_by_address=True),
+    Rule("/.well-known/*", "auth", public=True),
+    Rule("/auth/me", "auth", scope="profile"),
+    Rule("/auth/me/*", "auth", scope="profile"),
+    Rule("/auth/admin/*", "auth", scope="admin"),
+    Rule("/auth/*", "auth"),
+    Rule("/tasks", "tasks", scope="tasks:read", methods=SAFE_METHODS),
+    Rule("/tasks/*", "tasks", scope="tasks:read", methods=SAFE_METHODS),
+    Rule("/tasks", "tasks", scope="tasks:write"),
+    Rule("/tasks/*", "tasks", scope="tasks:write"),
+    Rule("/analytics", "analytics", scope="analytics:read"),
+    Rule("/analytics/*", "analytics", scope="analytics:read"),
+)
+
+# Paths the gateway answers itself (health, metrics, the merged API description).
+LOCAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+
+_FIRST_SEGMENTS = frozenset({"auth", "tasks", "analytics", ".well-known"})
+
+
+def match(method: str, path: str, table: tuple[Rule, ...] = TABLE) -> Rule | None:
+    """The rule for a request, or ``None`` when the gateway itself (or nobody) answers it."""
+    # A cheap first cut: every proxied path starts with one of four segments.
+    end = path.find("/", 1)
+    if (path[1:] if end < 0 else path[1:end]) not in _FIRST_SEGMENTS:
+        return None
+    for rule in table:
+        if rule.matches(method, path):
+            return rule
+    return None
+
+
+def has_dot_segments(path: str) -> bool:
+    """True for ``/a/../b`` and friends, which an upstream or a client library might fold.
+
+    Checked on the decoded path, so ``%2e%2e`` and ``%2F`` spellings are caught too; the
+    scope decision and the upstream's routing then always see the same path.
+    """
+    if "/." not in path and "\\" not in path:
+        return False
+    return "\\" in path or any(part in (".", "..") for part in path.split("/"))
