@@ -39,6 +39,11 @@ SKIPPED_CUSTOM_RESOURCES: dict[tuple[str, str], str] = {}
 
 SERVICES = {"gateway": 8000, "auth": 8001, "tasks": 8002, "analytics": 8003}
 DATABASE_SERVICES = ("auth", "tasks", "analytics")
+# Settings that a service refuses to start without outside development, each from a Secret.
+REQUIRED_SECRETS = {
+    "auth": "MOMENTUM_AUTH_KEY_ENCRYPTION_KEY",
+    "tasks": "MOMENTUM_TASKS_CURSOR_SECRET",
+}
 
 Manifest = dict[str, Any]
 
@@ -209,6 +214,16 @@ def check_services(overlay: str, objects: list[Manifest], report: Report) -> Non
             report.check(
                 f"MOMENTUM_{name.upper()}_DATABASE_URL" in env_names(server),
                 f"{where}: no database URL",
+            )
+        if name in REQUIRED_SECRETS:
+            secret_env = {
+                entry["name"]
+                for entry in server.get("env", [])
+                if "secretKeyRef" in entry.get("valueFrom", {})
+            }
+            report.check(
+                REQUIRED_SECRETS[name] in secret_env,
+                f"{where}: {REQUIRED_SECRETS[name]} not from a Secret",
             )
 
 
