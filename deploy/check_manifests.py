@@ -147,6 +147,16 @@ def check_pods(overlay: str, objects: list[Manifest], report: Report) -> None:
                 report.check("readinessProbe" in container, f"{at}: no readiness probe")
 
 
+def dig(value: Any, *path: str | int) -> Any:
+    """value[path[0]][path[1]]..., or None where any step is missing."""
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
+
+
 def by_kind(objects: list[Manifest], kind: str) -> dict[str, Manifest]:
     return {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == kind}
 
@@ -187,12 +197,14 @@ def check_services(overlay: str, objects: list[Manifest], report: Report) -> Non
         pod = deployment["spec"]["template"]["spec"]
         server = pod["containers"][0]
         report.check(
-            server["livenessProbe"]["httpGet"]["path"] == "/healthz", f"{where}: liveness path"
+            dig(server, "livenessProbe", "httpGet", "path") == "/healthz",
+            f"{where}: liveness probe not on /healthz",
         )
         report.check(
-            server["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{where}: readiness path"
+            dig(server, "readinessProbe", "httpGet", "path") == "/readyz",
+            f"{where}: readiness probe not on /readyz",
         )
-        report.check(server["ports"][0]["containerPort"] == port, f"{where}: port is not {port}")
+        report.check(dig(server, "ports", 0, "containerPort") == port, f"{where}: not on {port}")
         report.check(
             services.get(name, {}).get("spec", {}).get("ports", [{}])[0].get("port") == port,
             f"{where}: no Service on {port}",
@@ -314,21 +326,102 @@ OVERLAY_CHECKS: dict[str, Callable[[list[Manifest], Report], None]] = {
 }
 
 
+def check_overlay(overlay: str, objects: list[Manifest], report: Report) -> dict[str, int]:
+    counts = validate_schemas(overlay, objects, report)
+    check_pods(overlay, objects, report)
+    check_services(overlay, objects, report)
+    check_nats_config(overlay, objects, report)
+    OVERLAY_CHECKS[overlay](objects, report)
+    return counts
+
+
+def find(objects: list[Manifest], kind: str, name: str) -> Manifest:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def server(objects: list[Manifest], name: str) -> Manifest:
+    container: Manifest = find(objects, "Deployment", name)["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+# Breakages the checks above must catch, each applied alone to a copy of the prod overlay:
+# a check that cannot fail is no check.
+MUTATIONS: dict[str, Callable[[list[Manifest]], object]] = {
+    "unknown field": lambda o: find(o, "PodDisruptionBudget", "auth")["spec"].update(
+        maxUnavalable=1
+    ),
+    "wrong type": lambda o: find(o, "StatefulSet", "nats")["spec"].update(replicas="3"),
+    "bad CloudNativePG enum": lambda o: find(o, "Cluster", "momentum-db")["spec"][
+        "affinity"
+    ].update(podAntiAffinityType="always"),
+    "unknown CloudNativePG field": lambda o: find(o, "Database", "momentum-tasks")["spec"].update(
+        ownr="x"
+    ),
+    "writable root": lambda o: server(o, "tasks")["securityContext"].update(
+        readOnlyRootFilesystem=False
+    ),
+    "capabilities kept": lambda o: server(o, "gateway")["securityContext"].update(
+        capabilities={"drop": ["NET_RAW"]}
+    ),
+    "no readiness probe": lambda o: server(o, "analytics").pop("readinessProbe"),
+    "no memory limit": lambda o: server(o, "auth")["resources"]["limits"].pop("memory"),
+    "committed Secret": lambda o: o.append(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "data": {}}
+    ),
+    "no default deny": lambda o: o.remove(find(o, "NetworkPolicy", "default-deny")),
+    "no migrations": lambda o: find(o, "Deployment", "tasks")["spec"]["template"]["spec"].pop(
+        "initContainers"
+    ),
+    "no PDB": lambda o: o.remove(find(o, "PodDisruptionBudget", "analytics")),
+    "single-replica streams": lambda o: find_config(o, "auth-config")["data"].update(
+        MOMENTUM_AUTH_NATS_STREAM_REPLICAS="1"
+    ),
+    "broken nats.conf": lambda o: find_config(o, "nats-config")["data"].update(
+        {"nats.conf": "jetstream {"}
+    ),
+}
+
+
+def find_config(objects: list[Manifest], prefix: str) -> Manifest:
+    return next(
+        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith(prefix)
+    )
+
+
+def self_test(objects: list[Manifest]) -> list[str]:
+    """Applies each mutation to a fresh copy of the prod objects; returns those not caught."""
+    missed = []
+    for name, mutate in MUTATIONS.items():
+        copy = json.loads(json.dumps(objects))
+        mutate(copy)
+        report = Report()
+        check_overlay("prod", copy, report)
+        if not report.failures:
+            missed.append(name)
+    return missed
+
+
 def main(argv: list[str]) -> int:
     report = Report()
+    rendered_prod: list[Manifest] = []
     for arg in argv:
         overlay, _, rendered = arg.partition("=")
         objects = load(Path(rendered))
-        counts = validate_schemas(overlay, objects, report)
-        check_pods(overlay, objects, report)
-        check_services(overlay, objects, report)
-        check_nats_config(overlay, objects, report)
-        OVERLAY_CHECKS[overlay](objects, report)
+        counts = check_overlay(overlay, objects, report)
+        if overlay == "prod":
+            rendered_prod = objects
         say(
             f"  {overlay}: {len(objects)} objects; {counts['kubernetes']} against Kubernetes "
             f"{KUBERNETES_VERSION} schemas (strict), {counts['custom']} against "
             f"deploy/schemas, {counts['skipped']} skipped"
         )
+    if rendered_prod and not report.failures:
+        missed = self_test(rendered_prod)
+        for name in missed:
+            report.check(False, f"self-test: a manifest with {name} passed the checks")
+        say(f"  self-test: {len(MUTATIONS) - len(missed)} of {len(MUTATIONS)} breakages caught")
     for failure in report.failures:
         say(f"  FAIL {failure}", stream=sys.stderr)
     return 1 if report.failures else 0
