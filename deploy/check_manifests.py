@@ -39,6 +39,8 @@ SKIPPED_CUSTOM_RESOURCES: dict[tuple[str, str], str] = {}
 
 SERVICES = {"gateway": 8000, "auth": 8001, "tasks": 8002, "analytics": 8003}
 DATABASE_SERVICES = ("auth", "tasks", "analytics")
+# The services whose outbox relays declare the streams (AUTH_EVENTS, TASK_EVENTS).
+STREAM_OWNERS = ("auth", "tasks")
 # Settings that a service refuses to start without outside development, each from a Secret.
 REQUIRED_SECRETS = {
     "auth": "MOMENTUM_AUTH_KEY_ENCRYPTION_KEY",
@@ -274,7 +276,7 @@ def check_prod(objects: list[Manifest], report: Report) -> None:
     nats = by_kind(objects, "StatefulSet")["nats"]["spec"]
     report.check(nats["replicas"] == 3, "prod: NATS is not 3 nodes")
     report.check(bool(nats.get("volumeClaimTemplates")), "prod: NATS has no persistent volumes")
-    for service in SERVICES:
+    for service in STREAM_OWNERS:
         replicas = config_value(
             objects, f"{service}-config", f"MOMENTUM_{service.upper()}_NATS_STREAM_REPLICAS"
         )
