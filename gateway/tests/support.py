@@ -170,7 +170,9 @@ def upstream_app(service: str) -> FastAPI:
             return await echo(request, service)
 
     @app.api_route(
-        "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+        "/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        include_in_schema=False,
     )
     async def anything(request: Request, path: str) -> Response:
         """Echo."""

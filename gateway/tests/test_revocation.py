@@ -1,0 +1,190 @@
+"""Session revocation from ``auth.session.revoked`` on a real NATS JetStream server."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+from fastapi import FastAPI
+
+from momentum_gateway.revocation import RevocationList
+from momentum_shared.events import AUTH_STREAM, CLOUDEVENTS_CONTENT_TYPE, CloudEvent, SessionRevoked
+from momentum_shared.nats import ensure_stream
+from momentum_shared.natsserver import EmbeddedNats
+from momentum_shared.testing.apps import running_app
+from momentum_shared.testing.tokens import TestIssuer
+
+pytestmark = pytest.mark.nats
+
+FAST = {
+    "revocation_enabled": True,
+    "revocation_retry_seconds": 0.1,
+    "revocation_heartbeat_seconds": 0.5,
+}
+
+
+async def publish_raw(nats_url: str, payload: bytes, *, create_stream: bool = True) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        if create_stream:
+            await ensure_stream(js, AUTH_STREAM)
+        await js.publish(
+            SessionRevoked.event_type,
+            payload,
+            headers={"Content-Type": CLOUDEVENTS_CONTENT_TYPE, "Nats-Msg-Id": str(uuid.uuid4())},
+        )
+    finally:
+        await nc.close()
+
+
+async def revoke(nats_url: str, user: uuid.UUID, sid: str, *, expires_in: float = 900.0) -> None:
+    expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expires_in)
+    event = CloudEvent.of(
+        SessionRevoked(user_id=user, session_id=uuid.UUID(sid), expires_at=expires_at),
+        source="/momentum/auth",
+        subject=str(user),
+    )
+    await publish_raw(nats_url, event.to_json())
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, patience: float = 10.0) -> None:
+    """Poll until ``check`` holds (patience is generous: this is not a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError("the condition never held")
+        await asyncio.sleep(0.02)
+
+
+def status_of(http: httpx.AsyncClient, headers: dict[str, str]) -> Callable[[], Awaitable[bool]]:
+    async def refused() -> bool:
+        return (await http.get("/tasks/1", headers=headers)).status_code == 401
+
+    return refused
+
+
+async def test_a_revoked_session_is_refused_on_every_replica(
+    app_factory: Callable[..., FastAPI], issuer: TestIssuer, nats_url: str
+) -> None:
+    user = uuid.uuid4()
+    sid, other_sid = str(uuid.uuid4()), str(uuid.uuid4())
+    revoked = issuer.bearer(user, sid=sid)
+    kept = issuer.bearer(user, sid=other_sid)
+    await publish_raw(nats_url, b"{}")  # the stream exists; nothing relevant in it yet
+    async with (
+        running_app(app_factory(nats_url=nats_url, **FAST)) as one,
+        running_app(app_factory(nats_url=nats_url, **FAST)) as two,
+    ):
+        assert (await one.get("/tasks/1", headers=revoked)).status_code == 200
+        assert (await two.get("/tasks/1", headers=revoked)).status_code == 200
+        await revoke(nats_url, user, sid)
+        await eventually(status_of(one, revoked))
+        await eventually(status_of(two, revoked))
+        refused = await one.get("/tasks/1", headers=revoked)
+        assert refused.status_code == 401
+        assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+        assert "revoked" in refused.json()["detail"]
+        # Another session of the same user is untouched.
+        assert (await one.get("/tasks/1", headers=kept)).status_code == 200
+        assert (await two.get("/tasks/1", headers=kept)).status_code == 200
+
+
+async def test_a_restarted_gateway_rebuilds_the_deny_list_from_the_stream(
+    app_factory: Callable[..., FastAPI], issuer: TestIssuer, nats_url: str
+) -> None:
+    user = uuid.uuid4()
+    sid = str(uuid.uuid4())
+    await revoke(nats_url, user, sid)
+    await revoke(nats_url, user, str(uuid.uuid4()), expires_in=-3600)  # long dead: ignored
+    async with running_app(app_factory(nats_url=nats_url, **FAST)) as http:
+        await eventually(status_of(http, issuer.bearer(user, sid=sid)))
+
+        async def caught_up() -> bool:
+            checks = (await http.get("/readyz")).json()["checks"]
+            return bool(checks["revocations"]["caught_up"])
+
+        await eventually(caught_up)
+        info = (await http.get("/readyz")).json()["checks"]["revocations"]
+        assert info["revoked_sessions"] == 1
+        assert info["events"] == 2
+
+
+async def test_the_stream_may_appear_after_the_gateway_started(
+    app_factory: Callable[..., FastAPI], issuer: TestIssuer, nats_url: str
+) -> None:
+    user = uuid.uuid4()
+    sid = str(uuid.uuid4())
+    async with running_app(app_factory(nats_url=nats_url, **FAST)) as http:
+
+        async def waiting() -> bool:
+            checks = (await http.get("/readyz")).json()["checks"]
+            return bool(checks["revocations"]["status"] == "waiting for stream")
+
+        await eventually(waiting)
+        assert (await http.get("/readyz")).status_code == 200  # never unready for NATS
+        await revoke(nats_url, user, sid)  # creates the stream, as auth would
+        await eventually(status_of(http, issuer.bearer(user, sid=sid)))
+
+
+async def test_known_revocations_hold_while_nats_is_down(
+    app_factory: Callable[..., FastAPI],
+    issuer: TestIssuer,
+    nats_server_factory: type[EmbeddedNats],
+    tmp_path: Path,
+) -> None:
+    server = nats_server_factory(tmp_path / "nats").start()
+    user = uuid.uuid4()
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    async with running_app(app_factory(nats_url=server.url, **FAST)) as http:
+        await revoke(server.url, user, first)
+        await eventually(status_of(http, issuer.bearer(user, sid=first)))
+        server.stop()
+        # NATS is gone: known revocations still hold, everything else still passes.
+        assert (
+            await http.get("/tasks/1", headers=issuer.bearer(user, sid=first))
+        ).status_code == 401
+        assert (await http.get("/tasks/1", headers=issuer.bearer(user))).status_code == 200
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200
+        server = nats_server_factory(tmp_path / "nats", port=server.port).start()
+        # Back up: the consumer resumes and later revocations arrive too.
+        await revoke(server.url, user, second)
+        await eventually(status_of(http, issuer.bearer(user, sid=second)), patience=20)
+        assert (
+            await http.get("/tasks/1", headers=issuer.bearer(user, sid=first))
+        ).status_code == 401
+
+
+async def test_malformed_events_are_skipped(
+    app_factory: Callable[..., FastAPI], issuer: TestIssuer, nats_url: str
+) -> None:
+    user = uuid.uuid4()
+    sid = str(uuid.uuid4())
+    await publish_raw(nats_url, b"not json")
+    await publish_raw(nats_url, b'{"specversion": "1.0", "type": "auth.session.revoked"}')
+    await revoke(nats_url, user, sid)
+    async with running_app(app_factory(nats_url=nats_url, **FAST)) as http:
+        await eventually(status_of(http, issuer.bearer(user, sid=sid)))
+
+
+def test_a_revocation_lasts_until_its_tokens_could_not_verify_anyway() -> None:
+    now = [1_000_000.0]
+    deny = RevocationList(leeway=60, clock=lambda: now[0])
+    assert deny.revoke("s1", now[0] + 900)
+    assert not deny.revoke("s2", now[0] - 61)  # already past: nothing to remember
+    assert deny.is_revoked("s1")
+    assert not deny.is_revoked("s2")
+    assert not deny.is_revoked(None)
+    now[0] += 900 + 59
+    assert deny.is_revoked("s1")  # still inside the verifier's leeway
+    now[0] += 2
+    assert not deny.is_revoked("s1")
+    assert len(deny) == 0
