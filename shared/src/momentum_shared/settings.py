@@ -39,6 +39,8 @@ class NatsSettings(BaseSettings):
 
     nats_url: str = "nats://127.0.0.1:4222"
     nats_connect_timeout: float = 2.0
+    # Replicas of the streams a producer creates: 1 on a laptop, 3 on a production cluster.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
 
 
 class TokenVerificationSettings(BaseSettings):
