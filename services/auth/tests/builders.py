@@ -88,3 +88,26 @@ async def outbox(app: FastAPI, event_type: str | None = None) -> list[CloudEvent
         rows = (await session.exec(query)).all()
     events = [CloudEvent.from_json(row.payload) for row in rows]
     return [event for event in events if event_type is None or event.type == event_type]
+
+
+async def make_admin(app: FastAPI, email: str | None = None) -> str:
+    """An admin user created the way the operator command does; returns the email."""
+    from momentum_auth import service
+    from momentum_auth.schemas import UserCreate
+    from momentum_shared.db import UnitOfWork
+    from momentum_shared.events import utcnow
+
+    address = email or new_email()
+    async with UnitOfWork(app.state.session_factory) as uow:
+        await service.create_admin(
+            uow.session,
+            app.state.auth,
+            UserCreate(email=address, password=PASSWORD),
+            now=utcnow(),
+        )
+    return address
+
+
+def kid_of(access_token: str) -> str:
+    kid: str = jwt.get_unverified_header(access_token)["kid"]
+    return kid

@@ -160,6 +160,9 @@ def create_app(
     del jwks_client
     settings = settings or AuthSettings()
     configure_logging("auth", level=settings.log_level, json_output=settings.log_json)
+    # aiosqlite logs every statement with its bound values at DEBUG (password hashes,
+    # sealed keys); auth never lets it, whatever the service's own log level.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     app = build_app(
         service="auth",
         title="Momentum Auth",

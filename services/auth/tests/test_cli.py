@@ -1,0 +1,84 @@
+"""The operator command ``momentum-auth``: create-admin and rotate-keys, without HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from momentum_auth.app import create_app
+from momentum_auth.cli import main
+from momentum_shared.testing.apps import running_app
+from services.auth.tests.builders import PASSWORD, kid_of, new_email, tokens
+from services.auth.tests.conftest import FAST_HASHING, make_settings
+
+
+@pytest.fixture
+def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MOMENTUM_AUTH_DATABASE_URL", database_url)
+    for name, value in FAST_HASHING.items():
+        monkeypatch.setenv(f"MOMENTUM_AUTH_{name.upper()}", str(value))
+    return database_url
+
+
+def run(argv: list[str], stdin: str = "") -> int:
+    return main(argv, stdin=io.StringIO(stdin))
+
+
+async def sign_in_scopes_and_kid(database_url: str, email: str) -> tuple[str, str]:
+    app = create_app(make_settings(database_url))
+    async with running_app(app) as client:
+        pair = await tokens(client, email)
+    return pair["scope"], kid_of(pair["access_token"])
+
+
+def test_create_admin_then_rotate_keys(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    email = new_email()
+    assert run(["create-admin", "--email", email, "--password-stdin"], PASSWORD + "\n") == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["email"] == email
+    scope, first_kid = asyncio.run(sign_in_scopes_and_kid(cli_env, email))
+    assert "admin" in scope.split()
+
+    assert run(["rotate-keys"]) == 0
+    rotated = json.loads(capsys.readouterr().out)
+    assert rotated["alg"] == "RS256"
+    assert rotated["kid"] != first_kid
+    _, kid = asyncio.run(sign_in_scopes_and_kid(cli_env, email))
+    assert kid == rotated["kid"]
+
+
+def test_create_admin_refuses_duplicates_and_weak_passwords(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    email = new_email()
+    assert run(["create-admin", "--email", email, "--password-stdin"], PASSWORD) == 0
+    capsys.readouterr()
+    assert run(["create-admin", "--email", email.upper(), "--password-stdin"], PASSWORD) == 1
+    assert "exists" in capsys.readouterr().err
+    assert run(["create-admin", "--email", new_email(), "--password-stdin"], "seven7\n") == 2
+    output = capsys.readouterr()
+    assert "password" in output.err
+    assert "seven7" not in output.err + output.out
+    assert run(["create-admin", "--email", "nobody", "--password-stdin"], PASSWORD) == 2
+
+
+def test_the_console_script_is_installed(cli_env: str, tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("momentum-auth")
+    assert script.exists()
+    result = subprocess.run(
+        [str(script), "rotate-keys"],
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["alg"] == "RS256"

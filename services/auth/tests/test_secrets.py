@@ -1,0 +1,136 @@
+"""No response and no log line ever contains a password, a password hash or a private key."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from momentum_auth.app import create_app
+from momentum_auth.keys import KeyEncryption
+from momentum_auth.models import SigningKey, User
+from momentum_auth.settings import DEVELOPMENT_KEY_ENCRYPTION_KEY
+from momentum_shared.testing.apps import running_app
+from services.auth.tests.builders import bearer, make_admin, new_email
+from services.auth.tests.conftest import make_settings
+
+FIRST = "first secret password"
+SECOND = "second secret password"
+WRONG = "wrong secret password"
+
+
+def b64url_int(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+async def test_no_response_or_log_line_carries_a_secret(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(database_url, log_level="DEBUG"))
+    # create_app installs the service's own handler on the root logger; listen beside it.
+    logging.getLogger().addHandler(caplog.handler)
+    caplog.set_level(logging.DEBUG)
+    responses: list[httpx.Response] = []
+    email = new_email()
+    async with running_app(app) as client:
+
+        async def call(method: str, url: str, **kwargs: object) -> httpx.Response:
+            response = await client.request(method, url, **kwargs)  # type: ignore[arg-type]
+            responses.append(response)
+            return response
+
+        await call("POST", "/auth/register", json={"email": email, "password": FIRST})
+        await call("POST", "/auth/register", json={"email": email, "password": FIRST})
+        await call("POST", "/auth/register", json={"email": new_email(), "password": "short"})
+        await call(
+            "POST",
+            "/auth/token",
+            data={"grant_type": "password", "username": email, "password": WRONG},
+        )
+        await call(
+            "POST",
+            "/auth/token",
+            data={"grant_type": "password", "username": FIRST, "password": FIRST},
+        )
+        ok = await call(
+            "POST",
+            "/auth/token",
+            data={"grant_type": "password", "username": email, "password": FIRST},
+        )
+        pair = ok.json()
+        headers = bearer(pair["access_token"])
+        await call("GET", "/auth/me", headers=headers)
+        await call(
+            "POST",
+            "/auth/me/password",
+            json={"current_password": WRONG, "new_password": SECOND},
+            headers=headers,
+        )
+        await call(
+            "POST",
+            "/auth/me/password",
+            json={"current_password": FIRST, "new_password": SECOND},
+            headers=headers,
+        )
+        renewed = await call(
+            "POST",
+            "/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]},
+        )
+        await call(
+            "POST",
+            "/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]},
+        )
+        await call("POST", "/auth/revoke", data={"token": renewed.json()["refresh_token"]})
+        admin = await make_admin(app)
+        admin_pair = (
+            await call(
+                "POST",
+                "/auth/token",
+                data={
+                    "grant_type": "password",
+                    "username": admin,
+                    "password": "correct horse battery",
+                },
+            )
+        ).json()
+        await call("POST", "/auth/admin/keys/rotate", headers=bearer(admin_pair["access_token"]))
+        await call("GET", "/.well-known/jwks.json")
+        await call("GET", "/.well-known/oauth-authorization-server")
+        await call("GET", "/readyz")
+        await call("GET", "/metrics")
+
+        async with app.state.session_factory() as session:
+            hashes = [u.password_hash for u in (await session.exec(sa.select(User))).scalars()]
+            keys = list((await session.exec(sa.select(SigningKey))).scalars())
+
+    secrets = [FIRST, SECOND, WRONG, *hashes]
+    for hashed in hashes:
+        secrets.append(hashed.split("$")[-1])  # the digest alone
+    encryption = KeyEncryption(DEVELOPMENT_KEY_ENCRYPTION_KEY)
+    for row in keys:
+        der = encryption.decrypt(row.private_key_encrypted, kid=row.kid, kek_id=row.kek_id)
+        private = serialization.load_der_private_key(der, password=None)
+        assert isinstance(private, rsa.RSAPrivateKey)
+        numbers = private.private_numbers()
+        secrets += [b64url_int(numbers.d), b64url_int(numbers.p), b64url_int(numbers.q)]
+        secrets.append(base64.b64encode(der).decode()[:64])
+    assert len(hashes) == 2
+    assert len(keys) == 2
+
+    texts = [f"{r.status_code} {dict(r.headers)} {r.text}" for r in responses]
+    # Every log record, with every extra attribute a JSON formatter would print.
+    texts += [f"{record.getMessage()} {record.__dict__}" for record in caplog.records]
+    assert caplog.records, "the flow is expected to log something"
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+        assert "PRIVATE KEY" not in text
+        assert "$argon2" not in text
