@@ -30,6 +30,14 @@ from services.auth.tests.builders import (
 USER_SCOPES = "profile tasks:read tasks:write analytics:read"
 
 
+async def replays(client: httpx.AsyncClient) -> float:
+    """The replay counter as /metrics shows it."""
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith("momentum_auth_refresh_token_replays_total "):
+            return float(line.split()[1])
+    raise AssertionError("no replay counter in /metrics")
+
+
 async def test_password_grant_issues_a_token_pair(client: httpx.AsyncClient, app: FastAPI) -> None:
     user = await register(client)
     response = await sign_in(client, user["email"])
@@ -237,6 +245,7 @@ async def test_refresh_replay_revokes_the_whole_family(
     user = await register(client)
     first = await tokens(client, user["email"])
     second = (await refresh(client, first["refresh_token"])).json()
+    replays_before = await replays(client)
 
     replay = await refresh(client, first["refresh_token"])
     assert replay.status_code == 401
@@ -259,6 +268,8 @@ async def test_refresh_replay_revokes_the_whole_family(
     assert last_exp.endswith("Z")
     assert last_exp.startswith(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(claims["exp"])))
     assert revoked[0].usertz == "UTC"
+
+    assert await replays(client) == replays_before + 1
 
     # Other sign-ins of the same user are untouched.
     other = await tokens(client, user["email"])

@@ -47,7 +47,10 @@ TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
 FormField = Annotated[str | None, Form()]
 
 
-def _refused(problem: ProblemError) -> Response:
+def _refused(problem: ProblemError, grant_type: str | None = None) -> Response:
+    if grant_type is not None:
+        outcome = "throttled" if problem.status == 429 else str(problem.extra.get("error"))
+        service.TOKEN_REQUESTS.labels(grant_type, outcome).inc()
     response = problem.to_response()
     response.headers.update(NO_STORE)
     return response
@@ -108,7 +111,8 @@ async def token(
     else:
         return _refused(errors.unsupported_grant_type(grant_type))
     if isinstance(result, ProblemError):
-        return _refused(result)
+        return _refused(result, grant_type)
+    service.TOKEN_REQUESTS.labels(grant_type, "issued").inc()
     return JSONResponse(result.model_dump(mode="json"), headers=NO_STORE)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
+from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,6 +34,7 @@ from momentum_auth.schemas import (
 from momentum_auth.settings import AuthSettings
 from momentum_auth.tokens import hash_refresh_token, mint_access_token, new_refresh_token
 from momentum_shared.errors import Conflict, ProblemError
+from momentum_shared.metrics import REGISTRY
 from momentum_shared.security import InvalidToken, TokenVerifier
 
 logger = logging.getLogger("momentum.auth")
@@ -42,6 +44,23 @@ ADMIN_SCOPE = "admin"
 SCOPES = (*USER_SCOPES, ADMIN_SCOPE)
 GRANT_TYPES = ("password", "refresh_token")
 MAX_PASSWORD_INPUT = 1024
+
+TOKEN_REQUESTS = Counter(
+    "momentum_auth_token_requests_total",
+    "Token-endpoint requests by grant type and outcome (issued, or the OAuth error code)",
+    ["grant_type", "outcome"],
+    registry=REGISTRY,
+)
+REFRESH_REPLAYS = Counter(
+    "momentum_auth_refresh_token_replays_total",
+    "Spent refresh tokens presented again (each revokes its family)",
+    registry=REGISTRY,
+)
+KEY_ROTATIONS = Counter(
+    "momentum_auth_signing_key_rotations_total",
+    "New signing keys made active (first key, automatic, admin route or operator command)",
+    registry=REGISTRY,
+)
 
 
 @dataclass
@@ -339,6 +358,7 @@ async def _replayed(
         extra={"user_id": str(user.id), "session_id": str(family.id)},
     )
     await revoke_family(session, user, family, now=now, reason="replay")
+    REFRESH_REPLAYS.inc()
     return errors.invalid_grant(INVALID_REFRESH)
 
 
@@ -454,6 +474,7 @@ async def rotate_signing_key(
         now=now,
         expires_at=now + timedelta(seconds=published_for),
     )
+    KEY_ROTATIONS.inc()
     logger.info("signing key rotated", extra={"kid": key.kid, "retired_keys": retired})
     return key
 
