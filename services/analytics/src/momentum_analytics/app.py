@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -22,13 +23,18 @@ from momentum_shared.events import utcnow
 from momentum_shared.logs import configure_logging
 from momentum_shared.security import build_verifier
 
+logger = logging.getLogger("momentum.analytics")
+
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
     if task is None:
         return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # Cancel until it is done: asyncio.wait_for inside a library may swallow one cancel.
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background task failed", extra={"error": repr(task.exception())})
 
 
 @asynccontextmanager

@@ -64,7 +64,7 @@ DEAD_LETTERS = Counter(
     registry=REGISTRY,
 )
 DEAD_LETTERS_STORED = Gauge(
-    "momentum_analytics_dead_letters",
+    "momentum_analytics_dead_letters_stored",
     "Rows in the dead-letter table, as last seen by this process",
     registry=REGISTRY,
 )
@@ -166,35 +166,41 @@ class EventConsumer:
 
     async def run(self) -> None:
         """Consume forever (until cancelled), surviving NATS outages and missing streams."""
-        retry = self.settings.consumer_retry_interval_seconds
         while True:
+            # The client exists before it connects, so a cancelled connect closes its socket.
+            nc = NATS()
             try:
-                self._connecting = True
-                nc = await connect(
-                    self.settings.nats_url,
-                    name="momentum-analytics",
-                    connect_timeout=self.settings.nats_connect_timeout,
-                    disconnected_cb=self._disconnected,
-                    reconnected_cb=self._reconnected,
-                )
+                await self._connect(nc)
+                self._nc = nc
+                NATS_CONNECTED.labels("analytics").set(1)
+                js = nc.jetstream()
+                await asyncio.gather(*(self._consume(js, stream) for stream in self.streams))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._last_error = f"{type(exc).__name__}: {exc}"
-                await asyncio.sleep(retry)
-                continue
-            finally:
-                self._connecting = False
-            self._nc = nc
-            NATS_CONNECTED.labels("analytics").set(1)
-            try:
-                js = nc.jetstream()
-                await asyncio.gather(*(self._consume(js, stream) for stream in self.streams))
+                await asyncio.sleep(self.settings.consumer_retry_interval_seconds)
             finally:
                 self._nc = None
                 NATS_CONNECTED.labels("analytics").set(0)
                 with contextlib.suppress(Exception):
                     await nc.close()
+
+    async def _connect(self, nc: NATS) -> None:
+        async def error(exc: Exception) -> None:
+            self._last_error = f"{type(exc).__name__}: {exc}"
+
+        await nc.connect(
+            servers=[self.settings.nats_url],
+            name="momentum-analytics",
+            connect_timeout=max(1, round(self.settings.nats_connect_timeout)),
+            max_reconnect_attempts=-1,  # reconnect forever: an outage heals by itself
+            reconnect_time_wait=1,
+            allow_reconnect=True,
+            error_cb=error,
+            disconnected_cb=self._disconnected,
+            reconnected_cb=self._reconnected,
+        )
 
     async def _disconnected(self) -> None:
         NATS_CONNECTED.labels("analytics").set(0)

@@ -100,6 +100,11 @@ class AnalyticsRepository:
         self.session = session
         self.postgres = session.get_bind().dialect.name == "postgresql"
 
+    async def _execute(self, statement: sa.Executable) -> sa.CursorResult[Any]:
+        # Core statements on the session's connection: same transaction, no ORM identity map.
+        connection = await self.session.connection()
+        return await connection.execute(statement)
+
     def _insert(self, table: sa.Table) -> Any:
         # ON CONFLICT is dialect-specific in SQLAlchemy; both dialects spell it the same.
         return postgresql.insert(table) if self.postgres else sqlite.insert(table)
@@ -117,7 +122,7 @@ class AnalyticsRepository:
             .values(event_id=event_id, event_type=event_type, processed_at=at)
             .on_conflict_do_nothing(index_elements=["event_id"])
         )
-        result = cast(sa.CursorResult[Any], await self.session.execute(statement))
+        result = await self._execute(statement)
         return result.rowcount == 1
 
     # -- users ---------------------------------------------------------------------------
@@ -127,12 +132,12 @@ class AnalyticsRepository:
         ordered = sorted(set(user_ids))
         if not ordered:
             return {}
-        await self.session.execute(
+        await self._execute(
             self._insert(_users)
             .values([{"user_id": user_id} for user_id in ordered])
             .on_conflict_do_nothing(index_elements=["user_id"])
         )
-        rows = await self.session.execute(
+        rows = await self._execute(
             sa.select(
                 _users.c.user_id,
                 _users.c.timezone,
@@ -151,7 +156,7 @@ class AnalyticsRepository:
     async def set_user_timezone(
         self, user_id: uuid.UUID, *, timezone: str, time: datetime, event_id: str
     ) -> None:
-        await self.session.execute(
+        await self._execute(
             sa.update(_users)
             .where(_users.c.user_id == user_id)
             .values(timezone=timezone, timezone_time=time, timezone_event_id=event_id)
@@ -191,7 +196,7 @@ class AnalyticsRepository:
             )
             .returning(_daily.c.login_events, _daily.c.tasks_completed)
         )
-        row = (await self.session.execute(statement)).one()
+        row = (await self._execute(statement)).one()
         return int(row.login_events), int(row.tasks_completed)
 
     async def bump_task(
@@ -216,9 +221,9 @@ class AnalyticsRepository:
                 )
                 .returning(_tasks.c.events)
             )
-            return int((await self.session.execute(statement)).scalar_one())
+            return int((await self._execute(statement)).scalar_one())
         remaining = (
-            await self.session.execute(
+            await self._execute(
                 sa.update(_tasks)
                 .where(key)
                 .values(events=_tasks.c.events + delta)
@@ -226,13 +231,13 @@ class AnalyticsRepository:
             )
         ).scalar_one_or_none()
         if remaining is not None and remaining <= 0:
-            await self.session.execute(sa.delete(_tasks).where(key))
+            await self._execute(sa.delete(_tasks).where(key))
             return 0
         return int(remaining or 0)
 
     async def days(self, user_id: uuid.UUID, start: date, end: date) -> list[Day]:
         """The user's day rows from ``start`` to ``end`` inclusive (one index range)."""
-        rows = await self.session.execute(
+        rows = await self._execute(
             sa.select(
                 _daily.c.local_date,
                 _daily.c.logins,
@@ -247,7 +252,16 @@ class AnalyticsRepository:
             )
             .order_by(_daily.c.local_date)
         )
-        return [Day(*row) for row in rows]
+        return [
+            Day(
+                local_date=row.local_date,
+                logins=row.logins,
+                login_events=row.login_events,
+                tasks_created=row.tasks_created,
+                tasks_completed=row.tasks_completed,
+            )
+            for row in rows
+        ]
 
     # -- floating events -----------------------------------------------------------------
 
@@ -261,7 +275,7 @@ class AnalyticsRepository:
         occurred_at: datetime,
         local_date: date,
     ) -> None:
-        await self.session.execute(
+        await self._execute(
             sa.insert(_floating).values(
                 event_id=event_id,
                 user_id=user_id,
@@ -273,7 +287,7 @@ class AnalyticsRepository:
         )
 
     async def floating_events(self, user_id: uuid.UUID) -> list[Floating]:
-        rows = await self.session.execute(
+        rows = await self._execute(
             sa.select(
                 _floating.c.event_id,
                 _floating.c.kind,
@@ -296,7 +310,7 @@ class AnalyticsRepository:
         ]
 
     async def move_floating(self, user_id: uuid.UUID, event_id: str, local_date: date) -> None:
-        await self.session.execute(
+        await self._execute(
             sa.update(_floating)
             .where((_floating.c.user_id == user_id) & (_floating.c.event_id == event_id))
             .values(local_date=local_date)
@@ -317,7 +331,7 @@ class AnalyticsRepository:
     async def run_at_or_before(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
         """The run starting on or before ``day`` that starts last: one index seek."""
         row = (
-            await self.session.execute(
+            await self._execute(
                 sa.select(*self._run_columns())
                 .where(self._run_key(user_id, kind) & (_runs.c.start_date <= day))
                 .order_by(_runs.c.start_date.desc())
@@ -329,7 +343,7 @@ class AnalyticsRepository:
     async def run_before(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
         """The last run starting strictly before ``day``."""
         row = (
-            await self.session.execute(
+            await self._execute(
                 sa.select(*self._run_columns())
                 .where(self._run_key(user_id, kind) & (_runs.c.start_date < day))
                 .order_by(_runs.c.start_date.desc())
@@ -340,7 +354,7 @@ class AnalyticsRepository:
 
     async def run_starting(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
         row = (
-            await self.session.execute(
+            await self._execute(
                 sa.select(*self._run_columns()).where(
                     self._run_key(user_id, kind) & (_runs.c.start_date == day)
                 )
@@ -349,7 +363,7 @@ class AnalyticsRepository:
         return None if row is None else self._run(row)
 
     async def runs_from(self, user_id: uuid.UUID, kind: str, day: date) -> list[Run]:
-        rows = await self.session.execute(
+        rows = await self._execute(
             sa.select(*self._run_columns())
             .where(self._run_key(user_id, kind) & (_runs.c.start_date >= day))
             .order_by(_runs.c.start_date)
@@ -357,7 +371,7 @@ class AnalyticsRepository:
         return [self._run(row) for row in rows]
 
     async def insert_run(self, user_id: uuid.UUID, kind: str, run: Run) -> None:
-        await self.session.execute(
+        await self._execute(
             sa.insert(_runs).values(
                 user_id=user_id,
                 kind=kind,
@@ -371,7 +385,7 @@ class AnalyticsRepository:
     async def update_run(
         self, user_id: uuid.UUID, kind: str, start: date, *, end: date, length: int
     ) -> None:
-        await self.session.execute(
+        await self._execute(
             sa.update(_runs)
             .where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
             .values(end_date=end, length=length)
@@ -380,14 +394,14 @@ class AnalyticsRepository:
     async def set_longest_before(
         self, user_id: uuid.UUID, kind: str, start: date, longest_before: int
     ) -> None:
-        await self.session.execute(
+        await self._execute(
             sa.update(_runs)
             .where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
             .values(longest_before=longest_before)
         )
 
     async def delete_run(self, user_id: uuid.UUID, kind: str, start: date) -> None:
-        await self.session.execute(
+        await self._execute(
             sa.delete(_runs).where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
         )
 
@@ -396,7 +410,7 @@ class AnalyticsRepository:
     async def clear_projections(self) -> None:
         """Empty every projection and the inbox, for a rebuild from the streams."""
         for table in PROJECTION_TABLES:
-            await self.session.execute(sa.delete(table))
+            await self._execute(sa.delete(table))
 
     async def add_dead_letter(
         self,
@@ -425,7 +439,7 @@ class AnalyticsRepository:
             )
             .on_conflict_do_nothing(index_elements=["stream", "stream_sequence"])
         )
-        result = cast(sa.CursorResult[Any], await self.session.execute(statement))
+        result = await self._execute(statement)
         return result.rowcount == 1
 
     async def dead_letters(self, ids: Iterable[int] | None = None) -> list[DeadLetterRow]:
@@ -442,7 +456,7 @@ class AnalyticsRepository:
         ).order_by(_dead.c.id)
         if ids is not None:
             statement = statement.where(_dead.c.id.in_(list(ids)))
-        rows = await self.session.execute(statement)
+        rows = await self._execute(statement)
         return [
             DeadLetterRow(
                 id=row.id,
@@ -459,9 +473,9 @@ class AnalyticsRepository:
         ]
 
     async def delete_dead_letter(self, dead_letter_id: int) -> None:
-        await self.session.execute(sa.delete(_dead).where(_dead.c.id == dead_letter_id))
+        await self._execute(sa.delete(_dead).where(_dead.c.id == dead_letter_id))
 
     async def count_dead_letters(self) -> int:
         return int(
-            (await self.session.execute(sa.select(sa.func.count()).select_from(_dead))).scalar_one()
+            (await self._execute(sa.select(sa.func.count()).select_from(_dead))).scalar_one()
         )
