@@ -72,16 +72,29 @@ TABLE: tuple[Rule, ...] = (
 # Paths the gateway answers itself (health, metrics, the merged API description).
 LOCAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 
-_FIRST_SEGMENTS = frozenset({"auth", "tasks", "analytics", ".well-known"})
+
+def _first_segment(path: str) -> str:
+    end = path.find("/", 1)
+    return path[1:] if end < 0 else path[1:end]
+
+
+def _index(table: tuple[Rule, ...]) -> dict[str, tuple[Rule, ...]]:
+    """Rules by the first path segment, in table order (every pattern names one)."""
+    index: dict[str, list[Rule]] = {}
+    for rule in table:
+        index.setdefault(_first_segment(rule.pattern), []).append(rule)
+    return {segment: tuple(rules) for segment, rules in index.items()}
+
+
+_INDEXES: dict[int, tuple[tuple[Rule, ...], dict[str, tuple[Rule, ...]]]] = {}
 
 
 def match(method: str, path: str, table: tuple[Rule, ...] = TABLE) -> Rule | None:
     """The rule for a request, or ``None`` when the gateway itself (or nobody) answers it."""
-    # A cheap first cut: every proxied path starts with one of four segments.
-    end = path.find("/", 1)
-    if (path[1:] if end < 0 else path[1:end]) not in _FIRST_SEGMENTS:
-        return None
-    for rule in table:
+    cached = _INDEXES.get(id(table))
+    if cached is None or cached[0] is not table:
+        cached = _INDEXES[id(table)] = (table, _index(table))
+    for rule in cached[1].get(_first_segment(path), ()):
         if rule.matches(method, path):
             return rule
     return None
