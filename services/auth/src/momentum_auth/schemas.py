@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -120,18 +119,3 @@ class AuthorizationServerMetadata(BaseModel):
 
 def user_public(user: object) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
-
-
-__all__ = [
-    "AuthorizationServerMetadata",
-    "JsonWebKeySet",
-    "PasswordChange",
-    "SigningKeyPublic",
-    "TokenResponse",
-    "UserCreate",
-    "UserPublic",
-    "UserUpdate",
-    "datetime",
-    "iana_timezones",
-    "user_public",
-]
