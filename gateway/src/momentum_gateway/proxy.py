@@ -214,21 +214,21 @@ class UpstreamProxy:
             UPSTREAM_ERRORS.labels(service, "too_large").inc()
             await _problem(scope, receive, send, _too_large(self.max_body))
             return
-        too_large = False
+        outcome = {"too_large": False, "gone": False}
 
         async def body() -> AsyncIterator[bytes]:
-            nonlocal too_large
             received = 0
             more = True
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
+                    outcome["gone"] = True
                     raise _ClientGone
                 chunk: bytes = message.get("body", b"")
                 more = bool(message.get("more_body", False))
                 received += len(chunk)
                 if received > self.max_body:
-                    too_large = True
+                    outcome["too_large"] = True
                     raise _BodyTooLarge
                 if chunk:
                     yield chunk
@@ -238,7 +238,7 @@ class UpstreamProxy:
         data = body() if length is not None and length != 0 else None
         attempts = 2 if data is None and method in IDEMPOTENT else 1
         response: aiohttp.ClientResponse | None = None
-        error: ProblemError | None = None
+        error: ProblemError = BadGateway()
         for attempt in range(attempts):
             try:
                 response = await session.request(
@@ -250,45 +250,44 @@ class UpstreamProxy:
                     compress=False,
                 )
                 break
-            except aiohttp.ConnectionTimeoutError:
-                error = _unavailable(service, "connect_timeout", self.retry_after)
-            except aiohttp.ClientConnectorError:
-                error = _unavailable(service, "connect", self.retry_after)
-            except (aiohttp.SocketTimeoutError, TimeoutError):
-                UPSTREAM_ERRORS.labels(service, "timeout").inc()
-                error = GatewayTimeout(f"the {service} service did not answer in time")
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                if too_large:
+            except (aiohttp.ClientError, TimeoutError, _BodyTooLarge, _ClientGone) as exc:
+                # aiohttp wraps what the body generator raised: the flags say what happened.
+                if outcome["too_large"]:
+                    UPSTREAM_ERRORS.labels(service, "too_large").inc()
                     error = _too_large(self.max_body)
                     break
-                if attempt + 1 < attempts:
+                if outcome["gone"]:
+                    return  # the client left; nobody is waiting for an answer
+                if (
+                    attempt + 1 < attempts
+                    and isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError)
+                    and not isinstance(exc, aiohttp.ClientConnectorError)
+                ):
                     # A pooled connection the upstream closed while idle: retry once on a
                     # fresh one (only for idempotent requests without a body).
                     continue
-                UPSTREAM_ERRORS.labels(service, "bad_response").inc()
-                error = BadGateway(f"the {service} service closed the connection")
-                logger.warning("upstream failed", extra={"service": service, "error": repr(exc)})
-            except aiohttp.ClientError as exc:
-                if too_large:
-                    error = _too_large(self.max_body)
-                    break
-                if isinstance(exc.__cause__, _ClientGone) or isinstance(
-                    exc.__context__, _ClientGone
-                ):
-                    return
-                UPSTREAM_ERRORS.labels(service, "bad_response").inc()
-                error = BadGateway(
-                    f"the {service} service answered with something that is not HTTP"
-                )
-                logger.warning("upstream failed", extra={"service": service, "error": repr(exc)})
-            break
+                error = self._classify(service, exc)
+                break
         if response is None:
-            await _problem(scope, receive, send, error or BadGateway())
+            await _problem(scope, receive, send, error)
             return
         try:
             await self._relay(response, method, send)
         finally:
             response.release()
+
+    def _classify(self, service: str, exc: BaseException) -> ProblemError:
+        """What the client is told when the upstream could not be asked or did not answer."""
+        if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+            return _unavailable(service, "connect", self.retry_after)
+        if isinstance(exc, TimeoutError):  # aiohttp's SocketTimeoutError included
+            UPSTREAM_ERRORS.labels(service, "timeout").inc()
+            return GatewayTimeout(f"the {service} service did not answer in time")
+        UPSTREAM_ERRORS.labels(service, "bad_response").inc()
+        logger.warning("upstream failed", extra={"service": service, "error": repr(exc)})
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return BadGateway(f"the {service} service closed the connection")
+        return BadGateway(f"the {service} service answered with something that is not HTTP")
 
     async def _relay(self, response: aiohttp.ClientResponse, method: str, send: Send) -> None:
         headers = response_headers(response.raw_headers)

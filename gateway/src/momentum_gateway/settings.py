@@ -28,12 +28,12 @@ class GatewaySettings(MomentumSettings, NatsSettings, TokenVerificationSettings)
     retry_after_seconds: int = Field(default=5, ge=1)
 
     # Rate limits (token buckets per replica); a rate of 0 switches that limit off.
-    rate_limit_user_per_second: float = Field(default=50.0, ge=0)
-    rate_limit_user_burst: int = Field(default=100, ge=1)
+    rate_limit_user_per_second: float = Field(default=100.0, ge=0)
+    rate_limit_user_burst: int = Field(default=200, ge=1)
     rate_limit_address_per_second: float = Field(
-        default=1.0, ge=0, description="per client address, on the public auth routes"
+        default=5.0, ge=0, description="per client address, on the public auth routes"
     )
-    rate_limit_address_burst: int = Field(default=20, ge=1)
+    rate_limit_address_burst: int = Field(default=50, ge=1)
     rate_limit_max_keys: int = Field(default=100_000, ge=100)
 
     # Session revocation (auth.session.revoked on AUTH_EVENTS).
