@@ -33,7 +33,7 @@ from momentum_auth.schemas import (
 )
 from momentum_auth.settings import AuthSettings
 from momentum_auth.tokens import hash_refresh_token, mint_access_token, new_refresh_token
-from momentum_shared.errors import Conflict, ProblemError
+from momentum_shared.errors import Conflict, ProblemError, UnprocessableEntity
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.security import InvalidToken, TokenVerifier
 
@@ -123,7 +123,7 @@ async def _create_user(
 ) -> User:
     email_normalized = normalize_email(data.email)
     if email_normalized is None:  # pragma: no cover - EmailStr has validated it already
-        raise ValueError("not an email")
+        raise UnprocessableEntity("the email address is not valid")
     if await repository.get_user_by_email(session, email_normalized=email_normalized):
         raise Conflict("a user with this email exists")
     user = User(
