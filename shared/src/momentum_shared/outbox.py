@@ -243,6 +243,9 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 self._record_error(exc)
+                # The backlog keeps growing during an outage: keep the gauge honest.
+                with contextlib.suppress(Exception):
+                    await self.refresh_backlog()
                 await self._sleep(self._backoff.next_delay())
                 continue
             if published < self.batch_size:

@@ -42,8 +42,12 @@ class TaskRepository:
         transaction that another writer overtook; starting with ``BEGIN IMMEDIATE`` makes
         concurrent writers queue on ``busy_timeout`` instead. PostgreSQL locks rows instead.
         """
-        if self._dialect == "sqlite":
-            connection = await self.session.connection()
+        if self._dialect != "sqlite":
+            return
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        # Already writing in this transaction (the driver began it): the lock is ours.
+        if not getattr(raw.driver_connection, "in_transaction", False):
             await connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     # --- tasks ---------------------------------------------------------------------------
