@@ -399,3 +399,15 @@ async def test_readiness_waits_for_the_jwks(
                 break
             await asyncio.sleep(0.01)
         assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_metrics_label_proxied_requests_by_table_pattern(
+    client: httpx.AsyncClient, issuer: TestIssuer
+) -> None:
+    task_id = uuid.uuid4()
+    assert (await client.get(f"/tasks/{task_id}", headers=issuer.bearer())).status_code == 200
+    assert (await client.get(f"/tasks/{task_id}")).status_code == 401
+    text = (await client.get("/metrics")).text
+    assert 'route="/tasks/*"' in text
+    assert str(task_id) not in text  # label cardinality stays bounded
+    assert 'momentum_gateway_denied_total{reason="unauthenticated"}' in text

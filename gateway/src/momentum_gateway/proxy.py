@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import aiohttp
-from multidict import CIMultiDict
 from prometheus_client import Counter
 from starlette.types import Receive, Scope, Send
 from yarl import URL
@@ -234,7 +233,7 @@ class UpstreamProxy:
                     yield chunk
 
         url = self.url_for(service, scope)
-        headers = CIMultiDict(upstream_request_headers(scope, request_id))
+        headers = upstream_request_headers(scope, request_id)
         data = body() if length is not None and length != 0 else None
         attempts = 2 if data is None and method in IDEMPOTENT else 1
         response: aiohttp.ClientResponse | None = None
