@@ -181,15 +181,22 @@ def upstream_app(service: str) -> FastAPI:
     return app
 
 
-class GarbageServer:
-    """A TCP server that answers every connection with something that is not HTTP."""
+NOT_HTTP = b"SSH-2.0-OpenSSH_9.6\r\nnot http at all\r\n\r\n"
 
-    def __init__(self) -> None:
+
+class GarbageServer:
+    """A TCP server that answers every connection with ``payload`` and hangs up.
+
+    By default that is something that is not HTTP at all; a test may pass the start of an
+    HTTP response that breaks off.
+    """
+
+    def __init__(self, payload: bytes = NOT_HTTP) -> None:
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 with contextlib.suppress(OSError):
                     self.request.recv(65536)
-                    self.request.sendall(b"SSH-2.0-OpenSSH_9.6\r\nnot http at all\r\n\r\n")
+                    self.request.sendall(payload)
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -296,3 +296,26 @@ async def test_an_upstream_restart_heals_the_pool(
             assert (await http.get("/tasks/1", headers=bearer(issuer))).status_code == 200
         finally:
             second.stop()
+
+
+async def test_an_answer_that_breaks_off_before_it_is_sent_is_502(
+    app_factory: Callable[..., FastAPI], issuer: TestIssuer
+) -> None:
+    partial = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"
+    with GarbageServer(partial) as upstream:
+        async with running_app(app_factory(tasks_url=upstream.url)) as http:
+            response = await http.get("/tasks/1", headers=bearer(issuer))
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_large_answer_that_breaks_off_is_cut_not_completed(
+    live_gateway: Callable[..., UvicornThread], issuer: TestIssuer
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+    partial = head + b"Content-Length: 1000000\r\n\r\n" + b"x" * 100_000
+    with GarbageServer(partial) as upstream:
+        gateway = live_gateway(tasks_url=upstream.url)
+        async with httpx.AsyncClient(base_url=gateway.url) as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.get("/tasks/1", headers=bearer(issuer))
