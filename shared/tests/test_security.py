@@ -812,3 +812,23 @@ async def test_dependencies_answer_401_and_403_as_rfc_6750_says(
         challenge = forbidden.headers["www-authenticate"]
         assert 'error="insufficient_scope"' in challenge
         assert 'scope="tasks:read"' in challenge
+
+
+async def test_an_es256_signature_of_zeros_is_refused(issuer: TestIssuer) -> None:
+    # CVE-2022-21449 ("psychic signatures"): r = s = 0 must never verify.
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk: dict[str, Any] = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    jwk.update(kid="ec-1", alg="ES256", use="sig")
+    with RealHttpServer(HttpState(document={"keys": [jwk]})) as server:
+        jwks = JwksCache(f"{server.url}/jwks.json", algorithms=("ES256",))
+        verifier = TokenVerifier(jwks, issuer=ISSUER, audience=AUDIENCE, algorithms=("ES256",))
+        header = {"alg": "ES256", "typ": "at+jwt", "kid": "ec-1"}
+        payload = claims_for(issuer)
+        genuine = jwt.encode(payload, key, algorithm="ES256", headers=header)
+        assert await verifier.verify(genuine)
+        zeros = f"{b64json(header)}.{b64json(payload)}.{b64(bytes(64))}"
+        await refused(verifier, zeros)
+        await jwks.aclose()
