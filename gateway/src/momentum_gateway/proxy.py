@@ -153,7 +153,6 @@ class UpstreamProxy:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.upstreams = {name: URL(url) for name, url in settings.upstreams().items()}
         self._bases = {name: url.rstrip("/") for name, url in settings.upstreams().items()}
         self.max_body = settings.max_body_bytes
         self.retry_after = settings.retry_after_seconds
