@@ -135,18 +135,64 @@ async def test_old_keys_leave_the_jwks_once_their_tokens_expired(
     assert await published_kids(client) == [second.kid]
 
 
-async def test_an_old_active_key_is_rotated_automatically(database_url: str) -> None:
-    app = create_app(make_settings(database_url, signing_key_max_age_seconds=3600))
+async def test_an_ageing_key_is_succeeded_automatically_after_prepublication(
+    database_url: str,
+) -> None:
+    app = create_app(
+        make_settings(
+            database_url, signing_key_max_age_seconds=3600, signing_key_prepublish_seconds=600
+        )
+    )
+
+    async def upkeep(at: timedelta) -> SigningKey:
+        async with UnitOfWork(app.state.session_factory) as uow:
+            return await service.maintain(uow.session, app.state.auth, now=start + at)
+
     async with running_app(app) as client:
-        [first] = await published_kids(client)
+        [first] = await stored_keys(app)
+        start = first.activates_at
+        assert (await upkeep(timedelta(seconds=2999))).kid == first.kid
+        assert await published_kids(client) == [first.kid]
+
+        # Ten minutes before the key is due, its successor is published but does not sign.
+        assert (await upkeep(timedelta(seconds=3001))).kid == first.kid
+        [successor] = [key for key in await stored_keys(app) if key.kid != first.kid]
+        assert successor.activates_at == start + timedelta(seconds=3601)
+        assert set(await published_kids(client)) == {first.kid, successor.kid}
+        user = await register(client)
+        assert kid_of((await tokens(client, user["email"]))["access_token"]) == first.kid
+        await upkeep(timedelta(seconds=3300))  # already scheduled: nothing more
+        assert len(await stored_keys(app)) == 2
+
+        # From its activation on, the successor signs and the old key is retired as of then.
+        active = await upkeep(timedelta(seconds=3601))
+        assert active.kid == successor.kid
+        [old] = [key for key in await stored_keys(app) if key.kid == first.kid]
+        assert old.retired_at == successor.activates_at
+        assert old.expires_at == successor.activates_at + timedelta(seconds=900 + 60)
+        # And leaves once the last token it could have signed has expired.
+        await upkeep(timedelta(seconds=3601 + 960))
+        assert [key.kid for key in await stored_keys(app)] == [successor.kid]
+
+
+async def test_an_admin_rotation_replaces_a_scheduled_successor(database_url: str) -> None:
+    app = create_app(
+        make_settings(
+            database_url, signing_key_max_age_seconds=3600, signing_key_prepublish_seconds=600
+        )
+    )
+    async with running_app(app) as client:
+        [first] = await stored_keys(app)
         async with UnitOfWork(app.state.session_factory) as uow:
-            soon = utcnow() + timedelta(seconds=3599)
-            assert (await service.maintain(uow.session, app.state.auth, now=soon)).kid == first
+            later = first.activates_at + timedelta(seconds=3001)
+            await service.maintain(uow.session, app.state.auth, now=later)
         async with UnitOfWork(app.state.session_factory) as uow:
-            late = utcnow() + timedelta(seconds=3601)
-            rotated = await service.maintain(uow.session, app.state.auth, now=late)
-        assert rotated.kid != first
-        assert set(await published_kids(client)) == {first, rotated.kid}
+            rotated = await service.rotate_signing_key(uow.session, app.state.auth, now=utcnow())
+        others = [key for key in await stored_keys(app) if key.kid != rotated.kid]
+        assert len(others) == 2
+        assert all(key.retired_at is not None for key in others)
+        user = await register(client)
+        assert kid_of((await tokens(client, user["email"]))["access_token"]) == rotated.kid
 
 
 async def test_a_key_is_created_on_first_start_and_only_once(database_url: str) -> None:
@@ -265,3 +311,5 @@ def test_defaults_follow_the_contract() -> None:
     assert defaults.password_parallelism >= 1
     with pytest.raises(ValidationError):
         AuthSettings(signing_key_bits=1024)
+    with pytest.raises(ValidationError, match="prepublish"):
+        AuthSettings(signing_key_max_age_seconds=600, signing_key_prepublish_seconds=600)

@@ -107,7 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     async def signing_key_ready() -> None:
         async with session_factory() as session:
-            key = await repository.get_active_signing_key(session)
+            key = await repository.get_active_signing_key(session, now=utcnow())
         if key is None:
             raise RuntimeError("no signing key yet")
         context.keys.private_key(key)  # raises when the key-encryption key is wrong

@@ -53,8 +53,10 @@ class User(SQLModel, table=True):
 class SigningKey(SQLModel, table=True):
     """An RS256 key pair; the private half is encrypted under the key-encryption key.
 
-    The newest key without ``retired_at`` signs. A retired key stays published in the
-    JWKS until ``expires_at``, when every token it signed has expired.
+    The key with the latest ``activates_at`` that has passed and no ``retired_at`` signs.
+    A key activating later is already published, so verifiers know it before its first
+    token. A retired key stays published until ``expires_at``, when every token it signed
+    has expired.
     """
 
     __tablename__ = "signing_keys"
@@ -65,6 +67,7 @@ class SigningKey(SQLModel, table=True):
     private_key_encrypted: bytes = Field(sa_type=sa.LargeBinary)
     kek_id: str = Field(max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    activates_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     retired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -38,12 +39,32 @@ def _published(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(col(SigningKey.expires_at).is_(None), col(SigningKey.expires_at) > now)
 
 
-async def get_active_signing_key(session: AsyncSession) -> SigningKey | None:
-    """The key that signs: the newest one not retired (ties broken by kid, on every replica)."""
+def _newest_first() -> tuple[sa.UnaryExpression[Any], ...]:
+    # Ties broken by kid, so every replica picks the same key.
+    return (
+        col(SigningKey.activates_at).desc(),
+        col(SigningKey.created_at).desc(),
+        col(SigningKey.kid).desc(),
+    )
+
+
+async def get_active_signing_key(session: AsyncSession, *, now: datetime) -> SigningKey | None:
+    """The key that signs: the latest activated one that is not retired."""
     query = (
         select(SigningKey)
-        .where(col(SigningKey.retired_at).is_(None))
-        .order_by(col(SigningKey.created_at).desc(), col(SigningKey.kid).desc())
+        .where(col(SigningKey.retired_at).is_(None), col(SigningKey.activates_at) <= now)
+        .order_by(*_newest_first())
+        .limit(1)
+    )
+    return (await session.exec(query)).first()
+
+
+async def get_pending_signing_key(session: AsyncSession, *, now: datetime) -> SigningKey | None:
+    """A published key that has not started signing yet."""
+    query = (
+        select(SigningKey)
+        .where(col(SigningKey.retired_at).is_(None), col(SigningKey.activates_at) > now)
+        .order_by(*_newest_first())
         .limit(1)
     )
     return (await session.exec(query)).first()
@@ -52,11 +73,7 @@ async def get_active_signing_key(session: AsyncSession) -> SigningKey | None:
 async def get_published_signing_keys(
     session: AsyncSession, *, now: datetime
 ) -> Sequence[SigningKey]:
-    query = (
-        select(SigningKey)
-        .where(_published(now))
-        .order_by(col(SigningKey.created_at).desc(), col(SigningKey.kid).desc())
-    )
+    query = select(SigningKey).where(_published(now)).order_by(*_newest_first())
     return (await session.exec(query)).all()
 
 
@@ -81,6 +98,23 @@ async def retire_signing_keys(
         sa.update(SigningKey)
         .where(col(SigningKey.retired_at).is_(None), col(SigningKey.kid) != keep_kid)
         .values(retired_at=now, expires_at=expires_at)
+    )
+    result = await session.exec(statement)
+    return int(result.rowcount or 0)
+
+
+async def retire_superseded_signing_keys(
+    session: AsyncSession, *, active: SigningKey, published_for: timedelta
+) -> int:
+    """Keys that stopped signing when ``active`` took over: retired as of that moment."""
+    statement = (
+        sa.update(SigningKey)
+        .where(
+            col(SigningKey.retired_at).is_(None),
+            col(SigningKey.kid) != active.kid,
+            col(SigningKey.activates_at) <= active.activates_at,
+        )
+        .values(retired_at=active.activates_at, expires_at=active.activates_at + published_for)
     )
     result = await session.exec(statement)
     return int(result.rowcount or 0)

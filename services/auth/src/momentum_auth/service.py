@@ -373,7 +373,7 @@ async def issue_tokens(
 ) -> TokenResponse:
     """A new access token and the family's next refresh token."""
     settings = ctx.settings
-    key = await ensure_signing_key(session, ctx, now=now, rotate_when_old=False)
+    key = await ensure_signing_key(session, ctx, now=now)
     access = mint_access_token(
         private_key=ctx.keys.private_key(key),
         kid=key.kid,
@@ -459,20 +459,24 @@ async def revoke_token(
 # --- signing keys --------------------------------------------------------------------------
 
 
+def _published_after_retirement(settings: AuthSettings) -> timedelta:
+    """How long a key stays in the JWKS once it stops signing: its last token's lifetime."""
+    return timedelta(seconds=settings.access_token_lifetime_seconds + settings.token_leeway_seconds)
+
+
 async def rotate_signing_key(
     session: AsyncSession, ctx: AuthContext, *, now: datetime
 ) -> SigningKey:
     """A new key signs from now on; the others stay published until their tokens expire."""
     settings = ctx.settings
     key = await new_signing_key(ctx.keys, settings.signing_key_bits)
-    key.created_at = now
+    key.created_at = key.activates_at = now
     await repository.add_signing_key(session, key)
-    published_for = settings.access_token_lifetime_seconds + settings.token_leeway_seconds
     retired = await repository.retire_signing_keys(
         session,
         keep_kid=key.kid,
         now=now,
-        expires_at=now + timedelta(seconds=published_for),
+        expires_at=now + _published_after_retirement(settings),
     )
     KEY_ROTATIONS.inc()
     logger.info("signing key rotated", extra={"kid": key.kid, "retired_keys": retired})
@@ -480,21 +484,50 @@ async def rotate_signing_key(
 
 
 async def ensure_signing_key(
-    session: AsyncSession, ctx: AuthContext, *, now: datetime, rotate_when_old: bool = True
+    session: AsyncSession, ctx: AuthContext, *, now: datetime
 ) -> SigningKey:
-    """The active key; created when there is none, rotated when older than the maximum age."""
-    active = await repository.get_active_signing_key(session)
+    """The active key; a first one is created (active at once) when there is none."""
+    active = await repository.get_active_signing_key(session, now=now)
     if active is None:
-        return await rotate_signing_key(session, ctx, now=now)
-    max_age = timedelta(seconds=ctx.settings.signing_key_max_age_seconds)
-    if rotate_when_old and active.created_at <= now - max_age:
         return await rotate_signing_key(session, ctx, now=now)
     return active
 
 
+async def schedule_rotation(
+    session: AsyncSession, ctx: AuthContext, active: SigningKey, *, now: datetime
+) -> SigningKey | None:
+    """Publish the successor of an ageing key ahead of time; None when it is not due yet.
+
+    The successor appears in the JWKS ``signing_key_prepublish_seconds`` before it signs,
+    so every verifier has refreshed its cached JWKS before meeting its first token.
+    """
+    settings = ctx.settings
+    max_age = timedelta(seconds=settings.signing_key_max_age_seconds)
+    lead = timedelta(seconds=settings.signing_key_prepublish_seconds)
+    if now - active.activates_at < max_age - lead:
+        return None
+    if await repository.get_pending_signing_key(session, now=now) is not None:
+        return None
+    key = await new_signing_key(ctx.keys, settings.signing_key_bits)
+    key.created_at = now
+    key.activates_at = max(active.activates_at + max_age, now + lead)
+    await repository.add_signing_key(session, key)
+    KEY_ROTATIONS.inc()
+    logger.info(
+        "next signing key published",
+        extra={"kid": key.kid, "activates_at": key.activates_at.isoformat()},
+    )
+    return key
+
+
 async def maintain(session: AsyncSession, ctx: AuthContext, *, now: datetime) -> SigningKey:
-    """Periodic upkeep on every replica: key age, keys past their use, old failure records."""
+    """Periodic upkeep on every replica: key succession, keys past their use, old failures."""
     key = await ensure_signing_key(session, ctx, now=now)
+    published_for = _published_after_retirement(ctx.settings)
+    await repository.retire_superseded_signing_keys(
+        session, active=key, published_for=published_for
+    )
+    await schedule_rotation(session, ctx, key, now=now)
     deleted = await repository.delete_expired_signing_keys(session, now=now)
     if deleted:
         logger.info("expired signing keys removed", extra={"keys": deleted})

@@ -36,6 +36,9 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
 
     signing_key_bits: int = Field(default=2048, ge=2048, le=8192)
     signing_key_max_age_seconds: int = Field(default=30 * DAY, ge=60)
+    # An automatically rotated key is published this long before it signs: longer than
+    # verifiers cache the JWKS (300 s by default), so none meets a kid it cannot know.
+    signing_key_prepublish_seconds: int = Field(default=600, ge=0)
     # How often each replica checks whether the active key is due for rotation.
     key_maintenance_interval_seconds: float = Field(default=60.0, gt=0)
     key_encryption_key: SecretStr = SecretStr(DEVELOPMENT_KEY_ENCRYPTION_KEY)
@@ -58,6 +61,8 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     def _refuse_unsafe_production(self) -> Self:
         if self.refresh_idle_lifetime_seconds > self.refresh_absolute_lifetime_seconds:
             raise ValueError("refresh_idle_lifetime_seconds exceeds the absolute lifetime")
+        if self.signing_key_prepublish_seconds >= self.signing_key_max_age_seconds:
+            raise ValueError("signing_key_prepublish_seconds must be below the key's max age")
         if self.is_development:
             return self
         kek = self.key_encryption_key.get_secret_value()
