@@ -376,7 +376,7 @@ class EventConsumer:
         """Apply a whole stream from its first message through ``handle`` (for a rebuild).
 
         An ephemeral consumer delivers everything; the loop ends when nothing is pending
-        or awaiting its ack. Returns the number of messages delivered.
+        or awaiting its ack. Returns how many distinct messages were delivered.
         """
         name = f"{self.settings.consumer_durable}-replay-{uuid.uuid4().hex[:12]}"
         try:
@@ -394,7 +394,7 @@ class EventConsumer:
             )
         except NotFoundError:
             return 0  # no stream, nothing to replay
-        delivered = 0
+        delivered: set[int] = set()
         subscription = await js.pull_subscribe_bind(consumer=name, stream=stream)
         try:
             while True:
@@ -406,12 +406,12 @@ class EventConsumer:
                 except nats.errors.TimeoutError:
                     messages = []
                 if messages:
-                    delivered += len(messages)
+                    delivered.update(message.metadata.sequence.stream for message in messages)
                     await self.handle(stream, messages)
                     continue
                 info = await js.consumer_info(stream, name)
                 if not info.num_pending and not info.num_ack_pending:
-                    return delivered
+                    return len(delivered)
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
