@@ -363,9 +363,9 @@ def main() -> None:
         "--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 16))
     )
     parser.add_argument(
-        "--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 6))
+        "--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 3))
     )
-    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 3)))
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 8)))
     parser.add_argument(
         "--tasks-workers", type=int, default=int(os.environ.get("BENCH_TASKS_WORKERS", 1))
     )
@@ -376,11 +376,11 @@ def main() -> None:
     parser.add_argument(
         "--pin",
         action=argparse.BooleanOptionalAction,
-        default=os.environ.get("BENCH_PIN", "auto") != "0" and can_pin(),
+        default=os.environ.get("BENCH_PIN", "0") == "1" and can_pin(),
         help=(
             "pin tasks to CPU 0 and the gateway and load generator to CPU 1 (taskset), so the"
-            " gateway measures its own cost rather than stealing the service's core"
-            " (default: on when taskset and 2+ CPUs exist)"
+            " gateway cannot take the service's core; on a shared machine this also ties each"
+            " process to whatever else runs on its CPU (default: off)"
         ),
     )
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
@@ -404,6 +404,7 @@ def main() -> None:
             )
         return run_python(url, token, connections=count, duration=duration)
 
+    load_before = os.getloadavg()
     with stack(args) as target:
         token = target["token"]
         log(f"warming up ({loadgen}, {args.connections} connections)")
@@ -426,7 +427,7 @@ def main() -> None:
         for round_no in range(args.rounds):
             order = ("direct", "gateway") if round_no % 2 == 0 else ("gateway", "direct")
             for side in order:
-                result = load(target[side], token, max(2.0, args.duration / 2), connections=1)
+                result = load(target[side], token, 2.0, connections=1)
                 single[side].append(result)
                 log(
                     f"round {round_no + 1} {side}, 1 connection: p50 {result.p50_ms:.3f} ms, "
@@ -440,11 +441,14 @@ def main() -> None:
     single_gateway = median("gateway", "p50_ms", single)
 
     direct_rps, gateway_rps = median("direct", "rps"), median("gateway", "rps")
+    # Each round's two runs are back to back, so their ratio shares the machine's conditions.
+    paired = [g.rps / d.rps for d, g in zip(runs["direct"], runs["gateway"], strict=True) if d.rps]
     direct_p50, gateway_p50 = median("direct", "p50_ms"), median("gateway", "p50_ms")
     report = {
         "direct_rps": round(direct_rps, 1),
         "gateway_rps": round(gateway_rps, 1),
         "ratio": round(gateway_rps / direct_rps, 3) if direct_rps else None,
+        "ratio_paired_median": round(statistics.median(paired), 3) if paired else None,
         "direct_p50_ms": round(direct_p50, 3),
         "gateway_p50_ms": round(gateway_p50, 3),
         "direct_p99_ms": round(median("direct", "p99_ms"), 3),
@@ -476,6 +480,8 @@ def main() -> None:
             "uvicorn": "uvloop + httptools, access log off",
             "database": "sqlite (aiosqlite)",
             "cpus": os.cpu_count(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         },
     }
     print(json.dumps(report))
