@@ -60,7 +60,9 @@ def status_of(url: str) -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Nothing listens on ``port`` (connections in TIME_WAIT may remain, as after any server)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
