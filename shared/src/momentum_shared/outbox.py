@@ -327,7 +327,8 @@ class OutboxRelay:
 
         async def on_disconnected() -> None:
             NATS_CONNECTED.labels(self.service).set(0)
-            logger.warning("NATS disconnected; outbox rows wait in the database")
+            if not self._closed:
+                logger.warning("NATS disconnected; outbox rows wait in the database")
 
         async def on_reconnected() -> None:
             NATS_CONNECTED.labels(self.service).set(1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
@@ -33,7 +33,20 @@ from momentum_tasks.schemas import (
     TaskUpdate,
 )
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+router = APIRouter(
+    prefix="/tasks",
+    tags=["tasks"],
+    responses={
+        401: {"description": "missing, invalid or expired bearer token", **PROBLEM},
+        403: {"description": "the token lacks the route's scope", **PROBLEM},
+        503: {"description": "the database cannot be reached", **PROBLEM},
+    },
+)
+ONE_TASK: dict[int | str, dict[str, Any]] = {
+    404: {"description": "absent, deleted or someone else's", **PROBLEM},
+    412: {"description": "If-Match is not the current ETag", **PROBLEM},
+}
 
 
 def _task_response(task: Task, response: Response) -> TaskPublic:
@@ -41,7 +54,13 @@ def _task_response(task: Task, response: Response) -> TaskPublic:
     return service.to_public(task)
 
 
-@router.post("", status_code=201, response_model=TaskPublic, dependencies=[BodyLimit])
+@router.post(
+    "",
+    status_code=201,
+    response_model=TaskPublic,
+    dependencies=[BodyLimit],
+    responses={413: {"description": "body too large", **PROBLEM}},
+)
 async def create_task(
     body: TaskCreate,
     actor: Writer,
@@ -66,7 +85,7 @@ async def create_task(
     return JSONResponse(created.body, status_code=created.status_code, headers=headers)
 
 
-@router.get("", response_model=TaskPage)
+@router.get("", response_model=TaskPage, responses={400: {"description": "bad cursor", **PROBLEM}})
 async def list_tasks(
     actor: Reader,
     repo: Repository,
@@ -103,7 +122,7 @@ async def list_tasks(
     )
 
 
-@router.get("/{task_id}", response_model=TaskPublic)
+@router.get("/{task_id}", response_model=TaskPublic, responses={404: ONE_TASK[404]})
 async def get_task(
     actor: Reader, task_id: TaskId, repo: Repository, response: Response
 ) -> TaskPublic:
@@ -112,7 +131,7 @@ async def get_task(
     return _task_response(task, response)
 
 
-@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[BodyLimit])
+@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[BodyLimit], responses=ONE_TASK)
 async def update_task(
     actor: Writer,
     task_id: TaskId,
@@ -128,7 +147,7 @@ async def update_task(
     return _task_response(task, response)
 
 
-@router.post("/{task_id}/complete", response_model=TaskPublic)
+@router.post("/{task_id}/complete", response_model=TaskPublic, responses=ONE_TASK)
 async def complete_task(
     actor: Writer, task_id: TaskId, repo: Repository, response: Response, if_match: IfMatch = None
 ) -> TaskPublic:
@@ -137,7 +156,7 @@ async def complete_task(
     return _task_response(task, response)
 
 
-@router.post("/{task_id}/reopen", response_model=TaskPublic)
+@router.post("/{task_id}/reopen", response_model=TaskPublic, responses=ONE_TASK)
 async def reopen_task(
     actor: Writer, task_id: TaskId, repo: Repository, response: Response, if_match: IfMatch = None
 ) -> TaskPublic:
@@ -146,7 +165,7 @@ async def reopen_task(
     return _task_response(task, response)
 
 
-@router.delete("/{task_id}", status_code=204, response_class=Response)
+@router.delete("/{task_id}", status_code=204, response_class=Response, responses=ONE_TASK)
 async def delete_task(
     actor: Writer, task_id: TaskId, repo: Repository, if_match: IfMatch = None
 ) -> Response:
