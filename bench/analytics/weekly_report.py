@@ -1,0 +1,186 @@
+"""Latency of GET /analytics/reports/weekly for a user with a year of daily activity.
+
+200 users x 365 days of projection rows (the user asked about is one of them), the app
+in-process over httpx's ASGITransport with a real RS256 token, consumer off. Prints JSON:
+the median and p95 of N sequential requests, and the same for /healthz as a floor.
+
+    .venv/bin/python bench/analytics/weekly_report.py [--dialect sqlite|postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlmodel import SQLModel
+
+import momentum_analytics.models  # noqa: F401  (registers the tables)
+from momentum_analytics.app import create_app
+from momentum_analytics.models import COMPLETION, LOGIN
+from momentum_analytics.service import runs_of
+from momentum_analytics.settings import AnalyticsSettings
+from momentum_shared.db import create_engine
+from momentum_shared.migrations import upgrade
+from momentum_shared.testing.apps import running_app
+from momentum_shared.testing.resources import LOCAL_POSTGRES_URL, asyncpg_url, created_database
+from momentum_shared.testing.tokens import TestIssuer
+
+ALEMBIC_INI = Path(__file__).resolve().parents[2] / "services" / "analytics" / "alembic.ini"
+TODAY = date(2026, 11, 26)
+
+
+@contextlib.contextmanager
+def database(dialect: str) -> Iterator[str]:
+    if dialect == "sqlite":
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite+aiosqlite:///{directory}/analytics.db"
+        return
+    name = f"momentum_bench_{uuid.uuid4().hex[:12]}"
+    with created_database(LOCAL_POSTGRES_URL, name) as url:
+        yield asyncpg_url(url)
+
+
+async def load(url: str, users: list[uuid.UUID], days: int) -> int:
+    """Daily rows and streak runs as the consumer would have left them (bulk, for speed)."""
+    daily = SQLModel.metadata.tables["daily_activity"]
+    runs = SQLModel.metadata.tables["streak_runs"]
+    rng = random.Random(7)
+    engine = create_engine(url)
+    rows = 0
+    try:
+        async with engine.begin() as connection:
+            for user in users:
+                activity: list[dict[str, Any]] = []
+                for offset in range(days):
+                    day = TODAY - timedelta(days=offset)
+                    if rng.random() < 0.15:
+                        continue  # some days off, so runs are realistic
+                    activity.append(
+                        {
+                            "user_id": user,
+                            "local_date": day,
+                            "logins": rng.randint(0, 3),
+                            "login_events": rng.randint(1, 5),
+                            "tasks_created": rng.randint(0, 6),
+                            "tasks_completed": rng.randint(0, 4),
+                        }
+                    )
+                await connection.execute(daily.insert(), activity)
+                rows += len(activity)
+                streaks = []
+                for kind, key in ((LOGIN, "login_events"), (COMPLETION, "tasks_completed")):
+                    for run in runs_of([row["local_date"] for row in activity if row[key] > 0]):
+                        streaks.append(
+                            {
+                                "user_id": user,
+                                "kind": kind,
+                                "start_date": run.start,
+                                "end_date": run.end,
+                                "length": run.length,
+                                "longest_before": run.longest_before,
+                            }
+                        )
+                await connection.execute(runs.insert(), streaks)
+    finally:
+        await engine.dispose()
+    return rows
+
+
+async def measure(
+    client: httpx.AsyncClient, targets: dict[str, tuple[str, dict[str, str]]], n: int
+) -> dict[str, dict[str, float]]:
+    """Round-robin over the targets, so machine noise falls on all of them alike."""
+    for path, headers in targets.values():
+        for _ in range(20):  # warm-up: JWKS, compiled statements, pool
+            assert (await client.get(path, headers=headers)).status_code == 200
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(n):
+        for name, (path, headers) in targets.items():
+            start = time.perf_counter()
+            response = await client.get(path, headers=headers)
+            samples[name].append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200, response.text
+    result = {}
+    for name, values in samples.items():
+        values.sort()
+        result[name] = {
+            "median_ms": round(statistics.median(values), 3),
+            "p95_ms": round(values[int(len(values) * 0.95) - 1], 3),
+            "mean_ms": round(statistics.fmean(values), 3),
+        }
+    return result
+
+
+async def run(url: str, dialect: str, n_users: int, days: int, requests: int) -> dict[str, object]:
+    users = [uuid.uuid4() for _ in range(n_users)]
+    rows = await load(url, users, days)
+    newcomer = uuid.uuid4()  # a week of history: the report should cost the same
+    rows += await load(url, [newcomer], 7)
+    issuer = TestIssuer()
+    settings = AnalyticsSettings(
+        database_url=url,
+        consumer_enabled=False,
+        token_issuer=issuer.issuer,
+        log_level="WARNING",
+    )
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    app = create_app(settings, jwks_client=issuer.client(), clock=lambda: now)
+    user = users[n_users // 2]
+    headers = issuer.bearer(user, tz="Europe/Berlin")
+    async with running_app(app) as client:
+        week = "/analytics/reports/weekly?week=2026-W48"
+        timings = await measure(
+            client,
+            {
+                "weekly_report": (week, headers),
+                "weekly_report_user_with_one_week_of_history": (
+                    week,
+                    issuer.bearer(newcomer, tz="Europe/Berlin"),
+                ),
+                "streaks": ("/analytics/streaks", headers),
+                "healthz_floor": ("/healthz", {}),
+            },
+            requests,
+        )
+        body = (await client.get("/analytics/reports/weekly?week=2026-W48", headers=headers)).json()
+    return {
+        "benchmark": "analytics weekly report latency (in-process, ASGITransport)",
+        "dialect": dialect,
+        "users": n_users,
+        "days_per_user": days,
+        "daily_activity_rows": rows,
+        "requests": requests,
+        **timings,
+        "sample_longest_login_streak": body["streaks"]["login"]["longest"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dialect", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    # Databases are created and migrated outside the event loop (their helpers run their own).
+    with database(args.dialect) as url:
+        upgrade(ALEMBIC_INI, url)
+        result = asyncio.run(run(url, args.dialect, args.users, args.days, args.requests))
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
