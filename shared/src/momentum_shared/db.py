@@ -32,7 +32,8 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """Create an async engine tuned for the dialect in ``url``."""
-    kwargs: dict[str, Any] = {"echo": echo}
+    # Parameters can hold passwords, hashes and task text: never put them in logs or errors.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": 30}
     else:

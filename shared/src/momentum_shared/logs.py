@@ -58,6 +58,8 @@ def configure_logging(service: str, *, level: str = "INFO", json_output: bool = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # aiosqlite logs every statement with its parameter values at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))
     # uvicorn's access log duplicates the metrics middleware and would log query strings.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):
