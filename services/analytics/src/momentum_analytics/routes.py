@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -10,7 +10,17 @@ from momentum_analytics import service
 from momentum_analytics.dependencies import AnalyticsReader, NowDep, RepositoryDep
 from momentum_analytics.schemas import StreaksPublic, WeeklyReport
 
-router = APIRouter(prefix="/analytics", tags=["analytics"])
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+
+router = APIRouter(
+    prefix="/analytics",
+    tags=["analytics"],
+    responses={
+        401: {"description": "missing, invalid or expired bearer token", **PROBLEM},
+        403: {"description": "the token lacks the analytics:read scope", **PROBLEM},
+        503: {"description": "the database cannot be reached", **PROBLEM},
+    },
+)
 
 
 @router.get("/streaks", response_model=StreaksPublic)
@@ -21,7 +31,11 @@ async def get_streaks(claims: AnalyticsReader, repo: RepositoryDep, now: NowDep)
     )
 
 
-@router.get("/reports/weekly", response_model=WeeklyReport)
+@router.get(
+    "/reports/weekly",
+    response_model=WeeklyReport,
+    responses={422: {"description": "a malformed week, or one that starts after today", **PROBLEM}},
+)
 async def get_weekly_report(
     claims: AnalyticsReader,
     repo: RepositoryDep,
