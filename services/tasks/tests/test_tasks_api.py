@@ -97,7 +97,7 @@ async def test_limits_are_inclusive(alice: Headers, new_task: NewTask) -> None:
 
 async def test_oversized_body_is_413(client: httpx.AsyncClient, alice: Headers) -> None:
     response = await client.post(
-        "/tasks", json={"title": "x", "description": "d" * 100_000}, headers=alice
+        "/tasks", json={"title": "x", "description": "d" * 300_000}, headers=alice
     )
     assert response.status_code == 413
 

@@ -168,7 +168,7 @@ class OutboxRelay:
         streams: Sequence[str],
         batch_size: int = 500,
         poll_interval: float = 0.25,
-        retention: timedelta = timedelta(days=7),
+        retention: timedelta | float = timedelta(days=7),
         publish_timeout: float = 5.0,
         connect_timeout: float = 2.0,
         max_backoff: float = 10.0,
@@ -184,7 +184,10 @@ class OutboxRelay:
         self.streams = list(streams)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.retention = retention
+        # A number is seconds, so settings can pass a plain float.
+        self.retention = (
+            retention if isinstance(retention, timedelta) else timedelta(seconds=retention)
+        )
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
         self.row_retry_delay = row_retry_delay

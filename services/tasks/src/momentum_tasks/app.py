@@ -33,6 +33,7 @@ def build_relay(settings: TasksSettings, app: FastAPI) -> OutboxRelay:
         poll_interval=settings.outbox_poll_interval,
         retention=timedelta(hours=settings.outbox_retention_hours),
         connect_timeout=settings.nats_connect_timeout,
+        stream_replicas=settings.nats_stream_replicas,
     )
 
 

@@ -17,12 +17,15 @@ class TasksSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     # Signs list cursors so a tampered one is refused; every replica needs the same value.
     cursor_secret: SecretStr = SecretStr(DEVELOPMENT_CURSOR_SECRET)
     idempotency_ttl_hours: float = Field(default=24.0, gt=0)
-    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # Room for the largest valid task even when every character is JSON-escaped.
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
     # The relay runs inside the service unless an operator runs it on its own.
     outbox_relay_enabled: bool = True
     outbox_batch_size: int = Field(default=500, ge=1, le=4000)
     outbox_poll_interval: float = Field(default=0.2, gt=0)
     outbox_retention_hours: float = Field(default=7 * 24, gt=0)
+    # 3 in production, where JetStream runs as a cluster of three.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
 
     @model_validator(mode="after")
     def _refuse_development_secret(self) -> TasksSettings:
