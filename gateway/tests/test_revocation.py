@@ -188,3 +188,18 @@ def test_a_revocation_lasts_until_its_tokens_could_not_verify_anyway() -> None:
     now[0] += 2
     assert not deny.is_revoked("s1")
     assert len(deny) == 0
+
+
+async def test_an_empty_stream_is_caught_up_at_once(
+    app_factory: Callable[..., FastAPI], nats_url: str
+) -> None:
+    nc = await nats.connect(nats_url)
+    await ensure_stream(nc.jetstream(), AUTH_STREAM)
+    await nc.close()
+    async with running_app(app_factory(nats_url=nats_url, **FAST)) as http:
+
+        async def caught_up() -> bool:
+            info = (await http.get("/readyz")).json()["checks"]["revocations"]
+            return bool(info["status"] == "subscribed" and info["caught_up"])
+
+        await eventually(caught_up)

@@ -146,7 +146,7 @@ class RevocationListener:
         js = self._nc.jetstream()
         while True:
             try:
-                await js.subscribe(
+                subscription = await js.subscribe(
                     SUBJECT,
                     stream=self.stream,
                     cb=self._on_message,
@@ -161,6 +161,11 @@ class RevocationListener:
                 continue
             self.state = "subscribed"
             self.last_error = None
+            with contextlib.suppress(Exception):
+                # Nothing to replay means the (empty) deny-list is already complete.
+                info = await subscription.consumer_info()
+                if not info.num_pending:
+                    self.caught_up = True
             logger.info("subscribed to session revocations", extra={"stream": self.stream})
             return
 
