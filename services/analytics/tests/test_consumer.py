@@ -232,3 +232,28 @@ async def test_metrics_name_the_dead_letters_payload(
         ("auth.user.logged_in", b"[1, 2]")
     ]
     assert "CloudEvent" in letters[0].error
+
+
+async def test_a_message_failing_inside_a_batch_does_not_hold_back_the_others(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    clock: FixedClock,
+    nats_url: str,
+) -> None:
+    """The batch's transaction rolls back; its messages are retried one by one, once each."""
+    clock.now = at("2026-11-26T12:00:00Z")
+    user = uuid.uuid4()
+    # Valid envelope and data, but its local date (year 1, west of UTC) cannot be computed.
+    unplaceable = logged_in(user, at("0001-01-01T01:00:00Z"), usertz="America/New_York")
+    before = logged_in(user, at("2026-11-24T09:00:00Z"), usertz="UTC")
+    after = logged_in(user, at("2026-11-25T09:00:00Z"), usertz="UTC")
+    await publish(nats_url, [before, unplaceable, after, before])
+    await wait_drained(nats_url)
+    body = await report(client, issuer, user, "2026-W48")
+    assert body["totals"]["logins"] == 2
+    assert body["streaks"]["login"]["longest"] == 2
+    async with UnitOfWork(app.state.session_factory) as uow:
+        letters = await AnalyticsRepository(uow.session).dead_letters()
+    assert [letter.event_id for letter in letters] == [unplaceable.id]
+    assert "OverflowError" in letters[0].error
