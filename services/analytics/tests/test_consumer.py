@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from momentum_shared.db import UnitOfWork
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import connect, ensure_stream
-from momentum_shared.natsserver import free_port
+from momentum_shared.natsserver import EmbeddedNats, free_port
 from momentum_shared.testing.apps import running_app
 from momentum_shared.testing.tokens import TestIssuer
 from services.analytics.tests.conftest import Feed
@@ -257,3 +258,36 @@ async def test_a_message_failing_inside_a_batch_does_not_hold_back_the_others(
         letters = await AnalyticsRepository(uow.session).dead_letters()
     assert [letter.event_id for letter in letters] == [unplaceable.id]
     assert "OverflowError" in letters[0].error
+
+
+async def test_the_consumer_survives_a_nats_restart(
+    settings_factory: Callable[..., AnalyticsSettings],
+    issuer: TestIssuer,
+    clock: FixedClock,
+    nats_server_factory: type[EmbeddedNats],
+    tmp_path: Path,
+) -> None:
+    clock.now = at("2026-11-26T12:00:00Z")
+    server = nats_server_factory(tmp_path / "nats-restart").start()
+    app = create_app(
+        settings_factory(nats_url=server.url), jwks_client=issuer.client(), clock=clock
+    )
+    user = uuid.uuid4()
+    async with running_app(app) as client:
+        await publish(server.url, [logged_in(user, at("2026-11-24T09:00:00Z"), usertz="UTC")])
+        await wait_drained(server.url)
+        await asyncio.to_thread(server.stop)
+
+        async def disconnected() -> None:
+            response = await client.get("/readyz")
+            assert response.status_code == 200
+            assert response.json()["checks"]["nats"]["status"] == "disconnected"
+
+        await eventually(disconnected)
+        assert (await report(client, issuer, user, "2026-W48"))["totals"]["logins"] == 1
+        await asyncio.to_thread(server.start)
+        await publish(server.url, [logged_in(user, at("2026-11-25T09:00:00Z"), usertz="UTC")])
+        await wait_drained(server.url)
+        body = await report(client, issuer, user, "2026-W48")
+        assert body["totals"]["logins"] == 2
+        assert body["streaks"]["login"]["longest"] == 2
