@@ -119,6 +119,10 @@ async def test_due_sorts_put_tasks_without_a_due_date_at_the_far_end(
         {"priority": "urgent"},
         {"due_before": "yesterday"},
         {"due_after": "2026-12-01T00:00:00"},
+        {"due_before": "9999-12-31T23:00:00-05:00"},
+        {"q": "nul\u0000"},
+        {"tag": "\u0000"},
+        {"tag": "t" * 33},
     ],
 )
 async def test_bad_query_parameters_are_422(

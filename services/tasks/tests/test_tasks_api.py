@@ -74,6 +74,11 @@ async def test_defaults(client: httpx.AsyncClient, alice: Headers, new_task: New
         {"title": "ok", "due_at": "2026-12-01T09:30:00"},
         {"title": "ok", "status": "done"},
         {"title": "ok", "owner_id": "someone"},
+        {"title": "nul\u0000byte"},
+        {"title": "ok", "tags": ["a\u0000"]},
+        {"title": "ok", "due_at": "0001-01-01T00:00:00+05:00"},
+        {"title": "ok", "due_at": "9999-12-31T23:00:00-05:00"},
+        {"title": "ok", "due_at": "9999-12-31T00:00:00Z"},
     ],
 )
 async def test_create_validation_is_422_problem(
@@ -83,6 +88,17 @@ async def test_create_validation_is_422_problem(
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["errors"]
+
+
+async def test_a_lone_surrogate_is_422_not_a_driver_error(
+    client: httpx.AsyncClient, alice: Headers
+) -> None:
+    response = await client.post(
+        "/tasks",
+        content=b'{"title": "ok", "description": "lone \\ud800 surrogate"}',
+        headers={**alice, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
 
 
 async def test_limits_are_inclusive(alice: Headers, new_task: NewTask) -> None:

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
-from momentum_shared.errors import UnprocessableEntity
+from momentum_shared.errors import UnprocessableEntity, validation_errors
 from momentum_tasks import service
 from momentum_tasks.dependencies import (
     BodyLimit,
@@ -112,10 +113,10 @@ async def list_tasks(
                 "due_after": due_after,
             }
         )
-    except ValueError as exc:
+    except ValidationError as exc:
         raise UnprocessableEntity(
-            "due_before and due_after must be RFC 3339 timestamps with an offset",
-            extra={"errors": [{"loc": ["query"], "msg": str(exc), "type": "value_error"}]},
+            "the query parameters did not validate",
+            extra={"errors": validation_errors(exc.errors())},
         ) from None
     return await service.list_tasks(
         repo, actor=actor, filters=filters, sort=sort, limit=limit, cursor=cursor, codec=codec

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -20,19 +21,38 @@ from pydantic import (
 from momentum_shared.events import format_utc
 from momentum_tasks.models import NO_DUE_DATE
 
+
+def _storable_text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded at all:
+    # refuse both here (422) rather than fail in the driver (500).
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def _storable_instant(value: datetime) -> datetime:
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if in_utc >= NO_DUE_DATE:
+        raise ValueError("must be before 9999-12-31T00:00:00Z")
+    return in_utc
+
+
 UtcDateTime = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=10_000)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+Instant = Annotated[AwareDatetime, AfterValidator(_storable_instant)]
+Text = Annotated[str, AfterValidator(_storable_text)]
+Title = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+Description = Annotated[Text, StringConstraints(max_length=10_000)]
+Tag = Annotated[Text, StringConstraints(min_length=1, max_length=32)]
 Tags = Annotated[list[Tag], Field(max_length=20)]
 Priority = Literal["low", "normal", "high"]
 Status = Literal["open", "done"]
-
-
-def _due_in_range(value: datetime | None) -> datetime | None:
-    if value is not None and value >= NO_DUE_DATE:
-        raise ValueError("due_at must be before 9999-12-31")
-    return value
 
 
 def _unique_tags(tags: list[str]) -> list[str]:
@@ -48,10 +68,9 @@ class TaskCreate(BaseModel):
     title: Title
     description: Description | None = None
     priority: Priority = "normal"
-    due_at: AwareDatetime | None = None
+    due_at: Instant | None = None
     tags: Tags = Field(default_factory=list)
 
-    _check_due = field_validator("due_at")(_due_in_range)
     _dedupe_tags = field_validator("tags")(_unique_tags)
 
 
@@ -63,10 +82,8 @@ class TaskUpdate(BaseModel):
     title: Title | None = None
     description: Description | None = None
     priority: Priority | None = None
-    due_at: AwareDatetime | None = None
+    due_at: Instant | None = None
     tags: Tags | None = None
-
-    _check_due = field_validator("due_at")(_due_in_range)
 
     @field_validator("title", "priority", "tags")
     @classmethod
@@ -119,6 +136,6 @@ class TaskFilters(BaseModel):
     status: Status | None = None
     priority: Priority | None = None
     tag: Tag | None = None
-    q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    due_before: AwareDatetime | None = None
-    due_after: AwareDatetime | None = None
+    q: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
+    due_before: Instant | None = None
+    due_after: Instant | None = None
