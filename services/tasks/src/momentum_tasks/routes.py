@@ -91,15 +91,34 @@ async def list_tasks(
     actor: Reader,
     repo: Repository,
     codec: Codec,
-    status: Status | None = None,
-    priority: Priority | None = None,
-    tag: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    due_before: Annotated[str | None, Query()] = None,
-    due_after: Annotated[str | None, Query()] = None,
-    sort: TaskSort = TaskSort.newest_first,
+    status: Annotated[Status | None, Query(description="open or done")] = None,
+    priority: Annotated[Priority | None, Query(description="low, normal or high")] = None,
+    tag: Annotated[
+        str | None, Query(min_length=1, max_length=32, description="has this tag (exact)")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="substring of the title, any case"),
+    ] = None,
+    due_before: Annotated[
+        str | None, Query(description="due strictly before this RFC 3339 instant")
+    ] = None,
+    due_after: Annotated[
+        str | None, Query(description="due strictly after this RFC 3339 instant")
+    ] = None,
+    sort: Annotated[
+        TaskSort,
+        Query(
+            description=(
+                "ties broken by id; tasks without a due date sort after every date,"
+                " so they come last for due_at and first for -due_at"
+            )
+        ),
+    ] = TaskSort.newest_first,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=1024, description="next_cursor of the previous page")
+    ] = None,
 ) -> TaskPage:
     """List the caller's tasks, filtered and sorted, one keyset page at a time."""
     try:
