@@ -63,11 +63,18 @@ class Spec:
 
 
 def minutes() -> st.SearchStrategy[int]:
-    # Uniform minutes, plus instants next to local midnights of the extreme zones.
-    near_midnight = st.tuples(st.integers(0, 15), st.sampled_from([0, 10, 11, 4, 5, 22, 23])).map(
-        lambda pair: pair[0] * 1440 + pair[1] * 60 + random.Random(pair[0]).choice([-1, 0, 1])
+    """Minutes into the window: uniform, or next to a local midnight or a DST switch.
+
+    In UTC hours: midnight in UTC (0), Kiritimati (10), Pago Pago (11), New York (4, 5),
+    Berlin (22, 23); the DST switches happen at 01:00 (Berlin), 06:00 and 07:00 (New York).
+    """
+    near_edge = st.builds(
+        lambda day, hour, delta: day * 1440 + hour * 60 + delta,
+        st.integers(0, 15),
+        st.sampled_from([0, 1, 4, 5, 6, 7, 10, 11, 22, 23]),
+        st.integers(-2, 2),
     )
-    return st.one_of(st.integers(0, WINDOW_MINUTES - 1), near_midnight).map(
+    return st.one_of(st.integers(0, WINDOW_MINUTES - 1), near_edge).map(
         lambda minute: min(max(minute, 0), WINDOW_MINUTES - 1)
     )
 
