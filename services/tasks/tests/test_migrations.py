@@ -1,0 +1,75 @@
+"""The tasks migrations build exactly the models' tables, and they are reversible."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import SQLModel
+
+import momentum_tasks.models  # noqa: F401  (registers the tasks tables)
+from momentum_shared.migrations import downgrade, upgrade
+from momentum_shared.testing.databases import DatabaseTemplates
+
+ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
+TASKS_TABLES = {"tasks", "task_tags", "idempotency_keys"}
+
+
+def diff(connection: Connection) -> list[object]:
+    # Only the tasks tables: the outbox model lives in shared and its partial index is
+    # declared by the migration alone; other members' models share SQLModel's metadata.
+    metadata = sa.MetaData()
+    for name in TASKS_TABLES:
+        SQLModel.metadata.tables[name].to_metadata(metadata)
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_object": _tasks_only}
+    )
+    return list(compare_metadata(context, metadata))
+
+
+def _tasks_only(
+    item: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    table = item if isinstance(item, sa.Table) else getattr(item, "table", None)
+    return isinstance(table, sa.Table) and table.name in TASKS_TABLES
+
+
+def table_names(connection: Connection) -> set[str]:
+    return set(sa.inspect(connection).get_table_names())
+
+
+async def test_models_match_the_migrations(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            changes = await connection.run_sync(diff)
+    finally:
+        await engine.dispose()
+    assert changes == []
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_migrations_downgrade_and_upgrade_again(
+    database_templates: DatabaseTemplates, tmp_path: Path, dialect: str
+) -> None:
+    with database_templates.database(ALEMBIC_INI, dialect, tmp_path) as url:
+
+        async def tables() -> set[str]:
+            engine = create_async_engine(url)
+            try:
+                async with engine.connect() as connection:
+                    return await connection.run_sync(table_names)
+            finally:
+                await engine.dispose()
+
+        assert asyncio.run(tables()) >= TASKS_TABLES | {"outbox"}
+        downgrade(ALEMBIC_INI, url)
+        assert not (TASKS_TABLES | {"outbox"}) & asyncio.run(tables())
+        upgrade(ALEMBIC_INI, url)
+        assert asyncio.run(tables()) >= TASKS_TABLES | {"outbox"}
