@@ -141,3 +141,34 @@ async def test_writes_survive_a_nats_outage_and_every_event_arrives_once(
     assert len(outbox_ids) == 18 + 2
     assert sorted(published) == sorted(outbox_ids)
     assert len(published) == len(set(published))
+
+
+async def test_a_write_wakes_the_relay_instead_of_waiting_for_the_next_poll(
+    database_url: str, nats_url: str, issuer: TestIssuer, alice: Headers
+) -> None:
+    settings = TasksSettings.model_validate(
+        {
+            "database_url": database_url,
+            "environment": "test",
+            "log_json": False,
+            "nats_url": nats_url,
+            "outbox_relay_enabled": True,
+            "outbox_poll_interval": 3600,  # only a wake-up can publish within this test
+        }
+    )
+    app = create_app(settings, jwks_client=issuer.client())
+    async with running_app(app) as client:
+
+        async def connected() -> bool:
+            status = (await client.get("/readyz")).json()["checks"]["nats"]
+            return bool(status["connected"] and status["streams_ready"])
+
+        await eventually(connected)
+        response = await client.post("/tasks", json={"title": "now"}, headers=alice)
+        assert response.status_code == 201
+
+        async def drained() -> bool:
+            return (await outbox_state(app))[1] == 0
+
+        await eventually(drained)
+    assert len(await stream_event_ids(nats_url)) == 1

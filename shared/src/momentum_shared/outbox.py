@@ -493,9 +493,10 @@ class OutboxRelay:
         await self.purge_published()
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
+        # A wake() that arrived while relaying ends this sleep at once: cleared only after.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
 
     def _record_error(self, exc: BaseException, *, log: bool = True) -> None:
         self._last_error = _describe(exc)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import BackgroundTasks, Depends, Header, Request
 
 from momentum_shared.db import SessionDep
 from momentum_shared.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
+from momentum_shared.outbox import OutboxRelay
 from momentum_shared.security.dependencies import RequireScope
 from momentum_shared.security.tokens import Claims, valid_timezone
 from momentum_tasks.pagination import CursorCodec
@@ -95,3 +96,13 @@ def idempotency_key(
 
 IdempotencyKeyHeader = Annotated[str | None, Depends(idempotency_key)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
+
+
+def wake_relay_after_response(request: Request, background: BackgroundTasks) -> None:
+    """Once the change is committed and answered, nudge the in-process relay to publish now."""
+    relay: OutboxRelay | None = getattr(request.app.state, "relay", None)
+    if relay is not None:
+        background.add_task(relay.wake)
+
+
+WakeRelay = Depends(wake_relay_after_response)

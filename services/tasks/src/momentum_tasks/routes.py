@@ -20,6 +20,7 @@ from momentum_tasks.dependencies import (
     Repository,
     SettingsDep,
     TaskId,
+    WakeRelay,
     Writer,
 )
 from momentum_tasks.models import Task
@@ -59,7 +60,7 @@ def _task_response(task: Task, response: Response) -> TaskPublic:
     "",
     status_code=201,
     response_model=TaskPublic,
-    dependencies=[BodyLimit],
+    dependencies=[BodyLimit, WakeRelay],
     responses={413: {"description": "body too large", **PROBLEM}},
 )
 async def create_task(
@@ -151,7 +152,9 @@ async def get_task(
     return _task_response(task, response)
 
 
-@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[BodyLimit], responses=ONE_TASK)
+@router.patch(
+    "/{task_id}", response_model=TaskPublic, dependencies=[BodyLimit, WakeRelay], responses=ONE_TASK
+)
 async def update_task(
     actor: Writer,
     task_id: TaskId,
@@ -167,7 +170,9 @@ async def update_task(
     return _task_response(task, response)
 
 
-@router.post("/{task_id}/complete", response_model=TaskPublic, responses=ONE_TASK)
+@router.post(
+    "/{task_id}/complete", response_model=TaskPublic, responses=ONE_TASK, dependencies=[WakeRelay]
+)
 async def complete_task(
     actor: Writer, task_id: TaskId, repo: Repository, response: Response, if_match: IfMatch = None
 ) -> TaskPublic:
@@ -176,7 +181,9 @@ async def complete_task(
     return _task_response(task, response)
 
 
-@router.post("/{task_id}/reopen", response_model=TaskPublic, responses=ONE_TASK)
+@router.post(
+    "/{task_id}/reopen", response_model=TaskPublic, responses=ONE_TASK, dependencies=[WakeRelay]
+)
 async def reopen_task(
     actor: Writer, task_id: TaskId, repo: Repository, response: Response, if_match: IfMatch = None
 ) -> TaskPublic:
@@ -185,7 +192,13 @@ async def reopen_task(
     return _task_response(task, response)
 
 
-@router.delete("/{task_id}", status_code=204, response_class=Response, responses=ONE_TASK)
+@router.delete(
+    "/{task_id}",
+    status_code=204,
+    response_class=Response,
+    responses=ONE_TASK,
+    dependencies=[WakeRelay],
+)
 async def delete_task(
     actor: Writer, task_id: TaskId, repo: Repository, if_match: IfMatch = None
 ) -> Response:
