@@ -183,10 +183,15 @@ def test_a_revocation_lasts_until_its_tokens_could_not_verify_anyway() -> None:
     assert deny.is_revoked("s1")
     assert not deny.is_revoked("s2")
     assert not deny.is_revoked(None)
+    session = uuid.uuid4()
+    assert deny.revoke(str(session), now[0] + 900)
+    assert deny.is_revoked(str(session).upper())  # however the token spells it
+    assert deny.is_revoked(session.hex)
     now[0] += 900 + 59
     assert deny.is_revoked("s1")  # still inside the verifier's leeway
     now[0] += 2
     assert not deny.is_revoked("s1")
+    assert not deny.is_revoked(str(session))
     assert len(deny) == 0
 
 

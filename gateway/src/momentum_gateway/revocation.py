@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -67,7 +68,10 @@ class RevocationList:
             return False
         until = self._until.get(sid)
         if until is None:
-            return False
+            canonical = _canonical(sid)
+            if canonical == sid or (until := self._until.get(canonical)) is None:
+                return False
+            sid = canonical
         if until > self._clock():
             return True
         del self._until[sid]
@@ -81,6 +85,16 @@ class RevocationList:
         for sid in [s for s, until in self._until.items() if until <= now]:
             del self._until[sid]
         REVOKED_SESSIONS.set(len(self._until))
+
+
+def _canonical(sid: str) -> str:
+    """The event's spelling of a session id (``str(UUID)``), whatever the token's was."""
+    if len(sid) == 36 and sid == sid.lower():
+        return sid
+    try:
+        return str(uuid.UUID(sid))
+    except ValueError:
+        return sid
 
 
 class RevocationListener:
