@@ -171,7 +171,8 @@ async def test_unknown_types_are_ignored_and_poison_is_dead_lettered(
 
     async def lag_is_zero() -> None:
         metrics = (await client.get("/metrics")).text
-        assert f'momentum_analytics_consumer_pending{{stream="{TASK_STREAM}"}} 0.0' in metrics
+        lag = 'momentum_consumer_pending{durable="analytics",service="analytics",stream="%s"} 0.0'
+        assert lag % TASK_STREAM in metrics
         assert "momentum_analytics_dead_letters_total" in metrics
         nats = (await client.get("/readyz")).json()["checks"]["nats"]
         assert nats["streams"][TASK_STREAM]["pending"] == 0

@@ -1,24 +1,17 @@
-"""The JetStream side of analytics: durable pull consumers, batches, dead letters, replays."""
+"""The JetStream side of analytics: what a batch means, dead letters, replays, retries."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
-import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import nats.errors
-from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -29,9 +22,10 @@ from momentum_analytics.events import Fact, PoisonEvent, decode
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.service import apply_facts
 from momentum_analytics.settings import AnalyticsSettings
+from momentum_shared.consumer import ConsumerOptions, JetStreamConsumer
 from momentum_shared.db import UnitOfWork
-from momentum_shared.events import AUTH_STREAM, STREAM_SUBJECTS, TASK_STREAM, utcnow
-from momentum_shared.metrics import NATS_CONNECTED, REGISTRY
+from momentum_shared.events import AUTH_STREAM, TASK_STREAM, utcnow
+from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import connect
 
 logger = logging.getLogger("momentum.analytics.consumer")
@@ -39,18 +33,6 @@ logger = logging.getLogger("momentum.analytics.consumer")
 Clock = Callable[[], datetime]
 SessionFactory = async_sessionmaker[AsyncSession]
 
-CONSUMER_PENDING = Gauge(
-    "momentum_analytics_consumer_pending",
-    "Messages of the stream not yet delivered to the analytics consumer (its lag)",
-    ["stream"],
-    registry=REGISTRY,
-)
-CONSUMER_ACK_PENDING = Gauge(
-    "momentum_analytics_consumer_ack_pending",
-    "Messages delivered to the analytics consumer and not yet acknowledged",
-    ["stream"],
-    registry=REGISTRY,
-)
 EVENTS = Counter(
     "momentum_analytics_events_total",
     "Consumed messages by outcome (applied, duplicate, ignored, retried, dead_lettered)",
@@ -93,19 +75,12 @@ async def _settle(action: Awaitable[None]) -> None:
         logger.warning("could not settle a message", extra={"error": repr(exc)})
 
 
-@dataclass
-class StreamState:
-    state: str = "pending"
-    pending: int | None = None
-    ack_pending: int | None = None
-    last_error: str | None = None
-
-
 class EventConsumer:
     """Applies AUTH_EVENTS and TASK_EVENTS to the projections, once each in effect.
 
-    Every replica binds the same durable consumer, so JetStream spreads messages across
-    them; the inbox (in the batch's transaction) absorbs redeliveries and races.
+    The shared runner binds the durable ``analytics`` (created or updated at start-up)
+    and fetches batches; this class applies each batch in one transaction with the inbox,
+    acks after the commit, and parks poison as dead letters.
     """
 
     def __init__(
@@ -120,155 +95,34 @@ class EventConsumer:
         self.settings = settings
         self.clock = clock
         self.streams = tuple(streams)
-        self._nc: NATS | None = None
-        self._connecting = False
-        self._last_error: str | None = None
-        self._streams = {name: StreamState() for name in self.streams}
-
-    # -- state -------------------------------------------------------------------------------
+        self.runner = JetStreamConsumer(
+            settings.nats_url,
+            self.streams,
+            self.handle,
+            ConsumerOptions(
+                durable=settings.consumer_durable,
+                batch_size=settings.consumer_batch_size,
+                fetch_timeout=settings.consumer_fetch_timeout_seconds,
+                ack_wait=settings.consumer_ack_wait_seconds,
+                max_ack_pending=settings.consumer_max_ack_pending,
+                retry_interval=settings.consumer_retry_interval_seconds,
+                lag_interval=settings.consumer_lag_interval_seconds,
+                connect_timeout=max(1, round(settings.nats_connect_timeout)),
+            ),
+            service="analytics",
+        )
 
     def status(self) -> dict[str, Any]:
         """For ``/readyz`` (informational: NATS down never makes analytics unready)."""
-        connected = self._nc is not None and self._nc.is_connected
-        return {
-            "status": "connected" if connected else "disconnected",
-            "durable": self.settings.consumer_durable,
-            "streams": {
-                name: {
-                    "state": state.state,
-                    "pending": state.pending,
-                    "ack_pending": state.ack_pending,
-                    **({"last_error": state.last_error} if state.last_error else {}),
-                }
-                for name, state in self._streams.items()
-            },
-            **({"last_error": self._last_error} if self._last_error and not connected else {}),
-        }
-
-    def consumer_config(self, stream: str) -> ConsumerConfig:
-        """The durable's configuration, applied on every start (create or update)."""
-        durable = self.settings.consumer_durable
-        return ConsumerConfig(
-            name=durable,
-            durable_name=durable,
-            description="Momentum analytics projections",
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.settings.consumer_ack_wait_seconds,
-            # Unlimited on the server: the consumer bounds poison itself and must not lose
-            # messages that failed only because the database was down.
-            max_deliver=-1,
-            max_ack_pending=self.settings.consumer_max_ack_pending,
-            filter_subject=STREAM_SUBJECTS[stream][0],
-        )
-
-    # -- the live loop -----------------------------------------------------------------------
+        return self.runner.status()
 
     async def run(self) -> None:
         """Consume forever (until cancelled), surviving NATS outages and missing streams."""
-        while True:
-            # The client exists before it connects, so a cancelled connect closes its socket.
-            nc = NATS()
-            try:
-                await self._connect(nc)
-                self._nc = nc
-                NATS_CONNECTED.labels("analytics").set(1)
-                js = nc.jetstream()
-                await asyncio.gather(*(self._consume(js, stream) for stream in self.streams))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                await asyncio.sleep(self.settings.consumer_retry_interval_seconds)
-            finally:
-                self._nc = None
-                NATS_CONNECTED.labels("analytics").set(0)
-                with contextlib.suppress(Exception):
-                    await nc.close()
+        await self.runner.run()
 
-    async def _connect(self, nc: NATS) -> None:
-        async def error(exc: Exception) -> None:
-            self._last_error = f"{type(exc).__name__}: {exc}"
-
-        await nc.connect(
-            servers=[self.settings.nats_url],
-            name="momentum-analytics",
-            connect_timeout=max(1, round(self.settings.nats_connect_timeout)),
-            max_reconnect_attempts=-1,  # reconnect forever: an outage heals by itself
-            reconnect_time_wait=1,
-            allow_reconnect=True,
-            error_cb=error,
-            disconnected_cb=self._disconnected,
-            reconnected_cb=self._reconnected,
-        )
-
-    async def _disconnected(self) -> None:
-        NATS_CONNECTED.labels("analytics").set(0)
-
-    async def _reconnected(self) -> None:
-        NATS_CONNECTED.labels("analytics").set(1)
-
-    async def bind(self, js: JetStreamContext, stream: str) -> JetStreamContext.PullSubscription:
-        """Create or update the durable (``pull_subscribe`` would ignore a new config), bind."""
-        await js.add_consumer(stream, self.consumer_config(stream))
-        return await js.pull_subscribe_bind(
-            durable=self.settings.consumer_durable,
-            stream=stream,
-        )
-
-    async def _consume(self, js: JetStreamContext, stream: str) -> None:
-        state = self._streams[stream]
-        retry = self.settings.consumer_retry_interval_seconds
-        while True:
-            try:
-                subscription = await self.bind(js, stream)
-            except asyncio.CancelledError:
-                raise
-            except NotFoundError:
-                # Producers create their streams; analytics may simply be first.
-                state.state, state.last_error = "waiting for stream", None
-                await asyncio.sleep(retry)
-                continue
-            except Exception as exc:
-                state.state, state.last_error = "retrying", f"{type(exc).__name__}: {exc}"
-                await asyncio.sleep(retry)
-                continue
-            state.state, state.last_error = "consuming", None
-            try:
-                await self._pump(stream, subscription, state)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning(
-                    "consumer interrupted; binding again",
-                    extra={"stream": stream, "error": f"{type(exc).__name__}: {exc}"},
-                )
-                state.state, state.last_error = "retrying", f"{type(exc).__name__}: {exc}"
-                await asyncio.sleep(retry)
-            finally:
-                with contextlib.suppress(Exception):
-                    await subscription.unsubscribe()
-
-    async def _pump(
-        self, stream: str, subscription: JetStreamContext.PullSubscription, state: StreamState
-    ) -> None:
-        last_lag = 0.0
-        while True:
-            try:
-                messages = await subscription.fetch(
-                    self.settings.consumer_batch_size,
-                    timeout=self.settings.consumer_fetch_timeout_seconds,
-                )
-            except nats.errors.TimeoutError:
-                messages = []  # nothing to do: normal when the stream is idle
-            if messages:
-                await self.handle(stream, messages)
-            if time.monotonic() - last_lag >= self.settings.consumer_lag_interval_seconds:
-                info = await subscription.consumer_info()
-                state.pending, state.ack_pending = info.num_pending, info.num_ack_pending
-                CONSUMER_PENDING.labels(stream).set(info.num_pending or 0)
-                CONSUMER_ACK_PENDING.labels(stream).set(info.num_ack_pending or 0)
-                last_lag = time.monotonic()
+    async def replay(self, js: JetStreamContext, stream: str) -> int:
+        """Apply a whole stream from its first message through ``handle`` (for a rebuild)."""
+        return await self.runner.replay(js, stream)
 
     # -- one batch -----------------------------------------------------------------------------
 
@@ -369,54 +223,6 @@ class EventConsumer:
         DEAD_LETTERS_STORED.set(stored)
         EVENTS.labels(stream, "dead_lettered").inc()
         await _settle(message.term())
-
-    # -- replay ------------------------------------------------------------------------------------
-
-    async def replay(self, js: JetStreamContext, stream: str) -> int:
-        """Apply a whole stream from its first message through ``handle`` (for a rebuild).
-
-        An ephemeral consumer delivers everything; the loop ends when nothing is pending
-        or awaiting its ack. Returns how many distinct messages were delivered.
-        """
-        name = f"{self.settings.consumer_durable}-replay-{uuid.uuid4().hex[:12]}"
-        try:
-            await js.add_consumer(
-                stream,
-                ConsumerConfig(
-                    name=name,
-                    deliver_policy=DeliverPolicy.ALL,
-                    ack_policy=AckPolicy.EXPLICIT,
-                    ack_wait=self.settings.consumer_ack_wait_seconds,
-                    max_ack_pending=self.settings.consumer_max_ack_pending,
-                    filter_subject=STREAM_SUBJECTS[stream][0],
-                    inactive_threshold=300.0,
-                ),
-            )
-        except NotFoundError:
-            return 0  # no stream, nothing to replay
-        delivered: set[int] = set()
-        subscription = await js.pull_subscribe_bind(consumer=name, stream=stream)
-        try:
-            while True:
-                try:
-                    messages = await subscription.fetch(
-                        self.settings.consumer_batch_size,
-                        timeout=self.settings.consumer_fetch_timeout_seconds,
-                    )
-                except nats.errors.TimeoutError:
-                    messages = []
-                if messages:
-                    delivered.update(message.metadata.sequence.stream for message in messages)
-                    await self.handle(stream, messages)
-                    continue
-                info = await js.consumer_info(stream, name)
-                if not info.num_pending and not info.num_ack_pending:
-                    return len(delivered)
-        finally:
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
-            with contextlib.suppress(Exception):
-                await js.delete_consumer(stream, name)
 
 
 @dataclass(frozen=True, slots=True)
