@@ -27,7 +27,14 @@ from momentum_shared.events import (
 )
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.natsserver import EmbeddedNats
-from momentum_shared.outbox import OutboxEvent, OutboxRelay, RelayUnavailable, enqueue, main
+from momentum_shared.outbox import (
+    OutboxEvent,
+    OutboxRelay,
+    RelayUnavailable,
+    enqueue,
+    main,
+    run_standalone,
+)
 from momentum_shared.testing.databases import require_postgres
 from momentum_shared.testing.resources import asyncpg_url, created_database
 
@@ -315,7 +322,26 @@ async def test_concurrent_replicas_publish_each_row_once(postgres_url: str, nats
         await engine.dispose()
 
 
-def test_standalone_entry_rejects_missing_arguments() -> None:
+async def test_the_standalone_relay_publishes_a_services_outbox(
+    database_url: str, engine: AsyncEngine, nats_url: str
+) -> None:
+    ids = await add_events(create_session_factory(engine), 5)
+    relay = asyncio.create_task(
+        run_standalone(
+            service="tasks", database_url=database_url, nats_url=nats_url, poll_interval=0.05
+        )
+    )
+    try:
+        await wait_until(lambda: unpublished_is(engine, 0))
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+    published = [h["Nats-Msg-Id"] for _, h, _ in await stream_messages(nats_url)]
+    assert published == ids
+
+
+def test_the_standalone_entry_requires_a_database() -> None:
     with pytest.raises(SystemExit):
         main(["--service", "tasks"])
 

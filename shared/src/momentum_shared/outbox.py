@@ -552,6 +552,10 @@ async def run_standalone(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     finally:
+        task.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
         await relay.aclose()
         await engine.dispose()
 
