@@ -269,6 +269,26 @@ async def test_published_rows_are_deleted_after_the_retention_period(
     assert sorted(left) == sorted(pending)
 
 
+async def test_one_relay_per_sqlite_file_the_other_stands_by(tmp_path: Path, nats_url: str) -> None:
+    engine = await _engine(f"sqlite+aiosqlite:///{tmp_path / 'single.db'}")
+    sessions = create_session_factory(engine)
+    first, second = relay_for(sessions, nats_url), relay_for(sessions, nats_url)
+    try:
+        await add_events(sessions, 3)
+        assert await first.relay_once() == 3
+        await add_events(sessions, 2)
+        with pytest.raises(RelayUnavailable, match="standing by"):
+            await second.relay_once()
+        assert await unpublished(engine) == 2
+        await first.aclose()  # the lease goes with it
+        assert await second.relay_once() == 2
+    finally:
+        await first.aclose()
+        await second.aclose()
+        await engine.dispose()
+    assert len(await stream_messages(nats_url)) == 5
+
+
 async def test_replicas_skip_rows_another_relay_holds(postgres_url: str, nats_url: str) -> None:
     engine = await _engine(postgres_url)
     sessions = create_session_factory(engine)

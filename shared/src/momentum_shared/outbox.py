@@ -14,10 +14,11 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import sqlalchemy as sa
 from nats.aio.client import Client as NATS
@@ -41,6 +42,16 @@ from momentum_shared.events import (
 )
 from momentum_shared.metrics import NATS_CONNECTED, REGISTRY
 from momentum_shared.nats import ensure_stream
+
+_flock: Callable[[int], None] | None
+try:
+    import fcntl
+
+    def _flock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+except ImportError:  # pragma: no cover - Windows
+    _flock = None
 
 logger = logging.getLogger("momentum.outbox")
 
@@ -201,6 +212,8 @@ class OutboxRelay:
         self._last_purge = 0.0
         self._closed = False
         self._dialect: str | None = None
+        self._database: str | None = None
+        self._lease: IO[bytes] | None = None
         # What status() reports; updated by the loop, read synchronously by /readyz.
         self._backlog: int | None = None
         self._last_error: str | None = None
@@ -260,6 +273,7 @@ class OutboxRelay:
         if await self._is_postgresql():
             published = await self._relay_locked()
         else:
+            await self._hold_sqlite_lease()
             published = await self._relay_unlocked()
         await self.refresh_backlog()
         return published
@@ -301,6 +315,9 @@ class OutboxRelay:
         nc, self._nc, self._js = self._nc, None, None
         self._streams_ready = False
         NATS_CONNECTED.labels(self.service).set(0)
+        if self._lease is not None:
+            self._lease.close()  # releases the flock
+            self._lease = None
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -370,8 +387,33 @@ class OutboxRelay:
     async def _is_postgresql(self) -> bool:
         if self._dialect is None:
             async with self.session_factory() as session:
-                self._dialect = session.get_bind().dialect.name
+                bind = session.get_bind()
+                self._dialect = bind.dialect.name
+                self._database = bind.engine.url.database
         return self._dialect == "postgresql"
+
+    async def _hold_sqlite_lease(self) -> None:
+        """Be the one relay of this SQLite file, or stand by.
+
+        SQLite cannot lock rows, so two relays would publish the same rows twice. An
+        exclusive ``flock`` on a file beside the database elects one relay per host (the
+        only place a SQLite file is shared); the others stand by and retry with backoff.
+        The lock dies with its process, so a crashed relay never blocks the next one.
+        """
+        if self._lease is not None or not self._database or self._database == ":memory:":
+            return
+        if _flock is None:  # pragma: no cover - no flock on this platform: trust the operator
+            return
+        path = Path(f"{self._database}.relay.lock")
+        handle = path.open("a+b")
+        try:
+            _flock(handle.fileno())
+        except OSError:
+            handle.close()
+            raise RelayUnavailable(
+                f"standing by: another relay publishes this SQLite outbox ({path})"
+            ) from None
+        self._lease = handle
 
     # --- claiming and publishing -----------------------------------------------------------
 
