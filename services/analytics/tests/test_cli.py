@@ -20,6 +20,7 @@ from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM
+from momentum_shared.natsserver import free_port
 from momentum_shared.testing.tokens import TestIssuer
 from services.analytics.tests.conftest import Feed
 from services.analytics.tests.support import (
@@ -157,3 +158,26 @@ def test_the_console_script_is_installed(cli_env: dict[str, str]) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+async def test_rebuild_without_nats_fails_and_keeps_the_projections(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    clock: FixedClock,
+    feed: Feed,
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clock.now = at("2026-11-29T12:00:00Z")
+    user = uuid.uuid4()
+    await feed([logged_in(user, at("2026-11-24T08:00:00Z"), usertz="UTC")])
+    monkeypatch.setenv("MOMENTUM_ANALYTICS_NATS_URL", f"nats://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MOMENTUM_ANALYTICS_NATS_CONNECT_TIMEOUT", "0.5")
+
+    code = await asyncio.to_thread(main, ["rebuild"])
+
+    assert code == 2
+    assert "momentum-analytics rebuild:" in capsys.readouterr().err
+    assert (await week(client, issuer, user))["totals"]["logins"] == 1

@@ -76,7 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("ids", nargs="*", type=int, help="only these dead-letter ids")
     args = parser.parse_args(argv)
     ids: list[int] | None = getattr(args, "ids", None) or None
-    return asyncio.run(_run(args.command, AnalyticsSettings(), ids))
+    try:
+        return asyncio.run(_run(args.command, AnalyticsSettings(), ids))
+    except Exception as exc:  # an operator wants one line, not a traceback
+        sys.stderr.write(f"momentum-analytics {args.command}: {type(exc).__name__}: {exc}\n")
+        return 2
 
 
 if __name__ == "__main__":

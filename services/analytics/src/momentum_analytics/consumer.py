@@ -259,9 +259,11 @@ async def retry_dead_letters(
 async def rebuild(
     session_factory: SessionFactory, settings: AnalyticsSettings, *, clock: Clock = utcnow
 ) -> dict[str, int]:
-    """Empty the projections and the inbox, then replay both streams from their start."""
-    async with UnitOfWork(session_factory) as uow:
-        await AnalyticsRepository(uow.session).clear_projections()
+    """Empty the projections and the inbox, then replay both streams from their start.
+
+    NATS is reached (and JetStream answers) before anything is emptied, so an outage
+    fails the command instead of leaving the projections blank.
+    """
     consumer = EventConsumer(session_factory, settings, clock=clock)
     nc = await connect(
         settings.nats_url,
@@ -271,6 +273,9 @@ async def rebuild(
     )
     try:
         js = nc.jetstream()
+        await js.account_info()
+        async with UnitOfWork(session_factory) as uow:
+            await AnalyticsRepository(uow.session).clear_projections()
         return {stream: await consumer.replay(js, stream) for stream in consumer.streams}
     finally:
         await nc.close()
