@@ -25,7 +25,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,31 @@ class Result:
     p99_ms: float
     errors: int
     requests: int
+    # CPU seconds each server process tree used during the run (Linux /proc; 0 elsewhere).
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU time of a process and its descendants, from /proc (Linux only)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        times[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    total, stack = 0.0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += times.get(pid, 0.0)
+        stack.extend(children.get(pid, []))
+    return total
 
 
 def log(message: str) -> None:
@@ -348,6 +373,7 @@ def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             "direct": f"{tasks.url}{path}",
             "gateway": f"{gateway.url}{path}",
             "token": token,
+            "pids": {"tasks": tasks.process.pid, "gateway": gateway.process.pid},
         }
     finally:
         for server in reversed(started):
@@ -391,10 +417,13 @@ def main() -> None:
     if loadgen == "auto":
         loadgen = "wrk" if shutil.which("wrk") else "python"
 
+    pids: dict[str, int] = {}
+
     def load(url: str, token: str, duration: float, connections: int | None = None) -> Result:
         count = connections or args.connections
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         if loadgen == "wrk":
-            return run_wrk(
+            result = run_wrk(
                 url,
                 token,
                 connections=count,
@@ -402,11 +431,15 @@ def main() -> None:
                 duration=duration,
                 cpus=args.gateway_cpus,
             )
-        return run_python(url, token, connections=count, duration=duration)
+        else:
+            result = run_python(url, token, connections=count, duration=duration)
+        result.cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        return result
 
     load_before = os.getloadavg()
     with stack(args) as target:
         token = target["token"]
+        pids.update(target["pids"])
         log(f"warming up ({loadgen}, {args.connections} connections)")
         load(target["direct"], token, 2)
         load(target["gateway"], token, 2)
@@ -437,6 +470,11 @@ def main() -> None:
     def median(side: str, field: str, source: dict[str, list[Result]] = runs) -> float:
         return float(statistics.median(getattr(r, field) for r in source[side]))
 
+    def cpu_us_per_request(side: str, process: str) -> float:
+        used = sum(r.cpu.get(process, 0.0) for r in runs[side])
+        served = sum(r.requests for r in runs[side])
+        return round(used / served * 1e6, 1) if served else 0.0
+
     single_direct = median("direct", "p50_ms", single)
     single_gateway = median("gateway", "p50_ms", single)
 
@@ -455,6 +493,13 @@ def main() -> None:
         "gateway_p99_ms": round(median("gateway", "p99_ms"), 3),
         "added_p50_ms": round(gateway_p50 - direct_p50, 3),
         "errors": sum(r.errors for side in runs.values() for r in side),
+        # CPU per request, summed over all loaded rounds: insensitive to other work on the
+        # machine, it says what the gateway costs whatever the throughput figures suffered.
+        "cpu_us_per_request": {
+            "tasks_direct": cpu_us_per_request("direct", "tasks"),
+            "tasks_via_gateway": cpu_us_per_request("gateway", "tasks"),
+            "gateway": cpu_us_per_request("gateway", "gateway"),
+        },
         "one_connection": {
             "direct_rps": round(median("direct", "rps", single), 1),
             "gateway_rps": round(median("gateway", "rps", single), 1),
