@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from momentum_shared.events import CloudEvent, utcnow
+from momentum_tasks.cli import purge_idempotency_keys
 from momentum_tasks.models import IdempotencyKey
+from momentum_tasks.settings import TasksSettings
 
 Headers = dict[str, str]
 NewTask = Callable[..., Awaitable[dict[str, Any]]]
@@ -213,3 +215,23 @@ async def test_concurrent_duplicates_with_different_bodies_create_one_task(
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201, 422, 422, 422, 422, 422]
     assert len((await client.get("/tasks", headers=alice)).json()["items"]) == 1
+
+
+async def test_expired_keys_are_purged_and_fresh_ones_kept(
+    client: httpx.AsyncClient, alice: Headers, app: FastAPI, settings: TasksSettings
+) -> None:
+    for key in ("old", "fresh"):
+        response = await client.post(
+            "/tasks", json={"title": key}, headers={**alice, "Idempotency-Key": key}
+        )
+        assert response.status_code == 201
+    async with app.state.engine.begin() as connection:
+        await connection.execute(
+            sa.update(KEYS)
+            .where(KEYS.c.key == "old")
+            .values(created_at=utcnow() - timedelta(hours=25))
+        )
+    assert await purge_idempotency_keys(settings) == 1
+    async with app.state.engine.connect() as connection:
+        left = (await connection.execute(sa.select(KEYS.c.key))).scalars().all()
+    assert list(left) == ["fresh"]

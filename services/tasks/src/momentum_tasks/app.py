@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -13,14 +14,22 @@ import httpx
 from fastapi import FastAPI
 
 from momentum_shared.app import build_app
-from momentum_shared.db import check_database, create_engine, create_session_factory
-from momentum_shared.events import TASK_STREAM
+from momentum_shared.db import (
+    UnitOfWork,
+    check_database,
+    create_engine,
+    create_session_factory,
+)
+from momentum_shared.events import TASK_STREAM, utcnow
 from momentum_shared.logs import configure_logging
 from momentum_shared.outbox import OutboxRelay
 from momentum_shared.security.setup import build_verifier
 from momentum_tasks.pagination import CursorCodec
+from momentum_tasks.repository import TaskRepository
 from momentum_tasks.routes import router
 from momentum_tasks.settings import TasksSettings
+
+logger = logging.getLogger("momentum.tasks")
 
 
 def build_relay(settings: TasksSettings, app: FastAPI) -> OutboxRelay:
@@ -37,6 +46,19 @@ def build_relay(settings: TasksSettings, app: FastAPI) -> OutboxRelay:
     )
 
 
+async def purge_idempotency_keys_forever(app: FastAPI, *, interval: float) -> None:
+    """Hourly housekeeping: keys past their 24 hours go (any replica may run it)."""
+    settings: TasksSettings = app.state.settings
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with UnitOfWork(app.state.session_factory) as uow:
+                cutoff = utcnow() - timedelta(hours=settings.idempotency_ttl_hours)
+                await TaskRepository(uow.session).purge_idempotency_keys(expired_before=cutoff)
+        except Exception:
+            logger.warning("could not purge idempotency keys", exc_info=True)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: TasksSettings = app.state.settings
@@ -47,20 +69,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.session_factory = create_session_factory(engine)
     app.state.readiness.require("database", lambda: check_database(engine))
     relay: OutboxRelay | None = None
-    relay_task: asyncio.Task[None] | None = None
+    background: list[asyncio.Task[None]] = [
+        asyncio.create_task(
+            purge_idempotency_keys_forever(app, interval=3600.0), name="tasks-key-purge"
+        )
+    ]
     if settings.outbox_relay_enabled:
         # NATS being down never makes the service unready: writes wait in the outbox.
         relay = build_relay(settings, app)
         app.state.relay = relay
         app.state.readiness.inform("nats", relay.status)
-        relay_task = asyncio.create_task(relay.run(), name="tasks-outbox-relay")
+        background.append(asyncio.create_task(relay.run(), name="tasks-outbox-relay"))
     try:
         yield
     finally:
-        if relay_task is not None:
-            relay_task.cancel()
+        for task in background:
+            task.cancel()
+        for task in background:
             with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+                await task
         if relay is not None:
             await relay.aclose()
         await verifier.jwks.aclose()
