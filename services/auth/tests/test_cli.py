@@ -38,6 +38,13 @@ async def sign_in_scopes_and_kid(database_url: str, email: str) -> tuple[str, st
     return pair["scope"], kid_of(pair["access_token"])
 
 
+async def published_kids(database_url: str) -> set[str]:
+    app = create_app(make_settings(database_url))
+    async with running_app(app) as client:
+        keys = (await client.get("/.well-known/jwks.json")).json()["keys"]
+    return {key["kid"] for key in keys}
+
+
 def test_create_admin_then_rotate_keys(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     email = new_email()
     assert run(["create-admin", "--email", email, "--password-stdin"], PASSWORD + "\n") == 0
@@ -46,10 +53,13 @@ def test_create_admin_then_rotate_keys(cli_env: str, capsys: pytest.CaptureFixtu
     scope, first_kid = asyncio.run(sign_in_scopes_and_kid(cli_env, email))
     assert "admin" in scope.split()
 
+    published = asyncio.run(published_kids(cli_env))
     assert run(["rotate-keys"]) == 0
     rotated = json.loads(capsys.readouterr().out)
     assert rotated["alg"] == "RS256"
     assert rotated["kid"] != first_kid
+    # The command promotes the key that was already in the JWKS.
+    assert rotated["kid"] in published
     _, kid = asyncio.run(sign_in_scopes_and_kid(cli_env, email))
     assert kid == rotated["kid"]
 

@@ -5,22 +5,26 @@ from __future__ import annotations
 import httpx
 
 from momentum_auth.settings import AuthSettings
+from services.auth.tests.builders import kid_of, register, tokens
 
 
-async def test_jwks_publishes_the_signing_key(client: httpx.AsyncClient) -> None:
+async def test_jwks_publishes_the_signing_key_and_the_next_key(client: httpx.AsyncClient) -> None:
     response = await client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert "max-age=" in response.headers["cache-control"]
     keys = response.json()["keys"]
-    assert len(keys) == 1
-    key = keys[0]
-    assert key["kty"] == "RSA"
-    assert key["alg"] == "RS256"
-    assert key["use"] == "sig"
-    assert key["kid"]
-    # A 2048-bit modulus is 256 bytes: 342 or 343 base64url characters.
-    assert len(key["n"]) >= 342
-    assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
+    signing_kid = kid_of((await tokens(client, (await register(client))["email"]))["access_token"])
+    # The key that signs, and the one that will sign after the next rotation.
+    assert len(keys) == 2
+    assert signing_kid in {key["kid"] for key in keys}
+    for key in keys:
+        assert key["kty"] == "RSA"
+        assert key["alg"] == "RS256"
+        assert key["use"] == "sig"
+        assert key["kid"]
+        # A 2048-bit modulus is 256 bytes: 342 or 343 base64url characters.
+        assert len(key["n"]) >= 342
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
 
 
 async def test_metadata_names_every_endpoint(

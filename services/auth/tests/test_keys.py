@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,15 +16,19 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
 from jwt.utils import base64url_decode
 from pydantic import SecretStr, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from momentum_auth import repository, service
-from momentum_auth.app import create_app
+from momentum_auth.app import build_context, create_app
 from momentum_auth.keys import KeyDecryptionError, KeyEncryption
 from momentum_auth.models import SigningKey
 from momentum_auth.settings import DEVELOPMENT_KEY_ENCRYPTION_KEY, AuthSettings
-from momentum_shared.db import UnitOfWork
+from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
 from momentum_shared.events import utcnow
+from momentum_shared.security import JwksCache, TokenVerifier
 from momentum_shared.testing.apps import running_app
+from momentum_shared.testing.databases import DatabaseTemplates
 from services.auth.tests.builders import (
     bearer,
     decode,
@@ -29,7 +38,7 @@ from services.auth.tests.builders import (
     register,
     tokens,
 )
-from services.auth.tests.conftest import make_settings
+from services.auth.tests.conftest import ALEMBIC_INI, make_settings
 
 STRONG_KEK = "k" * 40
 
@@ -44,7 +53,19 @@ async def stored_keys(app: FastAPI) -> list[SigningKey]:
     return list(rows)
 
 
-async def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(
+async def key_in_role(app: FastAPI, role: str) -> SigningKey:
+    [key] = [key for key in await stored_keys(app) if key.role == role]
+    return key
+
+
+async def rotate(client: httpx.AsyncClient, admin_access: str) -> str:
+    response = await client.post("/auth/admin/keys/rotate", headers=bearer(admin_access))
+    assert response.status_code == 201, response.text
+    kid: str = response.json()["kid"]
+    return kid
+
+
+async def test_rotation_promotes_the_published_next_key_and_keeps_old_tokens_valid(
     client: httpx.AsyncClient, app: FastAPI, settings: AuthSettings
 ) -> None:
     admin = await make_admin(app)
@@ -53,7 +74,10 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(
     user = await register(client)
     old = await tokens(client, user["email"])
     old_kid = kid_of(old["access_token"])
-    assert await published_kids(client) == [old_kid]
+    before = await published_kids(client)
+    # The JWKS holds the signing key and, already, the key that signs after the next rotation.
+    assert len(before) == 2
+    [next_kid] = [kid for kid in before if kid != old_kid]
 
     response = await client.post(
         "/auth/admin/keys/rotate", headers=bearer(admin_tokens["access_token"])
@@ -63,9 +87,11 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(
     assert set(body) == {"kid", "alg", "created_at"}
     assert body["alg"] == "RS256"
     assert body["created_at"].endswith("Z")
-    new_kid = body["kid"]
-    assert new_kid != old_kid
-    assert set(await published_kids(client)) == {old_kid, new_kid}
+    assert body["kid"] == next_kid
+    after = await published_kids(client)
+    # The old key stays for its tokens; a fresh next key is published at once.
+    assert len(after) == 3
+    assert set(after) > {old_kid, next_kid}
 
     # Tokens signed before the rotation still verify, at auth and against the JWKS.
     assert (await client.get("/auth/me", headers=bearer(old["access_token"]))).is_success
@@ -74,12 +100,39 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(
     fresh = await tokens(client, user["email"])
     renewed = (await refresh(client, old["refresh_token"])).json()
     for pair in (fresh, renewed):
-        assert kid_of(pair["access_token"]) == new_kid
+        assert kid_of(pair["access_token"]) == next_kid
         assert (await client.get("/auth/me", headers=bearer(pair["access_token"]))).is_success
         await decode(client, pair["access_token"], issuer=settings.issuer)
 
 
+async def test_a_verifier_that_cached_the_jwks_before_a_rotation_needs_no_refetch_after_it(
+    client: httpx.AsyncClient, app: FastAPI, settings: AuthSettings
+) -> None:
+    # A gateway's cache: the clock never moves, so neither the TTL nor the unknown-kid
+    # cooldown lets it fetch again; a kid it does not hold yet would be refused.
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://auth") as http:
+        jwks = JwksCache("http://auth/.well-known/jwks.json", client=http, clock=lambda: 1000.0)
+        verifier = TokenVerifier(
+            jwks, issuer=settings.issuer, audience=settings.token_audience, leeway=60
+        )
+        user = await register(client)
+        before = await tokens(client, user["email"])
+        assert (await verifier.verify(before["access_token"])).user_id == uuid.UUID(user["id"])
+        assert jwks.fetch_count == 1
+
+        admin = await make_admin(app)
+        new_kid = await rotate(client, (await tokens(client, admin))["access_token"])
+        after = await tokens(client, user["email"])
+        assert kid_of(after["access_token"]) == new_kid != kid_of(before["access_token"])
+        assert (await verifier.verify(after["access_token"])).user_id == uuid.UUID(user["id"])
+        assert (await verifier.verify(before["access_token"])).user_id == uuid.UUID(user["id"])
+        assert jwks.fetch_count == 1
+        await jwks.aclose()
+
+
 async def test_rotation_needs_the_admin_scope(client: httpx.AsyncClient, app: FastAPI) -> None:
+    before = await published_kids(client)
     user = await register(client)
     user_tokens = await tokens(client, user["email"])
     forbidden = await client.post(
@@ -95,7 +148,7 @@ async def test_rotation_needs_the_admin_scope(client: httpx.AsyncClient, app: Fa
         "/auth/admin/keys/rotate", headers=bearer(narrowed["access_token"])
     )
     assert response.status_code == 403
-    assert len(await published_kids(client)) == 1
+    assert await published_kids(client) == before
 
 
 async def test_a_demoted_admin_cannot_rotate(client: httpx.AsyncClient, app: FastAPI) -> None:
@@ -112,97 +165,128 @@ async def test_a_demoted_admin_cannot_rotate(client: httpx.AsyncClient, app: Fas
 async def test_old_keys_leave_the_jwks_once_their_tokens_expired(
     client: httpx.AsyncClient, app: FastAPI, settings: AuthSettings
 ) -> None:
-    first = (await stored_keys(app))[0]
+    first = await key_in_role(app, "active")
     async with UnitOfWork(app.state.session_factory) as uow:
         second = await service.rotate_signing_key(uow.session, app.state.auth, now=utcnow())
+    third = await key_in_role(app, "next")
     retired = next(key for key in await stored_keys(app) if key.kid == first.kid)
+    assert retired.role is None
     assert retired.retired_at is not None
     assert retired.expires_at is not None
     published_for = (retired.expires_at - retired.retired_at).total_seconds()
     assert published_for == settings.access_token_lifetime_seconds + settings.token_leeway_seconds
+    everything = {first.kid, second.kid, third.kid}
 
     async with UnitOfWork(app.state.session_factory) as uow:
         just_before = retired.expires_at - timedelta(seconds=1)
         kept = await repository.get_published_signing_keys(uow.session, now=just_before)
-        assert {key.kid for key in kept} == {first.kid, second.kid}
+        assert {key.kid for key in kept} == everything
         await service.maintain(uow.session, app.state.auth, now=just_before)
-    assert {key.kid for key in await stored_keys(app)} == {first.kid, second.kid}
+    assert {key.kid for key in await stored_keys(app)} == everything
 
     async with UnitOfWork(app.state.session_factory) as uow:
         await service.maintain(uow.session, app.state.auth, now=retired.expires_at)
     # Gone from the table (private key destroyed) and from the JWKS.
-    assert [key.kid for key in await stored_keys(app)] == [second.kid]
-    assert await published_kids(client) == [second.kid]
+    assert {key.kid for key in await stored_keys(app)} == {second.kid, third.kid}
+    assert set(await published_kids(client)) == {second.kid, third.kid}
 
 
-async def test_an_ageing_key_is_succeeded_automatically_after_prepublication(
+async def test_an_ageing_key_is_rotated_automatically_to_the_published_next_key(
     database_url: str,
 ) -> None:
-    app = create_app(
-        make_settings(
-            database_url, signing_key_max_age_seconds=3600, signing_key_prepublish_seconds=600
-        )
-    )
+    app = create_app(make_settings(database_url, signing_key_max_age_seconds=3600))
 
     async def upkeep(at: timedelta) -> SigningKey:
         async with UnitOfWork(app.state.session_factory) as uow:
             return await service.maintain(uow.session, app.state.auth, now=start + at)
 
     async with running_app(app) as client:
-        [first] = await stored_keys(app)
+        first, upcoming = await key_in_role(app, "active"), await key_in_role(app, "next")
+        assert first.activates_at is not None
+        assert upcoming.activates_at is None
         start = first.activates_at
-        assert (await upkeep(timedelta(seconds=2999))).kid == first.kid
-        assert await published_kids(client) == [first.kid]
-
-        # Ten minutes before the key is due, its successor is published but does not sign.
-        assert (await upkeep(timedelta(seconds=3001))).kid == first.kid
-        [successor] = [key for key in await stored_keys(app) if key.kid != first.kid]
-        assert successor.activates_at == start + timedelta(seconds=3601)
-        assert set(await published_kids(client)) == {first.kid, successor.kid}
+        assert (await upkeep(timedelta(seconds=3599))).kid == first.kid
+        assert set(await published_kids(client)) == {first.kid, upcoming.kid}
         user = await register(client)
         assert kid_of((await tokens(client, user["email"]))["access_token"]) == first.kid
-        await upkeep(timedelta(seconds=3300))  # already scheduled: nothing more
-        assert len(await stored_keys(app)) == 2
 
-        # From its activation on, the successor signs and the old key is retired as of then.
-        active = await upkeep(timedelta(seconds=3601))
-        assert active.kid == successor.kid
+        # At its maximum age the key that has been published all along takes over.
+        active = await upkeep(timedelta(seconds=3600))
+        assert active.kid == upcoming.kid
+        assert active.activates_at == start + timedelta(seconds=3600)
+        successor = await key_in_role(app, "next")
+        assert successor.kid not in {first.kid, upcoming.kid}
         [old] = [key for key in await stored_keys(app) if key.kid == first.kid]
-        assert old.retired_at == successor.activates_at
-        assert old.expires_at == successor.activates_at + timedelta(seconds=900 + 60)
-        # And leaves once the last token it could have signed has expired.
-        await upkeep(timedelta(seconds=3601 + 960))
-        assert [key.kid for key in await stored_keys(app)] == [successor.kid]
+        assert old.retired_at == active.activates_at
+        assert old.expires_at == active.activates_at + timedelta(seconds=900 + 60)
+        assert (await upkeep(timedelta(seconds=3700))).kid == upcoming.kid  # not due again
+        # The old key leaves once the last token it could have signed has expired.
+        await upkeep(timedelta(seconds=3600 + 960))
+        assert {key.kid for key in await stored_keys(app)} == {upcoming.kid, successor.kid}
 
 
-async def test_an_admin_rotation_replaces_a_scheduled_successor(database_url: str) -> None:
+async def test_a_lost_next_key_is_replaced_and_promoted_only_after_a_jwks_lifetime(
+    database_url: str,
+) -> None:
     app = create_app(
-        make_settings(
-            database_url, signing_key_max_age_seconds=3600, signing_key_prepublish_seconds=600
-        )
+        make_settings(database_url, signing_key_max_age_seconds=3600, jwks_max_age_seconds=300)
     )
-    async with running_app(app) as client:
-        [first] = await stored_keys(app)
+
+    async def upkeep(at: datetime) -> SigningKey:
         async with UnitOfWork(app.state.session_factory) as uow:
-            later = first.activates_at + timedelta(seconds=3001)
-            await service.maintain(uow.session, app.state.auth, now=later)
-        async with UnitOfWork(app.state.session_factory) as uow:
-            rotated = await service.rotate_signing_key(uow.session, app.state.auth, now=utcnow())
-        others = [key for key in await stored_keys(app) if key.kid != rotated.kid]
-        assert len(others) == 2
-        assert all(key.retired_at is not None for key in others)
-        user = await register(client)
-        assert kid_of((await tokens(client, user["email"]))["access_token"]) == rotated.kid
+            return await service.maintain(uow.session, app.state.auth, now=at)
+
+    async with running_app(app):
+        first = await key_in_role(app, "active")
+        assert first.activates_at is not None
+        async with app.state.session_factory() as session, session.begin():
+            await session.exec(sa.delete(SigningKey).where(col(SigningKey.role) == "next"))
+        due = first.activates_at + timedelta(seconds=4000)
+        # Overdue, but a next key made now is unknown to cached JWKS: publish it, keep signing.
+        assert (await upkeep(due)).kid == first.kid
+        replacement = await key_in_role(app, "next")
+        assert replacement.created_at == due
+        assert (await upkeep(due + timedelta(seconds=299))).kid == first.kid
+        assert (await upkeep(due + timedelta(seconds=300))).kid == replacement.kid
 
 
 async def test_a_key_is_created_on_first_start_and_only_once(database_url: str) -> None:
     app = create_app(make_settings(database_url))
     async with running_app(app) as client:
         kids = await published_kids(client)
+        assert {key.role for key in await stored_keys(app)} == {"active", "next"}
     again = create_app(make_settings(database_url))
     async with running_app(again) as client:
         assert await published_kids(client) == kids
-    assert len(kids) == 1
+    assert len(kids) == 2
+
+
+async def test_replicas_starting_at_once_create_one_active_and_one_next_key(
+    database_url: str,
+) -> None:
+    settings = make_settings(database_url)
+    contexts = [build_context(settings) for _ in range(4)]
+    engines = [create_engine(database_url, pool_size=1) for _ in contexts]
+
+    async def first_start(index: int) -> tuple[str, str]:
+        async with UnitOfWork(create_session_factory(engines[index])) as uow:
+            active, upcoming = await service.ensure_signing_keys(
+                uow.session, contexts[index], now=utcnow()
+            )
+        return active.kid, upcoming.kid
+
+    try:
+        results = await asyncio.gather(*(first_start(index) for index in range(4)))
+        async with engines[0].connect() as connection:
+            query = sa.select(col(SigningKey.kid), col(SigningKey.role))
+            rows = (await connection.execute(query)).all()
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert len(set(results)) == 1
+    assert sorted((role, kid) for kid, role in rows) == sorted(
+        [("active", results[0][0]), ("next", results[0][1])]
+    )
 
 
 async def test_replicas_sign_with_the_same_key_and_serve_the_same_jwks(
@@ -228,9 +312,85 @@ async def test_replicas_sign_with_the_same_key_and_serve_the_same_jwks(
         assert await published_kids(one) == await published_kids(two)
 
 
+@pytest.fixture
+def postgresql_url(database_templates: DatabaseTemplates, tmp_path: Path) -> Iterator[str]:
+    with database_templates.database(ALEMBIC_INI, "postgresql", tmp_path) as url:
+        yield url
+
+
+async def test_concurrent_rotations_on_replicas_promote_the_next_key_once(
+    postgresql_url: str,
+) -> None:
+    """Rotations that race (admin route and age-based, on two replicas) make one rotation."""
+    replicas = [
+        create_app(make_settings(postgresql_url, signing_key_max_age_seconds=3600))
+        for _ in range(2)
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(running_app(app)) for app in replicas]
+        old, upcoming = (
+            await key_in_role(replicas[0], "active"),
+            await key_in_role(replicas[0], "next"),
+        )
+        assert old.activates_at is not None
+        overdue = old.activates_at + timedelta(seconds=3600)
+        admin = (await tokens(clients[0], await make_admin(replicas[0])))["access_token"]
+
+        async def automatic(app: FastAPI) -> str:
+            async with UnitOfWork(app.state.session_factory) as uow:
+                return (await service.maintain(uow.session, app.state.auth, now=overdue)).kid
+
+        blocker = create_engine(postgresql_url, pool_size=2)
+        stack.push_async_callback(blocker.dispose)
+        async with blocker.connect() as holding, blocker.connect() as watching:
+            # Hold the active key's row, so that every rotation reads the same keys and then
+            # queues on that row: they are all in the race when it is released.
+            await holding.execute(
+                sa.text("SELECT kid FROM signing_keys WHERE role = 'active' FOR UPDATE")
+            )
+            racing = [asyncio.create_task(rotate(client, admin)) for client in clients]
+            racing += [asyncio.create_task(automatic(app)) for app in replicas]
+            await wait_for_lock_waiters(watching, len(racing))
+            await holding.rollback()
+            results = await asyncio.gather(*racing)
+
+        # One rotation happened; every caller was told the key that signs now.
+        assert results == [upcoming.kid] * len(racing)
+        keys = {key.kid: key for key in await stored_keys(replicas[0])}
+        assert len(keys) == 3
+        assert keys[upcoming.kid].role == "active"
+        assert keys[old.kid].role is None
+        assert keys[old.kid].expires_at is not None
+        [fresh] = [key for key in keys.values() if key.kid not in {old.kid, upcoming.kid}]
+        assert fresh.role == "next"
+        for client in clients:
+            assert set(await published_kids(client)) == set(keys)
+        user = await register(clients[1])
+        assert kid_of((await tokens(clients[1], user["email"]))["access_token"]) == upcoming.kid
+
+
+async def wait_for_lock_waiters(connection: AsyncConnection, count: int) -> None:
+    """Until ``count`` sessions of this database wait on a lock (the race is set)."""
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(600):
+        waiting = (await connection.execute(query)).scalar_one()
+        await connection.commit()  # a new snapshot of pg_stat_activity for the next look
+        if waiting >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {waiting} of {count} rotations reached the active key's row")
+
+
 async def test_private_keys_are_encrypted_at_rest(app: FastAPI, client: httpx.AsyncClient) -> None:
-    [row] = await stored_keys(app)
-    jwk = (await client.get("/.well-known/jwks.json")).json()["keys"][0]
+    row = await key_in_role(app, "active")
+    [jwk] = [
+        key
+        for key in (await client.get("/.well-known/jwks.json")).json()["keys"]
+        if key["kid"] == row.kid
+    ]
     modulus = base64url_decode(jwk["n"].encode())
     # A PKCS#8 private key holds the modulus in clear; the stored bytes must not.
     assert modulus not in row.private_key_encrypted
@@ -264,8 +424,9 @@ async def test_a_wrong_key_encryption_key_makes_the_replica_unready(database_url
 
 async def test_the_key_encryption_key_can_be_replaced(database_url: str) -> None:
     app = create_app(make_settings(database_url))
-    async with running_app(app) as client:
-        [old_kid] = await published_kids(client)
+    async with running_app(app):
+        old_kid = (await key_in_role(app, "active")).kid
+        old_next = (await key_in_role(app, "next")).kid
     replaced = create_app(
         make_settings(
             database_url,
@@ -277,9 +438,20 @@ async def test_the_key_encryption_key_can_be_replaced(database_url: str) -> None
         assert (await client.get("/readyz")).status_code == 200
         user = await register(client)
         assert kid_of((await tokens(client, user["email"]))["access_token"]) == old_kid
-        async with UnitOfWork(replaced.state.session_factory) as uow:
-            key = await service.rotate_signing_key(uow.session, replaced.state.auth, now=utcnow())
-        assert key.kek_id == KeyEncryption(STRONG_KEK).kek_id
+        new_kek = KeyEncryption(STRONG_KEK).kek_id
+        # The next key was sealed under the old KEK; the one published in its place is not.
+        for expected_kid in (old_next, None):
+            async with UnitOfWork(replaced.state.session_factory) as uow:
+                key = await service.rotate_signing_key(
+                    uow.session, replaced.state.auth, now=utcnow()
+                )
+            if expected_kid is not None:
+                assert key.kid == expected_kid
+                assert key.kek_id != new_kek
+            assert kid_of((await tokens(client, user["email"]))["access_token"]) == key.kid
+            assert (await key_in_role(replaced, "next")).kek_id == new_kek
+        # After two rotations the old KEK seals no key that signs or will sign.
+        assert key.kek_id == new_kek
 
 
 def test_the_development_key_encryption_key_refuses_production() -> None:
@@ -311,5 +483,3 @@ def test_defaults_follow_the_contract() -> None:
     assert defaults.password_parallelism >= 1
     with pytest.raises(ValidationError):
         AuthSettings(signing_key_bits=1024)
-    with pytest.raises(ValidationError, match="prepublish"):
-        AuthSettings(signing_key_max_age_seconds=600, signing_key_prepublish_seconds=600)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -38,11 +39,12 @@ CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 def execute(url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
     async def run() -> list[tuple[object, ...]]:
         engine = create_async_engine(url)
-        async with engine.begin() as connection:
-            result = await connection.execute(sa.text(sql), params)
-            rows = [tuple(row) for row in result] if result.returns_rows else []
-        await engine.dispose()
-        return rows
+        try:
+            async with engine.begin() as connection:
+                result = await connection.execute(sa.text(sql), params)
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            await engine.dispose()
 
     return asyncio.run(run())
 
@@ -69,3 +71,47 @@ def test_downgrade_and_upgrade_again(database_url: str) -> None:
     assert tables(database_url) == set()
     upgrade(ALEMBIC_INI, database_url)
     assert tables(database_url) == AUTH_TABLES
+
+
+def insert_key(url: str, kid: str, *, activates_at: datetime, retired: bool = False) -> None:
+    execute(
+        url,
+        "INSERT INTO signing_keys (kid, algorithm, public_jwk, private_key_encrypted, kek_id,"
+        " created_at, activates_at, retired_at, expires_at)"
+        " VALUES (:kid, 'RS256', '{}', :blob, 'x', :at, :at, :retired, :retired)",
+        kid=kid,
+        blob=b"sealed",
+        at=activates_at,
+        retired=activates_at if retired else None,
+    )
+
+
+def test_keys_of_the_activation_schema_get_their_roles(database_url: str) -> None:
+    downgrade(ALEMBIC_INI, database_url, "auth0003")
+    insert_key(database_url, "superseded", activates_at=CREATED)
+    insert_key(database_url, "signing", activates_at=CREATED.replace(day=3))
+    insert_key(database_url, "gone", activates_at=CREATED, retired=True)
+    insert_key(database_url, "scheduled", activates_at=datetime(2099, 1, 1, tzinfo=UTC))
+    upgrade(ALEMBIC_INI, database_url)
+    rows = execute(
+        database_url,
+        "SELECT kid, role, activates_at, retired_at, expires_at FROM signing_keys ORDER BY kid",
+    )
+    keys = {str(row[0]): row[1:] for row in rows}
+    assert {kid: row[0] for kid, row in keys.items()} == {
+        "gone": None,
+        "scheduled": "next",
+        "signing": "active",
+        "superseded": None,
+    }
+    assert keys["scheduled"][1] is None  # it has not signed yet
+    # The superseded key is retired as of its successor's activation and still published.
+    assert str(keys["superseded"][2]).startswith("2026-01-03")
+    assert keys["superseded"][3] is not None
+    # Two active keys cannot exist.
+    with pytest.raises(sa.exc.IntegrityError):
+        execute(database_url, "UPDATE signing_keys SET role = 'active' WHERE kid = 'gone'")
+    downgrade(ALEMBIC_INI, database_url, "auth0003")
+    # The next key never signed anything: the older schema does not get it.
+    kids = {str(row[0]) for row in execute(database_url, "SELECT kid FROM signing_keys")}
+    assert kids == {"gone", "signing", "superseded"}

@@ -123,7 +123,7 @@ async def test_no_response_or_log_line_carries_a_secret(
         secrets += [b64url_int(numbers.d), b64url_int(numbers.p), b64url_int(numbers.q)]
         secrets.append(base64.b64encode(der).decode()[:64])
     assert len(hashes) == 2
-    assert len(keys) == 2
+    assert len(keys) == 3  # retired, active and next after the rotation
 
     texts = [f"{r.status_code} {dict(r.headers)} {r.text}" for r in responses]
     # Every log record, with every extra attribute a JSON formatter would print.

@@ -95,9 +95,8 @@ async def maintain_once(
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AuthSettings = app.state.settings
+    # momentum_shared's engine hides bound parameters (password hashes, sealed keys).
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    # Never echo bound parameters (password hashes, sealed keys) into logs or errors.
-    engine.sync_engine.hide_parameters = True
     session_factory = create_session_factory(engine)
     app.state.engine = engine
     app.state.session_factory = session_factory
@@ -107,7 +106,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     async def signing_key_ready() -> None:
         async with session_factory() as session:
-            key = await repository.get_active_signing_key(session, now=utcnow())
+            key = await repository.get_active_signing_key(session)
         if key is None:
             raise RuntimeError("no signing key yet")
         context.keys.private_key(key)  # raises when the key-encryption key is wrong
@@ -160,10 +159,8 @@ def create_app(
     """
     del jwks_client
     settings = settings or AuthSettings()
+    # Also keeps aiosqlite, which logs statements with their values at DEBUG, at INFO.
     configure_logging("auth", level=settings.log_level, json_output=settings.log_json)
-    # aiosqlite logs every statement with its bound values at DEBUG (password hashes,
-    # sealed keys); auth never lets it, whatever the service's own log level.
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     app = build_app(
         service="auth",
         title="Momentum Auth",

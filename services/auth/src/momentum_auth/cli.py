@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("--display-name", default=None)
     admin.add_argument("--timezone", default="UTC")
-    commands.add_parser("rotate-keys", help="make a new signing key the active one")
+    commands.add_parser(
+        "rotate-keys", help="promote the published next signing key; publish a new next key"
+    )
     return parser
 
 
@@ -48,7 +50,6 @@ def _read_password(stream: TextIO) -> str:
 
 async def _create_admin(settings: AuthSettings, data: UserCreate) -> dict[str, str]:
     engine = create_engine(settings.database_url, pool_size=1)
-    engine.sync_engine.hide_parameters = True
     try:
         context = build_context(settings)
         async with UnitOfWork(create_session_factory(engine)) as uow:
@@ -60,7 +61,6 @@ async def _create_admin(settings: AuthSettings, data: UserCreate) -> dict[str, s
 
 async def _rotate_keys(settings: AuthSettings) -> dict[str, str]:
     engine = create_engine(settings.database_url, pool_size=1)
-    engine.sync_engine.hide_parameters = True
     try:
         context = build_context(settings)
         async with UnitOfWork(create_session_factory(engine)) as uow:

@@ -53,21 +53,25 @@ class User(SQLModel, table=True):
 class SigningKey(SQLModel, table=True):
     """An RS256 key pair; the private half is encrypted under the key-encryption key.
 
-    The key with the latest ``activates_at`` that has passed and no ``retired_at`` signs.
-    A key activating later is already published, so verifiers know it before its first
-    token. A retired key stays published until ``expires_at``, when every token it signed
-    has expired.
+    ``role`` is "active" for the one key that signs and "next" for the one key that is
+    published but signs only after the next rotation, so verifiers know it in advance.
+    A retired key has no role and stays published until ``expires_at``, when every token
+    it signed has expired. The unique constraint on ``role`` is what keeps replicas that
+    rotate at once from leaving two active keys or two next keys.
     """
 
     __tablename__ = "signing_keys"
+    __table_args__ = (sa.UniqueConstraint("role", name="uq_signing_keys_role"),)
 
     kid: str = Field(primary_key=True, max_length=64)
     algorithm: str = Field(default="RS256", max_length=16)
     public_jwk: str = Field(sa_type=sa.Text)
     private_key_encrypted: bytes = Field(sa_type=sa.LargeBinary)
     kek_id: str = Field(max_length=32)
+    role: str | None = Field(default=None, max_length=8)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
-    activates_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    # When it started signing; None while it is the next key.
+    activates_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     retired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 

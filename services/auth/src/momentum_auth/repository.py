@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,46 +35,36 @@ async def add_user(session: AsyncSession, user: User) -> User:
 
 # --- signing keys (not user data) ----------------------------------------------------------
 
+ACTIVE = "active"
+NEXT = "next"
+
 
 def _published(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(col(SigningKey.expires_at).is_(None), col(SigningKey.expires_at) > now)
 
 
-def _newest_first() -> tuple[sa.UnaryExpression[Any], ...]:
-    # Ties broken by kid, so every replica picks the same key.
-    return (
-        col(SigningKey.activates_at).desc(),
-        col(SigningKey.created_at).desc(),
-        col(SigningKey.kid).desc(),
-    )
-
-
-async def get_active_signing_key(session: AsyncSession, *, now: datetime) -> SigningKey | None:
-    """The key that signs: the latest activated one that is not retired."""
+async def get_signing_key_in_role(session: AsyncSession, *, role: str) -> SigningKey | None:
+    """The active or the next key (the unique constraint allows one of each)."""
+    # populate_existing: after a concurrent rotation the row changed under this session.
     query = (
-        select(SigningKey)
-        .where(col(SigningKey.retired_at).is_(None), col(SigningKey.activates_at) <= now)
-        .order_by(*_newest_first())
-        .limit(1)
+        select(SigningKey).where(SigningKey.role == role).execution_options(populate_existing=True)
     )
     return (await session.exec(query)).first()
 
 
-async def get_pending_signing_key(session: AsyncSession, *, now: datetime) -> SigningKey | None:
-    """A published key that has not started signing yet."""
-    query = (
-        select(SigningKey)
-        .where(col(SigningKey.retired_at).is_(None), col(SigningKey.activates_at) > now)
-        .order_by(*_newest_first())
-        .limit(1)
-    )
-    return (await session.exec(query)).first()
+async def get_active_signing_key(session: AsyncSession) -> SigningKey | None:
+    """The key that signs."""
+    return await get_signing_key_in_role(session, role=ACTIVE)
 
 
 async def get_published_signing_keys(
     session: AsyncSession, *, now: datetime
 ) -> Sequence[SigningKey]:
-    query = select(SigningKey).where(_published(now)).order_by(*_newest_first())
+    query = (
+        select(SigningKey)
+        .where(_published(now))
+        .order_by(col(SigningKey.created_at).desc(), col(SigningKey.kid).desc())
+    )
     return (await session.exec(query)).all()
 
 
@@ -84,46 +75,56 @@ async def get_published_signing_key(
     return (await session.exec(query)).first()
 
 
-async def add_signing_key(session: AsyncSession, key: SigningKey) -> SigningKey:
-    session.add(key)
-    await session.flush()
-    return key
+async def add_signing_key_unless_role_taken(session: AsyncSession, key: SigningKey) -> bool:
+    """Insert ``key`` in its role; False when another replica filled that role first.
+
+    ``ON CONFLICT DO NOTHING`` rather than a caught IntegrityError: the conflict neither
+    aborts the transaction (PostgreSQL) nor needs a savepoint.
+    """
+    values = key.model_dump()
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert(SigningKey).values(**values).on_conflict_do_nothing()
+    result = await session.exec(statement)
+    return bool(result.rowcount)
 
 
-async def retire_signing_keys(
-    session: AsyncSession, *, keep_kid: str, now: datetime, expires_at: datetime
-) -> int:
-    """Stop every other key from signing; each stays published until ``expires_at``."""
+async def retire_signing_key(
+    session: AsyncSession, *, kid: str, now: datetime, expires_at: datetime
+) -> bool:
+    """Stop the active key ``kid`` from signing; False when it was no longer the active key.
+
+    The condition on the role makes this the rotation's lock: a concurrent rotation's
+    UPDATE of the same row waits for this transaction, then matches nothing.
+    """
     statement = (
         sa.update(SigningKey)
-        .where(col(SigningKey.retired_at).is_(None), col(SigningKey.kid) != keep_kid)
-        .values(retired_at=now, expires_at=expires_at)
+        .where(col(SigningKey.kid) == kid, col(SigningKey.role) == ACTIVE)
+        .values(role=None, retired_at=now, expires_at=expires_at)
+        .execution_options(synchronize_session=False)
     )
     result = await session.exec(statement)
-    return int(result.rowcount or 0)
+    return bool(result.rowcount)
 
 
-async def retire_superseded_signing_keys(
-    session: AsyncSession, *, active: SigningKey, published_for: timedelta
-) -> int:
-    """Keys that stopped signing when ``active`` took over: retired as of that moment."""
+async def promote_signing_key(session: AsyncSession, *, kid: str, now: datetime) -> bool:
+    """The next key ``kid`` signs from ``now``; False when it was no longer the next key."""
     statement = (
         sa.update(SigningKey)
-        .where(
-            col(SigningKey.retired_at).is_(None),
-            col(SigningKey.kid) != active.kid,
-            col(SigningKey.activates_at) <= active.activates_at,
-        )
-        .values(retired_at=active.activates_at, expires_at=active.activates_at + published_for)
+        .where(col(SigningKey.kid) == kid, col(SigningKey.role) == NEXT)
+        .values(role=ACTIVE, activates_at=now)
+        .execution_options(synchronize_session=False)
     )
     result = await session.exec(statement)
-    return int(result.rowcount or 0)
+    return bool(result.rowcount)
 
 
 async def delete_expired_signing_keys(session: AsyncSession, *, now: datetime) -> int:
     """Private keys that can no longer verify a live token are destroyed, not archived."""
     statement = sa.delete(SigningKey).where(
-        col(SigningKey.expires_at).is_not(None), col(SigningKey.expires_at) <= now
+        col(SigningKey.role).is_(None),
+        col(SigningKey.expires_at).is_not(None),
+        col(SigningKey.expires_at) <= now,
     )
     result = await session.exec(statement)
     return int(result.rowcount or 0)

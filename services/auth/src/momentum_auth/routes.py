@@ -217,6 +217,6 @@ async def metadata(ctx: ContextDep, response: Response) -> AuthorizationServerMe
     tags=["admin"],
 )
 async def rotate_keys(session: SessionDep, ctx: ContextDep) -> SigningKeyPublic:
-    """Rotate the signing key: the new key signs from now on."""
+    """Rotate the signing key: the already published next key signs from now on."""
     key = await service.rotate_signing_key(session, ctx, now=utcnow())
     return SigningKeyPublic(kid=key.kid, alg=key.algorithm, created_at=key.created_at)

@@ -90,7 +90,7 @@ class TokenResponse(BaseModel):
 
 
 class SigningKeyPublic(BaseModel):
-    """The key that signs from now on."""
+    """The key that signs from now on (``created_at``: when it was first published)."""
 
     kid: str
     alg: str

@@ -464,70 +464,103 @@ def _published_after_retirement(settings: AuthSettings) -> timedelta:
     return timedelta(seconds=settings.access_token_lifetime_seconds + settings.token_leeway_seconds)
 
 
-async def rotate_signing_key(
-    session: AsyncSession, ctx: AuthContext, *, now: datetime
+async def _key_in_role(
+    session: AsyncSession, ctx: AuthContext, *, role: str, now: datetime
 ) -> SigningKey:
-    """A new key signs from now on; the others stay published until their tokens expire."""
-    settings = ctx.settings
-    key = await new_signing_key(ctx.keys, settings.signing_key_bits)
-    key.created_at = key.activates_at = now
-    await repository.add_signing_key(session, key)
-    retired = await repository.retire_signing_keys(
-        session,
-        keep_kid=key.kid,
-        now=now,
-        expires_at=now + _published_after_retirement(settings),
-    )
-    KEY_ROTATIONS.inc()
-    logger.info("signing key rotated", extra={"kid": key.kid, "retired_keys": retired})
-    return key
+    """The key in ``role``, created when there is none (first start, or a lost next key)."""
+    key = await repository.get_signing_key_in_role(session, role=role)
+    if key is not None:
+        return key
+    key = await new_signing_key(ctx.keys, ctx.settings.signing_key_bits)
+    key.role = role
+    key.created_at = now
+    key.activates_at = now if role == repository.ACTIVE else None
+    if await repository.add_signing_key_unless_role_taken(session, key):
+        if role == repository.ACTIVE:
+            KEY_ROTATIONS.inc()
+        logger.info("signing key created", extra={"kid": key.kid, "role": role})
+        return key
+    # Another replica created one at the same moment: use its key, as every replica will.
+    theirs = await repository.get_signing_key_in_role(session, role=role)
+    if theirs is None:  # pragma: no cover - the conflict was on this very role
+        raise RuntimeError(f"no {role} signing key after a conflict on that role")
+    return theirs
+
+
+async def ensure_signing_keys(
+    session: AsyncSession, ctx: AuthContext, *, now: datetime
+) -> tuple[SigningKey, SigningKey]:
+    """The active key and the pre-published next key, each created if missing."""
+    active = await _key_in_role(session, ctx, role=repository.ACTIVE, now=now)
+    upcoming = await _key_in_role(session, ctx, role=repository.NEXT, now=now)
+    return active, upcoming
 
 
 async def ensure_signing_key(
     session: AsyncSession, ctx: AuthContext, *, now: datetime
 ) -> SigningKey:
-    """The active key; a first one is created (active at once) when there is none."""
-    active = await repository.get_active_signing_key(session, now=now)
+    """The active key (one query); the keys are created when there are none yet."""
+    active = await repository.get_active_signing_key(session)
     if active is None:
-        return await rotate_signing_key(session, ctx, now=now)
+        active, _ = await ensure_signing_keys(session, ctx, now=now)
     return active
 
 
-async def schedule_rotation(
-    session: AsyncSession, ctx: AuthContext, active: SigningKey, *, now: datetime
-) -> SigningKey | None:
-    """Publish the successor of an ageing key ahead of time; None when it is not due yet.
+def _rotation_due(
+    settings: AuthSettings, active: SigningKey, upcoming: SigningKey, *, now: datetime
+) -> bool:
+    """The active key has reached its maximum age, and its successor is known to verifiers."""
+    started = active.activates_at or active.created_at
+    max_age = timedelta(seconds=settings.signing_key_max_age_seconds)
+    # A next key created moments ago (it was lost, or the schema predates next keys) waits
+    # until every verifier has refreshed its cached JWKS since it appeared.
+    published = timedelta(seconds=settings.jwks_max_age_seconds)
+    return now - started >= max_age and now - upcoming.created_at >= published
 
-    The successor appears in the JWKS ``signing_key_prepublish_seconds`` before it signs,
-    so every verifier has refreshed its cached JWKS before meeting its first token.
+
+async def rotate_signing_key(
+    session: AsyncSession, ctx: AuthContext, *, now: datetime, only_when_due: bool = False
+) -> SigningKey:
+    """Promote the pre-published next key to active and publish a fresh next key.
+
+    The promoted key has been in the JWKS since the previous rotation, so verifiers that
+    cached the JWKS know it before its first token. The retired key stays published until
+    every token it signed has expired. Returns the key that signs from now on.
     """
     settings = ctx.settings
-    max_age = timedelta(seconds=settings.signing_key_max_age_seconds)
-    lead = timedelta(seconds=settings.signing_key_prepublish_seconds)
-    if now - active.activates_at < max_age - lead:
-        return None
-    if await repository.get_pending_signing_key(session, now=now) is not None:
-        return None
-    key = await new_signing_key(ctx.keys, settings.signing_key_bits)
-    key.created_at = now
-    key.activates_at = max(active.activates_at + max_age, now + lead)
-    await repository.add_signing_key(session, key)
+    active, upcoming = await ensure_signing_keys(session, ctx, now=now)
+    if only_when_due and not _rotation_due(settings, active, upcoming, now=now):
+        return active
+    expires_at = now + _published_after_retirement(settings)
+    if not await repository.retire_signing_key(
+        session, kid=active.kid, now=now, expires_at=expires_at
+    ):
+        # A rotation on another replica retired this key between our read and our write
+        # (our UPDATE waited for its commit). It promoted the same next key: that is the
+        # rotation asked for, and promoting the key it has just created would not be.
+        current = await repository.get_active_signing_key(session)
+        if current is None:  # pragma: no cover - a rotation always leaves an active key
+            raise RuntimeError("no active signing key after a concurrent rotation")
+        logger.info("signing key rotated concurrently elsewhere", extra={"kid": current.kid})
+        return current
+    # Holding the active key's row, no other rotation can get here: the next key is ours.
+    if not await repository.promote_signing_key(session, kid=upcoming.kid, now=now):
+        raise RuntimeError("the next signing key changed during a rotation")
+    successor = await _key_in_role(session, ctx, role=repository.NEXT, now=now)
+    promoted = await repository.get_active_signing_key(session)
+    if promoted is None or promoted.kid != upcoming.kid:  # pragma: no cover
+        raise RuntimeError("the promoted signing key is not the active one")
     KEY_ROTATIONS.inc()
     logger.info(
-        "next signing key published",
-        extra={"kid": key.kid, "activates_at": key.activates_at.isoformat()},
+        "signing key rotated",
+        extra={"kid": promoted.kid, "retired_kid": active.kid, "next_kid": successor.kid},
     )
-    return key
+    return promoted
 
 
 async def maintain(session: AsyncSession, ctx: AuthContext, *, now: datetime) -> SigningKey:
-    """Periodic upkeep on every replica: key succession, keys past their use, old failures."""
-    key = await ensure_signing_key(session, ctx, now=now)
-    published_for = _published_after_retirement(ctx.settings)
-    await repository.retire_superseded_signing_keys(
-        session, active=key, published_for=published_for
-    )
-    await schedule_rotation(session, ctx, key, now=now)
+    """Upkeep on every replica: keys present, rotation by age, expired keys, old failures."""
+    key = await rotate_signing_key(session, ctx, now=now, only_when_due=True)
     deleted = await repository.delete_expired_signing_keys(session, now=now)
     if deleted:
         logger.info("expired signing keys removed", extra={"keys": deleted})

@@ -35,15 +35,15 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     refresh_absolute_lifetime_seconds: int = Field(default=90 * DAY, ge=60)
 
     signing_key_bits: int = Field(default=2048, ge=2048, le=8192)
+    # The active key is rotated automatically at this age (the next key is promoted).
     signing_key_max_age_seconds: int = Field(default=30 * DAY, ge=60)
-    # An automatically rotated key is published this long before it signs: longer than
-    # verifiers cache the JWKS (300 s by default), so none meets a kid it cannot know.
-    signing_key_prepublish_seconds: int = Field(default=600, ge=0)
     # How often each replica checks whether the active key is due for rotation.
     key_maintenance_interval_seconds: float = Field(default=60.0, gt=0)
     key_encryption_key: SecretStr = SecretStr(DEVELOPMENT_KEY_ENCRYPTION_KEY)
     # Older key-encryption keys that may still decrypt stored keys while a KEK is replaced.
     previous_key_encryption_keys: list[SecretStr] = Field(default_factory=list)
+    # The JWKS Cache-Control max-age; an automatic rotation promotes only a next key that
+    # has been published at least this long, so every verifier's cached JWKS holds it.
     jwks_max_age_seconds: int = Field(default=300, ge=0)
 
     throttle_max_failures: int = Field(default=5, ge=1)
@@ -61,8 +61,6 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     def _refuse_unsafe_production(self) -> Self:
         if self.refresh_idle_lifetime_seconds > self.refresh_absolute_lifetime_seconds:
             raise ValueError("refresh_idle_lifetime_seconds exceeds the absolute lifetime")
-        if self.signing_key_prepublish_seconds >= self.signing_key_max_age_seconds:
-            raise ValueError("signing_key_prepublish_seconds must be below the key's max age")
         if self.is_development:
             return self
         kek = self.key_encryption_key.get_secret_value()
