@@ -457,13 +457,20 @@ class OutboxRelay:
         """Send the whole batch with every ack in flight; the ids acked and those refused."""
         js = await self._ensure_ready()
         futures: list[asyncio.Future[Any]] = []
-        for row in rows:
-            headers = {"Nats-Msg-Id": row.id, "Content-Type": CLOUDEVENTS_CONTENT_TYPE}
-            futures.append(
-                await js.publish_async(
-                    row.subject, row.payload, wait_stall=self.publish_timeout, headers=headers
+        try:
+            for row in rows:
+                headers = {"Nats-Msg-Id": row.id, "Content-Type": CLOUDEVENTS_CONTENT_TYPE}
+                futures.append(
+                    await js.publish_async(
+                        row.subject, row.payload, wait_stall=self.publish_timeout, headers=headers
+                    )
                 )
-            )
+        except BaseException:
+            # Cancelling frees each future's slot in nats-py's in-flight window; a future
+            # left behind would hold its slot until the client is closed.
+            for future in futures:
+                future.cancel()
+            raise
         done, pending = await asyncio.wait(futures, timeout=self.publish_timeout)
         for future in pending:
             future.cancel()
