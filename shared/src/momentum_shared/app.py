@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
@@ -35,6 +35,3 @@ def build_app(
     app.add_middleware(RequestIdMiddleware)
     return app
 
-
-async def no_lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    yield
