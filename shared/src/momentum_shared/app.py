@@ -34,4 +34,3 @@ def build_app(
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(RequestIdMiddleware)
     return app
-
