@@ -249,6 +249,9 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Connect (retrying forever), ensure the streams, relay until cancelled."""
+        # Report the backlog before the first connect attempt, which may take a while.
+        with contextlib.suppress(Exception):
+            await self.refresh_backlog()
         while not self._closed:
             try:
                 await self._ensure_ready()
@@ -347,7 +350,8 @@ class OutboxRelay:
 
         async def on_disconnected() -> None:
             NATS_CONNECTED.labels(self.service).set(0)
-            if not self._closed:
+            # Only a connection in use is news; a failed first attempt is reported by run().
+            if self._nc is nc and not self._closed:
                 logger.warning("NATS disconnected; outbox rows wait in the database")
 
         async def on_reconnected() -> None:
