@@ -43,9 +43,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     verifier = build_verifier(settings, client=app.state.jwks_client)
     app.state.verifier = verifier
     jwks_task = asyncio.create_task(verifier.jwks.load_until_ready())
-    app.state.readiness.inform(
-        "jwks", lambda: {"loaded": verifier.jwks.loaded, "url": verifier.jwks.url}
-    )
+
+    async def jwks_ready() -> None:
+        # No request can be answered before the keys are known, so readiness waits for
+        # them (a probe may itself trigger the first load; fetches are single-flight).
+        if not verifier.jwks.loaded:
+            await verifier.jwks.refresh()
+        await verifier.jwks.check_ready()
+
+    app.state.readiness.require("jwks", jwks_ready)
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.engine = engine
     session_factory = create_session_factory(engine)
