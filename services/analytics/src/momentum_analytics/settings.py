@@ -27,8 +27,10 @@ class AnalyticsSettings(DatabaseSettings, NatsSettings, TokenVerificationSetting
     consumer_nak_delay_seconds: float = Field(
         default=1.0, ge=0, description="first redelivery delay after a failure; doubles each time"
     )
+    # Short: a stream created just after start-up is consumed within the contract's second
+    # (one cheap consumer-create request per stream and interval while it is missing).
     consumer_retry_interval_seconds: float = Field(
-        default=1.0, gt=0, description="pause before retrying NATS or a missing stream"
+        default=0.25, gt=0, description="pause before retrying NATS or a missing stream"
     )
     consumer_lag_interval_seconds: float = Field(
         default=2.0, gt=0, description="how often the consumer lag metric is refreshed"
