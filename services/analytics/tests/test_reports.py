@@ -218,6 +218,8 @@ async def test_week_53_and_the_year_boundary(
         ]
     )
     report = await weekly(client, issuer, user, "2026-W53", "UTC")
+    assert report["user_id"] == str(user)
+    assert report["generated_at"] == "2027-01-05T12:00:00Z"
     assert (report["week"], report["start_date"], report["end_date"]) == (
         "2026-W53",
         "2026-12-28",
