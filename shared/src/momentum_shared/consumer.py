@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -220,7 +219,7 @@ class JetStreamConsumer:
                 messages = await subscription.fetch(
                     self.options.batch_size, timeout=self.options.fetch_timeout
                 )
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats' subclass, or asyncio's own at the deadline
                 messages = []  # nothing to do: normal when the stream is idle
             if messages:
                 await self.handler(stream, messages)
@@ -263,7 +262,7 @@ class JetStreamConsumer:
                     messages = await subscription.fetch(
                         self.options.batch_size, timeout=self.options.fetch_timeout
                     )
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats' subclass, or asyncio's own at the deadline
                     messages = []
                 if messages:
                     delivered.update(message.metadata.sequence.stream for message in messages)
