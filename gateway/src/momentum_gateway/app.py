@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +20,7 @@ from momentum_gateway.routes import router
 from momentum_gateway.settings import GatewaySettings
 from momentum_shared.app import build_app
 from momentum_shared.logs import configure_logging
-from momentum_shared.security import build_verifier
+from momentum_shared.security import running_verifier
 
 TITLE = "Momentum"
 DESCRIPTION = "The Momentum API: the only public entry to auth, tasks and analytics."
@@ -31,12 +30,8 @@ DESCRIPTION = "The Momentum API: the only public entry to auth, tasks and analyt
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: GatewaySettings = app.state.settings
     gateway: Gateway = app.state.gateway
-    verifier = build_verifier(settings, client=app.state.jwks_client)
-    app.state.verifier = verifier
-    gateway.verifier = verifier
-    jwks = verifier.jwks
-    app.state.readiness.require("jwks", jwks.check_ready)
-    loader = asyncio.create_task(jwks.load_until_ready())
+    exit_stack = contextlib.AsyncExitStack()
+    gateway.verifier = await exit_stack.enter_async_context(running_verifier(app, settings))
 
     proxy = UpstreamProxy(settings)
     await proxy.start()
@@ -68,14 +63,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         gateway.proxy = None
-        loader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loader
         if listener is not None:
             await listener.aclose()
         await proxy.aclose()
         await aggregator.aclose()
-        await jwks.aclose()
+        await exit_stack.aclose()
 
 
 def _without_path(routes: list[BaseRoute], path: str) -> list[BaseRoute]:

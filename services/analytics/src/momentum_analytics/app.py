@@ -21,7 +21,7 @@ from momentum_shared.app import build_app
 from momentum_shared.db import UnitOfWork, check_database, create_engine, create_session_factory
 from momentum_shared.events import utcnow
 from momentum_shared.logs import configure_logging
-from momentum_shared.security import build_verifier
+from momentum_shared.security import running_verifier
 
 logger = logging.getLogger("momentum.analytics")
 
@@ -40,18 +40,8 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AnalyticsSettings = app.state.settings
-    verifier = build_verifier(settings, client=app.state.jwks_client)
-    app.state.verifier = verifier
-    jwks_task = asyncio.create_task(verifier.jwks.load_until_ready())
-
-    async def jwks_ready() -> None:
-        # No request can be answered before the keys are known, so readiness waits for
-        # them (a probe may itself trigger the first load; fetches are single-flight).
-        if not verifier.jwks.loaded:
-            await verifier.jwks.refresh()
-        await verifier.jwks.check_ready()
-
-    app.state.readiness.require("jwks", jwks_ready)
+    exit_stack = contextlib.AsyncExitStack()
+    await exit_stack.enter_async_context(running_verifier(app, settings))
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.engine = engine
     session_factory = create_session_factory(engine)
@@ -70,8 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await _cancel(consumer_task)
-        await _cancel(jwks_task)
-        await verifier.jwks.aclose()
+        await exit_stack.aclose()
         await engine.dispose()
 
 

@@ -23,7 +23,7 @@ from momentum_shared.db import (
 from momentum_shared.events import TASK_STREAM, utcnow
 from momentum_shared.logs import configure_logging
 from momentum_shared.outbox import OutboxRelay
-from momentum_shared.security.setup import build_verifier
+from momentum_shared.security.setup import running_verifier
 from momentum_tasks.pagination import CursorCodec
 from momentum_tasks.repository import TaskRepository
 from momentum_tasks.routes import router
@@ -62,8 +62,8 @@ async def purge_idempotency_keys_forever(app: FastAPI, *, interval: float) -> No
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: TasksSettings = app.state.settings
-    verifier = build_verifier(settings, client=app.state.jwks_client)
-    app.state.verifier = verifier
+    exit_stack = contextlib.AsyncExitStack()
+    await exit_stack.enter_async_context(running_verifier(app, settings))
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
@@ -90,7 +90,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         if relay is not None:
             await relay.aclose()
-        await verifier.jwks.aclose()
+        await exit_stack.aclose()
         await engine.dispose()
 
 

@@ -7,7 +7,7 @@ from momentum_shared.security.dependencies import (
     current_claims,
 )
 from momentum_shared.security.jwks import JwksCache
-from momentum_shared.security.setup import build_verifier
+from momentum_shared.security.setup import build_verifier, running_verifier
 from momentum_shared.security.tokens import Claims, InvalidToken, TokenVerifier
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "bearer_token",
     "build_verifier",
     "current_claims",
+    "running_verifier",
 ]

@@ -210,5 +210,8 @@ class JwksCache:
                 await asyncio.sleep(max(retry, 1.0))
 
     async def check_ready(self) -> None:
+        """Readiness: the keys are loaded (a probe may trigger the first fetch itself)."""
+        if not self.loaded:
+            await self.refresh()
         if not self.loaded:
             raise RuntimeError(f"JWKS not loaded from {self.url}: {self.last_error or 'pending'}")

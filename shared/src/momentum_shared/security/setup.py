@@ -1,8 +1,13 @@
-"""Building a verifier from a service's settings."""
+"""Building a verifier from a service's settings, and running it for an app's lifetime."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 import httpx
+from fastapi import FastAPI
 
 from momentum_shared.security.jwks import JwksCache
 from momentum_shared.security.tokens import TokenVerifier
@@ -27,3 +32,25 @@ def build_verifier(
         algorithms=settings.token_algorithms,
         leeway=settings.token_leeway_seconds,
     )
+
+
+@contextlib.asynccontextmanager
+async def running_verifier(
+    app: FastAPI, settings: TokenVerificationSettings
+) -> AsyncIterator[TokenVerifier]:
+    """Install ``app.state.verifier``, load the JWKS in the background, gate /readyz on it.
+
+    No request can be authenticated before the keys are known, so every app that
+    verifies tokens is unready until the first JWKS fetch succeeds.
+    """
+    verifier = build_verifier(settings, client=getattr(app.state, "jwks_client", None))
+    app.state.verifier = verifier
+    app.state.readiness.require("jwks", verifier.jwks.check_ready)
+    loader = asyncio.create_task(verifier.jwks.load_until_ready(), name="jwks-loader")
+    try:
+        yield verifier
+    finally:
+        loader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loader
+        await verifier.jwks.aclose()
