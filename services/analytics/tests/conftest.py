@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ from fastapi import FastAPI
 from momentum_analytics.app import create_app
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.databases import DatabaseTemplates
+from momentum_shared.testing.databases import database_fixture
 from momentum_shared.testing.tokens import TestIssuer
 from services.analytics.tests.support import ALEMBIC_INI, FixedClock, publish, wait_drained
 
@@ -29,12 +28,7 @@ FAST_CONSUMER: dict[str, Any] = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, database_templates: DatabaseTemplates, tmp_path: Path
-) -> Iterator[str]:
-    with database_templates.database(ALEMBIC_INI, request.param, tmp_path) as url:
-        yield url
+database_url = database_fixture(ALEMBIC_INI)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from momentum_auth.app import create_app
 from momentum_auth.settings import AuthSettings
 from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.databases import DatabaseTemplates
+from momentum_shared.testing.databases import database_fixture
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
@@ -27,12 +27,7 @@ FAST_HASHING: dict[str, Any] = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, database_templates: DatabaseTemplates, tmp_path: Path
-) -> Iterator[str]:
-    with database_templates.database(ALEMBIC_INI, request.param, tmp_path) as url:
-        yield url
+database_url = database_fixture(ALEMBIC_INI)
 
 
 def make_settings(database_url: str, **overrides: Any) -> AuthSettings:

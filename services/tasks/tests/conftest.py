@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from momentum_shared.events import CloudEvent
 from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.databases import DatabaseTemplates
+from momentum_shared.testing.databases import database_fixture
 from momentum_shared.testing.tokens import TestIssuer
 from momentum_tasks.app import create_app
 from momentum_tasks.models import OutboxEvent
@@ -24,12 +24,7 @@ ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, database_templates: DatabaseTemplates, tmp_path: Path
-) -> Iterator[str]:
-    with database_templates.database(ALEMBIC_INI, request.param, tmp_path) as url:
-        yield url
+database_url = database_fixture(ALEMBIC_INI)
 
 
 def make_settings(database_url: str, **overrides: Any) -> TasksSettings:

@@ -11,6 +11,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +72,20 @@ class DatabaseTemplates:
         name = f"momentum_test_{uuid.uuid4().hex[:16]}"
         with created_database(self.postgres_admin_url, name, template=template) as url:
             yield asyncpg_url(url)
+
+
+def database_fixture(alembic_ini: Path) -> Any:
+    """A ``database_url`` fixture for a service: a fresh migrated database per test,
+    parametrised over SQLite and PostgreSQL (``database_url = database_fixture(INI)``)."""
+
+    @pytest.fixture(params=["sqlite", "postgresql"])
+    def database_url(
+        request: pytest.FixtureRequest, database_templates: DatabaseTemplates, tmp_path: Path
+    ) -> Iterator[str]:
+        with database_templates.database(alembic_ini, request.param, tmp_path) as url:
+            yield url
+
+    return database_url
 
 
 def require_postgres(admin_url: str | None) -> None:
