@@ -15,9 +15,12 @@ class MomentumSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
-    environment: Environment = "development"
-    log_level: str = "INFO"
-    log_json: bool = True
+    environment: Environment = Field(
+        default="development",
+        description="development, test or production; development secrets refuse production",
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool = Field(default=True, description="one JSON object per log line")
 
     @property
     def is_development(self) -> bool:
@@ -31,25 +34,51 @@ class DatabaseSettings(MomentumSettings):
         default="sqlite+aiosqlite:///./.momentum/service.db",
         description="SQLAlchemy async URL (sqlite+aiosqlite:///… or postgresql+asyncpg://…)",
     )
-    database_pool_size: int = 10
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="PostgreSQL connections kept per process (as many again may overflow)",
+    )
 
 
 class NatsSettings(BaseSettings):
     """Connection to NATS JetStream (mixed into services that publish or consume)."""
 
-    nats_url: str = "nats://127.0.0.1:4222"
-    nats_connect_timeout: float = 2.0
-    # Replicas of the streams a producer creates: 1 on a laptop, 3 on a production cluster.
-    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
+    nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server URL")
+    nats_connect_timeout: float = Field(
+        default=2.0, gt=0, description="seconds per connect attempt"
+    )
+    nats_stream_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="replicas of the streams this service creates (3 on a production cluster)",
+    )
 
 
 class TokenVerificationSettings(BaseSettings):
     """How a service verifies access tokens issued by auth."""
 
-    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
-    token_issuer: str = "http://127.0.0.1:8000"
-    token_audience: str = "momentum-api"
-    token_algorithms: tuple[str, ...] = ("RS256",)
-    token_leeway_seconds: int = 60
-    jwks_ttl_seconds: float = 300.0
-    jwks_unknown_kid_cooldown_seconds: float = 30.0
+    jwks_url: str = Field(
+        default="http://127.0.0.1:8001/.well-known/jwks.json", description="auth's JWKS"
+    )
+    token_issuer: str = Field(
+        default="http://127.0.0.1:8000", description="the `iss` every access token must carry"
+    )
+    token_audience: str = Field(
+        default="momentum-api", description="the `aud` every access token must carry"
+    )
+    token_algorithms: tuple[str, ...] = Field(
+        default=("RS256",), description="accepted signature algorithms (pinned)"
+    )
+    token_leeway_seconds: int = Field(
+        default=60, ge=0, le=300, description="clock skew tolerated on exp, nbf and iat"
+    )
+    jwks_ttl_seconds: float = Field(
+        default=300.0, gt=0, description="how long fetched keys are used before a refresh"
+    )
+    jwks_unknown_kid_cooldown_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="at most one refetch per this many seconds on an unknown kid",
+    )
