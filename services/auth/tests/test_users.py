@@ -68,9 +68,10 @@ async def test_email_is_case_insensitive_and_unique(client: httpx.AsyncClient) -
         {"timezone": "localtime"},
         {"email": "not-an-email"},
         {"display_name": ""},
+        {"display_name": "Ada\x00"},
         {"is_admin": True},
     ],
-    ids=["short", "long", "unknown-zone", "not-iana", "email", "blank-name", "admin"],
+    ids=["short", "long", "unknown-zone", "not-iana", "email", "blank-name", "nul-name", "admin"],
 )
 async def test_register_validates(client: httpx.AsyncClient, payload: dict[str, object]) -> None:
     body = {"email": new_email(), "password": PASSWORD, **payload}
@@ -158,8 +159,13 @@ async def test_patch_me_without_changes_emits_nothing(
 
 @pytest.mark.parametrize(
     "payload",
-    [{"timezone": "Nowhere/Special"}, {"email": "x@example.com"}, {"display_name": "x" * 101}],
-    ids=["zone", "email", "long-name"],
+    [
+        {"timezone": "Nowhere/Special"},
+        {"email": "x@example.com"},
+        {"display_name": "x" * 101},
+        {"display_name": "a\x00b"},
+    ],
+    ids=["zone", "email", "long-name", "nul-name"],
 )
 async def test_patch_me_validates(client: httpx.AsyncClient, payload: dict[str, object]) -> None:
     user = await register(client)
