@@ -74,16 +74,30 @@ async def test_reopen_with_a_stale_etag_is_412(
 
 @pytest.mark.parametrize(
     ("if_match", "status"),
-    [('"1"', 200), ("*", 200), ('"7", "1"', 200), ('W/"1"', 412), ('"2"', 412), ("junk", 412)],
+    [
+        ('"1"', 200),
+        ("*", 200),
+        ('"7", "1"', 200),
+        ('W/"1"', 412),
+        ('"2"', 412),
+        ("junk", 412),
+        ('"01"', 412),
+        ("", 412),
+        # Latin-1 digits that str.isdigit() accepts but int() refuses: never a 500.
+        ('"\u00b2"', 412),
+        ("\u00b9", 412),
+    ],
 )
 async def test_if_match_forms(
     client: httpx.AsyncClient, alice: Headers, new_task: NewTask, if_match: str, status: int
 ) -> None:
     task = await new_task(alice)
-    response = await client.patch(
-        f"/tasks/{task['id']}", json={"title": "next"}, headers={**alice, "If-Match": if_match}
-    )
+    # Raw bytes: a header value may carry any Latin-1 octet, as a hostile client sends it.
+    headers = {k.encode(): v.encode("latin-1") for k, v in {**alice, "If-Match": if_match}.items()}
+    response = await client.patch(f"/tasks/{task['id']}", json={"title": "next"}, headers=headers)
     assert response.status_code == status
+    version = 2 if status == 200 else 1
+    assert response.headers["ETag"] == f'"{version}"'
 
 
 async def test_concurrent_patches_with_one_etag_leave_exactly_one_winner(

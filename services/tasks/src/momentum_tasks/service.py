@@ -49,24 +49,26 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def parse_if_match(header: str | None) -> set[int] | None:
-    """The versions an ``If-Match`` header accepts; ``None`` when absent or ``*``."""
+def parse_if_match(header: str | None) -> set[str] | None:
+    """The entity tags (unquoted) that ``If-Match`` accepts; ``None`` when absent or ``*``."""
     if header is None or header.strip() == "*":
         return None
-    versions: set[int] = set()
+    tags: set[str] = set()
     for raw in header.split(","):
         tag = raw.strip()
         if tag.startswith("W/"):
             continue  # If-Match uses the strong comparison: weak tags never match
-        tag = tag.strip('"')
-        if tag.isdigit() and len(tag) < 19:
-            versions.add(int(tag))
-    return versions
+        if len(tag) >= 2 and tag[0] == tag[-1] == '"':
+            tag = tag[1:-1]
+        tags.add(tag)
+    return tags
 
 
 def _check_precondition(task: Task, if_match: str | None) -> None:
+    # Compared as opaque strings (RFC 9110 strong comparison), never parsed as numbers:
+    # "01" is not "1", and no header text can make the comparison fail with an error.
     accepted = parse_if_match(if_match)
-    if accepted is not None and task.version not in accepted:
+    if accepted is not None and str(task.version) not in accepted:
         raise PreconditionFailed(
             f"the task is at version {task.version}; fetch it again and retry",
             headers={"ETag": etag(task.version)},
