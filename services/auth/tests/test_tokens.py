@@ -195,6 +195,36 @@ async def test_malformed_token_requests(
     assert response.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.parametrize("name", ["grant_type", "username", "password", "scope"])
+async def test_a_repeated_token_parameter_is_invalid_request(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    email = (await register(client))["email"]
+    form: dict[str, str | list[str]] = {
+        "grant_type": "password",
+        "username": email,
+        "password": PASSWORD,
+        "scope": "profile",
+    }
+    form[name] = [str(form[name]), str(form[name])]
+    response = await client.post("/auth/token", data=form)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert name in response.json()["detail"]
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_a_repeated_revocation_token_is_invalid_request(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    pair = await tokens(client, (await register(client))["email"])
+    response = await client.post("/auth/revoke", data={"token": [pair["refresh_token"]] * 2})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert await outbox(app, "auth.session.revoked") == []
+    assert (await refresh(client, pair["refresh_token"])).status_code == 200
+
+
 async def test_json_body_is_not_a_token_request(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/auth/token", json={"grant_type": "password", "username": "a@b.c", "password": "x"}

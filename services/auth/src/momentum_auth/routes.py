@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse
 
 from momentum_auth import errors, service
@@ -47,6 +47,20 @@ TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
 FormField = Annotated[str | None, Form()]
 
 
+async def _repeated_parameter(request: Request) -> ProblemError | None:
+    """RFC 6749 §3.2 and RFC 7009 §2.1: a parameter sent twice makes the request invalid.
+
+    Otherwise the last copy would silently win, and a proxy reading the first would
+    see another request than this endpoint serves.
+    """
+    seen: set[str] = set()
+    for name, _ in (await request.form()).multi_items():
+        if name in seen:
+            return errors.invalid_request(f"the parameter {name[:40]!r} is repeated")
+        seen.add(name)
+    return None
+
+
 def _refused(problem: ProblemError, grant_type: str | None = None) -> Response:
     if grant_type is not None:
         outcome = "throttled" if problem.status == 429 else str(problem.extra.get("error"))
@@ -68,6 +82,7 @@ async def register(
 
 @router.post("/auth/token", response_model=TokenResponse, responses=TOKEN_ERRORS, tags=["tokens"])
 async def token(
+    request: Request,
     session: SessionDep,
     ctx: ContextDep,
     address: ClientAddress,
@@ -80,6 +95,8 @@ async def token(
 ) -> Response:
     """Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants."""
     now = utcnow()
+    if (repeated := await _repeated_parameter(request)) is not None:
+        return _refused(repeated)
     if not grant_type:
         return _refused(errors.invalid_request("grant_type is required"))
     if grant_type == "password":
@@ -122,6 +139,7 @@ async def token(
     tags=["tokens"],
 )
 async def revoke(
+    request: Request,
     session: SessionDep,
     ctx: ContextDep,
     token: FormField = None,
@@ -129,6 +147,8 @@ async def revoke(
     token_type_hint: FormField = None,  # noqa: ARG001
 ) -> Response:
     """Revocation endpoint (RFC 7009): revokes the token's whole family."""
+    if (repeated := await _repeated_parameter(request)) is not None:
+        return _refused(repeated)
     if not token:
         return _refused(errors.invalid_request("token is required"))
     if len(token) <= 8192:
