@@ -361,6 +361,35 @@ async def test_the_standalone_relay_publishes_a_services_outbox(
     assert published == ids
 
 
+async def test_the_standalone_relay_declares_streams_with_the_replicas_it_is_given(
+    database_url: str, engine: AsyncEngine, nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A single nats-server refuses replicated streams: a relay that passes the operator's
+    # replica count on is refused, one that dropped it would quietly declare one replica
+    # (and, beside replicated in-process relays, rewrite their stream's replication).
+    await add_events(create_session_factory(engine), 1)
+    relay = asyncio.create_task(
+        run_standalone(
+            service="tasks",
+            database_url=database_url,
+            nats_url=nats_url,
+            poll_interval=0.05,
+            stream_replicas=3,
+        )
+    )
+
+    async def refused() -> bool:
+        return any("replicas" in str(getattr(r, "error", "")) for r in caplog.records)
+
+    try:
+        await wait_until(refused)
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+    assert await unpublished(engine) == 1
+
+
 def test_the_standalone_entry_requires_a_database() -> None:
     with pytest.raises(SystemExit):
         main(["--service", "tasks"])

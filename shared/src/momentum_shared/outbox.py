@@ -582,8 +582,14 @@ async def run_standalone(
     batch_size: int = 500,
     poll_interval: float = 0.25,
     retention: timedelta = timedelta(days=7),
+    connect_timeout: float = 2.0,
+    stream_replicas: int = 1,
 ) -> None:
-    """Run one relay outside any web process until SIGINT or SIGTERM."""
+    """Run one relay outside any web process until SIGINT or SIGTERM.
+
+    ``stream_replicas`` must match the in-process relays': each relay creates or updates
+    the streams at start-up, so a differing value would rewrite the stream's replication.
+    """
     from momentum_shared.db import create_engine, create_session_factory
 
     engine = create_engine(database_url)
@@ -595,6 +601,8 @@ async def run_standalone(
         batch_size=batch_size,
         poll_interval=poll_interval,
         retention=retention,
+        connect_timeout=connect_timeout,
+        stream_replicas=stream_replicas,
     )
     task = asyncio.create_task(relay.run())
     loop = asyncio.get_running_loop()
@@ -623,6 +631,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--poll-interval", type=float, default=0.25)
     parser.add_argument("--retention-hours", type=float, default=7 * 24)
+    parser.add_argument("--stream-replicas", type=int, default=1, help="JetStream replicas")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     asyncio.run(
@@ -634,6 +643,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             batch_size=args.batch_size,
             poll_interval=args.poll_interval,
             retention=timedelta(hours=args.retention_hours),
+            stream_replicas=args.stream_replicas,
         )
     )
 

@@ -41,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.outbox_poll_interval,
                 retention=timedelta(hours=settings.outbox_retention_hours),
+                connect_timeout=settings.nats_connect_timeout,
+                stream_replicas=settings.nats_stream_replicas,
             )
         )
     else:
