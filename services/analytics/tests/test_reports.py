@@ -53,7 +53,21 @@ async def test_routes_need_a_token_with_the_analytics_scope(
 
 @pytest.mark.parametrize(
     "week",
-    ["2026-48", "2026-W5", "2026-W00", "2026-W54", "2025-W53", "26-W48", "2026-W4\uff18", "0-W1"],
+    [
+        "2026-48",
+        "2026-W5",
+        "2026-W00",
+        "2026-W54",
+        "2025-W53",
+        "26-W48",
+        "2026-W4\uff18",
+        "0-W1",
+        "2026-w48",
+        " 2026-W48",
+        "2026-W48 ",
+        "2026-W48\n",
+        "0001-W01",
+    ],
 )
 async def test_malformed_weeks_are_422(
     client: httpx.AsyncClient, issuer: TestIssuer, week: str

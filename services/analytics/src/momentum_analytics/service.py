@@ -24,7 +24,8 @@ from momentum_analytics.schemas import (
 from momentum_shared.errors import UnprocessableEntity
 
 ONE_DAY = timedelta(days=1)
-_WEEK = re.compile(r"^([0-9]{4})-W([0-9]{2})$")
+# fullmatch, not match: "$" would also accept a trailing newline.
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 
 
 def local_date(moment: datetime, timezone: str) -> date:
@@ -281,7 +282,7 @@ def week_label(monday: date) -> str:
 
 def parse_week(value: str) -> date:
     """The Monday of an ISO week ``YYYY-Www`` (week 53 only in years that have one)."""
-    match = _WEEK.match(value)
+    match = _WEEK.fullmatch(value)
     if match is None:
         raise _invalid_week("week must be an ISO week like 2026-W48", value)
     try:
