@@ -130,3 +130,38 @@ async def test_concurrent_batches_with_the_same_events_apply_them_once(
         )
         for local_date, counts in sorted(expected.items())
     ]
+
+
+async def test_emptying_the_projections_waits_for_a_batch_in_flight(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A rebuild's clear and a live batch never interleave: the replay then counts everything.
+
+    Were the clear to run beside the batch, it would delete the day row the batch updated
+    but not the batch's new inbox row, and the replay would skip that event as a duplicate.
+    """
+    user = uuid.uuid4()
+    first = logged_in(user, at("2026-11-23T08:00:00Z"), usertz="UTC")
+    second = logged_in(user, at("2026-11-23T09:00:00Z"), usertz="UTC")
+    facts = [fact for fact in (decode(event.to_json()) for event in (first, second)) if fact]
+    now = at("2026-11-26T00:00:00Z")
+    async with UnitOfWork(sessions) as uow:
+        await apply_facts(AnalyticsRepository(uow.session), facts[:1], now=now)
+
+    async def clear() -> None:
+        async with UnitOfWork(sessions) as uow:
+            await AnalyticsRepository(uow.session).clear_projections()
+
+    async with UnitOfWork(sessions) as uow:
+        await apply_facts(AnalyticsRepository(uow.session), facts[1:], now=now)
+        clearing = asyncio.create_task(clear())
+        await asyncio.sleep(0.2)  # let the clear start while this batch is uncommitted
+    await clearing
+
+    # The replay of a rebuild: both events again, from the start.
+    async with UnitOfWork(sessions) as uow:
+        await apply_facts(AnalyticsRepository(uow.session), facts, now=now)
+        days = await AnalyticsRepository(uow.session).days(
+            user, date(2026, 11, 23), date(2026, 11, 23)
+        )
+    assert [(day.logins, day.login_events) for day in days] == [(2, 2)]

@@ -408,7 +408,16 @@ class AnalyticsRepository:
     # -- operations (operator commands, not user data) -----------------------------------
 
     async def clear_projections(self) -> None:
-        """Empty every projection and the inbox, for a rebuild from the streams."""
+        """Empty every projection and the inbox, for a rebuild from the streams.
+
+        On PostgreSQL the tables are locked first: the clear waits for batches in flight
+        and holds new ones back until it commits. Without the lock a batch committing
+        meanwhile keeps its new inbox rows while its updates to existing rows are deleted,
+        and the replay would skip those events as duplicates. (SQLite has one writer.)
+        """
+        if self.postgres:
+            names = ", ".join(table.name for table in PROJECTION_TABLES)
+            await self._execute(sa.text(f"LOCK TABLE {names} IN EXCLUSIVE MODE"))
         for table in PROJECTION_TABLES:
             await self._execute(sa.delete(table))
 
