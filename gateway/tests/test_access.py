@@ -414,6 +414,20 @@ async def test_readiness_waits_for_the_jwks(
         assert (await http.get("/readyz")).status_code == 200
 
 
+async def test_a_good_token_is_503_while_the_jwks_cannot_be_loaded(
+    app_factory: Callable[..., FastAPI], issuer: TestIssuer
+) -> None:
+    app = app_factory(jwks_url="http://127.0.0.1:9/nothing")
+    app.state.jwks_client = None  # a real client, towards a port where nothing listens
+    async with running_app(app) as http:
+        response = await http.get("/tasks/1", headers=issuer.bearer())
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert int(response.headers["retry-after"]) >= 1
+        assert "www-authenticate" not in response.headers
+        assert response.headers["x-request-id"]
+
+
 async def test_metrics_label_proxied_requests_by_table_pattern(
     client: httpx.AsyncClient, issuer: TestIssuer
 ) -> None:

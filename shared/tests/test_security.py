@@ -34,6 +34,7 @@ from momentum_shared.security import (
     CurrentClaims,
     InvalidToken,
     JwksCache,
+    KeysUnavailable,
     RequireScope,
     TokenVerifier,
 )
@@ -812,6 +813,32 @@ async def test_dependencies_answer_401_and_403_as_rfc_6750_says(
         challenge = forbidden.headers["www-authenticate"]
         assert 'error="insufficient_scope"' in challenge
         assert 'scope="tasks:read"' in challenge
+
+
+async def test_a_good_token_is_503_not_401_while_no_keys_have_loaded(
+    issuer: TestIssuer, jwks_server: RealHttpServer
+) -> None:
+    # The client's token is fine; the service cannot judge it yet. A 401 would make the
+    # client throw its session away.
+    jwks_clock = Clock(0.0)
+    jwks_server.state.status = 503
+    verifier = make_verifier(jwks_server, jwks_clock=jwks_clock)
+    token = issuer.mint(scope="profile")
+    with pytest.raises(KeysUnavailable):
+        await verifier.verify(token)
+    async with running_app(dependency_app(verifier)) as client:
+        waiting = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+        assert waiting.status_code == 503
+        assert waiting.headers["content-type"] == "application/problem+json"
+        assert int(waiting.headers["retry-after"]) >= 1
+        jwks_server.state.status = 200
+        jwks_clock.now += 5.0
+        ok = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+        unknown = issuer.mint(headers={"kid": "not-published"})
+        refused_now = await client.get("/me", headers={"Authorization": f"Bearer {unknown}"})
+        assert refused_now.status_code == 401
+    await verifier.jwks.aclose()
 
 
 async def test_an_es256_signature_of_zeros_is_refused(issuer: TestIssuer) -> None:

@@ -27,7 +27,7 @@ from momentum_shared.errors import (
 )
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.requestid import sane_request_id
-from momentum_shared.security import InvalidToken, TokenVerifier
+from momentum_shared.security import InvalidToken, KeysUnavailable, TokenVerifier
 
 logger = logging.getLogger("momentum.gateway")
 
@@ -115,6 +115,7 @@ class GatewayMiddleware:
 
     async def _handle(self, rule: Rule, scope: Scope, receive: Receive, send: Send) -> None:
         gateway = self.gateway
+        retry_after = gateway.settings.retry_after_seconds
         if has_dot_segments(scope["path"]):
             DENIED.labels("bad_path").inc()
             raise BadRequest("the path has dot segments")
@@ -133,9 +134,12 @@ class GatewayMiddleware:
                 raise Unauthorized("a bearer token is required", error=None)
             verifier = gateway.verifier
             if verifier is None:
-                raise ServiceUnavailable("the gateway is starting")
+                raise ServiceUnavailable("the gateway is starting", retry_after=retry_after)
             try:
                 claims = await verifier.verify(token)
+            except KeysUnavailable as exc:
+                DENIED.labels("keys_unavailable").inc()
+                raise ServiceUnavailable(str(exc), retry_after=retry_after) from None
             except InvalidToken as exc:
                 DENIED.labels("invalid_token").inc()
                 raise Unauthorized(str(exc)) from None
@@ -152,7 +156,7 @@ class GatewayMiddleware:
                     raise TooManyRequests("too many requests for this user", retry_after=wait)
         proxy = gateway.proxy
         if proxy is None:
-            raise ServiceUnavailable("the gateway is starting")
+            raise ServiceUnavailable("the gateway is starting", retry_after=retry_after)
         state = scope.get("state") or {}
         request_id = state.get("request_id") or sane_request_id(None)
         await proxy.forward(rule.service, scope, receive, send, request_id)

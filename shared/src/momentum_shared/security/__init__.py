@@ -8,13 +8,14 @@ from momentum_shared.security.dependencies import (
 )
 from momentum_shared.security.jwks import JwksCache
 from momentum_shared.security.setup import build_verifier, running_verifier
-from momentum_shared.security.tokens import Claims, InvalidToken, TokenVerifier
+from momentum_shared.security.tokens import Claims, InvalidToken, KeysUnavailable, TokenVerifier
 
 __all__ = [
     "Claims",
     "CurrentClaims",
     "InvalidToken",
     "JwksCache",
+    "KeysUnavailable",
     "RequireScope",
     "TokenVerifier",
     "bearer_token",

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from momentum_shared.errors import InsufficientScope, Unauthorized
-from momentum_shared.security.tokens import Claims, InvalidToken, TokenVerifier
+from momentum_shared.errors import InsufficientScope, ServiceUnavailable, Unauthorized
+from momentum_shared.security.tokens import Claims, InvalidToken, KeysUnavailable, TokenVerifier
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -29,6 +29,8 @@ async def current_claims(request: Request) -> Claims:
     verifier: TokenVerifier = request.app.state.verifier
     try:
         return await verifier.verify(token)
+    except KeysUnavailable as exc:
+        raise ServiceUnavailable(str(exc)) from None
     except InvalidToken as exc:
         raise Unauthorized(str(exc)) from None
 

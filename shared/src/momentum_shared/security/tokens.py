@@ -31,6 +31,13 @@ class InvalidToken(Exception):
     """The token is missing, malformed, unverifiable or expired. The message is safe to show."""
 
 
+class KeysUnavailable(InvalidToken):
+    """No key set has ever loaded: the token cannot be judged, which is not its fault.
+
+    Callers answer 503 with ``Retry-After`` rather than 401, so a client keeps its token.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Claims:
     sub: str
@@ -133,6 +140,8 @@ class TokenVerifier:
             raise InvalidToken("the token's key id is missing or malformed")
         key = await self.jwks.key_for(kid)
         if key is None:
+            if not self.jwks.loaded:
+                raise KeysUnavailable("the signing keys cannot be loaded; try again shortly")
             raise InvalidToken("the token was signed by an unknown key")
         if key.algorithm_name != alg:
             raise InvalidToken("the token's algorithm does not match its key")
