@@ -120,6 +120,8 @@ async def test_due_sorts_put_tasks_without_a_due_date_at_the_far_end(
         {"due_before": "yesterday"},
         {"due_after": "2026-12-01T00:00:00"},
         {"due_before": "9999-12-31T23:00:00-05:00"},
+        {"due_before": "1764000000"},
+        {"due_after": "-1"},
         {"q": "nul\u0000"},
         {"tag": "\u0000"},
         {"tag": "t" * 33},

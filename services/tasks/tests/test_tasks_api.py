@@ -79,6 +79,11 @@ async def test_defaults(client: httpx.AsyncClient, alice: Headers, new_task: New
         {"title": "ok", "due_at": "0001-01-01T00:00:00+05:00"},
         {"title": "ok", "due_at": "9999-12-31T23:00:00-05:00"},
         {"title": "ok", "due_at": "9999-12-31T00:00:00Z"},
+        # RFC 3339 only: a bare number is no timestamp (it would be read as Unix time).
+        {"title": "ok", "due_at": 1764000000},
+        {"title": "ok", "due_at": "1764000000"},
+        {"title": "ok", "due_at": 99999999999999},
+        {"title": "ok", "due_at": True},
     ],
 )
 async def test_create_validation_is_422_problem(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -11,6 +12,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -20,6 +22,8 @@ from pydantic import (
 
 from momentum_shared.events import format_utc
 from momentum_tasks.models import NO_DUE_DATE
+
+_RFC3339_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
 
 
 def _storable_text(value: str) -> str:
@@ -34,6 +38,16 @@ def _storable_text(value: str) -> str:
     return value
 
 
+def _rfc3339_text(value: object) -> object:
+    # Pydantic would read a bare number (or a numeric string) as Unix time; the contract
+    # speaks RFC 3339 only, so a number is a client mistake to report, not a date to guess.
+    if isinstance(value, str) and _RFC3339_START.match(value):
+        return value
+    if isinstance(value, datetime):
+        return value  # already parsed (a model built in Python)
+    raise ValueError("must be an RFC 3339 timestamp such as 2026-12-01T09:30:00Z")
+
+
 def _storable_instant(value: datetime) -> datetime:
     try:
         in_utc = value.astimezone(UTC)
@@ -45,7 +59,9 @@ def _storable_instant(value: datetime) -> datetime:
 
 
 UtcDateTime = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]
-Instant = Annotated[AwareDatetime, AfterValidator(_storable_instant)]
+Instant = Annotated[
+    AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable_instant)
+]
 Text = Annotated[str, AfterValidator(_storable_text)]
 Title = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
 Description = Annotated[Text, StringConstraints(max_length=10_000)]
