@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, Any
 
+import httpx
 import jwt
 import pytest
 from cryptography import x509
@@ -802,6 +803,12 @@ async def test_dependencies_answer_401_and_403_as_rfc_6750_says(
 
         basic = await client.get("/me", headers={"Authorization": f"Basic {issuer.mint()}"})
         assert basic.status_code == 401
+
+        good = f"Bearer {issuer.mint(scope='profile')}"
+        twice = httpx.Headers([("Authorization", good), ("Authorization", "Bearer abc.def.ghi")])
+        doubled = await client.get("/me", headers=twice)
+        assert doubled.status_code == 401
+        assert "error=" not in doubled.headers["www-authenticate"]
 
         token = issuer.mint(scope="profile")
         ok = await client.get("/me", headers={"Authorization": f"Bearer {token}"})

@@ -27,7 +27,7 @@ from momentum_shared.errors import (
 )
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.requestid import sane_request_id
-from momentum_shared.security import InvalidToken, KeysUnavailable, TokenVerifier
+from momentum_shared.security import InvalidToken, KeysUnavailable, TokenVerifier, bearer_token
 
 logger = logging.getLogger("momentum.gateway")
 
@@ -62,32 +62,6 @@ class Gateway:
             max_keys=s.rate_limit_max_keys,
         )
         self.revocations.leeway = float(s.token_leeway_seconds)
-
-
-def bearer_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The token of the one ``Authorization: Bearer`` header; never from the query string.
-
-    Two Authorization headers are refused as missing: which one a later hop would read is
-    anybody's guess.
-    """
-    found: bytes | None = None
-    for name, value in headers:
-        if name == b"authorization":
-            if found is not None:
-                return None
-            found = value
-    if found is None:
-        return None
-    scheme, _, token = found.partition(b" ")
-    if scheme.lower() != b"bearer":
-        return None
-    token = token.strip()
-    if not token:
-        return None
-    try:
-        return token.decode("ascii")
-    except UnicodeDecodeError:
-        return None
 
 
 class GatewayMiddleware:
@@ -128,7 +102,7 @@ class GatewayMiddleware:
                     DENIED.labels("rate_limited").inc()
                     raise TooManyRequests("too many requests from this address", retry_after=wait)
         else:
-            token = bearer_from_headers(scope["headers"])
+            token = bearer_token(scope["headers"])
             if token is None:
                 DENIED.labels("unauthenticated").inc()
                 raise Unauthorized("a bearer token is required", error=None)

@@ -10,20 +10,36 @@ from momentum_shared.errors import InsufficientScope, ServiceUnavailable, Unauth
 from momentum_shared.security.tokens import Claims, InvalidToken, KeysUnavailable, TokenVerifier
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of a ``Bearer`` Authorization header, or ``None``."""
-    if not authorization:
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The token of the one ``Authorization: Bearer`` header of raw ASGI headers, or ``None``.
+
+    Never from the query string or a form. Two Authorization headers count as none: which
+    one another hop would read is anybody's guess. The gateway's hot path and every
+    service's dependency use this one function, so both refuse the same requests.
+    """
+    found: bytes | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            if found is not None:
+                return None
+            found = value
+    if found is None:
         return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer":
+    scheme, _, token = found.partition(b" ")
+    if scheme.lower() != b"bearer":
         return None
     token = token.strip()
-    return token or None
+    if not token:
+        return None
+    try:
+        return token.decode("ascii")
+    except UnicodeDecodeError:
+        return None
 
 
 async def current_claims(request: Request) -> Claims:
     """The verified claims of the request's bearer token (never from the query string)."""
-    token = bearer_token(request.headers.get("authorization"))
+    token = bearer_token(request.scope["headers"])
     if token is None:
         raise Unauthorized("a bearer token is required", error=None)
     verifier: TokenVerifier = request.app.state.verifier
