@@ -143,6 +143,35 @@ async def test_request_ids_are_set_upstream_and_returned(
     assert header_values(insane.json(), "x-request-id") == [generated]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "token", "status"),
+    [
+        ("GET", "/tasks/1", None, 401),
+        ("GET", "/tasks/1", "not.a.token", 401),
+        ("POST", "/auth/admin/keys/rotate", "user", 403),
+        ("GET", "/tasks/%2e%2e/auth/me", "user", 400),
+        ("GET", "/nowhere", None, 404),
+        ("GET", "/tasks/slow", "user", 504),
+    ],
+)
+async def test_answers_the_gateway_makes_itself_carry_the_request_id(
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    method: str,
+    path: str,
+    token: str | None,
+    status: int,
+) -> None:
+    headers = {"X-Request-ID": "client-id-7"}
+    if token is not None:
+        bearer_token = issuer.mint() if token == "user" else token
+        headers["Authorization"] = f"Bearer {bearer_token}"
+    response = await client.request(method, path, headers=headers)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers.get_list("x-request-id") == ["client-id-7"]
+
+
 async def test_request_bodies_arrive_intact(client: httpx.AsyncClient, issuer: TestIssuer) -> None:
     body = bytes(range(256)) * 2000
     response = await client.post(
