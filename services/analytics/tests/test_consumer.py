@@ -292,3 +292,30 @@ async def test_the_consumer_survives_a_nats_restart(
         body = await report(client, issuer, user, "2026-W48")
         assert body["totals"]["logins"] == 2
         assert body["streaks"]["login"]["longest"] == 2
+
+
+async def test_an_event_whose_time_cannot_be_read_in_utc_is_dead_lettered(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    clock: FixedClock,
+    nats_url: str,
+) -> None:
+    """Its decoding fails outside validation (the instant is before year 1 in UTC), yet it is
+    parked like any poison instead of failing its whole batch on every redelivery."""
+    clock.now = at("2026-11-26T12:00:00Z")
+    user = uuid.uuid4()
+    good = logged_in(user, at("2026-11-24T09:00:00Z"), usertz="UTC")
+    envelope = json.loads(logged_in(user, at("2026-11-24T10:00:00Z"), usertz="UTC").to_json())
+    envelope["time"] = "0001-01-01T00:00:00+14:00"
+    await publish(
+        nats_url,
+        [good],
+        raw=[("auth.user.logged_in", json.dumps(envelope).encode())],
+    )
+    await wait_drained(nats_url, timeout=20.0)
+    body = await report(client, issuer, user, "2026-W48")
+    assert body["totals"]["logins"] == 1
+    async with UnitOfWork(app.state.session_factory) as uow:
+        letters = await AnalyticsRepository(uow.session).dead_letters()
+    assert [letter.event_id for letter in letters] == [envelope["id"]]

@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_analytics.events import Fact, PoisonEvent, decode
+from momentum_analytics.events import Fact, decode
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.service import apply_facts
 from momentum_analytics.settings import AnalyticsSettings
@@ -132,7 +132,9 @@ class EventConsumer:
         for message in messages:
             try:
                 fact = decode(message.data)
-            except PoisonEvent as exc:
+            except Exception as exc:
+                # Decoding touches nothing outside the message: whatever it raises, the
+                # message is at fault. Escaping here would fail the whole batch, forever.
                 await self._failed(stream, message, exc)
                 continue
             if fact is None:

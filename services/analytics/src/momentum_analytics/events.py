@@ -63,7 +63,12 @@ def decode(payload: bytes) -> Fact | None:
         data = event.typed_data()
     except ValidationError as exc:
         raise PoisonEvent(f"invalid {event.type} data: {_summary(exc)}") from None
-    return fact_of(event, data)
+    try:
+        return fact_of(event, data)
+    except OverflowError:
+        # A valid RFC 3339 text can still name an instant outside Python's range in UTC
+        # (0001-01-01T00:00:00+14:00): no retry will ever read it.
+        raise PoisonEvent(f"time {event.time.isoformat()} is out of range in UTC") from None
 
 
 def fact_of(event: CloudEvent, data: object) -> Fact | None:
