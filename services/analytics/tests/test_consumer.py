@@ -319,3 +319,30 @@ async def test_an_event_whose_time_cannot_be_read_in_utc_is_dead_lettered(
     async with UnitOfWork(app.state.session_factory) as uow:
         letters = await AnalyticsRepository(uow.session).dead_letters()
     assert [letter.event_id for letter in letters] == [envelope["id"]]
+
+
+async def test_an_event_id_with_a_nul_character_is_dead_lettered_on_every_database(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    clock: FixedClock,
+    nats_url: str,
+) -> None:
+    """PostgreSQL text cannot hold NUL: such an id is poison, and its dead letter still fits."""
+    clock.now = at("2026-11-26T12:00:00Z")
+    user = uuid.uuid4()
+    good = logged_in(user, at("2026-11-24T09:00:00Z"), usertz="UTC")
+    envelope = json.loads(logged_in(user, at("2026-11-24T10:00:00Z"), usertz="UTC").to_json())
+    envelope["id"] = "bad\u0000id"
+    await publish(
+        nats_url,
+        [good],
+        raw=[("auth.user.logged_in", json.dumps(envelope).encode())],
+    )
+    await wait_drained(nats_url, timeout=20.0)
+    body = await report(client, issuer, user, "2026-W48")
+    assert body["totals"]["logins"] == 1
+    async with UnitOfWork(app.state.session_factory) as uow:
+        letters = await AnalyticsRepository(uow.session).dead_letters()
+    assert [letter.event_id for letter in letters] == ["bad\ufffdid"]
+    assert json.loads(letters[0].payload)["id"] == "bad\u0000id"  # the payload is kept as sent

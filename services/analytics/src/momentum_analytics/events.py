@@ -59,6 +59,9 @@ def decode(payload: bytes) -> Fact | None:
         raise PoisonEvent(f"not a CloudEvent: {_summary(exc)}") from None
     if event.type not in PROJECTED_TYPES:
         return None
+    if "\x00" in event.id:
+        # PostgreSQL text cannot hold NUL: the inbox could never record this id.
+        raise PoisonEvent("the event id contains a NUL character")
     try:
         data = event.typed_data()
     except ValidationError as exc:

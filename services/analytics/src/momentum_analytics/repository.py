@@ -47,6 +47,10 @@ def aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
+
+
 @dataclass(frozen=True, slots=True)
 class UserTimezone:
     timezone: str | None
@@ -433,17 +437,21 @@ class AnalyticsRepository:
         error: str,
         at: datetime,
     ) -> bool:
-        """Record a dead letter once per stream message; False when it was already there."""
+        """Record a dead letter once per stream message; False when it was already there.
+
+        Its text columns must store whatever the message carried: NUL (which PostgreSQL
+        text refuses) becomes U+FFFD; the payload column keeps the exact bytes.
+        """
         statement = (
             self._insert(_dead)
             .values(
                 stream=stream,
                 stream_sequence=stream_sequence,
-                subject=subject[:200],
-                event_id=None if event_id is None else event_id[:200],
+                subject=_storable(subject)[:200],
+                event_id=None if event_id is None else _storable(event_id)[:200],
                 deliveries=deliveries,
                 payload=payload,
-                error=error[:1000],
+                error=_storable(error)[:1000],
                 failed_at=at,
             )
             .on_conflict_do_nothing(index_elements=["stream", "stream_sequence"])
