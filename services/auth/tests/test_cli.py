@@ -77,6 +77,11 @@ def test_create_admin_refuses_duplicates_and_weak_passwords(
     assert "password" in output.err
     assert "seven7" not in output.err + output.out
     assert run(["create-admin", "--email", "nobody", "--password-stdin"], PASSWORD) == 2
+    # Valid, but too long once case-folded (each U+0390 folds to three characters).
+    folded = "\u0390" * 32 + "@" + ".".join(["\u0390" * 20] * 4) + ".gr"
+    capsys.readouterr()
+    assert run(["create-admin", "--email", folded, "--password-stdin"], PASSWORD) == 2
+    assert "too long" in capsys.readouterr().err
 
 
 def test_the_console_script_is_installed(cli_env: str, tmp_path: Path) -> None:

@@ -83,6 +83,16 @@ async def test_register_validates(client: httpx.AsyncClient, payload: dict[str, 
     assert "x" * 129 not in response.text
 
 
+async def test_an_email_too_long_once_case_folded_is_a_422(client: httpx.AsyncClient) -> None:
+    # 119 characters, valid, but casefold() turns each U+0390 into three: 343 characters.
+    label = "\u0390" * 20
+    email = "\u0390" * 32 + "@" + ".".join([label] * 4) + ".gr"
+    response = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["loc"] == ["body", "email"]
+
+
 async def test_password_length_bounds_are_inclusive(client: httpx.AsyncClient) -> None:
     await register(client, password="x" * 8)
     await register(client, password="y" * 128)

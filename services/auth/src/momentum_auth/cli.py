@@ -16,7 +16,7 @@ from momentum_auth.app import build_context
 from momentum_auth.schemas import UserCreate
 from momentum_auth.settings import AuthSettings
 from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
-from momentum_shared.errors import Conflict
+from momentum_shared.errors import Conflict, UnprocessableEntity
 from momentum_shared.events import format_utc, utcnow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -102,6 +102,10 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         except Conflict as exc:
             sys.stderr.write(f"momentum-auth: {exc.detail}\n")
             return EXIT_FAILED
+        except UnprocessableEntity as exc:
+            messages = [str(error["msg"]) for error in exc.extra.get("errors", [])]
+            sys.stderr.write(f"momentum-auth: email: {'; '.join(messages) or exc.detail}\n")
+            return EXIT_USAGE
     sys.stdout.write(json.dumps(result) + "\n")
     return EXIT_OK
 

@@ -44,6 +44,8 @@ ADMIN_SCOPE = "admin"
 SCOPES = (*USER_SCOPES, ADMIN_SCOPE)
 GRANT_TYPES = ("password", "refresh_token")
 MAX_PASSWORD_INPUT = 1024
+# The width of the users.email and users.email_normalized columns.
+EMAIL_MAX_LENGTH = 320
 
 TOKEN_REQUESTS = Counter(
     "momentum_auth_token_requests_total",
@@ -124,6 +126,20 @@ async def _create_user(
     email_normalized = normalize_email(data.email)
     if email_normalized is None:  # pragma: no cover - EmailStr has validated it already
         raise UnprocessableEntity("the email address is not valid")
+    if len(email_normalized) > EMAIL_MAX_LENGTH:
+        # Case folding can lengthen an address threefold (U+0390 folds to three characters).
+        raise UnprocessableEntity(
+            "the request did not validate",
+            extra={
+                "errors": [
+                    {
+                        "loc": ["body", "email"],
+                        "msg": "the email address is too long once its case is folded",
+                        "type": "string_too_long",
+                    }
+                ]
+            },
+        )
     if await repository.get_user_by_email(session, email_normalized=email_normalized):
         raise Conflict("a user with this email exists")
     user = User(
