@@ -34,10 +34,10 @@ class Collector:
 
 
 @contextlib.asynccontextmanager
-async def running(consumer: JetStreamConsumer) -> AsyncIterator[None]:
+async def running(consumer: JetStreamConsumer) -> AsyncIterator[asyncio.Task[None]]:
     task = asyncio.create_task(consumer.run())
     try:
-        yield
+        yield task
     finally:
         while not task.done():
             task.cancel()
@@ -115,9 +115,16 @@ async def test_nats_down_is_reported_not_raised() -> None:
     consumer = JetStreamConsumer(
         f"nats://127.0.0.1:{free_port()}", [AUTH_STREAM], Collector(), FAST, service="test"
     )
-    async with running(consumer):
-        await asyncio.sleep(0.3)
+    async with running(consumer) as task:
+
+        async def reported() -> bool:
+            return "last_error" in consumer.status()
+
+        # The failed connect is in the status, and the runner keeps retrying rather than
+        # ending with the error.
+        await until(reported)
         assert consumer.status()["status"] == "disconnected"
+        assert not task.done()
 
 
 @pytest.mark.nats
