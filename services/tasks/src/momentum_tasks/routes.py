@@ -117,9 +117,8 @@ async def list_tasks(
         ),
     ] = TaskSort.newest_first,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[
-        str | None, Query(max_length=1024, description="next_cursor of the previous page")
-    ] = None,
+    # No max_length here: an over-long cursor is a bad cursor (400), which decode() says.
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> TaskPage:
     """List the caller's tasks, filtered and sorted, one keyset page at a time."""
     try:
