@@ -58,7 +58,12 @@ async def test_a_task_lifecycle_emits_one_event_per_change(
         assert event.typed_data() is not None
         # Events never carry task text.
         assert "Plan trip" not in event.to_json().decode()
-    created, updated, completed, _, _ = events
+    created, updated, completed, reopened, deleted = events
+    # Exactly the fields of CONTRACT §6, no more (and so no task text).
+    assert set(updated.data) == {"task_id", "user_id", "changed", "version"}
+    assert set(completed.data) == {"task_id", "user_id", "completed_at", "due_at"}
+    assert set(reopened.data) == {"task_id", "user_id"}
+    assert set(deleted.data) == {"task_id", "user_id"}
     assert created.data == {
         "task_id": task["id"],
         "user_id": str(alice_id),
