@@ -152,6 +152,10 @@ async def test_same_key_and_body_replays_the_first_response(
     assert second.json() == first.json()
     assert second.headers["Location"] == first.headers["Location"]
     assert second.headers["ETag"] == first.headers["ETag"]
+    # The same response: every header but the per-request id, none added.
+    assert {k: v for k, v in second.headers.items() if k != "x-request-id"} == {
+        k: v for k, v in first.headers.items() if k != "x-request-id"
+    }
     listed = (await client.get("/tasks", headers=alice)).json()["items"]
     assert [item["id"] for item in listed] == [first.json()["id"]]
     assert [e.type for e in await outbox_events()] == ["tasks.task.created"]

@@ -78,12 +78,11 @@ async def create_task(
         idempotency_key=idempotency_key,
         idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
     )
+    # A replay is the same response as the first, headers included (CONTRACT §4).
     headers = {
         "Location": f"/tasks/{created.body['id']}",
         "ETag": service.etag(int(created.body["version"])),
     }
-    if created.replayed:
-        headers["Idempotent-Replayed"] = "true"
     return JSONResponse(created.body, status_code=created.status_code, headers=headers)
 
 

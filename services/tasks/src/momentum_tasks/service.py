@@ -42,7 +42,6 @@ class Created:
 
     status_code: int
     body: dict[str, Any]
-    replayed: bool
 
 
 def etag(version: int) -> str:
@@ -125,7 +124,7 @@ async def create_task(
                 )
             if earlier.response_body is None or earlier.status_code is None:
                 raise Conflict("a request with this Idempotency-Key is still in progress")
-            return Created(earlier.status_code, json.loads(earlier.response_body), replayed=True)
+            return Created(earlier.status_code, json.loads(earlier.response_body))
     task = Task(
         id=uuid.uuid4(),
         owner_id=actor.owner_id,
@@ -153,7 +152,7 @@ async def create_task(
             status_code=201,
             body=json.dumps(public),
         )
-    return Created(201, public, replayed=False)
+    return Created(201, public)
 
 
 async def update_task(
