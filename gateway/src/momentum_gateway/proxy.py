@@ -206,11 +206,11 @@ class UpstreamProxy:
         method: str = scope["method"]
         length = declared_length(scope)
         if length == -2:
-            await _problem(scope, receive, send, _bad_length())
+            await _send_problem(send, _bad_length())
             return
         if length is not None and length > self.max_body:
             UPSTREAM_ERRORS.labels(service, "too_large").inc()
-            await _problem(scope, receive, send, _too_large(self.max_body))
+            await _send_problem(send, _too_large(self.max_body))
             return
         outcome = {"too_large": False, "gone": False}
 
@@ -267,7 +267,7 @@ class UpstreamProxy:
                 error = self._classify(service, exc)
                 break
         if response is None:
-            await _problem(scope, receive, send, error)
+            await _send_problem(send, error)
             return
         try:
             await self._relay(response, method, send)
@@ -341,10 +341,6 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 def _bad_length() -> ProblemError:
     return BadRequest("the Content-Length header is malformed")
-
-
-async def _problem(scope: Scope, receive: Receive, send: Send, error: ProblemError) -> None:
-    await error.to_response()(scope, receive, send)
 
 
 async def _send_problem(send: Send, error: ProblemError) -> None:

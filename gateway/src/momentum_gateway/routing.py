@@ -69,9 +69,6 @@ TABLE: tuple[Rule, ...] = (
     Rule("/analytics/*", "analytics", scope="analytics:read"),
 )
 
-# Paths the gateway answers itself (health, metrics, the merged API description).
-LOCAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
-
 
 def _first_segment(path: str) -> str:
     end = path.find("/", 1)

@@ -67,4 +67,3 @@ async def current_admin(claims: AdminClaims, session: SessionDep) -> User:
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
-CurrentAdmin = Annotated[User, Depends(current_admin)]

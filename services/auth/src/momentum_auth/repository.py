@@ -68,13 +68,6 @@ async def get_published_signing_keys(
     return (await session.exec(query)).all()
 
 
-async def get_published_signing_key(
-    session: AsyncSession, *, kid: str, now: datetime
-) -> SigningKey | None:
-    query = select(SigningKey).where(SigningKey.kid == kid, _published(now))
-    return (await session.exec(query)).first()
-
-
 async def add_signing_key_unless_role_taken(session: AsyncSession, key: SigningKey) -> bool:
     """Insert ``key`` in its role; False when another replica filled that role first.
 

@@ -113,10 +113,6 @@ class TokenVerifier:
             self._cache.popitem(last=False)
         return claims
 
-    def forget(self) -> None:
-        """Drop every cached verification (the next use of each token is verified again)."""
-        self._cache.clear()
-
     async def _verify_uncached(self, token: str) -> tuple[Claims, str]:
         if not _COMPACT_JWS.match(token):
             raise InvalidToken("the token is malformed")
