@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from nats.js.api import ConsumerConfig
 
@@ -321,19 +322,27 @@ async def test_an_event_whose_time_cannot_be_read_in_utc_is_dead_lettered(
     assert [letter.event_id for letter in letters] == [envelope["id"]]
 
 
-async def test_an_event_id_with_a_nul_character_is_dead_lettered_on_every_database(
+@pytest.mark.parametrize(
+    ("event_id", "stored_id"),
+    [("bad\u0000id", "bad\ufffdid"), ("x" * 201, "x" * 200)],
+    ids=["nul", "too-long"],
+)
+async def test_an_event_id_the_inbox_cannot_hold_is_dead_lettered_on_every_database(
     app: FastAPI,
     client: httpx.AsyncClient,
     issuer: TestIssuer,
     clock: FixedClock,
     nats_url: str,
+    event_id: str,
+    stored_id: str,
 ) -> None:
-    """PostgreSQL text cannot hold NUL: such an id is poison, and its dead letter still fits."""
+    """PostgreSQL text cannot hold NUL, and the inbox keeps ids of at most 200 characters:
+    such an id is poison on both databases, and its dead letter still fits."""
     clock.now = at("2026-11-26T12:00:00Z")
     user = uuid.uuid4()
     good = logged_in(user, at("2026-11-24T09:00:00Z"), usertz="UTC")
     envelope = json.loads(logged_in(user, at("2026-11-24T10:00:00Z"), usertz="UTC").to_json())
-    envelope["id"] = "bad\u0000id"
+    envelope["id"] = event_id
     await publish(
         nats_url,
         [good],
@@ -344,5 +353,5 @@ async def test_an_event_id_with_a_nul_character_is_dead_lettered_on_every_databa
     assert body["totals"]["logins"] == 1
     async with UnitOfWork(app.state.session_factory) as uow:
         letters = await AnalyticsRepository(uow.session).dead_letters()
-    assert [letter.event_id for letter in letters] == ["bad\ufffdid"]
-    assert json.loads(letters[0].payload)["id"] == "bad\u0000id"  # the payload is kept as sent
+    assert [letter.event_id for letter in letters] == [stored_id]
+    assert json.loads(letters[0].payload)["id"] == event_id  # the payload is kept as sent

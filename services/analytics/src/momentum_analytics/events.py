@@ -33,6 +33,10 @@ PROJECTED_TYPES = frozenset(
 )
 
 
+# The inbox's event_id column (models.ProcessedEvent).
+MAX_EVENT_ID_LENGTH = 200
+
+
 class PoisonEvent(ValueError):
     """A message that can never be applied: not a CloudEvent, or data that breaks its contract."""
 
@@ -59,9 +63,12 @@ def decode(payload: bytes) -> Fact | None:
         raise PoisonEvent(f"not a CloudEvent: {_summary(exc)}") from None
     if event.type not in PROJECTED_TYPES:
         return None
+    # The inbox could never record these ids on PostgreSQL (text refuses NUL, the column
+    # holds 200 characters); refusing them here treats both databases alike.
     if "\x00" in event.id:
-        # PostgreSQL text cannot hold NUL: the inbox could never record this id.
         raise PoisonEvent("the event id contains a NUL character")
+    if len(event.id) > MAX_EVENT_ID_LENGTH:
+        raise PoisonEvent(f"the event id is longer than {MAX_EVENT_ID_LENGTH} characters")
     try:
         data = event.typed_data()
     except ValidationError as exc:
