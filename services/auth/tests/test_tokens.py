@@ -231,6 +231,15 @@ async def test_json_body_is_not_a_token_request(client: httpx.AsyncClient) -> No
     )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+    assert "x-www-form-urlencoded" in response.json()["detail"]
+    revocation = await client.post("/auth/revoke", json={"token": "x"})
+    assert revocation.status_code == 400
+    assert "x-www-form-urlencoded" in revocation.json()["detail"]
+    multipart = await client.post(
+        "/auth/token", files={"grant_type": (None, "password"), "username": (None, "a@b.c")}
+    )
+    assert multipart.status_code == 400
+    assert "x-www-form-urlencoded" in multipart.json()["detail"]
 
 
 async def test_refresh_rotates_the_pair(

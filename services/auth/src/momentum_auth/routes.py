@@ -47,12 +47,20 @@ TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
 FormField = Annotated[str | None, Form()]
 
 
-async def _repeated_parameter(request: Request) -> ProblemError | None:
-    """RFC 6749 §3.2 and RFC 7009 §2.1: a parameter sent twice makes the request invalid.
+FORM = "application/x-www-form-urlencoded"
 
-    Otherwise the last copy would silently win, and a proxy reading the first would
-    see another request than this endpoint serves.
+
+async def _malformed_form(request: Request) -> ProblemError | None:
+    """What is wrong with the form of a token or revocation request, if anything.
+
+    The body must be form-encoded (RFC 6749 §4.3.2, RFC 7009 §2.1): said plainly, rather
+    than "grant_type is required" for a JSON body. A parameter sent twice makes the request
+    invalid (RFC 6749 §3.2); otherwise the last copy would silently win, and a proxy reading
+    the first would see another request than this endpoint serves.
     """
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type and media_type != FORM:
+        return errors.invalid_request(f"the body must be {FORM}")
     seen: set[str] = set()
     for name, _ in (await request.form()).multi_items():
         if name in seen:
@@ -95,8 +103,8 @@ async def token(
 ) -> Response:
     """Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants."""
     now = utcnow()
-    if (repeated := await _repeated_parameter(request)) is not None:
-        return _refused(repeated)
+    if (malformed := await _malformed_form(request)) is not None:
+        return _refused(malformed)
     if not grant_type:
         return _refused(errors.invalid_request("grant_type is required"))
     if grant_type == "password":
@@ -147,8 +155,8 @@ async def revoke(
     token_type_hint: FormField = None,  # noqa: ARG001
 ) -> Response:
     """Revocation endpoint (RFC 7009): revokes the token's whole family."""
-    if (repeated := await _repeated_parameter(request)) is not None:
-        return _refused(repeated)
+    if (malformed := await _malformed_form(request)) is not None:
+        return _refused(malformed)
     if not token:
         return _refused(errors.invalid_request("token is required"))
     if len(token) <= 8192:
