@@ -242,6 +242,28 @@ async def test_json_body_is_not_a_token_request(client: httpx.AsyncClient) -> No
     assert "x-www-form-urlencoded" in multipart.json()["detail"]
 
 
+@pytest.mark.parametrize("path", ["/auth/token", "/auth/revoke"])
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (
+            "&".join(f"f{i}=x" for i in range(1001)).encode(),
+            "application/x-www-form-urlencoded",
+        ),
+        (b"abc", "multipart/form-data"),
+    ],
+    ids=["too-many-fields", "multipart-without-boundary"],
+)
+async def test_an_unparsable_form_is_invalid_request(
+    client: httpx.AsyncClient, path: str, body: bytes, content_type: str
+) -> None:
+    response = await client.post(path, content=body, headers={"content-type": content_type})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["error"] == "invalid_request"
+    assert response.headers["cache-control"] == "no-store"
+
+
 async def test_refresh_rotates_the_pair(
     client: httpx.AsyncClient, app: FastAPI, settings: AuthSettings
 ) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from momentum_auth import errors, service
 from momentum_auth.dependencies import (
@@ -31,7 +34,30 @@ from momentum_shared.db import SessionDep
 from momentum_shared.errors import ProblemError
 from momentum_shared.events import utcnow
 
+
+class OAuthFormRoute(APIRoute):
+    """A route of the token or revocation endpoint: even a form that cannot be parsed at all
+    (too many fields, a broken multipart body) is an RFC 6749 ``invalid_request``, not-stored.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                if exc.status_code != 400:
+                    raise
+                detail = exc.detail if isinstance(exc.detail, str) else "the form is malformed"
+                return _refused(errors.invalid_request(detail))
+
+        return handle
+
+
 router = APIRouter()
+# The token and revocation endpoints; included in ``router`` at the end of this module.
+oauth = APIRouter(route_class=OAuthFormRoute)
 
 # RFC 6749 §5.1: responses that carry tokens must not be stored by any cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -88,7 +114,7 @@ async def register(
     return user_public(user)
 
 
-@router.post("/auth/token", response_model=TokenResponse, responses=TOKEN_ERRORS, tags=["tokens"])
+@oauth.post("/auth/token", response_model=TokenResponse, responses=TOKEN_ERRORS, tags=["tokens"])
 async def token(
     request: Request,
     session: SessionDep,
@@ -141,7 +167,7 @@ async def token(
     return JSONResponse(result.model_dump(mode="json"), headers=NO_STORE)
 
 
-@router.post(
+@oauth.post(
     "/auth/revoke",
     responses={200: {"description": "revoked, or the token was not valid (RFC 7009)"}},
     tags=["tokens"],
@@ -248,3 +274,6 @@ async def rotate_keys(session: SessionDep, ctx: ContextDep) -> SigningKeyPublic:
     """Rotate the signing key: the already published next key signs from now on."""
     key = await service.rotate_signing_key(session, ctx, now=utcnow())
     return SigningKeyPublic(kid=key.kid, alg=key.algorithm, created_at=key.created_at)
+
+
+router.include_router(oauth)
