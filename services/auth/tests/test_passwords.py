@@ -1,8 +1,11 @@
-"""Password hashing: argon2id at OWASP's minimum or stronger, rehash on sign-in."""
+"""Password hashing: argon2id at OWASP's minimum or stronger, rehash on sign-in, dummy checks."""
 
 from __future__ import annotations
 
+import httpx
+import pytest
 import sqlalchemy as sa
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlmodel import col
 
 from momentum_auth.app import create_app
@@ -10,7 +13,7 @@ from momentum_auth.models import User
 from momentum_auth.passwords import PasswordHasher
 from momentum_auth.settings import AuthSettings
 from momentum_shared.testing.apps import running_app
-from services.auth.tests.builders import PASSWORD, register, sign_in
+from services.auth.tests.builders import PASSWORD, new_email, register, sign_in
 from services.auth.tests.conftest import make_settings
 
 
@@ -59,3 +62,23 @@ async def test_sign_in_rehashes_when_the_parameters_change(database_url: str) ->
         # The upgraded hash still holds the same password.
         assert (await sign_in(client, user["email"])).status_code == 200
         assert await stored_hash(stronger, user["email"]) == after
+
+
+async def test_an_unknown_or_malformed_username_costs_one_argon2_check_like_a_wrong_password(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Timing is not asserted; the work is counted instead, at the call that does it.
+    checks: list[str] = []
+    real_verify = Argon2Hasher.verify
+
+    def counting_verify(self: Argon2Hasher, password: str | bytes, hash: str | bytes) -> bool:
+        checks.append("argon2")
+        return real_verify(self, password, hash)
+
+    monkeypatch.setattr(Argon2Hasher, "verify", counting_verify)
+    user = await register(client)
+    for username in (user["email"], new_email(), "not an email at all"):
+        checks.clear()
+        response = await sign_in(client, username, password="not the password")
+        assert response.status_code == 401
+        assert checks == ["argon2"], username
