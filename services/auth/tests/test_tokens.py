@@ -264,6 +264,18 @@ async def test_an_unparsable_form_is_invalid_request(
     assert response.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.parametrize(
+    ("path", "name"), [("/auth/token", "grant_type"), ("/auth/revoke", "token")]
+)
+async def test_a_file_for_a_parameter_is_invalid_request(
+    client: httpx.AsyncClient, path: str, name: str
+) -> None:
+    response = await client.post(path, files={name: ("a.txt", b"password")})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert response.headers["cache-control"] == "no-store"
+
+
 async def test_refresh_rotates_the_pair(
     client: httpx.AsyncClient, app: FastAPI, settings: AuthSettings
 ) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
@@ -37,7 +38,8 @@ from momentum_shared.events import utcnow
 
 class OAuthFormRoute(APIRoute):
     """A route of the token or revocation endpoint: even a form that cannot be parsed at all
-    (too many fields, a broken multipart body) is an RFC 6749 ``invalid_request``, not-stored.
+    (too many fields, a broken multipart body, a file where a string belongs) is an RFC 6749
+    ``invalid_request``, not-stored.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -51,6 +53,10 @@ class OAuthFormRoute(APIRoute):
                     raise
                 detail = exc.detail if isinstance(exc.detail, str) else "the form is malformed"
                 return _refused(errors.invalid_request(detail))
+            except RequestValidationError:
+                # Only a multipart file part can fail: urlencoded values are always strings.
+                malformed = await _malformed_form(request)
+                return _refused(malformed or errors.invalid_request("the form is malformed"))
 
         return handle
 
