@@ -359,6 +359,13 @@ async def test_public_auth_routes_are_limited_per_address(
             for _ in range(3)
         ]
         assert statuses == [200, 200, 429]
+        for path in ("/auth/token", "/auth/revoke"):
+            # The token endpoint's errors carry the RFC 6749 member, and are never stored.
+            token_limited = await http.post(path, data={"grant_type": "password"})
+            assert token_limited.status_code == 429
+            assert token_limited.json()["error"] == "invalid_request"
+            assert token_limited.headers["cache-control"] == "no-store"
+            assert int(token_limited.headers["retry-after"]) >= 1
         limited = await http.post("/auth/register", json={"name": "x"})
         assert limited.status_code == 429
         assert int(limited.headers["retry-after"]) >= 1

@@ -64,6 +64,19 @@ class Gateway:
         self.revocations.leeway = float(s.token_leeway_seconds)
 
 
+def _address_limited(rule: Rule, wait: int) -> TooManyRequests:
+    if not rule.oauth:
+        return TooManyRequests("too many requests from this address", retry_after=wait)
+    # Not invalid_grant: a client must not throw its refresh token away for being early.
+    refused = TooManyRequests(
+        "too many requests from this address",
+        retry_after=wait,
+        extra={"error": "invalid_request"},
+    )
+    refused.headers["Cache-Control"] = "no-store"
+    return refused
+
+
 class GatewayMiddleware:
     """Proxies every path in the routing table; hands everything else to the app's router."""
 
@@ -100,7 +113,7 @@ class GatewayMiddleware:
                 wait = gateway.address_limits.take(address)
                 if wait:
                     DENIED.labels("rate_limited").inc()
-                    raise TooManyRequests("too many requests from this address", retry_after=wait)
+                    raise _address_limited(rule, wait)
         else:
             token = bearer_token(scope["headers"])
             if token is None:

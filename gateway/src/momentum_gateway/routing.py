@@ -24,6 +24,9 @@ class Rule:
     methods: frozenset[str] = ANY_METHOD
     # Public routes that create sessions or accounts are limited per client address.
     limit_by_address: bool = False
+    # The OAuth token and revocation endpoints: the gateway's own refusals there carry the
+    # RFC 6749 ``error`` member and ``Cache-Control: no-store``, as auth's do.
+    oauth: bool = False
 
     @property
     def path(self) -> str:
@@ -54,8 +57,8 @@ POST = frozenset({"POST"})
 # a valid token: a new upstream route is never public by accident.
 TABLE: tuple[Rule, ...] = (
     Rule("/auth/register", "auth", public=True, methods=POST, limit_by_address=True),
-    Rule("/auth/token", "auth", public=True, methods=POST, limit_by_address=True),
-    Rule("/auth/revoke", "auth", public=True, methods=POST, limit_by_address=True),
+    Rule("/auth/token", "auth", public=True, methods=POST, limit_by_address=True, oauth=True),
+    Rule("/auth/revoke", "auth", public=True, methods=POST, limit_by_address=True, oauth=True),
     Rule("/.well-known/*", "auth", public=True),
     Rule("/auth/me", "auth", scope="profile"),
     Rule("/auth/me/*", "auth", scope="profile"),
