@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import jwt
@@ -12,8 +12,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from momentum_auth import service
 from momentum_auth.models import RefreshToken
+from momentum_auth.schemas import TokenResponse
 from momentum_auth.settings import AuthSettings
+from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
 from services.auth.tests.builders import (
     PASSWORD,
@@ -347,6 +350,43 @@ async def test_refresh_replay_revokes_the_whole_family(
     # Other sign-ins of the same user are untouched.
     other = await tokens(client, user["email"])
     assert (await refresh(client, other["refresh_token"])).status_code == 200
+
+
+async def test_a_revocation_lasts_until_the_latest_access_token_of_the_session_expires(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    # Ten minutes between sign-in and refresh (the rules take ``now``): the gateway must
+    # refuse the session until the refreshed token expires, not the first one.
+    user = await register(client)
+    signed_in_at = utcnow()
+    refreshed_at = signed_in_at + timedelta(seconds=600)
+    async with UnitOfWork(app.state.session_factory) as uow:
+        first = await service.password_grant(
+            uow.session,
+            app.state.auth,
+            username=user["email"],
+            password=PASSWORD,
+            scope=None,
+            client_id="momentum",
+            address="203.0.113.7",
+            now=signed_in_at,
+        )
+    assert isinstance(first, TokenResponse)
+    async with UnitOfWork(app.state.session_factory) as uow:
+        second = await service.refresh_grant(
+            uow.session,
+            app.state.auth,
+            refresh_token=first.refresh_token,
+            scope=None,
+            now=refreshed_at,
+        )
+    assert isinstance(second, TokenResponse)
+    assert (await client.post("/auth/revoke", data={"token": second.refresh_token})).is_success
+    [revoked] = await outbox(app, "auth.session.revoked")
+    latest_exp = jwt.decode(second.access_token, options={"verify_signature": False})["exp"]
+    announced = datetime.fromisoformat(revoked.data["expires_at"].replace("Z", "+00:00"))
+    assert announced.timestamp() == latest_exp
+    assert latest_exp == int(refreshed_at.timestamp()) + 900
 
 
 async def test_unknown_and_expired_refresh_tokens(client: httpx.AsyncClient, app: FastAPI) -> None:
