@@ -389,6 +389,26 @@ async def test_a_revocation_lasts_until_the_latest_access_token_of_the_session_e
     assert latest_exp == int(refreshed_at.timestamp()) + 900
 
 
+async def test_a_sign_in_writes_its_session_row_once(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    user = await register(client)
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    engine = app.state.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert (await sign_in(client, user["email"])).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    family_writes = [s for s in statements if "refresh_token_families" in s.split("(")[0]]
+    assert len(family_writes) == 1, family_writes
+    assert family_writes[0].startswith("INSERT")
+
+
 async def test_unknown_and_expired_refresh_tokens(client: httpx.AsyncClient, app: FastAPI) -> None:
     unknown = await refresh(client, "x" * 43)
     assert unknown.status_code == 401

@@ -32,7 +32,12 @@ from momentum_auth.schemas import (
     UserUpdate,
 )
 from momentum_auth.settings import AuthSettings
-from momentum_auth.tokens import hash_refresh_token, mint_access_token, new_refresh_token
+from momentum_auth.tokens import (
+    access_token_expiry,
+    hash_refresh_token,
+    mint_access_token,
+    new_refresh_token,
+)
 from momentum_shared.errors import Conflict, ProblemError, UnprocessableEntity
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.security import InvalidToken, TokenVerifier
@@ -314,7 +319,10 @@ async def password_grant(
             scope=granted,
             created_at=now,
             expires_at=now + timedelta(seconds=ctx.settings.refresh_absolute_lifetime_seconds),
-            last_access_expires_at=now,
+            # The expiry of the access token issued just below: the row is written once.
+            last_access_expires_at=access_token_expiry(
+                now, ctx.settings.access_token_lifetime_seconds
+            ),
         ),
     )
     response = await issue_tokens(session, ctx, user=user, family=family, scope=granted, now=now)

@@ -25,6 +25,11 @@ class AccessToken:
     lifetime: int
 
 
+def access_token_expiry(now: datetime, lifetime: int) -> datetime:
+    """When a token minted at ``now`` expires: ``exp`` is whole seconds."""
+    return now.replace(microsecond=0) + timedelta(seconds=lifetime)
+
+
 def mint_access_token(
     *,
     private_key: rsa.RSAPrivateKey,
@@ -57,9 +62,7 @@ def mint_access_token(
         claims, private_key, algorithm=ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE, "kid": kid}
     )
     return AccessToken(
-        token=token,
-        expires_at=now.replace(microsecond=0) + timedelta(seconds=lifetime),
-        lifetime=lifetime,
+        token=token, expires_at=access_token_expiry(now, lifetime), lifetime=lifetime
     )
 
 
