@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
+from momentum_shared.testing.specs import assert_openapi_current
 from momentum_tasks.app import create_app
 from momentum_tasks.settings import TasksSettings
 
@@ -25,14 +24,4 @@ def test_the_committed_document_is_current(tmp_path: Path) -> None:
     settings = TasksSettings.model_validate(
         {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", "log_json": False}
     )
-    current = json.dumps(create_app(settings).openapi(), indent=2, sort_keys=True) + "\n"
-    if os.environ.get("MOMENTUM_WRITE_SPECS") == "1":
-        DOCUMENT.write_text(current)
-    assert DOCUMENT.read_text() == current, (
-        "services/tasks/openapi.json is stale: rerun this test with MOMENTUM_WRITE_SPECS=1"
-    )
-    paths = json.loads(current)["paths"]
-    routes = {(method, path) for path, item in paths.items() for method in item}
-    assert routes >= CONTRACT_ROUTES
-    for method, path in CONTRACT_ROUTES:
-        assert paths[path][method]["description"]
+    assert_openapi_current(create_app(settings), DOCUMENT, CONTRACT_ROUTES)
