@@ -97,8 +97,9 @@ async def test_unexpected_errors_do_not_leak_internals() -> None:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            response = await c.get("/items/500")
+            response = await c.get("/items/500", headers={"X-Request-ID": "trace-500"})
     body = assert_problem(response, 500)
+    assert response.headers.get_list("x-request-id") == ["trace-500"]
     assert "secret internals" not in json.dumps(body)
 
 

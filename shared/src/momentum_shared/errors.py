@@ -249,7 +249,11 @@ async def _unhandled_handler(request: Request, exc: Exception) -> ProblemRespons
     logger.exception(
         "unhandled error", extra={"path": request.url.path, "error": type(exc).__name__}
     )
-    return problem_response(500, detail="an unexpected error occurred")
+    # Starlette answers unhandled errors outside every middleware, so the request-id
+    # middleware never sees this response: carry the id here.
+    request_id = request.scope.get("state", {}).get("request_id")
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return problem_response(500, detail="an unexpected error occurred", headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ from zoneinfo import available_timezones
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from momentum_shared.events import UtcDateTime
+from momentum_shared.validation import storable_text
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
@@ -30,13 +31,6 @@ def _iana_timezone(value: str) -> str:
     return value
 
 
-def _storable_text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the driver.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
 Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_timezone)]
 Password = Annotated[
     str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH, repr=False)
@@ -44,7 +38,7 @@ Password = Annotated[
 DisplayName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_storable_text),
+    AfterValidator(storable_text),
 ]
 
 

@@ -21,21 +21,10 @@ from pydantic import (
 )
 
 from momentum_shared.events import format_utc
+from momentum_shared.validation import storable_text
 from momentum_tasks.models import NO_DUE_DATE
 
 _RFC3339_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
-
-
-def _storable_text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded at all:
-    # refuse both here (422) rather than fail in the driver (500).
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    return value
 
 
 def _rfc3339_text(value: object) -> object:
@@ -62,7 +51,7 @@ UtcDateTime = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]
 Instant = Annotated[
     AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable_instant)
 ]
-Text = Annotated[str, AfterValidator(_storable_text)]
+Text = Annotated[str, AfterValidator(storable_text)]
 Title = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
 Description = Annotated[Text, StringConstraints(max_length=10_000)]
 Tag = Annotated[Text, StringConstraints(min_length=1, max_length=32)]

@@ -1,0 +1,17 @@
+"""Validators for text a client sends and a database must store."""
+
+from __future__ import annotations
+
+
+def storable_text(value: str) -> str:
+    """Refuse what a database cannot store: a 422 at the edge instead of a driver error.
+
+    PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded at all.
+    """
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
