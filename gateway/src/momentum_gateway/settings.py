@@ -12,12 +12,17 @@ class GatewaySettings(MomentumSettings, NatsSettings, TokenVerificationSettings)
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_GATEWAY_", extra="ignore")
 
     auth_url: str = "http://127.0.0.1:8001"
+    """base URL of the auth service"""
     tasks_url: str = "http://127.0.0.1:8002"
+    """base URL of the tasks service"""
     analytics_url: str = "http://127.0.0.1:8003"
+    """base URL of the analytics service"""
 
     # Proxying.
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    """largest request body proxied (413 above)"""
     upstream_connect_timeout: float = Field(default=2.0, gt=0)
+    """seconds to connect to an upstream before a 503"""
     upstream_timeout: float = Field(
         default=30.0, gt=0, description="seconds an upstream may stay silent before a 504"
     )
@@ -25,24 +30,34 @@ class GatewaySettings(MomentumSettings, NatsSettings, TokenVerificationSettings)
         default=256, ge=1, description="keep-alive connections per upstream service"
     )
     upstream_keepalive_seconds: float = Field(default=30.0, gt=0)
+    """idle keep-alive connections are closed after this long"""
     retry_after_seconds: int = Field(default=5, ge=1)
+    """Retry-After sent with a 503"""
 
     # Rate limits (token buckets per replica); a rate of 0 switches that limit off.
     rate_limit_user_per_second: float = Field(default=100.0, ge=0)
+    """token-bucket rate per user (sub); 0 switches it off"""
     rate_limit_user_burst: int = Field(default=200, ge=1)
+    """token-bucket size per user"""
     rate_limit_address_per_second: float = Field(
         default=5.0, ge=0, description="per client address, on the public auth routes"
     )
     rate_limit_address_burst: int = Field(default=50, ge=1)
+    """token-bucket size per client address"""
     rate_limit_max_keys: int = Field(default=100_000, ge=100)
+    """users and addresses tracked at most per replica"""
 
     # Session revocation (auth.session.revoked on AUTH_EVENTS).
     revocation_enabled: bool = True
+    """follow auth.session.revoked and refuse revoked sessions"""
     revocation_retry_seconds: float = Field(default=1.0, gt=0)
+    """pause before reconnecting to NATS or a missing stream"""
     revocation_heartbeat_seconds: float = Field(default=2.0, gt=0)
+    """idle heartbeat of the revocation subscription"""
 
     # The merged OpenAPI document.
     openapi_cache_seconds: float = Field(default=60.0, ge=0)
+    """how long the merged OpenAPI document is cached"""
 
     def upstreams(self) -> dict[str, str]:
         """Service name -> base URL: the only place the gateway learns where services live."""

@@ -13,7 +13,8 @@ Environment = Literal["development", "test", "production"]
 class MomentumSettings(BaseSettings):
     """Fields every service has; each service subclasses with its own ``env_prefix``."""
 
-    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+    # Attribute docstrings become field descriptions (docs/configuration.md is built from them).
+    model_config = SettingsConfigDict(extra="ignore", env_file=None, use_attribute_docstrings=True)
 
     environment: Environment = Field(
         default="development",

@@ -12,15 +12,21 @@ class AnalyticsSettings(DatabaseSettings, NatsSettings, TokenVerificationSetting
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_ANALYTICS_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.momentum/analytics.db"
+    """SQLAlchemy async URL of the analytics database"""
 
     consumer_enabled: bool = Field(
         default=True, description="run the JetStream consumer inside the web process"
     )
     consumer_durable: str = Field(default="analytics", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """name of the durable JetStream consumer shared by the replicas"""
     consumer_batch_size: int = Field(default=200, ge=1, le=1000)
+    """messages fetched and applied per transaction"""
     consumer_fetch_timeout_seconds: float = Field(default=1.0, gt=0)
+    """how long a fetch waits for messages"""
     consumer_ack_wait_seconds: float = Field(default=30.0, gt=0)
+    """JetStream redelivers a message not acked within this time"""
     consumer_max_ack_pending: int = Field(default=1000, ge=1)
+    """messages in flight per consumer"""
     dead_letter_after_deliveries: int = Field(
         default=5, ge=1, description="a message failing this many deliveries is dead-lettered"
     )

@@ -25,37 +25,57 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_AUTH_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.momentum/auth.db"
+    """SQLAlchemy async URL of auth's database"""
 
     # The public gateway URL: the ``iss`` of every token and the base of RFC 8414 metadata.
     issuer: str = "http://127.0.0.1:8000"
+    """the public gateway URL: `iss` of every token, base of the RFC 8414 metadata"""
     default_client_id: str = Field(default="momentum", pattern=r"^[A-Za-z0-9._\-]{1,64}$")
+    """`client_id` claim of tokens issued to clients that name none"""
 
     access_token_lifetime_seconds: int = Field(default=900, ge=30, le=DAY)
+    """access-token lifetime"""
     refresh_idle_lifetime_seconds: int = Field(default=30 * DAY, ge=60)
+    """a refresh token unused this long expires"""
     refresh_absolute_lifetime_seconds: int = Field(default=90 * DAY, ge=60)
+    """a refresh-token family expires this long after sign-in"""
 
     signing_key_bits: int = Field(default=2048, ge=2048, le=8192)
+    """RSA key size of new signing keys"""
     # The active key is rotated automatically at this age (the next key is promoted).
     signing_key_max_age_seconds: int = Field(default=30 * DAY, ge=60)
+    """the active signing key is rotated automatically at this age"""
     # How often each replica checks whether the active key is due for rotation.
     key_maintenance_interval_seconds: float = Field(default=60.0, gt=0)
+    """how often each replica checks whether a rotation is due"""
     key_encryption_key: SecretStr = SecretStr(DEVELOPMENT_KEY_ENCRYPTION_KEY)
+    """secret that encrypts private signing keys at rest (at least 32 characters)"""
     # Older key-encryption keys that may still decrypt stored keys while a KEK is replaced.
     previous_key_encryption_keys: list[SecretStr] = Field(default_factory=list)
+    """older key-encryption keys still accepted for decryption while one is replaced"""
     # The JWKS Cache-Control max-age; an automatic rotation promotes only a next key that
     # has been published at least this long, so every verifier's cached JWKS holds it.
     jwks_max_age_seconds: int = Field(default=300, ge=0)
+    """JWKS Cache-Control max-age; a next key is published at least this long before it signs"""
 
     throttle_max_failures: int = Field(default=5, ge=1)
+    """failed sign-ins per username within the window before 429"""
     throttle_max_failures_per_address: int = Field(default=5, ge=1)
+    """failed sign-ins per client address within the window before 429"""
     throttle_window_seconds: int = Field(default=900, ge=1)
+    """window over which failed sign-ins are counted"""
 
     password_memory_cost_kib: int = Field(default=OWASP_MIN_MEMORY_KIB, ge=8)
+    """argon2id memory cost (OWASP minimum 19456)"""
     password_time_cost: int = Field(default=OWASP_MIN_TIME_COST, ge=1)
+    """argon2id iterations (OWASP minimum 2)"""
     password_parallelism: int = Field(default=1, ge=1)
+    """argon2id lanes"""
 
     outbox_relay_enabled: bool = True
+    """run the outbox relay inside the web process"""
     outbox_poll_interval_seconds: float = Field(default=0.25, gt=0)
+    """how often the relay looks for unpublished events"""
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:

@@ -14,18 +14,22 @@ class TasksSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_TASKS_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.momentum/tasks.db"
-    # Signs list cursors so a tampered one is refused; every replica needs the same value.
+    """SQLAlchemy async URL of the tasks database"""
     cursor_secret: SecretStr = SecretStr(DEVELOPMENT_CURSOR_SECRET)
+    """signs list cursors; every replica needs the same value"""
     idempotency_ttl_hours: float = Field(default=24.0, gt=0)
+    """how long an Idempotency-Key is remembered per user"""
     # Room for the largest valid task even when every character is JSON-escaped.
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
-    # The relay runs inside the service unless an operator runs it on its own.
+    """largest request body accepted (413 above)"""
     outbox_relay_enabled: bool = True
+    """run the outbox relay inside the web process"""
     outbox_batch_size: int = Field(default=500, ge=1, le=4000)
+    """events published per batch, acks in flight together"""
     outbox_poll_interval: float = Field(default=0.2, gt=0)
+    """how often the relay looks for unpublished events (writes also wake it)"""
     outbox_retention_hours: float = Field(default=7 * 24, gt=0)
-    # 3 in production, where JetStream runs as a cluster of three.
-    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
+    """published outbox rows are deleted after this long"""
 
     @model_validator(mode="after")
     def _refuse_development_secret(self) -> TasksSettings:
