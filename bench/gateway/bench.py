@@ -402,11 +402,12 @@ def main() -> None:
     parser.add_argument(
         "--pin",
         action=argparse.BooleanOptionalAction,
-        default=os.environ.get("BENCH_PIN", "0") == "1" and can_pin(),
+        default=os.environ.get("BENCH_PIN", "1") == "1" and can_pin(),
         help=(
             "pin tasks to CPU 0 and the gateway and load generator to CPU 1 (taskset), so the"
             " gateway cannot take the service's core; on a shared machine this also ties each"
-            " process to whatever else runs on its CPU (default: off)"
+            " process to whatever else runs on its CPU (default: on when taskset and two CPUs"
+            " exist; BENCH_PIN=0 or --no-pin turns it off)"
         ),
     )
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
