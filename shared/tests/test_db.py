@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from momentum_shared.db import UnitOfWork, create_engine, create_session_factory, is_sqlite
-from momentum_shared.testing.databases import require_postgres
-from momentum_shared.testing.resources import asyncpg_url, created_database
 
 notes = sa.Table(
     "notes",
@@ -22,18 +19,9 @@ notes = sa.Table(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_admin_url: str | None, run_id: str
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'uow.db'}"
-        return
-    require_postgres(postgres_admin_url)
-    assert postgres_admin_url is not None
-    name = f"momentum_test_uow_{run_id}_{uuid.uuid4().hex[:8]}"
-    with created_database(postgres_admin_url, name) as url:
-        yield asyncpg_url(url)
+@pytest.fixture
+def database_url(blank_database_url: str) -> str:
+    return blank_database_url
 
 
 @pytest.fixture

@@ -41,18 +41,9 @@ from momentum_shared.testing.resources import asyncpg_url, created_database
 OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_admin_url: str | None, run_id: str
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}"
-        return
-    require_postgres(postgres_admin_url)
-    assert postgres_admin_url is not None
-    name = f"momentum_test_outbox_{run_id}_{uuid.uuid4().hex[:8]}"
-    with created_database(postgres_admin_url, name) as url:
-        yield asyncpg_url(url)
+@pytest.fixture
+def database_url(blank_database_url: str) -> str:
+    return blank_database_url
 
 
 @pytest.fixture

@@ -295,6 +295,29 @@ async def test_the_consumer_survives_a_nats_restart(
         assert body["streaks"]["login"]["longest"] == 2
 
 
+async def publish_poison_beside_a_good_login(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    clock: FixedClock,
+    nats_url: str,
+    **poison: str,
+) -> list[Any]:
+    """Publish one good login and one login with ``poison`` fields, drain the stream,
+    check the good one counted, and return the dead letters."""
+    clock.now = at("2026-11-26T12:00:00Z")
+    user = uuid.uuid4()
+    good = logged_in(user, at("2026-11-24T09:00:00Z"), usertz="UTC")
+    envelope = json.loads(logged_in(user, at("2026-11-24T10:00:00Z"), usertz="UTC").to_json())
+    envelope.update(poison)
+    await publish(nats_url, [good], raw=[("auth.user.logged_in", json.dumps(envelope).encode())])
+    await wait_drained(nats_url, timeout=20.0)
+    body = await report(client, issuer, user, "2026-W48")
+    assert body["totals"]["logins"] == 1
+    async with UnitOfWork(app.state.session_factory) as uow:
+        return list(await AnalyticsRepository(uow.session).dead_letters())
+
+
 async def test_an_event_whose_time_cannot_be_read_in_utc_is_dead_lettered(
     app: FastAPI,
     client: httpx.AsyncClient,
@@ -304,22 +327,11 @@ async def test_an_event_whose_time_cannot_be_read_in_utc_is_dead_lettered(
 ) -> None:
     """Its decoding fails outside validation (the instant is before year 1 in UTC), yet it is
     parked like any poison instead of failing its whole batch on every redelivery."""
-    clock.now = at("2026-11-26T12:00:00Z")
-    user = uuid.uuid4()
-    good = logged_in(user, at("2026-11-24T09:00:00Z"), usertz="UTC")
-    envelope = json.loads(logged_in(user, at("2026-11-24T10:00:00Z"), usertz="UTC").to_json())
-    envelope["time"] = "0001-01-01T00:00:00+14:00"
-    await publish(
-        nats_url,
-        [good],
-        raw=[("auth.user.logged_in", json.dumps(envelope).encode())],
+    letters = await publish_poison_beside_a_good_login(
+        app, client, issuer, clock, nats_url, time="0001-01-01T00:00:00+14:00"
     )
-    await wait_drained(nats_url, timeout=20.0)
-    body = await report(client, issuer, user, "2026-W48")
-    assert body["totals"]["logins"] == 1
-    async with UnitOfWork(app.state.session_factory) as uow:
-        letters = await AnalyticsRepository(uow.session).dead_letters()
-    assert [letter.event_id for letter in letters] == [envelope["id"]]
+    assert len(letters) == 1
+    assert json.loads(letters[0].payload)["time"] == "0001-01-01T00:00:00+14:00"
 
 
 @pytest.mark.parametrize(
@@ -338,20 +350,8 @@ async def test_an_event_id_the_inbox_cannot_hold_is_dead_lettered_on_every_datab
 ) -> None:
     """PostgreSQL text cannot hold NUL, and the inbox keeps ids of at most 200 characters:
     such an id is poison on both databases, and its dead letter still fits."""
-    clock.now = at("2026-11-26T12:00:00Z")
-    user = uuid.uuid4()
-    good = logged_in(user, at("2026-11-24T09:00:00Z"), usertz="UTC")
-    envelope = json.loads(logged_in(user, at("2026-11-24T10:00:00Z"), usertz="UTC").to_json())
-    envelope["id"] = event_id
-    await publish(
-        nats_url,
-        [good],
-        raw=[("auth.user.logged_in", json.dumps(envelope).encode())],
+    letters = await publish_poison_beside_a_good_login(
+        app, client, issuer, clock, nats_url, id=event_id
     )
-    await wait_drained(nats_url, timeout=20.0)
-    body = await report(client, issuer, user, "2026-W48")
-    assert body["totals"]["logins"] == 1
-    async with UnitOfWork(app.state.session_factory) as uow:
-        letters = await AnalyticsRepository(uow.session).dead_letters()
     assert [letter.event_id for letter in letters] == [stored_id]
     assert json.loads(letters[0].payload)["id"] == event_id  # the payload is kept as sent

@@ -14,10 +14,12 @@ from nats.js.errors import NotFoundError
 
 from momentum_shared.events import STREAM_SUBJECTS
 from momentum_shared.natsserver import EmbeddedNats
-from momentum_shared.testing.databases import DatabaseTemplates
+from momentum_shared.testing.databases import DatabaseTemplates, require_postgres
 from momentum_shared.testing.resources import (
     NatsServer,
     PostgresServer,
+    asyncpg_url,
+    created_database,
     resolve_nats_container,
     resolve_postgres,
 )
@@ -58,6 +60,21 @@ def database_templates(
         yield templates
     finally:
         templates.close()
+
+
+@pytest.fixture(params=DIALECTS)
+def blank_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_admin_url: str | None, run_id: str
+) -> Iterator[str]:
+    """An empty database (no migrations) per test, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'blank.db'}"
+        return
+    require_postgres(postgres_admin_url)
+    assert postgres_admin_url is not None
+    name = f"momentum_test_blank_{run_id}_{uuid.uuid4().hex[:8]}"
+    with created_database(postgres_admin_url, name) as url:
+        yield asyncpg_url(url)
 
 
 @pytest.fixture(scope="session")
