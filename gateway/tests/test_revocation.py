@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,11 +12,11 @@ import nats
 import pytest
 from fastapi import FastAPI
 
-from momentum_gateway.revocation import RevocationList
-from momentum_shared.events import AUTH_STREAM, CLOUDEVENTS_CONTENT_TYPE, CloudEvent, SessionRevoked
+from momentum_shared.events import AUTH_STREAM
 from momentum_shared.nats import ensure_stream
 from momentum_shared.natsserver import EmbeddedNats
 from momentum_shared.testing.apps import running_app
+from momentum_shared.testing.revocations import eventually, publish_raw, revoke
 from momentum_shared.testing.tokens import TestIssuer
 
 pytestmark = pytest.mark.nats
@@ -27,41 +26,6 @@ FAST = {
     "revocation_retry_seconds": 0.1,
     "revocation_heartbeat_seconds": 0.5,
 }
-
-
-async def publish_raw(nats_url: str, payload: bytes, *, create_stream: bool = True) -> None:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        if create_stream:
-            await ensure_stream(js, AUTH_STREAM)
-        await js.publish(
-            SessionRevoked.event_type,
-            payload,
-            headers={"Content-Type": CLOUDEVENTS_CONTENT_TYPE, "Nats-Msg-Id": str(uuid.uuid4())},
-        )
-    finally:
-        await nc.close()
-
-
-async def revoke(nats_url: str, user: uuid.UUID, sid: str, *, expires_in: float = 900.0) -> None:
-    expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expires_in)
-    event = CloudEvent.of(
-        SessionRevoked(user_id=user, session_id=uuid.UUID(sid), expires_at=expires_at),
-        source="/momentum/auth",
-        subject=str(user),
-    )
-    await publish_raw(nats_url, event.to_json())
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, patience: float = 10.0) -> None:
-    """Poll until ``check`` holds (patience is generous: this is not a timing assertion)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + patience
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError("the condition never held")
-        await asyncio.sleep(0.02)
 
 
 def status_of(http: httpx.AsyncClient, headers: dict[str, str]) -> Callable[[], Awaitable[bool]]:
@@ -175,26 +139,6 @@ async def test_malformed_events_are_skipped(
         await eventually(status_of(http, issuer.bearer(user, sid=sid)))
 
 
-def test_a_revocation_lasts_until_its_tokens_could_not_verify_anyway() -> None:
-    now = [1_000_000.0]
-    deny = RevocationList(leeway=60, clock=lambda: now[0])
-    assert deny.revoke("s1", now[0] + 900)
-    assert not deny.revoke("s2", now[0] - 61)  # already past: nothing to remember
-    assert deny.is_revoked("s1")
-    assert not deny.is_revoked("s2")
-    assert not deny.is_revoked(None)
-    session = uuid.uuid4()
-    assert deny.revoke(str(session), now[0] + 900)
-    assert deny.is_revoked(str(session).upper())  # however the token spells it
-    assert deny.is_revoked(session.hex)
-    now[0] += 900 + 59
-    assert deny.is_revoked("s1")  # still inside the verifier's leeway
-    now[0] += 2
-    assert not deny.is_revoked("s1")
-    assert not deny.is_revoked(str(session))
-    assert len(deny) == 0
-
-
 async def test_an_empty_stream_is_caught_up_at_once(
     app_factory: Callable[..., FastAPI], nats_url: str
 ) -> None:
@@ -208,3 +152,24 @@ async def test_an_empty_stream_is_caught_up_at_once(
             return bool(info["status"] == "subscribed" and info["caught_up"])
 
         await eventually(caught_up)
+
+
+async def test_a_new_gateway_replays_from_the_horizon_not_the_start_of_the_stream(
+    app_factory: Callable[..., FastAPI], issuer: TestIssuer, nats_url: str
+) -> None:
+    user = uuid.uuid4()
+    old, recent = str(uuid.uuid4()), str(uuid.uuid4())
+    await revoke(nats_url, user, old, expires_in=3600)  # still live, but before the horizon
+    await asyncio.sleep(0.3)
+    settings = {**FAST, "revocation_replay_seconds": 0, "token_leeway_seconds": 0}
+    async with running_app(app_factory(nats_url=nats_url, **settings)) as http:
+
+        async def caught_up() -> bool:
+            info = (await http.get("/readyz")).json()["checks"]["revocations"]
+            return bool(info["status"] == "subscribed" and info["caught_up"])
+
+        await eventually(caught_up)
+        await revoke(nats_url, user, recent, expires_in=3600)
+        await eventually(status_of(http, issuer.bearer(user, sid=recent)))
+        info = (await http.get("/readyz")).json()["checks"]["revocations"]
+        assert info["events"] == 1  # the revocation before the horizon was never read

@@ -15,12 +15,11 @@ from starlette.routing import BaseRoute
 from momentum_gateway.gateway import Gateway, GatewayMiddleware
 from momentum_gateway.openapi import OpenApiAggregator
 from momentum_gateway.proxy import UpstreamProxy
-from momentum_gateway.revocation import RevocationListener
 from momentum_gateway.routes import router
 from momentum_gateway.settings import GatewaySettings
 from momentum_shared.app import build_app
 from momentum_shared.logs import configure_logging
-from momentum_shared.security import running_verifier
+from momentum_shared.security import following_revocations, running_verifier
 
 TITLE = "Momentum"
 DESCRIPTION = "The Momentum API: the only public entry to auth, tasks and analytics."
@@ -37,18 +36,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await proxy.start()
     gateway.proxy = proxy
 
-    listener: RevocationListener | None = None
-    if settings.revocation_enabled:
-        listener = RevocationListener(
-            gateway.revocations,
-            nats_url=settings.nats_url,
-            connect_timeout=settings.nats_connect_timeout,
-            retry_interval=settings.revocation_retry_seconds,
-            heartbeat=settings.revocation_heartbeat_seconds,
-        )
-        listener.start()
-        app.state.readiness.inform("revocations", listener.status)
-    app.state.revocations = listener
+    await exit_stack.enter_async_context(
+        following_revocations(app, settings, name="gateway", revocations=gateway.revocations)
+    )
 
     aggregator = OpenApiAggregator(
         settings.upstreams(),
@@ -63,8 +53,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         gateway.proxy = None
-        if listener is not None:
-            await listener.aclose()
         await proxy.aclose()
         await aggregator.aclose()
         await exit_stack.aclose()

@@ -14,7 +14,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from momentum_gateway.proxy import UpstreamProxy
 from momentum_gateway.ratelimit import TokenBuckets
-from momentum_gateway.revocation import RevocationList
 from momentum_gateway.routing import TABLE, Rule, has_dot_segments, match
 from momentum_gateway.settings import GatewaySettings
 from momentum_shared.errors import (
@@ -27,7 +26,13 @@ from momentum_shared.errors import (
 )
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.requestid import sane_request_id
-from momentum_shared.security import InvalidToken, KeysUnavailable, TokenVerifier, bearer_token
+from momentum_shared.security import (
+    InvalidToken,
+    KeysUnavailable,
+    RevocationList,
+    TokenVerifier,
+    bearer_token,
+)
 
 logger = logging.getLogger("momentum.gateway")
 

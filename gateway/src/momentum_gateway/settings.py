@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from momentum_shared.settings import MomentumSettings, NatsSettings, TokenVerificationSettings
+from momentum_shared.settings import MomentumSettings, RevocationSettings
 
 
-class GatewaySettings(MomentumSettings, NatsSettings, TokenVerificationSettings):
+class GatewaySettings(MomentumSettings, RevocationSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_GATEWAY_", extra="ignore")
 
     auth_url: str = "http://127.0.0.1:8001"
@@ -46,14 +46,6 @@ class GatewaySettings(MomentumSettings, NatsSettings, TokenVerificationSettings)
     """token-bucket size per client address"""
     rate_limit_max_keys: int = Field(default=100_000, ge=100)
     """users and addresses tracked at most per replica"""
-
-    # Session revocation (auth.session.revoked on AUTH_EVENTS).
-    revocation_enabled: bool = True
-    """follow auth.session.revoked and refuse revoked sessions"""
-    revocation_retry_seconds: float = Field(default=1.0, gt=0)
-    """pause before reconnecting to NATS or a missing stream"""
-    revocation_heartbeat_seconds: float = Field(default=2.0, gt=0)
-    """idle heartbeat of the revocation subscription"""
 
     # The merged OpenAPI document.
     openapi_cache_seconds: float = Field(default=60.0, ge=0)

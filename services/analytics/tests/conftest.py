@@ -23,6 +23,7 @@ FAST_CONSUMER: dict[str, Any] = {
     "consumer_retry_interval_seconds": 0.1,
     "consumer_lag_interval_seconds": 0.1,
     "dead_letter_after_deliveries": 3,
+    "revocation_enabled": False,
     "log_json": False,
     "log_level": "WARNING",
 }

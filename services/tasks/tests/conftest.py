@@ -33,6 +33,7 @@ def make_settings(database_url: str, **overrides: Any) -> TasksSettings:
         "environment": "test",
         "log_json": False,
         "outbox_relay_enabled": False,
+        "revocation_enabled": False,
         "nats_url": "nats://127.0.0.1:1",
         "outbox_poll_interval": 0.05,
         **overrides,

@@ -9,6 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
 
+# The longest access-token lifetime auth may be configured to issue.
+MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 24 * 3600
+
 
 class MomentumSettings(BaseSettings):
     """Fields every service has; each service subclasses with its own ``env_prefix``."""
@@ -82,4 +85,26 @@ class TokenVerificationSettings(BaseSettings):
         default=30.0,
         ge=0,
         description="at most one refetch per this many seconds on an unknown kid",
+    )
+
+
+class RevocationSettings(NatsSettings, TokenVerificationSettings):
+    """Following ``auth.session.revoked`` to refuse revoked sessions (gateway and services)."""
+
+    revocation_enabled: bool = Field(
+        default=True, description="follow auth.session.revoked and refuse revoked sessions"
+    )
+    revocation_retry_seconds: float = Field(
+        default=1.0, gt=0, description="pause before reconnecting to NATS or a missing stream"
+    )
+    revocation_heartbeat_seconds: float = Field(
+        default=2.0, gt=0, description="idle heartbeat of the revocation subscription"
+    )
+    revocation_replay_seconds: int = Field(
+        default=MAX_ACCESS_TOKEN_LIFETIME_SECONDS,
+        ge=0,
+        description=(
+            "how far back a starting replica reads revocations (the token leeway is added);"
+            " at least auth's access-token lifetime"
+        ),
     )

@@ -21,7 +21,7 @@ from momentum_shared.app import build_app
 from momentum_shared.db import UnitOfWork, check_database, create_engine, create_session_factory
 from momentum_shared.events import utcnow
 from momentum_shared.logs import configure_logging
-from momentum_shared.security import running_verifier
+from momentum_shared.security import following_revocations, running_verifier
 
 logger = logging.getLogger("momentum.analytics")
 
@@ -42,6 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AnalyticsSettings = app.state.settings
     exit_stack = contextlib.AsyncExitStack()
     await exit_stack.enter_async_context(running_verifier(app, settings))
+    await exit_stack.enter_async_context(following_revocations(app, settings, name="analytics"))
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.engine = engine
     session_factory = create_session_factory(engine)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from momentum_shared.settings import DatabaseSettings, NatsSettings, TokenVerificationSettings
+from momentum_shared.settings import DatabaseSettings, RevocationSettings
 
 
-class AnalyticsSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
+class AnalyticsSettings(DatabaseSettings, RevocationSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_ANALYTICS_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.momentum/analytics.db"

@@ -23,6 +23,7 @@ from momentum_shared.db import (
 from momentum_shared.events import TASK_STREAM, utcnow
 from momentum_shared.logs import configure_logging
 from momentum_shared.outbox import OutboxRelay
+from momentum_shared.security.revocation import following_revocations
 from momentum_shared.security.setup import running_verifier
 from momentum_tasks.pagination import CursorCodec
 from momentum_tasks.repository import TaskRepository
@@ -64,6 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: TasksSettings = app.state.settings
     exit_stack = contextlib.AsyncExitStack()
     await exit_stack.enter_async_context(running_verifier(app, settings))
+    await exit_stack.enter_async_context(following_revocations(app, settings, name="tasks"))
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)

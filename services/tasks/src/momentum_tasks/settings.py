@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from momentum_shared.settings import DatabaseSettings, NatsSettings, TokenVerificationSettings
+from momentum_shared.settings import DatabaseSettings, RevocationSettings
 
 DEVELOPMENT_CURSOR_SECRET = "momentum-development-cursor-secret"
 
 
-class TasksSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
+class TasksSettings(DatabaseSettings, RevocationSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_TASKS_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.momentum/tasks.db"

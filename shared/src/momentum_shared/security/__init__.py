@@ -7,6 +7,11 @@ from momentum_shared.security.dependencies import (
     current_claims,
 )
 from momentum_shared.security.jwks import JwksCache
+from momentum_shared.security.revocation import (
+    RevocationList,
+    RevocationListener,
+    following_revocations,
+)
 from momentum_shared.security.setup import build_verifier, running_verifier
 from momentum_shared.security.tokens import Claims, InvalidToken, KeysUnavailable, TokenVerifier
 
@@ -17,9 +22,12 @@ __all__ = [
     "JwksCache",
     "KeysUnavailable",
     "RequireScope",
+    "RevocationList",
+    "RevocationListener",
     "TokenVerifier",
     "bearer_token",
     "build_verifier",
     "current_claims",
+    "following_revocations",
     "running_verifier",
 ]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from momentum_shared.errors import InsufficientScope, ServiceUnavailable, Unauthorized
+from momentum_shared.security.revocation import RevocationList
 from momentum_shared.security.tokens import Claims, InvalidToken, KeysUnavailable, TokenVerifier
 
 
@@ -38,17 +39,25 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 async def current_claims(request: Request) -> Claims:
-    """The verified claims of the request's bearer token (never from the query string)."""
+    """The verified claims of the request's bearer token (never from the query string).
+
+    A token of a revoked session is refused like the gateway refuses it, wherever the app
+    follows the revocations (``app.state.revocations``).
+    """
     token = bearer_token(request.scope["headers"])
     if token is None:
         raise Unauthorized("a bearer token is required", error=None)
     verifier: TokenVerifier = request.app.state.verifier
     try:
-        return await verifier.verify(token)
+        claims = await verifier.verify(token)
     except KeysUnavailable as exc:
         raise ServiceUnavailable(str(exc)) from None
     except InvalidToken as exc:
         raise Unauthorized(str(exc)) from None
+    revocations: RevocationList | None = getattr(request.app.state, "revocations", None)
+    if revocations is not None and revocations.is_revoked(claims.sid):
+        raise Unauthorized("the session of this token was revoked")
+    return claims
 
 
 CurrentClaims = Annotated[Claims, Depends(current_claims)]

@@ -1,41 +1,48 @@
 """The deny-list of revoked sessions, fed by ``auth.session.revoked`` from JetStream.
 
-Every replica reads the whole subject with its own ordered (ephemeral, in-memory) consumer
-from the start of the stream, so a restarted gateway rebuilds the list from the stream and
-every replica learns a revocation within milliseconds. The list lives in memory: when NATS
-is down the gateway keeps refusing what it already knows.
+The gateway, tasks and analytics each keep one per replica. Every replica reads the subject
+with its own ordered (ephemeral, in-memory) consumer, starting at the oldest revocation that
+can still matter (now minus the longest access-token lifetime and the leeway), so a new
+replica rebuilds the list from the stream and every replica learns a revocation within
+milliseconds. A replica is unready until it has read every revocation that was in the stream
+when it subscribed. The list lives in memory: when NATS is down later, the replica keeps
+refusing what it already knows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from fastapi import FastAPI
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge
 
 from momentum_shared.events import AUTH_STREAM, CloudEvent, SessionRevoked
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import connect
+from momentum_shared.settings import RevocationSettings
 
-logger = logging.getLogger("momentum.gateway.revocation")
+logger = logging.getLogger("momentum.revocation")
 
 SUBJECT = SessionRevoked.event_type
 
 REVOKED_SESSIONS = Gauge(
-    "momentum_gateway_revoked_sessions",
+    "momentum_revoked_sessions",
     "Sessions on this replica's deny-list whose tokens may still be live",
     registry=REGISTRY,
 )
 REVOCATION_EVENTS = Counter(
-    "momentum_gateway_revocation_events_total",
+    "momentum_revocation_events_total",
     "auth.session.revoked events read, by outcome",
     ["outcome"],
     registry=REGISTRY,
@@ -101,8 +108,10 @@ class RevocationListener:
     """Keeps a ``RevocationList`` fed from JetStream, retrying in the background until it can.
 
     The stream may not exist yet (auth creates it) and NATS may be down: both are retried
-    every ``retry_interval`` seconds. Once subscribed, nats-py's ordered consumer recreates
-    itself after an outage, resuming after the last stream sequence it saw.
+    every ``retry_interval`` seconds. The replay starts ``horizon`` seconds before now (the
+    longest access-token lifetime plus the leeway): older revocations cannot concern a token
+    that still verifies. Once subscribed, nats-py's ordered consumer recreates itself after
+    an outage, resuming after the last stream sequence it saw.
     """
 
     def __init__(
@@ -110,29 +119,39 @@ class RevocationListener:
         revocations: RevocationList,
         *,
         nats_url: str,
+        name: str,
+        horizon: float,
         connect_timeout: float = 2.0,
         retry_interval: float = 1.0,
         heartbeat: float = 2.0,
         stream: str = AUTH_STREAM,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.revocations = revocations
         self.nats_url = nats_url
+        self.name = name
+        self.horizon = horizon
         self.connect_timeout = connect_timeout
         self.retry_interval = retry_interval
         self.heartbeat = heartbeat
         self.stream = stream
+        self._clock = clock
         self.state = "starting"
         self.events = 0
         self.caught_up = False
         self.last_error: str | None = None
         self._nc: NATS | None = None
         self._task: asyncio.Task[None] | None = None
+        # The stream sequence of the newest revocation when the replay started, and the last
+        # one read: caught up once the second reaches the first.
+        self._catch_up_to = 0
+        self._read_up_to = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="revocation-listener")
 
     def status(self) -> dict[str, Any]:
-        """For ``/readyz`` (informational: NATS being down never makes the gateway unready)."""
+        """For ``/readyz``: the feed's state (only ``check_caught_up`` gates readiness)."""
         connected = self._nc is not None and self._nc.is_connected
         return {
             "status": self.state if connected or self.state != "subscribed" else "disconnected",
@@ -143,6 +162,18 @@ class RevocationListener:
             "last_error": self.last_error,
         }
 
+    async def check_caught_up(self) -> None:
+        """Readiness: every revocation in the stream at start-up has been read.
+
+        Once caught up, stays so: NATS going away later never makes a replica unready.
+        """
+        if not self.caught_up:
+            raise RuntimeError(f"revocations not caught up: {self.state}")
+
+    def start_time(self) -> dt.datetime:
+        """The replay's start: revocations published earlier cannot concern a live token."""
+        return dt.datetime.fromtimestamp(self._clock() - self.horizon, dt.UTC)
+
     async def run(self) -> None:
         self.state = "connecting"
         while self._nc is None:
@@ -150,7 +181,7 @@ class RevocationListener:
                 # With reconnects unlimited, nats-py itself keeps retrying the first connect.
                 self._nc = await connect(
                     self.nats_url,
-                    name="momentum-gateway",
+                    name=f"momentum-{self.name}",
                     connect_timeout=self.connect_timeout,
                     reconnect_time_wait=self.retry_interval,
                 )
@@ -159,13 +190,17 @@ class RevocationListener:
                 await asyncio.sleep(self.retry_interval)
         js = self._nc.jetstream()
         while True:
+            start = self.start_time()
             try:
-                subscription = await js.subscribe(
+                await self._find_catch_up_target(js, start)
+                config = ConsumerConfig(opt_start_time=start)
+                await js.subscribe(
                     SUBJECT,
                     stream=self.stream,
                     cb=self._on_message,
+                    config=config,
                     ordered_consumer=True,
-                    deliver_policy=DeliverPolicy.ALL,
+                    deliver_policy=DeliverPolicy.BY_START_TIME,
                     idle_heartbeat=self.heartbeat,
                 )
             except Exception as exc:
@@ -173,15 +208,38 @@ class RevocationListener:
                 self._failed("waiting for stream", exc)
                 await asyncio.sleep(self.retry_interval)
                 continue
+            # nats-py keeps this config and, recreating the consumer after an outage, switches
+            # it to a start sequence; the server refuses a start time alongside one.
+            config.opt_start_time = None
             self.state = "subscribed"
             self.last_error = None
-            with contextlib.suppress(Exception):
-                # Nothing to replay means the (empty) deny-list is already complete.
-                info = await subscription.consumer_info()
-                if not info.num_pending:
-                    self.caught_up = True
-            logger.info("subscribed to session revocations", extra={"stream": self.stream})
+            self._update_caught_up()
+            logger.info(
+                "subscribed to session revocations",
+                extra={"stream": self.stream, "since": start.isoformat()},
+            )
             return
+
+    async def _find_catch_up_target(self, js: Any, start: dt.datetime) -> None:
+        """Remember the newest revocation in the stream, if it is inside the replay."""
+        if self.caught_up:
+            return
+        try:
+            last = await js.get_last_msg(self.stream, SUBJECT)
+        except NotFoundError:
+            # No stream, or no revocation in it: an empty deny-list is complete.
+            newest = 0
+        else:
+            newest = last.seq or 0
+            if last.time is not None and last.time < start:
+                newest = 0  # everything there is older than the replay
+        self._catch_up_to = newest
+        self._update_caught_up()
+
+    def _update_caught_up(self) -> None:
+        if not self.caught_up and self._read_up_to >= self._catch_up_to:
+            self.caught_up = True
+            logger.info("session revocations caught up", extra={"events": self.events})
 
     def _failed(self, state: str, exc: Exception) -> None:
         first = self.state != state
@@ -194,8 +252,14 @@ class RevocationListener:
             )
 
     async def _on_message(self, msg: Msg) -> None:
-        with contextlib.suppress(Exception):
-            self.caught_up = msg.metadata.num_pending == 0
+        try:
+            self._apply(msg)
+        finally:
+            with contextlib.suppress(Exception):
+                self._read_up_to = max(self._read_up_to, msg.metadata.sequence.stream)
+            self._update_caught_up()
+
+    def _apply(self, msg: Msg) -> None:
         try:
             event = CloudEvent.from_json(msg.data)
             data = event.typed_data()
@@ -220,3 +284,50 @@ class RevocationListener:
             with contextlib.suppress(Exception):
                 await self._nc.close()
             self._nc = None
+
+
+def build_listener(
+    settings: RevocationSettings, revocations: RevocationList, *, name: str
+) -> RevocationListener:
+    """A listener for ``name``'s replica, configured from its settings."""
+    revocations.leeway = float(settings.token_leeway_seconds)
+    return RevocationListener(
+        revocations,
+        nats_url=settings.nats_url,
+        name=name,
+        horizon=settings.revocation_replay_seconds + settings.token_leeway_seconds,
+        connect_timeout=settings.nats_connect_timeout,
+        retry_interval=settings.revocation_retry_seconds,
+        heartbeat=settings.revocation_heartbeat_seconds,
+    )
+
+
+@contextlib.asynccontextmanager
+async def following_revocations(
+    app: FastAPI,
+    settings: RevocationSettings,
+    *,
+    name: str,
+    revocations: RevocationList | None = None,
+) -> AsyncIterator[RevocationList]:
+    """Install ``app.state.revocations`` (checked by ``current_claims``) and keep it fed.
+
+    The replica is unready until the list has caught up with the stream; after that, NATS
+    being down is only reported. With ``revocation_enabled`` off the list stays empty.
+    """
+    if revocations is None:
+        revocations = RevocationList()
+    revocations.leeway = float(settings.token_leeway_seconds)
+    app.state.revocations = revocations
+    if not settings.revocation_enabled:
+        yield revocations
+        return
+    listener = build_listener(settings, revocations, name=name)
+    app.state.revocation_listener = listener
+    app.state.readiness.require("revocations_caught_up", listener.check_caught_up)
+    app.state.readiness.inform("revocations", listener.status)
+    listener.start()
+    try:
+        yield revocations
+    finally:
+        await listener.aclose()
