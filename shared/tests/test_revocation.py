@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
+from momentum_shared.natsserver import EmbeddedNats
 from momentum_shared.security import RevocationList, RevocationListener
 from momentum_shared.testing.revocations import eventually, revoke
 
@@ -93,3 +95,59 @@ async def test_unready_until_every_revocation_in_the_stream_was_read(nats_url: s
         assert all(deny.is_revoked(sid) for sid in sessions)
     finally:
         await listener.aclose()
+
+
+class RestrictedNats(EmbeddedNats):
+    """A server where ``reader`` may consume but not fetch single messages from a stream."""
+
+    def command(self) -> list[str]:
+        config = self.store_dir.parent / f"nats-{self.port}.conf"
+        config.write_text(
+            """
+            authorization {
+              users = [
+                {user: admin, password: admin}
+                {user: reader, password: reader, permissions: {
+                  publish: {
+                    allow: [">"]
+                    deny: ["$JS.API.STREAM.MSG.GET.>", "$JS.API.DIRECT.GET.>"]
+                  }
+                  subscribe: {allow: [">"]}
+                }}
+              ]
+            }
+            """
+        )
+        return [*super().command(), "-c", str(config)]
+
+
+@pytest.mark.nats
+async def test_without_the_message_lookup_the_pending_count_decides_the_catch_up(
+    tmp_path: Path,
+) -> None:
+    user = uuid.uuid4()
+    sessions = [str(uuid.uuid4()) for _ in range(20)]
+    with RestrictedNats(tmp_path / "nats") as server:
+        admin = f"nats://admin:admin@127.0.0.1:{server.port}"
+        for sid in sessions:
+            await revoke(admin, user, sid)
+        deny = RevocationList()
+        listener = RevocationListener(
+            deny,
+            nats_url=f"nats://reader:reader@127.0.0.1:{server.port}",
+            name="test",
+            horizon=3600.0,
+            connect_timeout=1.0,
+            retry_interval=0.1,
+        )
+        listener.start()
+        try:
+
+            async def caught_up() -> bool:
+                return listener.caught_up
+
+            await eventually(caught_up)
+            assert listener.events == len(sessions)
+            assert all(deny.is_revoked(sid) for sid in sessions)
+        finally:
+            await listener.aclose()

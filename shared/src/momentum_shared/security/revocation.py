@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge
@@ -143,8 +144,9 @@ class RevocationListener:
         self._nc: NATS | None = None
         self._task: asyncio.Task[None] | None = None
         # The stream sequence of the newest revocation when the replay started, and the last
-        # one read: caught up once the second reaches the first.
-        self._catch_up_to = 0
+        # one read: caught up once the second reaches the first. ``None`` when that newest
+        # one could not be looked up: then the consumer's pending count decides.
+        self._catch_up_to: int | None = 0
         self._read_up_to = 0
 
     def start(self) -> None:
@@ -188,13 +190,13 @@ class RevocationListener:
             except Exception as exc:
                 self._failed("connecting", exc)
                 await asyncio.sleep(self.retry_interval)
-        js = self._nc.jetstream()
+        js = self._nc.jetstream(timeout=max(self.connect_timeout, 1.0))
         while True:
             start = self.start_time()
             try:
                 await self._find_catch_up_target(js, start)
                 config = ConsumerConfig(opt_start_time=start)
-                await js.subscribe(
+                subscription = await js.subscribe(
                     SUBJECT,
                     stream=self.stream,
                     cb=self._on_message,
@@ -213,6 +215,12 @@ class RevocationListener:
             config.opt_start_time = None
             self.state = "subscribed"
             self.last_error = None
+            if self._catch_up_to is None:
+                with contextlib.suppress(Exception):
+                    info = await subscription.consumer_info()
+                    delivered = info.delivered.consumer_seq if info.delivered else 0
+                    if not info.num_pending and not delivered:
+                        self._caught_up()  # nothing to replay: the empty list is complete
             self._update_caught_up()
             logger.info(
                 "subscribed to session revocations",
@@ -220,15 +228,23 @@ class RevocationListener:
             )
             return
 
-    async def _find_catch_up_target(self, js: Any, start: dt.datetime) -> None:
+    async def _find_catch_up_target(self, js: JetStreamContext, start: dt.datetime) -> None:
         """Remember the newest revocation in the stream, if it is inside the replay."""
         if self.caught_up:
             return
+        newest: int | None
         try:
             last = await js.get_last_msg(self.stream, SUBJECT)
         except NotFoundError:
             # No stream, or no revocation in it: an empty deny-list is complete.
             newest = 0
+        except Exception as exc:
+            # Typically a NATS account without the message-get permission.
+            logger.warning(
+                "cannot look up the newest revocation; relying on the consumer's pending count",
+                extra={"error": f"{type(exc).__name__}: {exc}"},
+            )
+            newest = None
         else:
             newest = last.seq or 0
             if last.time is not None and last.time < start:
@@ -237,7 +253,11 @@ class RevocationListener:
         self._update_caught_up()
 
     def _update_caught_up(self) -> None:
-        if not self.caught_up and self._read_up_to >= self._catch_up_to:
+        if self._catch_up_to is not None and self._read_up_to >= self._catch_up_to:
+            self._caught_up()
+
+    def _caught_up(self) -> None:
+        if not self.caught_up:
             self.caught_up = True
             logger.info("session revocations caught up", extra={"events": self.events})
 
@@ -257,6 +277,8 @@ class RevocationListener:
         finally:
             with contextlib.suppress(Exception):
                 self._read_up_to = max(self._read_up_to, msg.metadata.sequence.stream)
+                if self._catch_up_to is None and msg.metadata.num_pending == 0:
+                    self._caught_up()
             self._update_caught_up()
 
     def _apply(self, msg: Msg) -> None:
