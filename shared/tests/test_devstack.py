@@ -1,4 +1,4 @@
-"""The dev stack honours every variable of CONTRACT §1 and wires the services together."""
+"""The dev stack honours every variable of docs/spec/README.md §1 and wires the services up."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Identity and forwarding headers a client could forge. The gateway's callers are identified
-# by their verified token alone (CONTRACT §2); the forwarding headers are set below.
+# by their verified token alone (docs/spec/README.md §2.6); the forwarding headers are set below.
 STRIPPED_PREFIXES = (
     b"x-user",
     b"x-forwarded-",

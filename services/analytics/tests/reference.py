@@ -1,4 +1,4 @@
-"""A pure reference of CONTRACT §5's counting rules, used only by tests to check the service."""
+"""A pure reference of the counting rules (docs/spec/analytics.md §4), for tests only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The analytics routes against events consumed from JetStream: DST, week 53, rules 1 to 9."""
+"""Analytics routes over JetStream events: DST, week 53, docs/spec/analytics.md rules 1 to 9."""
 
 from __future__ import annotations
 

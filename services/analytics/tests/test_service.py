@@ -77,7 +77,7 @@ async def test_streak_runs_follow_days_added_and_removed_in_any_order(
         async with UnitOfWork(sessions) as uow:
             run = await AnalyticsRepository(uow.session).run_at_or_before(user, LOGIN, as_of)
         got = streak_as_of(run, as_of).model_dump(mode="json")
-        # Rule 8 recomputed from the day set itself.
+        # docs/spec/analytics.md, rule 8, recomputed from the day set itself.
         active = sorted(day for day in days if day <= as_of)
         if not active:
             assert got == {"current": 0, "longest": 0, "last_active_date": None}

@@ -1,4 +1,4 @@
-"""Auth's events: written to the outbox with the change, relayed to JetStream (CONTRACT §6)."""
+"""Auth's events (docs/spec/events.md): in the outbox with the change, relayed to JetStream."""
 
 from __future__ import annotations
 

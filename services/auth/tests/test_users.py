@@ -1,4 +1,4 @@
-"""Registration, the profile routes and password changes (CONTRACT §3)."""
+"""Registration, the profile routes and password changes (docs/spec/auth.md §3)."""
 
 from __future__ import annotations
 

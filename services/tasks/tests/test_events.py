@@ -1,4 +1,4 @@
-"""Events of CONTRACT §6, written to the outbox in the same transaction as the change."""
+"""Events of docs/spec/events.md, written to the outbox in the same transaction as the change."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ async def test_a_task_lifecycle_emits_one_event_per_change(
         # Events never carry task text.
         assert "Plan trip" not in event.to_json().decode()
     created, updated, completed, reopened, deleted = events
-    # Exactly the fields of CONTRACT §6, no more (and so no task text).
+    # Exactly the fields of docs/spec/events.md §3, no more (and so no task text).
     assert set(updated.data) == {"task_id", "user_id", "changed", "version"}
     assert set(completed.data) == {"task_id", "user_id", "completed_at", "due_at"}
     assert set(reopened.data) == {"task_id", "user_id"}

@@ -1,4 +1,4 @@
-"""The task routes of CONTRACT §4: shapes, validation, scopes, status codes, headers."""
+"""The task routes of docs/spec/tasks.md: shapes, validation, scopes, status codes, headers."""
 
 from __future__ import annotations
 

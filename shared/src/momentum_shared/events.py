@@ -1,4 +1,4 @@
-"""The CloudEvents 1.0 envelope and the typed data of every Momentum event (CONTRACT §6)."""
+"""The CloudEvents 1.0 envelope and the typed data of every Momentum event (docs/spec/events.md)."""
 
 from __future__ import annotations
 

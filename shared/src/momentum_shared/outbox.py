@@ -123,7 +123,7 @@ _ERRORS_CAUSED_BY_THE_LINK = (
     OSError,
 )
 
-# The streams each producing service owns (CONTRACT §6), for the standalone relay's defaults.
+# The streams each producing service owns (docs/spec/events.md §1): the standalone relay's defaults.
 SERVICE_STREAMS: dict[str, list[str]] = {"auth": [AUTH_STREAM], "tasks": [TASK_STREAM]}
 
 

@@ -1,4 +1,4 @@
-"""The events analytics consumes (CONTRACT §6), decoded into the facts its projections need."""
+"""The events analytics consumes (docs/spec/events.md), decoded into what its projections need."""
 
 from __future__ import annotations
 

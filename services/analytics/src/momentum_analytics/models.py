@@ -13,7 +13,7 @@ from momentum_shared.events import utcnow
 # Kinds of task facts kept per day (distinct task ids per day and kind).
 CREATED = "created"
 COMPLETED = "completed"
-# Kinds of streaks (CONTRACT §5 rule 7).
+# Kinds of streaks (docs/spec/analytics.md, rule 7).
 LOGIN = "login"
 COMPLETION = "completion"
 

@@ -1,4 +1,4 @@
-"""HTTP routes of the analytics service: the caller's streaks and weekly report (CONTRACT §5)."""
+"""HTTP routes of analytics: the caller's streaks and weekly report (docs/spec/analytics.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API models of the analytics service (CONTRACT §5)."""
+"""API models of the analytics service (docs/spec/analytics.md)."""
 
 from __future__ import annotations
 

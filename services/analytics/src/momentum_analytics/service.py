@@ -1,4 +1,4 @@
-"""Business rules of analytics: placing events on local days, streak runs, reports (CONTRACT §5)."""
+"""Business rules of analytics (docs/spec/analytics.md): local days, streak runs, reports."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ class AnalyticsSettings(DatabaseSettings, RevocationSettings):
     consumer_nak_delay_seconds: float = Field(
         default=1.0, ge=0, description="first redelivery delay after a failure; doubles each time"
     )
-    # Short: a stream created just after start-up is consumed within the contract's second
+    # Short: a stream created just after start-up is consumed within the spec's second
     # (one cheap consumer-create request per stream and interval while it is missing).
     consumer_retry_interval_seconds: float = Field(
         default=0.25, gt=0, description="pause before retrying NATS or a missing stream"

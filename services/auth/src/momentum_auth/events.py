@@ -1,4 +1,4 @@
-"""The events auth emits (CONTRACT §6), written to the outbox in the caller's transaction."""
+"""Events auth emits (docs/spec/events.md), written to the outbox in the caller's transaction."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HTTP routes of the auth service (CONTRACT §3)."""
+"""HTTP routes of the auth service (docs/spec/auth.md)."""
 
 from __future__ import annotations
 

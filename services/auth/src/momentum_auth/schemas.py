@@ -1,4 +1,4 @@
-"""API models of the auth service (CONTRACT §3)."""
+"""API models of the auth service (docs/spec/auth.md)."""
 
 from __future__ import annotations
 

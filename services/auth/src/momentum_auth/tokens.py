@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from momentum_auth.keys import ALGORITHM
 
 ACCESS_TOKEN_TYPE = "at+jwt"
-# 32 bytes = 256 bits of randomness, the contract's minimum.
+# 32 bytes = 256 bits of randomness, the minimum of docs/spec/auth.md §1.2.
 REFRESH_TOKEN_BYTES = 32
 
 

@@ -25,7 +25,7 @@ def _emit(
     session: AsyncSession, data: EventData, *, task: Task, usertz: str | None, at: datetime
 ) -> None:
     # usertz is the token's tz when it names a real zone; absent otherwise, so analytics
-    # falls back to the user's last known zone instead of a guessed UTC (CONTRACT §5 rule 1).
+    # falls back to the user's last known zone, not a guessed UTC (docs/spec/analytics.md, rule 1).
     enqueue(
         session,
         CloudEvent.of(data, source=SOURCE, subject=str(task.owner_id), usertz=usertz, time=at),

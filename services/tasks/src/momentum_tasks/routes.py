@@ -1,4 +1,4 @@
-"""HTTP routes of the tasks service (CONTRACT §4)."""
+"""HTTP routes of the tasks service (docs/spec/tasks.md)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ async def create_task(
         idempotency_key=idempotency_key,
         idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
     )
-    # A replay is the same response as the first, headers included (CONTRACT §4).
+    # A replay is the same response as the first, headers included (docs/spec/tasks.md §4).
     headers = {
         "Location": f"/tasks/{created.body['id']}",
         "ETag": service.etag(int(created.body["version"])),

@@ -1,4 +1,4 @@
-"""API models of the tasks service (CONTRACT §4)."""
+"""API models of the tasks service (docs/spec/tasks.md)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ _RFC3339_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
 
 
 def _rfc3339_text(value: object) -> object:
-    # Pydantic would read a bare number (or a numeric string) as Unix time; the contract
-    # speaks RFC 3339 only, so a number is a client mistake to report, not a date to guess.
+    # Pydantic would read a bare number (or a numeric string) as Unix time; the spec
+    # (docs/spec/README.md §2.2) speaks RFC 3339 only: a number is a client mistake, not a date.
     if isinstance(value, str) and _RFC3339_START.match(value):
         return value
     if isinstance(value, datetime):

@@ -91,7 +91,7 @@ def nats_url(nats_session_server: NatsServer, tmp_path: Path) -> Iterator[str]:
     """A NATS URL with JetStream whose streams belong to this test alone.
 
     With no server named and no Docker, each test gets its own embedded ``nats-server``
-    (about 50 ms), so the contract's fixed stream names never collide between tests or runs.
+    (about 50 ms), so fixed stream names (docs/spec/events.md §1) never clash across tests or runs.
     A named or containerised server is private to the session; its Momentum streams are
     deleted before each test.
     """
