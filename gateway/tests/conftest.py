@@ -66,3 +66,20 @@ def app_factory(
 async def client(app_factory: Callable[..., FastAPI]) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(app_factory()) as c:
         yield c
+
+
+@pytest.fixture
+async def live_gateway(
+    app_factory: Callable[..., FastAPI],
+) -> AsyncIterator[Callable[..., UvicornThread]]:
+    """The gateway itself under uvicorn, for what only a real socket shows (chunked bodies)."""
+    started: list[UvicornThread] = []
+
+    def start(**overrides: Any) -> UvicornThread:
+        server = UvicornThread(app_factory(**overrides)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
