@@ -190,6 +190,13 @@ def check_services(overlay: str, objects: list[Manifest], report: Report) -> Non
         [rule["backend"]["service"]["name"] for rule in _ingress_backends(objects)] == ["gateway"],
         f"{overlay}: the Ingress must route to the gateway alone",
     )
+    for name in ("gateway", "auth"):
+        # uvicorn takes the left-most (client-written) X-Forwarded-For entry under "*".
+        trusted = config_value(objects, f"{name}-config", "FORWARDED_ALLOW_IPS")
+        report.check(
+            trusted is not None and trusted.strip() not in ("", "*"),
+            f"{overlay}: {name} must name the proxies it trusts in FORWARDED_ALLOW_IPS, not *",
+        )
     for name, port in SERVICES.items():
         where = f"{overlay}: {name}"
         deployment = deployments.get(name)
@@ -379,6 +386,9 @@ MUTATIONS: dict[str, Callable[[list[Manifest]], object]] = {
     "no PDB": lambda o: o.remove(find(o, "PodDisruptionBudget", "analytics")),
     "single-replica streams": lambda o: find_config(o, "auth-config")["data"].update(
         MOMENTUM_AUTH_NATS_STREAM_REPLICAS="1"
+    ),
+    "every proxy trusted": lambda o: find_config(o, "gateway-config")["data"].update(
+        FORWARDED_ALLOW_IPS="*"
     ),
     "broken nats.conf": lambda o: find_config(o, "nats-config")["data"].update(
         {"nats.conf": "jetstream {"}

@@ -75,8 +75,13 @@ async def live_gateway(
     """The gateway itself under uvicorn, for what only a real socket shows (chunked bodies)."""
     started: list[UvicornThread] = []
 
-    def start(**overrides: Any) -> UvicornThread:
-        server = UvicornThread(app_factory(**overrides)).start()
+    def start(
+        *, proxy_headers: bool = False, forwarded_allow_ips: str | None = None, **overrides: Any
+    ) -> UvicornThread:
+        app = app_factory(**overrides)
+        server = UvicornThread(
+            app, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips
+        ).start()
         started.append(server)
         return server
 

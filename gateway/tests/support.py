@@ -24,7 +24,15 @@ from momentum_shared.natsserver import free_port
 class UvicornThread:
     """An ASGI app served by uvicorn (uvloop + httptools, like production) in its own thread."""
 
-    def __init__(self, app: ASGIApp, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        port: int | None = None,
+        proxy_headers: bool = False,
+        forwarded_allow_ips: str | None = None,
+    ) -> None:
+        """``proxy_headers`` as uvicorn's CLI; ``forwarded_allow_ips`` None: uvicorn's default."""
         self.port = port or free_port()
         config = uvicorn.Config(
             app,
@@ -35,7 +43,8 @@ class UvicornThread:
             lifespan="on",
             loop="uvloop",
             http="httptools",
-            proxy_headers=False,
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
             timeout_keep_alive=30,
         )
         self.server = uvicorn.Server(config)
@@ -86,6 +95,7 @@ async def echo(request: Request, service: str) -> Response:
             "method": request.method,
             "path": request.url.path,
             "raw_path": request.scope.get("raw_path", b"").decode("latin-1"),
+            "client": request.client.host if request.client else None,
             "query": request.url.query,
             "headers": [[k, v] for k, v in request.headers.items()],
             "body_length": len(body),

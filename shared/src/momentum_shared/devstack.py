@@ -113,6 +113,10 @@ class DevStack:
             )
         for key, value in values.items():
             env.setdefault(prefix + key, value)
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise, and here every
+        # local client is 127.0.0.1: the gateway is the edge and trusts no proxy; the services
+        # trust the gateway, which sends the client address it resolved.
+        env["FORWARDED_ALLOW_IPS"] = "" if name == "gateway" else "127.0.0.1"
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
