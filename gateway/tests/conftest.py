@@ -43,6 +43,7 @@ def settings_factory(
             "token_audience": issuer.audience,
             "revocation_enabled": False,
             "upstream_timeout": 1.0,
+            "metrics_port": 0,  # any free port: tests run side by side
             "log_json": False,
             "log_level": "WARNING",
             **overrides,

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -243,3 +244,16 @@ def serving(app: ASGIApp) -> Iterator[UvicornThread]:
 
 def header_values(echoed: dict[str, Any], name: str) -> list[str]:
     return [v for k, v in echoed["headers"] if k.lower() == name.lower()]
+
+
+async def internal_get(http: httpx.AsyncClient, path: str) -> httpx.Response:
+    """GET ``path`` on the internal port (metrics, readiness details) of the app behind ``http``.
+
+    ``http`` is a ``running_app`` client; the app serves its internal port itself.
+    """
+    transport = http._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    app = transport.app
+    assert isinstance(app, FastAPI)
+    async with httpx.AsyncClient(base_url=app.state.internal_url, timeout=5) as internal:
+        return await internal.get(path)

@@ -55,6 +55,12 @@ class GatewaySettings(MomentumSettings, NatsSettings, TokenVerificationSettings)
     max_in_flight_per_address: int = Field(default=32, ge=0)
     """requests in flight at once per client address and replica, 429 above; 0: off"""
 
+    # The internal port: /metrics and the detailed /readyz are not served on the public one.
+    metrics_host: str = "127.0.0.1"
+    """address of the internal listener for /metrics and the detailed /readyz"""
+    metrics_port: int = Field(default=9100, ge=0, le=65535)
+    """port of the internal listener for /metrics and the detailed /readyz (0: any free port)"""
+
     # Session revocation (auth.session.revoked on AUTH_EVENTS).
     revocation_enabled: bool = True
     """follow auth.session.revoked and refuse revoked sessions"""

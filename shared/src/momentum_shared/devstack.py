@@ -110,6 +110,7 @@ class DevStack:
                 AUTH_URL=auth,
                 TASKS_URL=f"http://127.0.0.1:{self.ports['tasks']}",
                 ANALYTICS_URL=f"http://127.0.0.1:{self.ports['analytics']}",
+                METRICS_PORT="0",  # any free port (logged): stacks may run side by side
             )
         for key, value in values.items():
             env.setdefault(prefix + key, value)
