@@ -4,7 +4,7 @@ Besides the token buckets, the requests one client address and one user may have
 at once are capped, so no single client holds more than a small share of an upstream's pool.
 
 It sits inside the house middleware (request id, metrics) and in front of FastAPI's router,
-which only ever sees the gateway's own paths (health, metrics, the API description).
+which only ever sees the gateway's own paths (health, readiness, the API description).
 """
 
 from __future__ import annotations
