@@ -355,6 +355,7 @@ def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 "MOMENTUM_GATEWAY_RATE_LIMIT_USER_PER_SECOND": "0",
                 "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_USER": "0",
                 "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_ADDRESS": "0",
+                "MOMENTUM_GATEWAY_METRICS_PORT": "0",
                 "MOMENTUM_GATEWAY_LOG_LEVEL": "WARNING",
             },
         )
