@@ -38,6 +38,8 @@ SCHEMAS = {
 SKIPPED_CUSTOM_RESOURCES: dict[tuple[str, str], str] = {}
 
 SERVICES = {"gateway": 8000, "auth": 8001, "tasks": 8002, "analytics": 8003}
+# The gateway's internal port: /metrics and the detailed /readyz, never through the Service.
+METRICS_PORT = 9100
 DATABASE_SERVICES = ("auth", "tasks", "analytics")
 # The services whose outbox relays declare the streams (AUTH_EVENTS, TASK_EVENTS).
 STREAM_OWNERS = ("auth", "tasks")
@@ -190,6 +192,29 @@ def check_services(overlay: str, objects: list[Manifest], report: Report) -> Non
         [rule["backend"]["service"]["name"] for rule in _ingress_backends(objects)] == ["gateway"],
         f"{overlay}: the Ingress must route to the gateway alone",
     )
+    gateway = deployments.get("gateway")
+    if gateway is not None:
+        template = gateway["spec"]["template"]
+        ports = {
+            p.get("name"): p["containerPort"] for p in template["spec"]["containers"][0]["ports"]
+        }
+        annotations = template["metadata"].get("annotations", {})
+        report.check(
+            ports.get("metrics") == METRICS_PORT
+            and annotations.get("prometheus.io/port") == str(METRICS_PORT)
+            and config_value(objects, "gateway-config", "MOMENTUM_GATEWAY_METRICS_PORT")
+            == str(METRICS_PORT),
+            f"{overlay}: gateway: metrics not on their own port {METRICS_PORT}",
+        )
+        exposed = {p.get("targetPort") for p in dig(services, "gateway", "spec", "ports") or []}
+        report.check(exposed == {"http"}, f"{overlay}: gateway: the Service exposes more than http")
+    for name in ("gateway", "auth"):
+        # uvicorn takes the left-most (client-written) X-Forwarded-For entry under "*".
+        trusted = config_value(objects, f"{name}-config", "FORWARDED_ALLOW_IPS")
+        report.check(
+            trusted is not None and trusted.strip() not in ("", "*"),
+            f"{overlay}: {name} must name the proxies it trusts in FORWARDED_ALLOW_IPS, not *",
+        )
     for name, port in SERVICES.items():
         where = f"{overlay}: {name}"
         deployment = deployments.get(name)
@@ -379,6 +404,12 @@ MUTATIONS: dict[str, Callable[[list[Manifest]], object]] = {
     "no PDB": lambda o: o.remove(find(o, "PodDisruptionBudget", "analytics")),
     "single-replica streams": lambda o: find_config(o, "auth-config")["data"].update(
         MOMENTUM_AUTH_NATS_STREAM_REPLICAS="1"
+    ),
+    "every proxy trusted": lambda o: find_config(o, "gateway-config")["data"].update(
+        FORWARDED_ALLOW_IPS="*"
+    ),
+    "gateway metrics on the public port": lambda o: find_config(o, "gateway-config")["data"].update(
+        MOMENTUM_GATEWAY_METRICS_PORT="8000"
     ),
     "broken nats.conf": lambda o: find_config(o, "nats-config")["data"].update(
         {"nats.conf": "jetstream {"}

@@ -353,6 +353,9 @@ def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 "MOMENTUM_GATEWAY_ANALYTICS_URL": tasks.url,
                 # One token hammers one user: the per-user limit would measure itself.
                 "MOMENTUM_GATEWAY_RATE_LIMIT_USER_PER_SECOND": "0",
+                "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_USER": "0",
+                "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_ADDRESS": "0",
+                "MOMENTUM_GATEWAY_METRICS_PORT": "0",
                 "MOMENTUM_GATEWAY_LOG_LEVEL": "WARNING",
             },
         )

@@ -43,6 +43,7 @@ def settings_factory(
             "token_audience": issuer.audience,
             "revocation_enabled": False,
             "upstream_timeout": 1.0,
+            "metrics_port": 0,  # any free port: tests run side by side
             "log_json": False,
             "log_level": "WARNING",
             **overrides,
@@ -66,3 +67,25 @@ def app_factory(
 async def client(app_factory: Callable[..., FastAPI]) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(app_factory()) as c:
         yield c
+
+
+@pytest.fixture
+async def live_gateway(
+    app_factory: Callable[..., FastAPI],
+) -> AsyncIterator[Callable[..., UvicornThread]]:
+    """The gateway itself under uvicorn, for what only a real socket shows (chunked bodies)."""
+    started: list[UvicornThread] = []
+
+    def start(
+        *, proxy_headers: bool = False, forwarded_allow_ips: str | None = None, **overrides: Any
+    ) -> UvicornThread:
+        app = app_factory(**overrides)
+        server = UvicornThread(
+            app, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips
+        ).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -24,7 +25,15 @@ from momentum_shared.natsserver import free_port
 class UvicornThread:
     """An ASGI app served by uvicorn (uvloop + httptools, like production) in its own thread."""
 
-    def __init__(self, app: ASGIApp, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        port: int | None = None,
+        proxy_headers: bool = False,
+        forwarded_allow_ips: str | None = None,
+    ) -> None:
+        """``proxy_headers`` as uvicorn's CLI; ``forwarded_allow_ips`` None: uvicorn's default."""
         self.port = port or free_port()
         config = uvicorn.Config(
             app,
@@ -35,7 +44,8 @@ class UvicornThread:
             lifespan="on",
             loop="uvloop",
             http="httptools",
-            proxy_headers=False,
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
             timeout_keep_alive=30,
         )
         self.server = uvicorn.Server(config)
@@ -86,6 +96,7 @@ async def echo(request: Request, service: str) -> Response:
             "method": request.method,
             "path": request.url.path,
             "raw_path": request.scope.get("raw_path", b"").decode("latin-1"),
+            "client": request.client.host if request.client else None,
             "query": request.url.query,
             "headers": [[k, v] for k, v in request.headers.items()],
             "body_length": len(body),
@@ -233,3 +244,16 @@ def serving(app: ASGIApp) -> Iterator[UvicornThread]:
 
 def header_values(echoed: dict[str, Any], name: str) -> list[str]:
     return [v for k, v in echoed["headers"] if k.lower() == name.lower()]
+
+
+async def internal_get(http: httpx.AsyncClient, path: str) -> httpx.Response:
+    """GET ``path`` on the internal port (metrics, readiness details) of the app behind ``http``.
+
+    ``http`` is a ``running_app`` client; the app serves its internal port itself.
+    """
+    transport = http._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    app = transport.app
+    assert isinstance(app, FastAPI)
+    async with httpx.AsyncClient(base_url=app.state.internal_url, timeout=5) as internal:
+        return await internal.get(path)

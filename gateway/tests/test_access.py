@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 
+from gateway.tests.support import internal_get
 from momentum_gateway.routing import TABLE, has_dot_segments, match
 from momentum_shared.testing.apps import running_app
 from momentum_shared.testing.tokens import TestIssuer
@@ -113,7 +115,6 @@ async def test_public_routes_need_no_token(client: httpx.AsyncClient) -> None:
     assert (await client.post("/auth/revoke", data={"token": "x"})).status_code == 200
     assert (await client.get("/.well-known/jwks.json")).status_code == 200
     assert (await client.get("/healthz")).status_code == 200
-    assert (await client.get("/metrics")).status_code == 200
 
 
 async def test_an_unknown_path_is_a_problem_404(client: httpx.AsyncClient) -> None:
@@ -407,9 +408,10 @@ async def test_readiness_waits_for_the_jwks(
     app = app_factory(jwks_url="http://127.0.0.1:9/nothing")
     app.state.jwks_client = None  # a real client, towards a port where nothing listens
     async with running_app(app) as http:
-        response = await http.get("/readyz")
+        response = await internal_get(http, "/readyz")
         assert response.status_code == 503
         assert "jwks" in response.json()["detail"]
+        assert (await http.get("/readyz")).status_code == 503
         assert (await http.get("/healthz")).status_code == 200
     async with running_app(app_factory()) as http:
         import asyncio
@@ -441,7 +443,51 @@ async def test_metrics_label_proxied_requests_by_table_pattern(
     task_id = uuid.uuid4()
     assert (await client.get(f"/tasks/{task_id}", headers=issuer.bearer())).status_code == 200
     assert (await client.get(f"/tasks/{task_id}")).status_code == 401
-    text = (await client.get("/metrics")).text
+    text = (await internal_get(client, "/metrics")).text
     assert 'route="/tasks/*"' in text
     assert str(task_id) not in text  # label cardinality stays bounded
     assert 'momentum_gateway_denied_total{reason="unauthenticated"}' in text
+
+
+# --- operational data stays internal -------------------------------------------------------
+
+
+async def test_metrics_and_readiness_details_are_served_on_the_internal_port_only(
+    app_factory: Callable[..., FastAPI], issuer: TestIssuer, nats_url: str
+) -> None:
+    app = app_factory(revocation_enabled=True, nats_url=nats_url)
+    async with running_app(app) as http:
+        assert (await http.get("/tasks/1")).status_code == 401  # a denial to count
+        public = await http.get("/metrics")
+        assert public.status_code == 404
+        assert "momentum_" not in public.text
+        for _ in range(200):
+            ready = await http.get("/readyz")
+            if ready.status_code == 200:
+                break
+            await asyncio.sleep(0.01)
+        assert ready.json() == {"status": "ready"}  # no NATS state, no counts
+        internal = await internal_get(http, "/metrics")
+        assert internal.status_code == 200
+        assert 'momentum_gateway_denied_total{reason="unauthenticated"}' in internal.text
+        details = (await internal_get(http, "/readyz")).json()
+        assert details["checks"]["jwks"] == {"status": "ok"}
+        assert "revoked_sessions" in details["checks"]["revocations"]
+        assert (await internal_get(http, "/healthz")).status_code == 200
+    # The internal listener stops with the app.
+    with pytest.raises(httpx.ConnectError):
+        await httpx.AsyncClient().get(app.state.internal_url + "/metrics")
+
+
+async def test_a_public_readyz_that_is_not_ready_names_nothing(
+    app_factory: Callable[..., FastAPI],
+) -> None:
+    app = app_factory(jwks_url="http://127.0.0.1:9/nothing")
+    app.state.jwks_client = None
+    async with running_app(app) as http:
+        response = await http.get("/readyz")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert int(response.headers["retry-after"]) >= 1
+        assert "checks" not in response.json()
+        assert "jwks" not in response.text

@@ -208,23 +208,6 @@ async def test_a_body_over_1_mib_is_refused_with_413(
     assert exactly.status_code == 200
 
 
-@pytest.fixture
-async def live_gateway(
-    app_factory: Callable[..., FastAPI],
-) -> AsyncIterator[Callable[..., UvicornThread]]:
-    """The gateway itself under uvicorn, for what only a real socket shows (chunked bodies)."""
-    started: list[UvicornThread] = []
-
-    def start(**overrides: Any) -> UvicornThread:
-        server = UvicornThread(app_factory(**overrides)).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
 async def test_a_chunked_body_over_the_limit_is_refused_with_413(
     live_gateway: Callable[..., UvicornThread], issuer: TestIssuer
 ) -> None:

@@ -12,6 +12,7 @@ import nats
 import pytest
 from fastapi import FastAPI
 
+from gateway.tests.support import internal_get
 from momentum_shared.events import AUTH_STREAM
 from momentum_shared.nats import ensure_stream
 from momentum_shared.natsserver import EmbeddedNats
@@ -72,11 +73,11 @@ async def test_a_restarted_gateway_rebuilds_the_deny_list_from_the_stream(
         await eventually(status_of(http, issuer.bearer(user, sid=sid)))
 
         async def caught_up() -> bool:
-            checks = (await http.get("/readyz")).json()["checks"]
+            checks = (await internal_get(http, "/readyz")).json()["checks"]
             return bool(checks["revocations"]["caught_up"])
 
         await eventually(caught_up)
-        info = (await http.get("/readyz")).json()["checks"]["revocations"]
+        info = (await internal_get(http, "/readyz")).json()["checks"]["revocations"]
         assert info["revoked_sessions"] == 1
         assert info["events"] == 2
 
@@ -89,11 +90,11 @@ async def test_the_stream_may_appear_after_the_gateway_started(
     async with running_app(app_factory(nats_url=nats_url, **FAST)) as http:
 
         async def waiting() -> bool:
-            checks = (await http.get("/readyz")).json()["checks"]
+            checks = (await internal_get(http, "/readyz")).json()["checks"]
             return bool(checks["revocations"]["status"] == "waiting for stream")
 
         await eventually(waiting)
-        assert (await http.get("/readyz")).status_code == 200  # never unready for NATS
+        assert (await internal_get(http, "/readyz")).status_code == 200  # never unready for NATS
         await revoke(nats_url, user, sid)  # creates the stream, as auth would
         await eventually(status_of(http, issuer.bearer(user, sid=sid)))
 
@@ -116,7 +117,7 @@ async def test_known_revocations_hold_while_nats_is_down(
             await http.get("/tasks/1", headers=issuer.bearer(user, sid=first))
         ).status_code == 401
         assert (await http.get("/tasks/1", headers=issuer.bearer(user))).status_code == 200
-        ready = await http.get("/readyz")
+        ready = await internal_get(http, "/readyz")
         assert ready.status_code == 200
         server = nats_server_factory(tmp_path / "nats", port=server.port).start()
         # Back up: the consumer resumes and later revocations arrive too.
@@ -148,7 +149,7 @@ async def test_an_empty_stream_is_caught_up_at_once(
     async with running_app(app_factory(nats_url=nats_url, **FAST)) as http:
 
         async def caught_up() -> bool:
-            info = (await http.get("/readyz")).json()["checks"]["revocations"]
+            info = (await internal_get(http, "/readyz")).json()["checks"]["revocations"]
             return bool(info["status"] == "subscribed" and info["caught_up"])
 
         await eventually(caught_up)
@@ -165,11 +166,11 @@ async def test_a_new_gateway_replays_from_the_horizon_not_the_start_of_the_strea
     async with running_app(app_factory(nats_url=nats_url, **settings)) as http:
 
         async def caught_up() -> bool:
-            info = (await http.get("/readyz")).json()["checks"]["revocations"]
+            info = (await internal_get(http, "/readyz")).json()["checks"]["revocations"]
             return bool(info["status"] == "subscribed" and info["caught_up"])
 
         await eventually(caught_up)
         await revoke(nats_url, user, recent, expires_in=3600)
         await eventually(status_of(http, issuer.bearer(user, sid=recent)))
-        info = (await http.get("/readyz")).json()["checks"]["revocations"]
+        info = (await internal_get(http, "/readyz")).json()["checks"]["revocations"]
         assert info["events"] == 1  # the revocation before the horizon was never read

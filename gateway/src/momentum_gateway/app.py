@@ -74,6 +74,8 @@ def create_app(
         version=version("momentum-gateway"),
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The gateway is the public entry: its metrics and readiness details stay internal.
+        internal_port=(settings.metrics_host, settings.metrics_port),
     )
     # FastAPI's own /openapi.json would describe only the gateway's probes: the merged
     # document replaces it, and /docs (FastAPI's Swagger UI) renders that one.

@@ -1,7 +1,10 @@
 """The gateway's hot path as raw ASGI: route, authenticate, authorise, rate-limit, proxy.
 
+Besides the token buckets, the requests one client address and one user may have in flight
+at once are capped, so no single client holds more than a small share of an upstream's pool.
+
 It sits inside the house middleware (request id, metrics) and in front of FastAPI's router,
-which only ever sees the gateway's own paths (health, metrics, the API description).
+which only ever sees the gateway's own paths (health, readiness, the API description).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from momentum_gateway.proxy import UpstreamProxy
-from momentum_gateway.ratelimit import TokenBuckets
+from momentum_gateway.ratelimit import InFlight, TokenBuckets
 from momentum_gateway.routing import TABLE, Rule, has_dot_segments, match
 from momentum_gateway.settings import GatewaySettings
 from momentum_shared.errors import (
@@ -55,6 +58,8 @@ class Gateway:
     proxy: UpstreamProxy | None = None
     user_limits: TokenBuckets = field(init=False)
     address_limits: TokenBuckets = field(init=False)
+    user_in_flight: InFlight = field(init=False)
+    address_in_flight: InFlight = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -66,6 +71,8 @@ class Gateway:
             s.rate_limit_address_burst,
             max_keys=s.rate_limit_max_keys,
         )
+        self.user_in_flight = InFlight(s.max_in_flight_per_user)
+        self.address_in_flight = InFlight(s.max_in_flight_per_address)
         self.revocations.leeway = float(s.token_leeway_seconds)
 
 
@@ -107,47 +114,78 @@ class GatewayMiddleware:
 
     async def _handle(self, rule: Rule, scope: Scope, receive: Receive, send: Send) -> None:
         gateway = self.gateway
-        retry_after = gateway.settings.retry_after_seconds
         if has_dot_segments(scope["path"]):
             DENIED.labels("bad_path").inc()
             raise BadRequest("the path has dot segments")
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        in_flight = gateway.address_in_flight
+        if not in_flight.enabled:
+            await self._admit(rule, address, scope, receive, send)
+            return
+        if not in_flight.enter(address):
+            DENIED.labels("too_many_in_flight").inc()
+            raise TooManyRequests("too many requests in flight from this address", retry_after=1)
+        try:
+            await self._admit(rule, address, scope, receive, send)
+        finally:
+            in_flight.leave(address)
+
+    async def _admit(
+        self, rule: Rule, address: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        gateway = self.gateway
+        retry_after = gateway.settings.retry_after_seconds
         if rule.public:
             if rule.limit_by_address and gateway.address_limits.enabled:
-                client = scope.get("client")
-                address = str(client[0]) if client else "unknown"
                 wait = gateway.address_limits.take(address)
                 if wait:
                     DENIED.labels("rate_limited").inc()
                     raise _address_limited(rule, wait)
-        else:
-            token = bearer_token(scope["headers"])
-            if token is None:
-                DENIED.labels("unauthenticated").inc()
-                raise Unauthorized("a bearer token is required", error=None)
-            verifier = gateway.verifier
-            if verifier is None:
-                raise ServiceUnavailable("the gateway is starting", retry_after=retry_after)
-            try:
-                claims = await verifier.verify(token)
-            except KeysUnavailable as exc:
-                DENIED.labels("keys_unavailable").inc()
-                raise ServiceUnavailable(str(exc), retry_after=retry_after) from None
-            except InvalidToken as exc:
-                DENIED.labels("invalid_token").inc()
-                raise Unauthorized(str(exc)) from None
-            if gateway.revocations.is_revoked(claims.sid):
-                DENIED.labels("revoked").inc()
-                raise Unauthorized("the session of this token was revoked")
-            if rule.scope is not None and rule.scope not in claims.scopes:
-                DENIED.labels("insufficient_scope").inc()
-                raise InsufficientScope(rule.scope)
-            if gateway.user_limits.enabled:
-                wait = gateway.user_limits.take(claims.sub)
-                if wait:
-                    DENIED.labels("rate_limited").inc()
-                    raise TooManyRequests("too many requests for this user", retry_after=wait)
-        proxy = gateway.proxy
+            await self._forward(rule, scope, receive, send)
+            return
+        token = bearer_token(scope["headers"])
+        if token is None:
+            DENIED.labels("unauthenticated").inc()
+            raise Unauthorized("a bearer token is required", error=None)
+        verifier = gateway.verifier
+        if verifier is None:
+            raise ServiceUnavailable("the gateway is starting", retry_after=retry_after)
+        try:
+            claims = await verifier.verify(token)
+        except KeysUnavailable as exc:
+            DENIED.labels("keys_unavailable").inc()
+            raise ServiceUnavailable(str(exc), retry_after=retry_after) from None
+        except InvalidToken as exc:
+            DENIED.labels("invalid_token").inc()
+            raise Unauthorized(str(exc)) from None
+        if gateway.revocations.is_revoked(claims.sid):
+            DENIED.labels("revoked").inc()
+            raise Unauthorized("the session of this token was revoked")
+        if rule.scope is not None and rule.scope not in claims.scopes:
+            DENIED.labels("insufficient_scope").inc()
+            raise InsufficientScope(rule.scope)
+        if gateway.user_limits.enabled:
+            wait = gateway.user_limits.take(claims.sub)
+            if wait:
+                DENIED.labels("rate_limited").inc()
+                raise TooManyRequests("too many requests for this user", retry_after=wait)
+        in_flight = gateway.user_in_flight
+        if not in_flight.enabled:
+            await self._forward(rule, scope, receive, send)
+            return
+        if not in_flight.enter(claims.sub):
+            DENIED.labels("too_many_in_flight").inc()
+            raise TooManyRequests("too many requests in flight for this user", retry_after=1)
+        try:
+            await self._forward(rule, scope, receive, send)
+        finally:
+            in_flight.leave(claims.sub)
+
+    async def _forward(self, rule: Rule, scope: Scope, receive: Receive, send: Send) -> None:
+        proxy = self.gateway.proxy
         if proxy is None:
+            retry_after = self.gateway.settings.retry_after_seconds
             raise ServiceUnavailable("the gateway is starting", retry_after=retry_after)
         state = scope.get("state") or {}
         request_id = state.get("request_id") or sane_request_id(None)

@@ -1,20 +1,25 @@
 """Forwarding one ASGI request to an upstream service over pooled keep-alive aiohttp connections.
 
-Raw ASGI in, raw ASGI out: no Request/Response objects on the hot path. Bodies stream both
-ways; a small response with a known length is sent in one piece.
+Raw ASGI in, raw ASGI out: no Request/Response objects on the hot path. A request body
+(bounded by ``max_body_bytes``) is read completely, under a deadline, before an upstream
+connection is taken, so a client that never finishes its body holds none; the wait for a
+free connection is bounded too. Responses stream; a small one with a known length is sent in
+one piece.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import aiohttp
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
+from momentum_gateway.errors import RequestTimeout
 from momentum_gateway.settings import GatewaySettings
 from momentum_shared.errors import (
     BadGateway,
@@ -32,6 +37,12 @@ UPSTREAM_ERRORS = Counter(
     "momentum_gateway_upstream_errors_total",
     "Requests the gateway could not complete upstream, by service and kind",
     ["service", "kind"],
+    registry=REGISTRY,
+)
+UPSTREAM_BUSY = Gauge(
+    "momentum_gateway_upstream_connections_in_use",
+    "Upstream connections taken by requests in flight, by service (at most upstream_pool_size)",
+    ["service"],
     registry=REGISTRY,
 )
 
@@ -82,10 +93,6 @@ RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server"}
 SMALL_BODY = 64 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class _ClientGone(Exception):
@@ -149,16 +156,29 @@ def declared_length(scope: Scope) -> int | None:
 
 
 class UpstreamProxy:
-    """One ``aiohttp.ClientSession`` for every upstream: pooled keep-alive, no cookies."""
+    """One ``aiohttp.ClientSession`` for every upstream: pooled keep-alive, no cookies.
+
+    A semaphore per upstream, as large as its pool, hands out the pooled connections: a
+    request that cannot get one within ``upstream_pool_timeout_seconds`` is answered 503.
+    """
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self._bases = {name: url.rstrip("/") for name, url in settings.upstreams().items()}
         self.max_body = settings.max_body_bytes
+        self.body_timeout = settings.body_timeout_seconds
+        self.pool_timeout = settings.upstream_pool_timeout_seconds
         self.retry_after = settings.retry_after_seconds
         self._session: aiohttp.ClientSession | None = None
+        self._slots = {name: asyncio.Semaphore(settings.upstream_pool_size) for name in self._bases}
+
+    def in_use(self, service: str) -> int:
+        """Upstream connections of ``service`` that requests hold right now."""
+        return self.settings.upstream_pool_size - self._slots[service]._value
 
     async def start(self) -> None:
+        for name in self._slots:
+            UPSTREAM_BUSY.labels(name).set_function(functools.partial(self.in_use, name))
         connector = aiohttp.TCPConnector(
             limit=0,
             limit_per_host=self.settings.upstream_pool_size,
@@ -196,6 +216,28 @@ class UpstreamProxy:
         # dot segments, no re-quoting), so the upstream routes what the gateway authorised.
         return URL(target, encoded=True)
 
+    async def read_body(self, receive: Receive) -> bytes:
+        """The whole request body within ``body_timeout_seconds``, at most ``max_body_bytes``."""
+        chunks: list[bytes] = []
+        received = 0
+        more = True
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _ClientGone
+                    chunk: bytes = message.get("body", b"")
+                    more = bool(message.get("more_body", False))
+                    received += len(chunk)
+                    if received > self.max_body:
+                        raise _too_large(self.max_body)
+                    if chunk:
+                        chunks.append(chunk)
+        except TimeoutError:
+            raise _body_timeout(self.body_timeout) from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
     async def forward(
         self, service: str, scope: Scope, receive: Receive, send: Send, request_id: str
     ) -> None:
@@ -212,28 +254,44 @@ class UpstreamProxy:
             UPSTREAM_ERRORS.labels(service, "too_large").inc()
             await _send_problem(send, _too_large(self.max_body))
             return
-        outcome = {"too_large": False, "gone": False}
+        data: bytes | None = None
+        if length is not None and length != 0:
+            try:
+                data = await self.read_body(receive)
+            except _ClientGone:
+                return  # the client left; nobody is waiting for an answer
+            except ProblemError as exc:
+                kind = "too_large" if isinstance(exc, PayloadTooLarge) else "body_timeout"
+                UPSTREAM_ERRORS.labels(service, kind).inc()
+                await _send_problem(send, exc)
+                return
+        slots = self._slots[service]
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.pool_timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                await _send_problem(send, _busy(service, self.retry_after))
+                return
+        else:
+            await slots.acquire()
+        try:
+            await self._exchange(session, service, method, scope, data, send, request_id)
+        finally:
+            slots.release()
 
-        async def body() -> AsyncIterator[bytes]:
-            received = 0
-            more = True
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    outcome["gone"] = True
-                    raise _ClientGone
-                chunk: bytes = message.get("body", b"")
-                more = bool(message.get("more_body", False))
-                received += len(chunk)
-                if received > self.max_body:
-                    outcome["too_large"] = True
-                    raise _BodyTooLarge
-                if chunk:
-                    yield chunk
-
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        service: str,
+        method: str,
+        scope: Scope,
+        data: bytes | None,
+        send: Send,
+        request_id: str,
+    ) -> None:
         url = self.url_for(service, scope)
         headers = upstream_request_headers(scope, request_id)
-        data = body() if length is not None and length != 0 else None
         attempts = 2 if data is None and method in IDEMPOTENT else 1
         response: aiohttp.ClientResponse | None = None
         error: ProblemError = BadGateway()
@@ -248,14 +306,7 @@ class UpstreamProxy:
                     compress=False,
                 )
                 break
-            except (aiohttp.ClientError, TimeoutError, _BodyTooLarge, _ClientGone) as exc:
-                # aiohttp wraps what the body generator raised: the flags say what happened.
-                if outcome["too_large"]:
-                    UPSTREAM_ERRORS.labels(service, "too_large").inc()
-                    error = _too_large(self.max_body)
-                    break
-                if outcome["gone"]:
-                    return  # the client left; nobody is waiting for an answer
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 if (
                     attempt + 1 < attempts
                     and isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError)
@@ -333,6 +384,18 @@ def _quote_path(path: str) -> str:
 def _unavailable(service: str, kind: str, retry_after: int) -> ServiceUnavailable:
     UPSTREAM_ERRORS.labels(service, kind).inc()
     return ServiceUnavailable(f"the {service} service cannot be reached", retry_after=retry_after)
+
+
+def _busy(service: str, retry_after: int) -> ServiceUnavailable:
+    UPSTREAM_ERRORS.labels(service, "pool_busy").inc()
+    return ServiceUnavailable(
+        f"the {service} service is busy: no upstream connection came free in time",
+        retry_after=retry_after,
+    )
+
+
+def _body_timeout(seconds: float) -> RequestTimeout:
+    return RequestTimeout(f"the request body did not arrive within {seconds:g} seconds")
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

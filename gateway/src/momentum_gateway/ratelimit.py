@@ -1,4 +1,4 @@
-"""Token buckets per key (a user's ``sub`` or a client address), kept per replica."""
+"""Token buckets and in-flight caps per key (a user's ``sub`` or a client address), per replica."""
 
 from __future__ import annotations
 
@@ -63,3 +63,40 @@ class TokenBuckets:
         if len(self._buckets) >= self.max_keys:
             for key in list(self._buckets)[: len(self._buckets) // 2]:
                 del self._buckets[key]
+
+
+class InFlight:
+    """Requests in flight per key, at most ``limit`` each (0 switches the cap off).
+
+    Only keys with a request in flight are kept, so the state is bounded by the number of
+    requests the replica is serving.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit > 0
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def count(self, key: str) -> int:
+        return self._counts.get(key, 0)
+
+    def enter(self, key: str) -> bool:
+        """Count one more request for ``key``; False (and nothing counted) when at the cap."""
+        count = self._counts.get(key, 0)
+        if count >= self.limit:
+            return False
+        self._counts[key] = count + 1
+        return True
+
+    def leave(self, key: str) -> None:
+        count = self._counts[key] - 1
+        if count:
+            self._counts[key] = count
+        else:
+            del self._counts[key]

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from momentum_shared.errors import install_error_handlers
 from momentum_shared.health import Readiness, health_router
-from momentum_shared.metrics import MetricsMiddleware, metrics_router
+from momentum_shared.metrics import MetricsMiddleware, metrics_router, with_internal_port
 from momentum_shared.requestid import RequestIdMiddleware
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -22,14 +22,22 @@ def build_app(
     version: str,
     lifespan: Lifespan,
     description: str = "",
+    internal_port: tuple[str, int] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with the house middleware, error handlers and probes installed."""
+    """A FastAPI app with the house middleware, error handlers and probes installed.
+
+    With ``internal_port`` (host, port), ``/metrics`` and the detailed ``/readyz`` are served
+    there only, and the app's own ``/readyz`` says just ready or not.
+    """
+    if internal_port is not None:
+        lifespan = with_internal_port(lifespan, host=internal_port[0], port=internal_port[1])
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     app.state.service = service
     app.state.readiness = Readiness()
     install_error_handlers(app)
-    app.include_router(health_router())
-    app.include_router(metrics_router())
+    app.include_router(health_router(detailed=internal_port is None))
+    if internal_port is None:
+        app.include_router(metrics_router())
     # Added last so it runs first: metrics see the final status, every response gets an id.
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(RequestIdMiddleware)

@@ -110,9 +110,14 @@ class DevStack:
                 AUTH_URL=auth,
                 TASKS_URL=f"http://127.0.0.1:{self.ports['tasks']}",
                 ANALYTICS_URL=f"http://127.0.0.1:{self.ports['analytics']}",
+                METRICS_PORT="0",  # any free port (logged): stacks may run side by side
             )
         for key, value in values.items():
             env.setdefault(prefix + key, value)
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise, and here every
+        # local client is 127.0.0.1: the gateway is the edge and trusts no proxy; the services
+        # trust the gateway, which sends the client address it resolved.
+        env["FORWARDED_ALLOW_IPS"] = "" if name == "gateway" else "127.0.0.1"
         env["PYTHONUNBUFFERED"] = "1"
         return env
 

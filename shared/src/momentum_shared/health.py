@@ -48,7 +48,8 @@ class Readiness:
         return ready, results
 
 
-def health_router() -> APIRouter:
+def health_router(*, detailed: bool = True) -> APIRouter:
+    """``/healthz`` and ``/readyz``; ``detailed=False``: only ready or not, for a public port."""
     router = APIRouter()
 
     @router.get("/healthz", include_in_schema=False)
@@ -61,6 +62,10 @@ def health_router() -> APIRouter:
         """200 when every required dependency answers, 503 naming what is missing."""
         readiness: Readiness = request.app.state.readiness
         ready, checks = await readiness.evaluate()
+        if not detailed:
+            if ready:
+                return JSONResponse({"status": "ready"})
+            return problem_response(503, detail="not ready", headers={"Retry-After": "5"})
         if ready:
             return JSONResponse({"status": "ready", "checks": checks})
         missing = ", ".join(n for n, c in checks.items() if c.get("status") == "failing")

@@ -1,10 +1,20 @@
-"""Prometheus metrics: request count and latency by route template and status, plus /metrics."""
+"""Prometheus metrics: request count and latency by route template and status, plus /metrics.
+
+``/metrics`` and the detailed ``/readyz`` are served either on the app itself or, for an app
+on a public port, by a second small server on an internal port (``with_internal_port``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
-from fastapi import APIRouter, Response
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -15,6 +25,10 @@ from prometheus_client import (
 )
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from momentum_shared.health import Readiness, health_router
+
+logger = logging.getLogger("momentum.metrics")
 
 # One registry per process: the metrics of every module register here.
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -90,3 +104,65 @@ def metrics_router() -> APIRouter:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def internal_app(readiness: Readiness) -> FastAPI:
+    """``/metrics``, ``/healthz`` and the detailed ``/readyz``, for a service's internal port."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.readiness = readiness
+    app.include_router(health_router())
+    app.include_router(metrics_router())
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serving_internal(app: ASGIApp, *, host: str, port: int) -> AsyncIterator[str]:
+    """Serve ``app`` on ``host:port`` in the running loop; yields its URL (port 0: any free one).
+
+    The uvicorn server is started and stopped by hand rather than with ``serve()``, which
+    would take the process's signal handlers from the server of the app itself.
+    """
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    config.load()
+    server.lifespan = config.lifespan_class(config)
+    await server.startup()
+    bound = server.servers[0].sockets[0].getsockname()
+    url = f"http://{host}:{bound[1]}"
+    logger.info("metrics and readiness details on %s", url)
+    ticking = asyncio.create_task(server.main_loop())
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        await ticking
+        await server.shutdown()
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def with_internal_port(lifespan: Lifespan, *, host: str, port: int) -> Lifespan:
+    """``lifespan``, with the app's ``internal_app`` served on ``host:port`` around it.
+
+    The URL it is served on is ``app.state.internal_url``.
+    """
+
+    @contextlib.asynccontextmanager
+    async def wrapped(app: FastAPI) -> AsyncIterator[None]:
+        internal = internal_app(app.state.readiness)
+        async with serving_internal(internal, host=host, port=port) as url:
+            app.state.internal_url = url
+            async with lifespan(app):
+                yield
+
+    return wrapped
