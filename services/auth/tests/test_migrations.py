@@ -17,7 +17,8 @@ AUTH_TABLES = {
     "signing_keys",
     "refresh_token_families",
     "refresh_tokens",
-    "login_failures",
+    "throttle_entries",
+    "usual_addresses",
     "outbox",
 }
 
