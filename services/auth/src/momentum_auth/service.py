@@ -407,6 +407,96 @@ async def sign_in_retry_after(
     return throttle.retry_after(rules, entries, now=now)
 
 
+def _rule_for_key(settings: AuthSettings, key: str) -> throttle.Rule:
+    """The rule a stored key was counted under (read back by the operator commands)."""
+    kind, _, rest = key.partition(":")
+    window = settings.throttle_window_seconds
+    if kind == throttle.PAIR:
+        return throttle.Rule(key, settings.throttle_max_failures_per_account_address, window)
+    if kind == throttle.ADDRESS:
+        return throttle.Rule(key, settings.throttle_max_failures_per_address, window)
+    if kind == throttle.ACCOUNT:
+        return throttle.Rule(
+            key,
+            settings.throttle_account_free_failures,
+            settings.throttle_account_window_seconds,
+            progressive=True,
+            base_delay_seconds=settings.throttle_account_base_delay_seconds,
+            max_delay_seconds=settings.throttle_account_max_delay_seconds,
+        )
+    per_user = rest.startswith(throttle.ACCOUNT)
+    limits = {
+        "token": (
+            settings.throttle_token_requests_per_user,
+            settings.throttle_token_requests_per_address,
+        ),
+        "password": (
+            settings.throttle_password_changes_per_user,
+            settings.throttle_password_changes_per_address,
+        ),
+        "register": (
+            settings.throttle_registrations_per_address,
+            settings.throttle_registrations_per_address,
+        ),
+    }
+    user_limit, address_limit = limits.get(kind, (1, 1))
+    limit = user_limit if per_user else address_limit
+    return throttle.Rule(key, limit, settings.throttle_budget_window_seconds, failure=False)
+
+
+def _lock_patterns(*, email: str | None, address: str | None) -> list[str]:
+    patterns: list[str] = []
+    if email is not None:
+        account = throttle.account_key(account_name(email))
+        patterns += [account, f"%:{account}", f"{throttle.PAIR}:{account.partition(':')[2]}:%"]
+    if address is not None:
+        addr = throttle.address_key(address)
+        patterns += [addr, f"%:{addr}", f"{throttle.PAIR}:%:{addr.partition(':')[2]}"]
+    return patterns
+
+
+@dataclass
+class Lock:
+    """A throttling key that refuses attempts now."""
+
+    key: str
+    entries: int
+    retry_after: int
+
+
+async def list_locks(
+    session: AsyncSession, settings: AuthSettings, *, email: str | None, now: datetime
+) -> list[Lock]:
+    """Keys that refuse attempts now: every one, or those of one account."""
+    longest = max(
+        settings.throttle_window_seconds,
+        settings.throttle_account_window_seconds,
+        settings.throttle_budget_window_seconds,
+    )
+    counted = await repository.throttle_counts(
+        session,
+        patterns=_lock_patterns(email=email, address=None),
+        since=now - timedelta(seconds=longest),
+    )
+    locks: list[Lock] = []
+    for key, _count, _latest in counted:
+        entries = await repository.throttle_entries_since(
+            session, keys=[key], since=now - timedelta(seconds=longest)
+        )
+        rule = _rule_for_key(settings, key)
+        wait = rule.retry_after(entries.get(key, []), now=now)
+        if wait is not None:
+            locks.append(Lock(key=key, entries=len(entries.get(key, [])), retry_after=wait))
+    return locks
+
+
+async def clear_locks(session: AsyncSession, *, email: str | None, address: str | None) -> int:
+    """Forget every entry of an account or of an address; how many went."""
+    return await repository.clear_throttle_keys(
+        session, patterns=_lock_patterns(email=email, address=address)
+    )
+
+
 # --- grants --------------------------------------------------------------------------------
 
 
