@@ -134,7 +134,9 @@ def test_locks_are_listed_and_cleared(cli_env: str, capsys: pytest.CaptureFixtur
     assert json.loads(capsys.readouterr().out) == {"locks": []}
 
 
-def test_locks_clear_needs_a_target(cli_env: str) -> None:
-    with pytest.raises(SystemExit) as exited:
-        run(["locks", "clear"])
-    assert exited.value.code == 2
+def test_locks_clear_needs_one_target(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["locks", "clear"], ["locks", "clear", "--email", "a@b.c", "--address", "::1"]):
+        with pytest.raises(SystemExit) as exited:
+            run(argv)
+        assert exited.value.code == 2
+        assert "--email" in capsys.readouterr().err

@@ -313,3 +313,34 @@ async def test_password_changes_have_a_budget_per_user(database_url: str) -> Non
             )
         assert [r.status_code for r in answers] == [204, 204, 429]
         assert int(answers[-1].headers["retry-after"]) >= 1
+
+
+async def test_the_account_delay_doubles_for_each_strangers_failure(database_url: str) -> None:
+    app = usernames_only(database_url)
+    async with running_app(app) as client:
+        user = await register(client)
+        settings = app.state.settings
+        now = utcnow()
+        waits = []
+        async with UnitOfWork(app.state.session_factory) as uow:
+            for n in range(9):
+                # A new address each time: only the account's rule can refuse.
+                attempt = {"account": user["email"], "address": f"198.51.100.{n}", "budget": []}
+                reserved = await service.reserve_password_check(
+                    uow.session, settings, **attempt, now=now
+                )
+                if isinstance(reserved, int):
+                    waits.append(reserved)
+                    assert isinstance(
+                        await service.reserve_password_check(
+                            uow.session, settings, **attempt, now=now + timedelta(seconds=1)
+                        ),
+                        int,
+                    )
+                    now += timedelta(seconds=reserved)
+                    reserved = await service.reserve_password_check(
+                        uow.session, settings, **attempt, now=now
+                    )
+                assert not isinstance(reserved, int)
+        # Five free failures, then 2 s after the latest, doubling with each further one.
+        assert waits == [2, 4, 8, 16]

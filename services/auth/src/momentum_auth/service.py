@@ -174,9 +174,8 @@ async def register_user(
     rules = _budget_rules(
         ctx.settings,
         "register",
-        per_user=None,
+        address=address,
         per_address=ctx.settings.throttle_registrations_per_address,
-        keys=("", throttle.address_key(address)),
     )
     reserved = await reserve(session, rules, now=now)
     if isinstance(reserved, int):
@@ -225,9 +224,10 @@ async def change_password(
     budget = _budget_rules(
         settings,
         "password",
-        per_user=settings.throttle_password_changes_per_user,
+        address=address,
         per_address=settings.throttle_password_changes_per_address,
-        keys=(throttle.account_key(account), throttle.address_key(address)),
+        account=account,
+        per_user=settings.throttle_password_changes_per_user,
     )
     reservation = await reserve_password_check(
         session, settings, account=account, address=address, budget=budget, now=now
@@ -266,26 +266,27 @@ class Reservation:
     failure_ids: list[uuid.UUID]
     account_key: str
     address_key: str
+    pair_key: str
 
 
 def _budget_rules(
     settings: AuthSettings,
     endpoint: str,
     *,
-    per_user: int | None,
+    address: str,
     per_address: int,
-    keys: tuple[str, str],
+    account: str | None = None,
+    per_user: int = 0,
 ) -> list[throttle.Rule]:
-    account, address = keys
+    """Request budgets of ``endpoint``: every request counts, successes included."""
     window = settings.throttle_budget_window_seconds
-    rules = [
-        throttle.Rule(throttle.budget_key(endpoint, address), per_address, window, failure=False)
+    keys = [(throttle.address_key(address), per_address)]
+    if account is not None:
+        keys.append((throttle.account_key(account), per_user))
+    return [
+        throttle.Rule(throttle.budget_key(endpoint, key), limit, window, failure=False)
+        for key, limit in keys
     ]
-    if per_user is not None:
-        rules.append(
-            throttle.Rule(throttle.budget_key(endpoint, account), per_user, window, failure=False)
-        )
-    return rules
 
 
 async def _failure_rules(
@@ -367,6 +368,7 @@ async def reserve_password_check(
         failure_ids=reserved,
         account_key=throttle.account_key(account),
         address_key=throttle.address_key(address),
+        pair_key=throttle.pair_key(account, address),
     )
 
 
@@ -375,10 +377,7 @@ async def password_matched(
 ) -> None:
     """Release the attempt, forget the pair's failures, remember the address as usual."""
     await repository.delete_throttle_entries(session, ids=reservation.failure_ids)
-    pair = f"{throttle.PAIR}:{reservation.account_key.split(':')[1]}:"
-    await repository.clear_throttle_keys(
-        session, patterns=[f"{pair}{reservation.address_key.split(':')[1]}"]
-    )
+    await repository.clear_throttle_keys(session, patterns=[reservation.pair_key])
     await repository.remember_usual_address(
         session,
         account_key=reservation.account_key,
@@ -519,9 +518,10 @@ async def password_grant(
     budget = _budget_rules(
         settings,
         "token",
-        per_user=settings.throttle_token_requests_per_user,
+        address=address,
         per_address=settings.throttle_token_requests_per_address,
-        keys=(throttle.account_key(account), throttle.address_key(address)),
+        account=account,
+        per_user=settings.throttle_token_requests_per_user,
     )
     # Reserved before any user lookup: a locked username answers the same whether it exists.
     reservation = await reserve_password_check(
