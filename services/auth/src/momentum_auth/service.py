@@ -1,8 +1,10 @@
 """Business rules of auth: users, sign-in, refresh-token families, throttling, signing keys.
 
-Refusals that must be remembered (a counted failure, a family revoked for a replayed
-refresh token) are *returned* as a ``ProblemError`` rather than raised: raising rolls the
-request's unit of work back, and the record of the failure with it.
+Refusals that must be remembered (a family revoked for a replayed refresh token, a
+matched password's upkeep) are *returned* as a ``ProblemError`` rather than raised: raising
+rolls the request's unit of work back, and the record with it. The one exception to "the
+request owns the transaction" is ``reserve``: a throttled attempt is counted and committed
+before the password is checked, so concurrent attempts cannot pass the limits together.
 """
 
 from __future__ import annotations
