@@ -1,4 +1,4 @@
-"""The operator command ``momentum-auth``: create-admin and rotate-keys, without HTTP."""
+"""The operator command ``momentum-auth``: create-admin, rotate-keys and locks, without HTTP."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from momentum_auth.app import create_app
 from momentum_auth.cli import main
 from momentum_shared.testing.apps import running_app
-from services.auth.tests.builders import PASSWORD, kid_of, new_email, tokens
+from services.auth.tests.builders import PASSWORD, kid_of, new_email, sign_in, tokens
 from services.auth.tests.conftest import FAST_HASHING, make_settings
 
 
@@ -97,3 +97,46 @@ def test_the_console_script_is_installed(cli_env: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["alg"] == "RS256"
+
+
+async def sign_in_statuses(database_url: str, email: str, passwords: list[str]) -> list[int]:
+    app = create_app(make_settings(database_url))
+    async with running_app(app) as client:
+        return [(await sign_in(client, email, password=p)).status_code for p in passwords]
+
+
+def test_locks_are_listed_and_cleared(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    email = new_email()
+    assert run(["create-admin", "--email", email, "--password-stdin"], f"{PASSWORD}\n") == 0
+    wrong = ["not the password"] * 5
+    assert asyncio.run(sign_in_statuses(cli_env, email, [*wrong, PASSWORD])) == [401] * 5 + [429]
+    capsys.readouterr()
+
+    assert run(["locks", "list", "--email", email]) == 0
+    locks = json.loads(capsys.readouterr().out)["locks"]
+    assert {lock["key"].partition(":")[0] for lock in locks} == {"pair", "acct"}
+    assert all(lock["entries"] == 5 and lock["retry_after"] >= 1 for lock in locks)
+    assert run(["locks", "list"]) == 0
+    everything = json.loads(capsys.readouterr().out)["locks"]
+    assert {lock["key"].partition(":")[0] for lock in everything} == {"pair", "acct", "addr"}
+    assert run(["locks", "list", "--email", new_email()]) == 0
+    assert json.loads(capsys.readouterr().out) == {"locks": []}
+
+    assert run(["locks", "clear", "--email", email.upper()]) == 0
+    assert json.loads(capsys.readouterr().out)["cleared"] >= 10
+    # The address is still locked for every account ...
+    assert asyncio.run(sign_in_statuses(cli_env, email, [PASSWORD])) == [429]
+    assert run(["locks", "clear", "--address", "127.0.0.1"]) == 0
+    assert json.loads(capsys.readouterr().out)["cleared"] >= 5
+    # ... until it is cleared too.
+    assert asyncio.run(sign_in_statuses(cli_env, email, [PASSWORD])) == [200]
+    assert run(["locks", "list"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"locks": []}
+
+
+def test_locks_clear_needs_one_target(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["locks", "clear"], ["locks", "clear", "--email", "a@b.c", "--address", "::1"]):
+        with pytest.raises(SystemExit) as exited:
+            run(argv)
+        assert exited.value.code == 2
+        assert "--email" in capsys.readouterr().err

@@ -474,7 +474,7 @@ def test_defaults_follow_the_contract() -> None:
     assert defaults.access_token_lifetime_seconds == 900
     assert defaults.refresh_idle_lifetime_seconds == 30 * 24 * 3600
     assert defaults.refresh_absolute_lifetime_seconds == 90 * 24 * 3600
-    assert defaults.throttle_max_failures == 5
+    assert defaults.throttle_max_failures_per_account_address == 5
     assert defaults.throttle_window_seconds == 900
     assert defaults.signing_key_bits >= 2048
     # OWASP's argon2id minimum: m = 19 MiB, t = 2, p = 1.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from momentum_auth import service
+from momentum_auth import service, throttle
 from momentum_shared.errors import ProblemError
 
 scopes = st.lists(st.sampled_from(service.SCOPES), unique=True)
@@ -39,19 +40,65 @@ def test_email_normalisation_ignores_case_and_spaces(local: str, upper: bool) ->
     variant = f"  {email.upper() if upper else email}  "
     assert service.normalize_email(variant) == service.normalize_email(email)
     assert service.normalize_email(email) == f"{local}@example.com"
-    assert service.username_key(variant) == service.username_key(email)
+    assert throttle.account_key(service.account_name(variant)) == throttle.account_key(
+        service.account_name(email)
+    )
 
 
 @settings(max_examples=30, deadline=None)
 @given(text=st.text(min_size=1, max_size=60))
 def test_throttle_keys_never_hold_the_typed_text(text: str) -> None:
-    from momentum_auth.settings import AuthSettings
-
-    keys = [key for key, _limit in service.throttle_keys(AuthSettings(), text, "198.51.100.7")]
-    # Only a kind and a SHA-256 digest: whatever was typed is never stored as such.
-    assert [key.partition(":")[0] for key in keys] == ["user", "addr"]
+    account = service.account_name(text)
+    keys = [
+        throttle.account_key(account),
+        throttle.pair_key(account, "198.51.100.7"),
+        throttle.address_key("198.51.100.7"),
+    ]
+    # Only a kind and digests: whatever was typed is never stored as such.
+    assert [key.partition(":")[0] for key in keys] == ["acct", "pair", "addr"]
     for key in keys:
-        assert re.fullmatch(r"(user|addr):[0-9a-f]{64}", key)
+        assert re.fullmatch(r"(acct|addr):[0-9a-f]{32}|pair:[0-9a-f]{32}:[0-9a-f]{32}", key)
+        assert len(key) <= 100
+
+
+def test_failures_per_window_lift_as_the_oldest_leave() -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    times = [now - timedelta(seconds=s) for s in (800, 600, 300, 100, 10)]
+    assert throttle.window_retry_after(times[1:], limit=5, window_seconds=900, now=now) is None
+    assert throttle.window_retry_after(times, limit=5, window_seconds=900, now=now) == 100
+    # Entries older than the window do not count.
+    assert throttle.window_retry_after(times, limit=5, window_seconds=700, now=now) is None
+
+
+def test_the_account_delay_doubles_with_each_failure_up_to_the_ceiling() -> None:
+    delays = [
+        throttle.progressive_delay_seconds(
+            failures, free=5, base_delay_seconds=2, max_delay_seconds=900
+        )
+        for failures in range(4, 16)
+    ]
+    assert delays == [0, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+    assert (
+        throttle.progressive_delay_seconds(
+            10**6, free=5, base_delay_seconds=2, max_delay_seconds=900
+        )
+        == 900
+    )
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    six = [now - timedelta(seconds=1)] * 6
+    # Six failures, the latest a second ago: four seconds after it, three from now.
+    assert (
+        throttle.progressive_retry_after(
+            six, free=5, base_delay_seconds=2, max_delay_seconds=900, now=now
+        )
+        == 3
+    )
+    assert (
+        throttle.progressive_retry_after(
+            six, free=5, base_delay_seconds=2, max_delay_seconds=900, now=now + timedelta(seconds=3)
+        )
+        is None
+    )
 
 
 def test_unknown_scopes_are_refused() -> None:

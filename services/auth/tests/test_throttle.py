@@ -1,19 +1,23 @@
-"""Throttling of failed sign-ins, per username and per client address, in the database."""
+"""Throttling of sign-ins and password changes, per account, pair and address, in the database."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from momentum_auth import service
 from momentum_auth.app import create_app
+from momentum_auth.passwords import PasswordHasher
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
 from momentum_shared.testing.apps import running_app
 from services.auth.tests.builders import PASSWORD, bearer, new_email, register, sign_in, tokens
-from services.auth.tests.conftest import client_at, make_settings
+from services.auth.tests.conftest import FAST_HASHING, client_at, make_settings
 
 WRONG = "not the password"
 
@@ -24,13 +28,53 @@ def assert_throttled(response: httpx.Response) -> int:
     assert response.headers["cache-control"] == "no-store"
     assert response.json()["error"] == "invalid_grant"
     retry_after = int(response.headers["retry-after"])
-    assert 1 <= retry_after <= 900
+    assert 1 <= retry_after <= 3600
     return retry_after
 
 
-def usernames_only(database_url: str) -> FastAPI:
-    # A high per-address limit isolates the per-username rule (all requests share one address).
-    return create_app(make_settings(database_url, throttle_max_failures_per_address=1000))
+def usernames_only(database_url: str, **overrides: Any) -> FastAPI:
+    # A high per-address limit isolates the per-account rules (all requests share one address).
+    return create_app(
+        make_settings(database_url, throttle_max_failures_per_address=1000, **overrides)
+    )
+
+
+class CountingHasher(PasswordHasher):
+    """The real hasher, counting the argon2 operations it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            memory_cost_kib=FAST_HASHING["password_memory_cost_kib"],
+            time_cost=FAST_HASHING["password_time_cost"],
+            parallelism=FAST_HASHING["password_parallelism"],
+        )
+        self.hashes = 0
+        self.checks = 0
+
+    async def hash(self, password: str) -> str:
+        self.hashes += 1
+        return await super().hash(password)
+
+    async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        self.checks += 1
+        return await super().verify(password, password_hash)
+
+    async def verify_dummy(self, password: str) -> None:
+        self.checks += 1
+        await super().verify_dummy(password)
+
+
+def counting(app: FastAPI) -> CountingHasher:
+    hasher = CountingHasher()
+    app.state.auth.hasher = hasher
+    return hasher
+
+
+def statuses(responses: list[httpx.Response]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for response in responses:
+        counts[response.status_code] = counts.get(response.status_code, 0) + 1
+    return counts
 
 
 async def test_five_failures_lock_the_username(database_url: str) -> None:
@@ -111,17 +155,20 @@ async def test_the_lock_lifts_after_the_window(database_url: str) -> None:
         for _ in range(5):
             await sign_in(client, user["email"], password=WRONG)
         settings = app.state.settings
-        keys = service.throttle_keys(settings, user["email"], "127.0.0.1")
         async with UnitOfWork(app.state.session_factory) as uow:
             now = utcnow()
-            assert await service.throttle_retry_after(uow.session, settings, keys, now=now)
-            later = now + timedelta(seconds=settings.throttle_window_seconds + 1)
-            assert (
-                await service.throttle_retry_after(uow.session, settings, keys, now=later) is None
-            )
-            # Upkeep forgets failures older than the window.
+
+            async def wait(at: Any) -> int | None:
+                return await service.sign_in_retry_after(
+                    uow.session, settings, username=user["email"], address="127.0.0.1", now=at
+                )
+
+            assert await wait(now)
+            assert await wait(now + timedelta(seconds=settings.throttle_window_seconds + 1)) is None
+            # Upkeep forgets entries older than the longest window.
+            later = now + timedelta(seconds=settings.throttle_account_window_seconds + 1)
             await service.maintain(uow.session, app.state.auth, now=later)
-            assert await service.throttle_retry_after(uow.session, settings, keys, now=now) is None
+            assert await wait(now) is None
 
 
 async def test_wrong_current_passwords_count_too(database_url: str) -> None:
@@ -141,3 +188,159 @@ async def test_wrong_current_passwords_count_too(database_url: str) -> None:
         assert response.status_code == 429
         assert int(response.headers["retry-after"]) >= 1
         assert_throttled(await sign_in(client, user["email"]))
+
+
+async def test_concurrent_wrong_guesses_get_exactly_the_limit_of_checks(database_url: str) -> None:
+    app = usernames_only(database_url)
+    async with running_app(app) as client:
+        user = await register(client)
+        hasher = counting(app)
+        guesses = await asyncio.gather(
+            *(sign_in(client, user["email"], password=f"{WRONG} {n}") for n in range(40))
+        )
+        assert statuses(guesses) == {401: 5, 429: 35}
+        assert hasher.checks == 5
+        # The right password, racing more wrong ones, never gets through once the limit is spent.
+        race = await asyncio.gather(
+            sign_in(client, user["email"]),
+            *(sign_in(client, user["email"], password=WRONG) for _ in range(10)),
+            sign_in(client, user["email"]),
+        )
+        assert statuses(race) == {429: 12}
+        assert hasher.checks == 5
+
+
+async def test_concurrent_wrong_current_passwords_get_exactly_the_limit(database_url: str) -> None:
+    app = usernames_only(database_url, throttle_password_changes_per_user=1000)
+    async with running_app(app) as client:
+        user = await register(client)
+        access = (await tokens(client, user["email"]))["access_token"]
+        hasher = counting(app)
+
+        async def change(current: str) -> httpx.Response:
+            body = {"current_password": current, "new_password": "a new password"}
+            return await client.post("/auth/me/password", json=body, headers=bearer(access))
+
+        guesses = await asyncio.gather(*(change(f"{WRONG} {n}") for n in range(40)))
+        assert statuses(guesses) == {401: 5, 429: 35}
+        assert hasher.checks == 5
+        race = await asyncio.gather(change(PASSWORD), *(change(WRONG) for _ in range(10)))
+        assert statuses(race) == {429: 11}
+        assert hasher.checks == 5
+        # The password did not change.
+        assert (await sign_in(client, user["email"], password="a new password")).status_code in {
+            401,
+            429,
+        }
+
+
+async def test_strangers_cannot_lock_the_owner_out_of_a_usual_address(database_url: str) -> None:
+    app = usernames_only(database_url)
+    async with running_app(app) as owner:
+        user = await register(owner)
+        assert (await sign_in(owner, user["email"])).status_code == 200
+        async with client_at(app, "203.0.113.9") as attacker:
+            answers = [await sign_in(attacker, user["email"], password=WRONG) for _ in range(6)]
+            assert [r.status_code for r in answers] == [401] * 5 + [429]
+            assert_throttled(answers[-1])
+        # Another stranger's address waits too: the account slows down for strangers ...
+        async with client_at(app, "198.51.100.20") as stranger:
+            assert_throttled(await sign_in(stranger, user["email"], password=WRONG))
+        # ... but not for its owner, at the address they signed in from before.
+        assert (await sign_in(owner, user["email"], password=WRONG)).status_code == 401
+        assert (await sign_in(owner, user["email"])).status_code == 200
+
+
+async def test_a_taken_email_costs_the_same_hashing_as_a_new_one(database_url: str) -> None:
+    app = create_app(make_settings(database_url))
+    async with running_app(app) as client:
+        hasher = counting(app)
+        user = await register(client)
+        assert hasher.hashes == 1
+        again = await client.post(
+            "/auth/register", json={"email": user["email"].upper(), "password": PASSWORD}
+        )
+        assert again.status_code == 409
+        assert hasher.hashes == 2
+
+
+async def test_registrations_per_address_have_a_budget(database_url: str) -> None:
+    app = create_app(make_settings(database_url, throttle_registrations_per_address=2))
+    async with running_app(app) as client, client_at(app, "198.51.100.30") as other:
+        await register(client)
+        taken = await register(client)
+        response = await client.post(
+            "/auth/register", json={"email": taken["email"], "password": PASSWORD}
+        )
+        assert response.status_code == 429
+        assert response.headers["content-type"] == "application/problem+json"
+        assert int(response.headers["retry-after"]) >= 1
+        # Another address still registers.
+        await register(other)
+
+
+async def test_token_requests_have_a_budget_per_user_and_per_address(database_url: str) -> None:
+    app = create_app(
+        make_settings(
+            database_url, throttle_token_requests_per_user=3, throttle_token_requests_per_address=5
+        )
+    )
+    async with running_app(app) as client, client_at(app, "198.51.100.40") as other:
+        first, second = await register(client), await register(client)
+        for _ in range(3):
+            assert (await sign_in(client, first["email"])).status_code == 200
+        # Successful sign-ins count too.
+        assert_throttled(await sign_in(client, first["email"]))
+        assert_throttled(await sign_in(other, first["email"]))
+        for _ in range(2):
+            assert (await sign_in(client, second["email"])).status_code == 200
+        # The address's budget of five is spent; another address still signs in.
+        assert_throttled(await sign_in(client, second["email"]))
+        assert (await sign_in(other, second["email"])).status_code == 200
+
+
+async def test_password_changes_have_a_budget_per_user(database_url: str) -> None:
+    app = create_app(make_settings(database_url, throttle_password_changes_per_user=2))
+    async with running_app(app) as client:
+        user = await register(client)
+        access = (await tokens(client, user["email"]))["access_token"]
+        passwords = [PASSWORD, "second password", "third password", "fourth password"]
+        answers = []
+        for current, new in itertools.pairwise(passwords):
+            body = {"current_password": current, "new_password": new}
+            answers.append(
+                await client.post("/auth/me/password", json=body, headers=bearer(access))
+            )
+        assert [r.status_code for r in answers] == [204, 204, 429]
+        assert int(answers[-1].headers["retry-after"]) >= 1
+
+
+async def test_the_account_delay_doubles_for_each_strangers_failure(database_url: str) -> None:
+    app = usernames_only(database_url)
+    async with running_app(app) as client:
+        user = await register(client)
+        settings = app.state.settings
+        now = utcnow()
+        waits = []
+        async with UnitOfWork(app.state.session_factory) as uow:
+            for n in range(9):
+                # A new address each time: only the account's rule can refuse.
+                attempt = {"account": user["email"], "address": f"198.51.100.{n}", "budget": []}
+                reserved = await service.reserve_password_check(
+                    uow.session, settings, **attempt, now=now
+                )
+                if isinstance(reserved, int):
+                    waits.append(reserved)
+                    assert isinstance(
+                        await service.reserve_password_check(
+                            uow.session, settings, **attempt, now=now + timedelta(seconds=1)
+                        ),
+                        int,
+                    )
+                    now += timedelta(seconds=reserved)
+                    reserved = await service.reserve_password_check(
+                        uow.session, settings, **attempt, now=now
+                    )
+                assert not isinstance(reserved, int)
+        # Five free failures, then 2 s after the latest, doubling with each further one.
+        assert waits == [2, 4, 8, 16]

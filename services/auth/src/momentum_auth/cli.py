@@ -1,4 +1,4 @@
-"""Operator command ``momentum-auth``: create an admin user and rotate the signing key, no HTTP."""
+"""Operator command ``momentum-auth``: admin users, signing keys and sign-in locks, no HTTP."""
 
 from __future__ import annotations
 
@@ -41,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "rotate-keys", help="promote the published next signing key; publish a new next key"
     )
+    locks = commands.add_parser("locks", help="list or clear sign-in throttling")
+    actions = locks.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="the throttling keys that refuse attempts now")
+    listing.add_argument("--email", default=None, help="only this account's")
+    clearing = actions.add_parser("clear", help="forget an account's or an address's attempts")
+    target = clearing.add_mutually_exclusive_group(required=True)
+    target.add_argument("--email", default=None)
+    target.add_argument("--address", default=None)
     return parser
 
 
@@ -70,6 +78,26 @@ async def _rotate_keys(settings: AuthSettings) -> dict[str, str]:
         await engine.dispose()
 
 
+async def _locks(
+    settings: AuthSettings, action: str, *, email: str | None, address: str | None
+) -> dict[str, object]:
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with UnitOfWork(create_session_factory(engine)) as uow:
+            if action == "clear":
+                cleared = await service.clear_locks(uow.session, email=email, address=address)
+                return {"cleared": cleared}
+            locks = await service.list_locks(uow.session, settings, email=email, now=utcnow())
+        return {
+            "locks": [
+                {"key": lock.key, "entries": lock.entries, "retry_after": lock.retry_after}
+                for lock in locks
+            ]
+        }
+    finally:
+        await engine.dispose()
+
+
 def _explain(exc: ValidationError) -> str:
     # Only locations and messages: pydantic's own text would echo the input, the password too.
     return "; ".join(
@@ -84,8 +112,13 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     except ValidationError as exc:
         sys.stderr.write(f"momentum-auth: invalid settings: {_explain(exc)}\n")
         return EXIT_USAGE
+    result: dict[str, object]
     if args.command == "rotate-keys":
-        result = asyncio.run(_rotate_keys(settings))
+        result = dict(asyncio.run(_rotate_keys(settings)))
+    elif args.command == "locks":
+        result = asyncio.run(
+            _locks(settings, args.action, email=args.email, address=getattr(args, "address", None))
+        )
     else:
         try:
             data = UserCreate(
@@ -98,7 +131,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
             sys.stderr.write(f"momentum-auth: {_explain(exc)}\n")
             return EXIT_USAGE
         try:
-            result = asyncio.run(_create_admin(settings, data))
+            result = dict(asyncio.run(_create_admin(settings, data)))
         except Conflict as exc:
             sys.stderr.write(f"momentum-auth: {exc.detail}\n")
             return EXIT_FAILED

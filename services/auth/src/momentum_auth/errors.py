@@ -36,7 +36,7 @@ def wrong_credentials() -> ProblemError:
 
 def throttled(retry_after: int) -> ProblemError:
     return TooManyRequests(
-        f"too many failed sign-ins; try again in {retry_after} seconds",
+        f"too many sign-in attempts; try again in {retry_after} seconds",
         retry_after=retry_after,
         extra={"error": "invalid_grant"},
     )

@@ -107,23 +107,38 @@ class RefreshToken(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
-class LoginFailure(SQLModel, table=True):
-    """A failed sign-in, keyed by a digest of the username or the client address."""
+class ThrottleEntry(SQLModel, table=True):
+    """One counted attempt under a throttling key (a digest: see ``momentum_auth.throttle``).
 
-    __tablename__ = "login_failures"
-    __table_args__ = (sa.Index("ix_login_failures_key_failed_at", "key", "failed_at"),)
+    Failure entries are written before a password is checked and deleted again when it
+    matches; request-budget entries stay until they leave their window.
+    """
+
+    __tablename__ = "throttle_entries"
+    __table_args__ = (sa.Index("ix_throttle_entries_key_created_at", "key", "created_at"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True, sa_type=sa.Uuid)
-    key: str = Field(max_length=80)
-    failed_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
+    key: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
+
+
+class UsualAddress(SQLModel, table=True):
+    """An address an account signed in from successfully; its failures do not slow the account."""
+
+    __tablename__ = "usual_addresses"
+
+    account_key: str = Field(primary_key=True, max_length=40)
+    address_key: str = Field(primary_key=True, max_length=40)
+    last_signed_in_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
 
 
 __all__ = [
-    "LoginFailure",
     "OutboxEvent",
     "RefreshToken",
     "RefreshTokenFamily",
     "SigningKey",
+    "ThrottleEntry",
     "User",
+    "UsualAddress",
     "UtcDateTime",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,7 +13,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_auth.models import LoginFailure, RefreshToken, RefreshTokenFamily, SigningKey, User
+from momentum_auth.models import (
+    RefreshToken,
+    RefreshTokenFamily,
+    SigningKey,
+    ThrottleEntry,
+    User,
+    UsualAddress,
+)
 
 # --- users ---------------------------------------------------------------------------------
 
@@ -213,29 +221,140 @@ async def spend_refresh_token(
     return bool(result.rowcount)
 
 
-# --- login failures (keyed by digests, not by user) ----------------------------------------
+# --- throttling (keyed by digests, not by user) ---------------------------------------------
 
 
-async def failures_since(session: AsyncSession, *, key: str, since: datetime) -> Sequence[datetime]:
+def _lock_id(key: str) -> int:
+    """A signed 64-bit advisory-lock id for a throttling key."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+async def lock_throttle_keys(
+    session: AsyncSession, *, keys: Sequence[str], before: datetime
+) -> None:
+    """Serialise attempts counted under ``keys`` until the transaction ends.
+
+    PostgreSQL takes a transaction-level advisory lock per key (in one order, so two
+    attempts never wait on each other). SQLite has one writer at a time: the first
+    statement is a write, which takes the database's write lock before anything is counted.
+    Either way the write forgets this key's entries that have left every window.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        for lock_id in sorted({_lock_id(key) for key in keys}):
+            await session.exec(select(sa.func.pg_advisory_xact_lock(lock_id)))
+    await session.exec(
+        sa.delete(ThrottleEntry).where(
+            col(ThrottleEntry.key).in_(list(keys)), col(ThrottleEntry.created_at) <= before
+        )
+    )
+
+
+async def throttle_entries_since(
+    session: AsyncSession, *, keys: Sequence[str], since: datetime
+) -> dict[str, list[datetime]]:
+    """Each key's entry times after ``since``, oldest first."""
     query = (
-        select(LoginFailure.failed_at)
-        .where(LoginFailure.key == key, LoginFailure.failed_at > since)
-        .order_by(col(LoginFailure.failed_at))
+        select(ThrottleEntry.key, ThrottleEntry.created_at)
+        .where(col(ThrottleEntry.key).in_(list(keys)), ThrottleEntry.created_at > since)
+        .order_by(col(ThrottleEntry.created_at))
     )
-    return (await session.exec(query)).all()
+    found: dict[str, list[datetime]] = {}
+    for key, created_at in (await session.exec(query)).all():
+        found.setdefault(key, []).append(created_at)
+    return found
 
 
-async def add_failure(session: AsyncSession, *, key: str, now: datetime) -> None:
-    session.add(LoginFailure(key=key, failed_at=now))
+async def add_throttle_entries(
+    session: AsyncSession, *, keys: Sequence[str], now: datetime
+) -> list[uuid.UUID]:
+    entries = [ThrottleEntry(key=key, created_at=now) for key in keys]
+    session.add_all(entries)
     await session.flush()
+    return [entry.id for entry in entries]
 
 
-async def clear_failures(session: AsyncSession, *, key: str) -> None:
-    await session.exec(sa.delete(LoginFailure).where(col(LoginFailure.key) == key))
+async def delete_throttle_entries(session: AsyncSession, *, ids: Sequence[uuid.UUID]) -> None:
+    if ids:
+        await session.exec(sa.delete(ThrottleEntry).where(col(ThrottleEntry.id).in_(list(ids))))
 
 
-async def delete_failures_before(session: AsyncSession, *, before: datetime) -> int:
+async def clear_throttle_keys(session: AsyncSession, *, patterns: Sequence[str]) -> int:
+    """Delete the entries whose key matches any LIKE pattern; how many went."""
+    if not patterns:
+        return 0
     result = await session.exec(
-        sa.delete(LoginFailure).where(col(LoginFailure.failed_at) <= before)
+        sa.delete(ThrottleEntry).where(
+            sa.or_(*(col(ThrottleEntry.key).like(pattern) for pattern in patterns))
+        )
     )
+    return int(result.rowcount or 0)
+
+
+async def throttle_counts(
+    session: AsyncSession, *, patterns: Sequence[str], since: datetime
+) -> list[tuple[str, int, datetime]]:
+    """(key, entries, latest) of every key matching a LIKE pattern (all keys when none)."""
+    query = select(ThrottleEntry.key, sa.func.count(), sa.func.max(ThrottleEntry.created_at)).where(
+        ThrottleEntry.created_at > since
+    )
+    if patterns:
+        query = query.where(sa.or_(*(col(ThrottleEntry.key).like(pattern) for pattern in patterns)))
+    query = query.group_by(col(ThrottleEntry.key)).order_by(col(ThrottleEntry.key))
+    return [(key, int(count), latest) for key, count, latest in (await session.exec(query)).all()]
+
+
+async def delete_throttle_entries_before(session: AsyncSession, *, before: datetime) -> int:
+    result = await session.exec(
+        sa.delete(ThrottleEntry).where(col(ThrottleEntry.created_at) <= before)
+    )
+    return int(result.rowcount or 0)
+
+
+async def is_usual_address(
+    session: AsyncSession, *, account_key: str, address_key: str, since: datetime
+) -> bool:
+    query = select(UsualAddress.account_key).where(
+        UsualAddress.account_key == account_key,
+        UsualAddress.address_key == address_key,
+        UsualAddress.last_signed_in_at > since,
+    )
+    return (await session.exec(query)).first() is not None
+
+
+async def remember_usual_address(
+    session: AsyncSession, *, account_key: str, address_key: str, now: datetime, keep: int
+) -> None:
+    """Record a successful sign-in from the address; only the ``keep`` latest stay."""
+    row = await session.get(UsualAddress, (account_key, address_key))
+    if row is None:
+        session.add(
+            UsualAddress(account_key=account_key, address_key=address_key, last_signed_in_at=now)
+        )
+    else:
+        row.last_signed_in_at = now
+        session.add(row)
+    await session.flush()
+    newest = (
+        select(UsualAddress.address_key)
+        .where(UsualAddress.account_key == account_key)
+        .order_by(col(UsualAddress.last_signed_in_at).desc(), col(UsualAddress.address_key))
+        .limit(keep)
+    )
+    await session.exec(
+        sa.delete(UsualAddress).where(
+            col(UsualAddress.account_key) == account_key,
+            col(UsualAddress.address_key).not_in(newest.scalar_subquery()),
+        )
+    )
+
+
+async def forget_usual_addresses(
+    session: AsyncSession, *, account_key: str | None = None, before: datetime | None = None
+) -> int:
+    query = sa.delete(UsualAddress)
+    if account_key is not None:
+        query = query.where(col(UsualAddress.account_key) == account_key)
+    if before is not None:
+        query = query.where(col(UsualAddress.last_signed_in_at) <= before)
+    result = await session.exec(query)
     return int(result.rowcount or 0)

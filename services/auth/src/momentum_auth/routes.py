@@ -73,7 +73,7 @@ _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "invalid_request, unsupported_grant_type or invalid_scope", **_PROBLEM},
     401: {"description": "invalid_grant: wrong credentials or a bad refresh token", **_PROBLEM},
-    429: {"description": "too many failed sign-ins (Retry-After)", **_PROBLEM},
+    429: {"description": "too many sign-in attempts (Retry-After)", **_PROBLEM},
 }
 
 FormField = Annotated[str | None, Form()]
@@ -110,12 +110,22 @@ def _refused(problem: ProblemError, grant_type: str | None = None) -> Response:
     return response
 
 
-@router.post("/auth/register", status_code=201, response_model=UserPublic, tags=["users"])
+@router.post(
+    "/auth/register",
+    status_code=201,
+    response_model=UserPublic,
+    responses={429: {"description": "too many registrations (Retry-After)", **_PROBLEM}},
+    tags=["users"],
+)
 async def register(
-    data: UserCreate, session: SessionDep, ctx: ContextDep, response: Response
+    data: UserCreate,
+    session: SessionDep,
+    ctx: ContextDep,
+    address: ClientAddress,
+    response: Response,
 ) -> UserPublic:
     """Create a user; the email is case-insensitive and unique."""
-    user = await service.register_user(session, ctx, data, now=utcnow())
+    user = await service.register_user(session, ctx, data, address=address, now=utcnow())
     response.headers["Location"] = "/auth/me"
     return user_public(user)
 
@@ -212,7 +222,10 @@ async def update_me(data: UserUpdate, user: CurrentUser, session: SessionDep) ->
 @router.post(
     "/auth/me/password",
     status_code=204,
-    responses={401: {"description": "the current password is wrong", **_PROBLEM}},
+    responses={
+        401: {"description": "the current password is wrong", **_PROBLEM},
+        429: {"description": "too many attempts (Retry-After)", **_PROBLEM},
+    },
     tags=["users"],
 )
 async def change_password(

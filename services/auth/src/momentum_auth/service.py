@@ -1,15 +1,15 @@
 """Business rules of auth: users, sign-in, refresh-token families, throttling, signing keys.
 
-Refusals that must be remembered (a counted failure, a family revoked for a replayed
-refresh token) are *returned* as a ``ProblemError`` rather than raised: raising rolls the
-request's unit of work back, and the record of the failure with it.
+Refusals that must be remembered (a family revoked for a replayed refresh token, a
+matched password's upkeep) are *returned* as a ``ProblemError`` rather than raised: raising
+rolls the request's unit of work back, and the record with it. The one exception to "the
+request owns the transaction" is ``reserve``: a throttled attempt is counted and committed
+before the password is checked, so concurrent attempts cannot pass the limits together.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_auth import errors, events, repository
+from momentum_auth import errors, events, repository, throttle
 from momentum_auth.keys import ALGORITHM, PrivateKeys, new_signing_key, public_jwk
 from momentum_auth.models import RefreshToken, RefreshTokenFamily, SigningKey, User
 from momentum_auth.passwords import PasswordHasher
@@ -38,7 +38,7 @@ from momentum_auth.tokens import (
     mint_access_token,
     new_refresh_token,
 )
-from momentum_shared.errors import Conflict, ProblemError, UnprocessableEntity
+from momentum_shared.errors import Conflict, ProblemError, TooManyRequests, UnprocessableEntity
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.security import InvalidToken, TokenVerifier
 
@@ -145,6 +145,9 @@ async def _create_user(
                 ]
             },
         )
+    # Hashed first: a taken email costs the same argon2 work as a new one, so the time of
+    # the answer does not tell which emails have accounts.
+    password_hash = await ctx.hasher.hash(data.password)
     if await repository.get_user_by_email(session, email_normalized=email_normalized):
         raise Conflict("a user with this email exists")
     user = User(
@@ -152,7 +155,7 @@ async def _create_user(
         email_normalized=email_normalized,
         display_name=data.display_name,
         timezone=data.timezone,
-        password_hash=await ctx.hasher.hash(data.password),
+        password_hash=password_hash,
         is_admin=is_admin,
         created_at=now,
         updated_at=now,
@@ -167,8 +170,20 @@ async def _create_user(
 
 
 async def register_user(
-    session: AsyncSession, ctx: AuthContext, data: UserCreate, *, now: datetime
+    session: AsyncSession, ctx: AuthContext, data: UserCreate, *, address: str, now: datetime
 ) -> User:
+    """Create a user, within the address's registration budget (429 beyond it)."""
+    rules = _budget_rules(
+        ctx.settings,
+        "register",
+        address=address,
+        per_address=ctx.settings.throttle_registrations_per_address,
+    )
+    reserved = await reserve(session, rules, now=now)
+    if isinstance(reserved, int):
+        raise TooManyRequests(
+            f"too many registrations; try again in {reserved} seconds", retry_after=reserved
+        )
     return await _create_user(session, ctx, data, is_admin=False, now=now)
 
 
@@ -206,19 +221,32 @@ async def change_password(
     now: datetime,
 ) -> ProblemError | None:
     """Set a new password and revoke every other session; a wrong one counts as a failure."""
-    keys = throttle_keys(ctx.settings, user.email_normalized, address)
-    if (
-        retry_after := await throttle_retry_after(session, ctx.settings, keys, now=now)
-    ) is not None:
-        return errors.throttled(retry_after)
-    matches, _ = await ctx.hasher.verify(data.current_password, user.password_hash)
+    settings = ctx.settings
+    account = user.email_normalized
+    budget = _budget_rules(
+        settings,
+        "password",
+        address=address,
+        per_address=settings.throttle_password_changes_per_address,
+        account=account,
+        per_user=settings.throttle_password_changes_per_user,
+    )
+    reservation = await reserve_password_check(
+        session, settings, account=account, address=address, budget=budget, now=now
+    )
+    if isinstance(reservation, int):
+        return errors.throttled(reservation)
+    try:
+        matches, _ = await ctx.hasher.verify(data.current_password, user.password_hash)
+    except Exception:
+        await release_after_error(session, reservation)
+        raise
     if not matches:
-        await record_failure(session, keys, now=now)
         return errors.wrong_current_password()
+    await password_matched(session, settings, reservation, now=now)
     user.password_hash = await ctx.hasher.hash(data.new_password)
     user.updated_at = now
     session.add(user)
-    await repository.clear_failures(session, key=keys[0][0])
     for family in await repository.get_live_families(session, user_id=user.id, now=now):
         if family.id != current_session:
             await revoke_family(session, user, family, now=now, reason="password_changed")
@@ -228,43 +256,246 @@ async def change_password(
 # --- throttling ----------------------------------------------------------------------------
 
 
-def _digest(kind: str, value: str) -> str:
-    # Digests, not the text: a mistyped password in the username field is never stored.
-    return f"{kind}:{hashlib.sha256(value.encode()).hexdigest()}"
+def account_name(username: str) -> str:
+    """What an account's throttling keys are made from: the normalised email when it is one."""
+    return normalize_email(username) or username.strip().casefold()
 
 
-def username_key(username: str) -> str:
-    return _digest("user", normalize_email(username) or username.strip().casefold())
+@dataclass
+class Reservation:
+    """Entries an attempt holds: its failure entries are released if the password matches."""
+
+    failure_ids: list[uuid.UUID]
+    account_key: str
+    address_key: str
+    pair_key: str
 
 
-def throttle_keys(settings: AuthSettings, username: str, address: str) -> list[tuple[str, int]]:
-    """(key, limit) pairs; the username's comes first."""
+def _budget_rules(
+    settings: AuthSettings,
+    endpoint: str,
+    *,
+    address: str,
+    per_address: int,
+    account: str | None = None,
+    per_user: int = 0,
+) -> list[throttle.Rule]:
+    """Request budgets of ``endpoint``: every request counts, successes included."""
+    window = settings.throttle_budget_window_seconds
+    keys = [(throttle.address_key(address), per_address)]
+    if account is not None:
+        keys.append((throttle.account_key(account), per_user))
     return [
-        (username_key(username), settings.throttle_max_failures),
-        (_digest("addr", address), settings.throttle_max_failures_per_address),
+        throttle.Rule(throttle.budget_key(endpoint, key), limit, window, failure=False)
+        for key, limit in keys
     ]
 
 
-async def throttle_retry_after(
-    session: AsyncSession, settings: AuthSettings, keys: list[tuple[str, int]], *, now: datetime
-) -> int | None:
-    """Seconds until another attempt is allowed, or None when it is allowed now."""
-    window = timedelta(seconds=settings.throttle_window_seconds)
-    waits: list[int] = []
-    for key, limit in keys:
-        failures = await repository.failures_since(session, key=key, since=now - window)
-        if len(failures) >= limit:
-            # Allowed again once enough of the oldest failures have left the window.
-            unlocks_at = failures[len(failures) - limit] + window
-            waits.append(max(1, math.ceil((unlocks_at - now).total_seconds())))
-    return max(waits) if waits else None
+async def _failure_rules(
+    session: AsyncSession, settings: AuthSettings, account: str, address: str, *, now: datetime
+) -> list[throttle.Rule]:
+    """The failure budgets of a password check; the account's delay only from strangers."""
+    window = settings.throttle_window_seconds
+    rules = [
+        throttle.Rule(
+            throttle.pair_key(account, address),
+            settings.throttle_max_failures_per_account_address,
+            window,
+        ),
+        throttle.Rule(
+            throttle.address_key(address), settings.throttle_max_failures_per_address, window
+        ),
+    ]
+    usual = await repository.is_usual_address(
+        session,
+        account_key=throttle.account_key(account),
+        address_key=throttle.address_key(address),
+        since=now - timedelta(seconds=settings.throttle_usual_address_lifetime_seconds),
+    )
+    if not usual:
+        rules.append(
+            throttle.Rule(
+                throttle.account_key(account),
+                settings.throttle_account_free_failures,
+                settings.throttle_account_window_seconds,
+                progressive=True,
+                base_delay_seconds=settings.throttle_account_base_delay_seconds,
+                max_delay_seconds=settings.throttle_account_max_delay_seconds,
+            )
+        )
+    return rules
 
 
-async def record_failure(
-    session: AsyncSession, keys: list[tuple[str, int]], *, now: datetime
+async def reserve(
+    session: AsyncSession, rules: Sequence[throttle.Rule], *, now: datetime
+) -> list[uuid.UUID] | int:
+    """Count an attempt under every rule, or the seconds to wait when one refuses.
+
+    It runs in a transaction of its own, committed before the caller does the expensive
+    work (the password check): concurrent attempts are counted one at a time, and each sees
+    the ones before it, so no more attempts get through than the limits allow. A refused
+    attempt writes nothing. Call it before the request has written anything.
+    """
+    keys = [rule.key for rule in rules]
+    await repository.lock_throttle_keys(
+        session,
+        keys=keys,
+        before=now - timedelta(seconds=throttle.longest_window_seconds(rules)),
+    )
+    earliest = now - timedelta(seconds=throttle.longest_window_seconds(rules))
+    entries = await repository.throttle_entries_since(session, keys=keys, since=earliest)
+    wait = throttle.retry_after(rules, entries, now=now)
+    if wait is not None:
+        await session.rollback()
+        return wait
+    ids = await repository.add_throttle_entries(session, keys=keys, now=now)
+    await session.commit()
+    return [entry_id for entry_id, rule in zip(ids, rules, strict=True) if rule.failure]
+
+
+async def reserve_password_check(
+    session: AsyncSession,
+    settings: AuthSettings,
+    *,
+    account: str,
+    address: str,
+    budget: list[throttle.Rule],
+    now: datetime,
+) -> Reservation | int:
+    rules = [*budget, *await _failure_rules(session, settings, account, address, now=now)]
+    reserved = await reserve(session, rules, now=now)
+    if isinstance(reserved, int):
+        return reserved
+    return Reservation(
+        failure_ids=reserved,
+        account_key=throttle.account_key(account),
+        address_key=throttle.address_key(address),
+        pair_key=throttle.pair_key(account, address),
+    )
+
+
+async def password_matched(
+    session: AsyncSession, settings: AuthSettings, reservation: Reservation, *, now: datetime
 ) -> None:
-    for key, _limit in keys:
-        await repository.add_failure(session, key=key, now=now)
+    """Release the attempt, forget the pair's failures, remember the address as usual."""
+    await repository.delete_throttle_entries(session, ids=reservation.failure_ids)
+    await repository.clear_throttle_keys(session, patterns=[reservation.pair_key])
+    await repository.remember_usual_address(
+        session,
+        account_key=reservation.account_key,
+        address_key=reservation.address_key,
+        now=now,
+        keep=settings.throttle_usual_addresses_per_account,
+    )
+
+
+async def release_after_error(session: AsyncSession, reservation: Reservation) -> None:
+    """The check itself failed (the hasher is busy): the attempt does not count."""
+    await session.rollback()
+    await repository.delete_throttle_entries(session, ids=reservation.failure_ids)
+    await session.commit()
+
+
+async def sign_in_retry_after(
+    session: AsyncSession, settings: AuthSettings, *, username: str, address: str, now: datetime
+) -> int | None:
+    """Seconds until a password check for this username from this address is allowed."""
+    rules = await _failure_rules(session, settings, account_name(username), address, now=now)
+    earliest = now - timedelta(seconds=throttle.longest_window_seconds(rules))
+    entries = await repository.throttle_entries_since(
+        session, keys=[rule.key for rule in rules], since=earliest
+    )
+    return throttle.retry_after(rules, entries, now=now)
+
+
+def _rule_for_key(settings: AuthSettings, key: str) -> throttle.Rule:
+    """The rule a stored key was counted under (read back by the operator commands)."""
+    kind, _, rest = key.partition(":")
+    window = settings.throttle_window_seconds
+    if kind == throttle.PAIR:
+        return throttle.Rule(key, settings.throttle_max_failures_per_account_address, window)
+    if kind == throttle.ADDRESS:
+        return throttle.Rule(key, settings.throttle_max_failures_per_address, window)
+    if kind == throttle.ACCOUNT:
+        return throttle.Rule(
+            key,
+            settings.throttle_account_free_failures,
+            settings.throttle_account_window_seconds,
+            progressive=True,
+            base_delay_seconds=settings.throttle_account_base_delay_seconds,
+            max_delay_seconds=settings.throttle_account_max_delay_seconds,
+        )
+    per_user = rest.startswith(throttle.ACCOUNT)
+    limits = {
+        "token": (
+            settings.throttle_token_requests_per_user,
+            settings.throttle_token_requests_per_address,
+        ),
+        "password": (
+            settings.throttle_password_changes_per_user,
+            settings.throttle_password_changes_per_address,
+        ),
+        "register": (
+            settings.throttle_registrations_per_address,
+            settings.throttle_registrations_per_address,
+        ),
+    }
+    user_limit, address_limit = limits.get(kind, (1, 1))
+    limit = user_limit if per_user else address_limit
+    return throttle.Rule(key, limit, settings.throttle_budget_window_seconds, failure=False)
+
+
+def _lock_patterns(*, email: str | None, address: str | None) -> list[str]:
+    patterns: list[str] = []
+    if email is not None:
+        account = throttle.account_key(account_name(email))
+        patterns += [account, f"%:{account}", f"{throttle.PAIR}:{account.partition(':')[2]}:%"]
+    if address is not None:
+        addr = throttle.address_key(address)
+        patterns += [addr, f"%:{addr}", f"{throttle.PAIR}:%:{addr.partition(':')[2]}"]
+    return patterns
+
+
+@dataclass
+class Lock:
+    """A throttling key that refuses attempts now."""
+
+    key: str
+    entries: int
+    retry_after: int
+
+
+async def list_locks(
+    session: AsyncSession, settings: AuthSettings, *, email: str | None, now: datetime
+) -> list[Lock]:
+    """Keys that refuse attempts now: every one, or those of one account."""
+    longest = max(
+        settings.throttle_window_seconds,
+        settings.throttle_account_window_seconds,
+        settings.throttle_budget_window_seconds,
+    )
+    counted = await repository.throttle_counts(
+        session,
+        patterns=_lock_patterns(email=email, address=None),
+        since=now - timedelta(seconds=longest),
+    )
+    locks: list[Lock] = []
+    for key, _count, _latest in counted:
+        entries = await repository.throttle_entries_since(
+            session, keys=[key], since=now - timedelta(seconds=longest)
+        )
+        rule = _rule_for_key(settings, key)
+        wait = rule.retry_after(entries.get(key, []), now=now)
+        if wait is not None:
+            locks.append(Lock(key=key, entries=len(entries.get(key, [])), retry_after=wait))
+    return locks
+
+
+async def clear_locks(session: AsyncSession, *, email: str | None, address: str | None) -> int:
+    """Forget every entry of an account or of an address; how many went."""
+    return await repository.clear_throttle_keys(
+        session, patterns=_lock_patterns(email=email, address=address)
+    )
 
 
 # --- grants --------------------------------------------------------------------------------
@@ -284,33 +515,45 @@ async def password_grant(
     requested = parse_scope(scope)
     if isinstance(requested, ProblemError):
         return requested
-    keys = throttle_keys(ctx.settings, username, address)
-    # Checked before any user lookup: a locked username answers the same whether it exists.
-    if (
-        retry_after := await throttle_retry_after(session, ctx.settings, keys, now=now)
-    ) is not None:
-        logger.info("sign-in throttled", extra={"retry_after": retry_after})
-        return errors.throttled(retry_after)
+    settings = ctx.settings
+    account = account_name(username)
+    budget = _budget_rules(
+        settings,
+        "token",
+        address=address,
+        per_address=settings.throttle_token_requests_per_address,
+        account=account,
+        per_user=settings.throttle_token_requests_per_user,
+    )
+    # Reserved before any user lookup: a locked username answers the same whether it exists.
+    reservation = await reserve_password_check(
+        session, settings, account=account, address=address, budget=budget, now=now
+    )
+    if isinstance(reservation, int):
+        logger.info("sign-in throttled", extra={"retry_after": reservation})
+        return errors.throttled(reservation)
     email_normalized = normalize_email(username)
     user = None
     if email_normalized is not None:
         user = await repository.get_user_by_email(session, email_normalized=email_normalized)
-    if user is None:
-        await ctx.hasher.verify_dummy(password)
-        await record_failure(session, keys, now=now)
-        return errors.wrong_credentials()
-    matches, new_hash = await ctx.hasher.verify(password, user.password_hash)
+    try:
+        if user is None:
+            await ctx.hasher.verify_dummy(password)
+            return errors.wrong_credentials()
+        matches, new_hash = await ctx.hasher.verify(password, user.password_hash)
+    except Exception:
+        await release_after_error(session, reservation)
+        raise
     if not matches:
-        await record_failure(session, keys, now=now)
         return errors.wrong_credentials()
-    granted = grant_scope(requested, allowed_scopes(user))
-    if isinstance(granted, ProblemError):
-        return granted
+    await password_matched(session, settings, reservation, now=now)
     if new_hash is not None:
         # The stored hash used older parameters: upgrade it while the password is at hand.
         user.password_hash = new_hash
         session.add(user)
-    await repository.clear_failures(session, key=keys[0][0])
+    granted = grant_scope(requested, allowed_scopes(user))
+    if isinstance(granted, ProblemError):
+        return granted
     family = await repository.add_family(
         session,
         RefreshTokenFamily(
@@ -588,8 +831,18 @@ async def maintain(session: AsyncSession, ctx: AuthContext, *, now: datetime) ->
     deleted = await repository.delete_expired_signing_keys(session, now=now)
     if deleted:
         logger.info("expired signing keys removed", extra={"keys": deleted})
-    window = timedelta(seconds=ctx.settings.throttle_window_seconds)
-    await repository.delete_failures_before(session, before=now - window)
+    settings = ctx.settings
+    longest = max(
+        settings.throttle_window_seconds,
+        settings.throttle_account_window_seconds,
+        settings.throttle_budget_window_seconds,
+    )
+    await repository.delete_throttle_entries_before(
+        session, before=now - timedelta(seconds=longest)
+    )
+    await repository.forget_usual_addresses(
+        session, before=now - timedelta(seconds=settings.throttle_usual_address_lifetime_seconds)
+    )
     return key
 
 

@@ -58,12 +58,36 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     jwks_max_age_seconds: int = Field(default=300, ge=0)
     """JWKS Cache-Control max-age; a next key is published at least this long before it signs"""
 
-    throttle_max_failures: int = Field(default=5, ge=1)
-    """failed sign-ins per username within the window before 429"""
+    throttle_max_failures_per_account_address: int = Field(default=5, ge=1)
+    """failed sign-ins per account from one client address within the window before 429"""
     throttle_max_failures_per_address: int = Field(default=5, ge=1)
-    """failed sign-ins per client address within the window before 429"""
+    """failed sign-ins per client address, across accounts, within the window before 429"""
     throttle_window_seconds: int = Field(default=900, ge=1)
-    """window over which failed sign-ins are counted"""
+    """window over which failed sign-ins per account and address, and per address, count"""
+    throttle_account_free_failures: int = Field(default=5, ge=1)
+    """failed sign-ins against an account from addresses it never signed in from before delays"""
+    throttle_account_base_delay_seconds: int = Field(default=2, ge=1)
+    """the first delay once an account's free failures are spent; each failure doubles it"""
+    throttle_account_max_delay_seconds: int = Field(default=900, ge=1)
+    """the longest delay between failed sign-ins against one account"""
+    throttle_account_window_seconds: int = Field(default=DAY, ge=1)
+    """window over which an account's failures from unfamiliar addresses count"""
+    throttle_usual_addresses_per_account: int = Field(default=10, ge=1)
+    """addresses remembered per account after a successful sign-in (the latest ones)"""
+    throttle_usual_address_lifetime_seconds: int = Field(default=90 * DAY, ge=60)
+    """an address unused for a sign-in this long is no longer usual for the account"""
+    throttle_budget_window_seconds: int = Field(default=3600, ge=1)
+    """window of the request budgets below"""
+    throttle_token_requests_per_user: int = Field(default=60, ge=1)
+    """password-grant requests per username within the budget window before 429"""
+    throttle_token_requests_per_address: int = Field(default=600, ge=1)
+    """password-grant requests per client address within the budget window before 429"""
+    throttle_registrations_per_address: int = Field(default=30, ge=1)
+    """registrations per client address within the budget window before 429"""
+    throttle_password_changes_per_user: int = Field(default=10, ge=1)
+    """password-change requests per user within the budget window before 429"""
+    throttle_password_changes_per_address: int = Field(default=30, ge=1)
+    """password-change requests per client address within the budget window before 429"""
 
     password_memory_cost_kib: int = Field(default=OWASP_MIN_MEMORY_KIB, ge=8)
     """argon2id memory cost (OWASP minimum 19456)"""
