@@ -42,6 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         listener = RevocationListener(
             gateway.revocations,
             nats_url=settings.nats_url,
+            nats_auth=settings.nats_auth,
             connect_timeout=settings.nats_connect_timeout,
             retry_interval=settings.revocation_retry_seconds,
             heartbeat=settings.revocation_heartbeat_seconds,

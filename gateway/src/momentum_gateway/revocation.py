@@ -23,7 +23,7 @@ from prometheus_client import Counter, Gauge
 
 from momentum_shared.events import AUTH_STREAM, CloudEvent, SessionRevoked
 from momentum_shared.metrics import REGISTRY
-from momentum_shared.nats import connect
+from momentum_shared.nats import NatsAuth, connect
 
 logger = logging.getLogger("momentum.gateway.revocation")
 
@@ -110,6 +110,7 @@ class RevocationListener:
         revocations: RevocationList,
         *,
         nats_url: str,
+        nats_auth: NatsAuth | None = None,
         connect_timeout: float = 2.0,
         retry_interval: float = 1.0,
         heartbeat: float = 2.0,
@@ -117,6 +118,7 @@ class RevocationListener:
     ) -> None:
         self.revocations = revocations
         self.nats_url = nats_url
+        self.nats_auth = nats_auth
         self.connect_timeout = connect_timeout
         self.retry_interval = retry_interval
         self.heartbeat = heartbeat
@@ -151,6 +153,7 @@ class RevocationListener:
                 self._nc = await connect(
                     self.nats_url,
                     name="momentum-gateway",
+                    auth=self.nats_auth,
                     connect_timeout=self.connect_timeout,
                     reconnect_time_wait=self.retry_interval,
                 )
