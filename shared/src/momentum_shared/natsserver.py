@@ -201,7 +201,9 @@ class EmbeddedNats:
             self.passwords, host="127.0.0.1", port=self.port, store_dir=self.store_dir
         )
         write_private(self.config_file, config)
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        out: int = subprocess.DEVNULL
+        if self.log_file:
+            out = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.process = subprocess.Popen(
             self.command(),
             stdout=out,
@@ -209,6 +211,8 @@ class EmbeddedNats:
             start_new_session=True,
             umask=0o077,  # its store holds every event: private to this user
         )
+        if out != subprocess.DEVNULL:
+            os.close(out)  # the child has its own copy
         try:
             wait_for_port("127.0.0.1", self.port, timeout=timeout)
         except TimeoutError:
