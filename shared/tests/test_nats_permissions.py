@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +34,7 @@ from momentum_shared.events import (
     SessionRevoked,
 )
 from momentum_shared.nats import ensure_stream
+from momentum_shared.natsserver import ADMIN_USER, CLUSTER_PASSWORDS, accounts_config
 
 pytestmark = pytest.mark.nats
 
@@ -331,3 +333,22 @@ async def test_analytics_consumes_acks_and_replays_both_streams(nats_url: str) -
         assert [c.name for c in left] == ["analytics"]  # the replay consumer was deleted
     finally:
         await nc.close()
+
+
+# --- the cluster's configuration grants the same ------------------------------------------------
+
+CLUSTER_CONFIGS = ("deploy/k8s/base/nats/nats.conf", "deploy/k8s/overlays/dev/nats.conf")
+BEGIN, END = "# BEGIN accounts\n", "# END accounts\n"
+
+
+@pytest.mark.parametrize("relative", CLUSTER_CONFIGS)
+def test_the_cluster_config_has_the_same_users_and_permissions(relative: str) -> None:
+    path = Path(__file__).resolve().parents[2] / relative
+    text = path.read_text()
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    expected = head + BEGIN + accounts_config(CLUSTER_PASSWORDS) + END + tail
+    if os.environ.get("MOMENTUM_WRITE_SPECS") == "1":
+        path.write_text(expected)
+    assert text == expected, f"{relative} drifted; regenerate it with MOMENTUM_WRITE_SPECS=1"
+    assert ADMIN_USER not in CLUSTER_PASSWORDS  # no unrestricted user in a cluster

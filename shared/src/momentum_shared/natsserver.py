@@ -85,7 +85,7 @@ PUBLISH: dict[str, list[str]] = {
 
 def permissions(user: str) -> dict[str, dict[str, list[str]]]:
     return {
-        "publish": {"allow": PUBLISH[user]},
+        "publish": {"allow": list(dict.fromkeys(PUBLISH[user]))},
         "subscribe": {"allow": [f"{inbox_prefix(user)}.>"]},
     }
 
@@ -95,28 +95,39 @@ def generate_passwords(users: tuple[str, ...] = (*ROLES, ADMIN_USER)) -> dict[st
     return {user: secrets.token_urlsafe(32) for user in users}
 
 
-def server_config(passwords: Mapping[str, str], *, host: str, port: int, store_dir: Path) -> str:
-    """A ``nats-server`` configuration: JetStream, one account, a user per program.
+def accounts_config(passwords: Mapping[str, str]) -> str:
+    """The ``accounts`` block: the MOMENTUM account with JetStream, a user per entry.
 
-    The values are JSON strings, which the server's configuration syntax accepts as is.
+    ``passwords`` maps a user to its password as the configuration spells it: a quoted
+    string, or a variable such as ``$MOMENTUM_NATS_AUTH_PASSWORD`` that the server reads
+    from its environment. Every user but ``admin`` gets its permissions.
     """
-    users = []
+    lines = ["accounts: {", f"  {ACCOUNT}: {{", "    jetstream: enabled", "    users: ["]
     for user, password in passwords.items():
-        entry: dict[str, object] = {"user": user, "password": password}
+        lines.append(f"      {{user: {json.dumps(user)}, password: {password}")
         if user != ADMIN_USER:
-            entry["permissions"] = permissions(user)
-        users.append(entry)
-    lines = [
-        f"listen: {json.dumps(f'{host}:{port}')}",
-        f"jetstream: {{ store_dir: {json.dumps(str(store_dir))} }}",
-        "accounts: {",
-        f"  {ACCOUNT}: {{",
-        "    jetstream: enabled",
-        f"    users: {json.dumps(users, indent=2)}",
-        "  }",
-        "}",
-    ]
+            rules = permissions(user)
+            lines.append("        permissions: {")
+            for kind in ("publish", "subscribe"):
+                allow = ", ".join(json.dumps(subject) for subject in rules[kind]["allow"])
+                lines.append(f"          {kind}: {{allow: [{allow}]}}")
+            lines.append("        }")
+        lines.append("      }")
+    lines += ["    ]", "  }", "}"]
     return "\n".join(lines) + "\n"
+
+
+CLUSTER_PASSWORDS = {role: f"$MOMENTUM_NATS_{role.upper()}_PASSWORD" for role in ROLES}
+"""How the cluster's ``nats.conf`` names each password: from the server's environment."""
+
+
+def server_config(passwords: Mapping[str, str], *, host: str, port: int, store_dir: Path) -> str:
+    """The embedded server's configuration: JetStream on ``store_dir``, the Momentum users."""
+    quoted = {user: json.dumps(password) for user, password in passwords.items()}
+    return (
+        f"listen: {json.dumps(f'{host}:{port}')}\n"
+        f"jetstream: {{ store_dir: {json.dumps(str(store_dir))} }}\n" + accounts_config(quoted)
+    )
 
 
 def write_private(path: Path, text: str) -> None:
