@@ -33,8 +33,8 @@ from momentum_shared.events import (
     CloudEvent,
     SessionRevoked,
 )
-from momentum_shared.nats import ensure_stream
-from momentum_shared.natsserver import ADMIN_USER, CLUSTER_PASSWORDS, accounts_config
+from momentum_shared.nats import NatsAuth, connect, ensure_stream
+from momentum_shared.natsserver import ADMIN_USER, CLUSTER_PASSWORDS, EmbeddedNats, accounts_config
 
 pytestmark = pytest.mark.nats
 
@@ -277,7 +277,6 @@ async def test_revocations_are_read_with_an_ordered_consumer(nats_url: str, user
 
 async def test_analytics_consumes_acks_and_replays_both_streams(nats_url: str) -> None:
     from momentum_shared.consumer import ConsumerOptions, JetStreamConsumer
-    from momentum_shared.nats import NatsAuth
 
     await publish_as_relay(nats_url, "auth", AUTH_STREAM, "auth.session.revoked")
     await publish_as_relay(nats_url, "tasks", TASK_STREAM, "tasks.task.completed")
@@ -352,3 +351,82 @@ def test_the_cluster_config_has_the_same_users_and_permissions(relative: str) ->
         path.write_text(expected)
     assert text == expected, f"{relative} drifted; regenerate it with MOMENTUM_WRITE_SPECS=1"
     assert ADMIN_USER not in CLUSTER_PASSWORDS  # no unrestricted user in a cluster
+
+
+# --- TLS, as in the cluster ---------------------------------------------------------------------
+
+
+def certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate it signed, for 127.0.0.1: (ca.crt, tls.crt, tls.key)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "momentum test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nats")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+async def test_a_service_connects_over_tls_with_its_ca_and_credentials(
+    nats_server_factory: type[EmbeddedNats], tmp_path: Path
+) -> None:
+    ca, cert, key = certificates(tmp_path)
+    tls = f'tls {{ cert_file: "{cert}", key_file: "{key}", timeout: 2 }}\n'
+    server = nats_server_factory(tmp_path / "nats", extra_config=tls).start()
+    url = f"tls://127.0.0.1:{server.port}"
+    nc = await connect(
+        url,
+        name="tls-test",
+        auth=NatsAuth("tasks", password_of("tasks"), tls_ca_file=ca),
+        allow_reconnect=False,
+    )
+    try:
+        js = nc.jetstream(timeout=2.0)
+        await ensure_stream(js, TASK_STREAM)
+        assert (await js.publish("tasks.task.created", b"{}")).stream == TASK_STREAM
+    finally:
+        await nc.close()
+    # Without TLS the server answers nothing but its demand for it.
+    reply = speak_raw(url.replace("tls://", "nats://"), {"user": "tasks", "pass": "x"})
+    assert '"tls_required":true' in reply
+    assert "PONG" not in reply

@@ -183,11 +183,13 @@ class EmbeddedNats:
         port: int | None = None,
         log_file: Path | None = None,
         passwords: Mapping[str, str] | None = None,
+        extra_config: str = "",
     ):
         self.store_dir = store_dir
         self.port = port or free_port()
         self.log_file = log_file
         self.passwords = dict(passwords) if passwords is not None else generate_passwords()
+        self.extra_config = extra_config  # appended to the configuration (e.g. a tls block)
         self.config_file = store_dir.parent / f"{store_dir.name}.conf"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -211,7 +213,7 @@ class EmbeddedNats:
         config = server_config(
             self.passwords, host="127.0.0.1", port=self.port, store_dir=self.store_dir
         )
-        write_private(self.config_file, config)
+        write_private(self.config_file, config + self.extra_config)
         out: int = subprocess.DEVNULL
         if self.log_file:
             out = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
