@@ -39,6 +39,12 @@ from momentum_shared.natsserver import ADMIN_USER, CLUSTER_PASSWORDS, EmbeddedNa
 pytestmark = pytest.mark.nats
 
 
+@pytest.fixture
+def nats_url(nats_server_factory: type[EmbeddedNats], tmp_path: Path) -> str:
+    """Always an embedded server with the Momentum users, even if the session names another."""
+    return nats_server_factory(tmp_path / "nats").start().url
+
+
 def bare(url: str) -> str:
     """The URL without the credentials in it."""
     parts = urlsplit(url)
