@@ -230,6 +230,19 @@ def check_services(overlay: str, objects: list[Manifest], report: Report) -> Non
                 f"MOMENTUM_{name.upper()}_DATABASE_URL" in env_names(server),
                 f"{where}: no database URL",
             )
+        secret_names = {
+            entry["valueFrom"]["secretKeyRef"]["name"]
+            for entry in server.get("env", [])
+            if entry["name"] == f"MOMENTUM_{name.upper()}_NATS_PASSWORD"
+            and "secretKeyRef" in entry.get("valueFrom", {})
+        }
+        report.check(
+            secret_names == {"momentum-nats-users"}, f"{where}: NATS password not from a Secret"
+        )
+        nats_url = config_value(objects, f"{name}-config", f"MOMENTUM_{name.upper()}_NATS_URL")
+        report.check(
+            (nats_url or "").startswith("tls://"), f"{where}: NATS is not reached over TLS"
+        )
         if name in REQUIRED_SECRETS:
             secret_env = {
                 entry["name"]
