@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -254,6 +255,19 @@ def check_services(overlay: str, objects: list[Manifest], report: Report) -> Non
                 f"MOMENTUM_{name.upper()}_DATABASE_URL" in env_names(server),
                 f"{where}: no database URL",
             )
+        secret_names = {
+            entry["valueFrom"]["secretKeyRef"]["name"]
+            for entry in server.get("env", [])
+            if entry["name"] == f"MOMENTUM_{name.upper()}_NATS_PASSWORD"
+            and "secretKeyRef" in entry.get("valueFrom", {})
+        }
+        report.check(
+            secret_names == {"momentum-nats-users"}, f"{where}: NATS password not from a Secret"
+        )
+        nats_url = config_value(objects, f"{name}-config", f"MOMENTUM_{name.upper()}_NATS_URL")
+        report.check(
+            (nats_url or "").startswith("tls://"), f"{where}: NATS is not reached over TLS"
+        )
         if name in REQUIRED_SECRETS:
             secret_env = {
                 entry["name"]
@@ -325,6 +339,39 @@ def check_prod(objects: list[Manifest], report: Report) -> None:
     )
 
 
+def _throwaway_certificate(directory: Path) -> None:
+    """tls.crt and tls.key (self-signed, for ``nats``) so nats-server -t can load its TLS block."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nats")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("nats")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
 def check_nats_config(overlay: str, objects: list[Manifest], report: Report) -> None:
     """Runs nats-server's own config test (-t) on the rendered nats.conf."""
     server = REPO_ROOT / ".venv" / "bin" / "nats-server"
@@ -333,14 +380,23 @@ def check_nats_config(overlay: str, objects: list[Manifest], report: Report) -> 
     if conf is None:
         return
     with tempfile.TemporaryDirectory() as tmp:
+        # The Secrets' parts, stood in for: a throwaway certificate and a password per user.
+        tls_dir = Path(tmp)
+        _throwaway_certificate(tls_dir)
         path = Path(tmp) / "nats.conf"
-        path.write_text(conf)
-        env = {**os.environ, "POD_NAME": "nats-0"}
+        path.write_text(conf.replace("/etc/nats-tls/", f"{tls_dir}/"))
+        passwords = set(re.findall(r"\$(MOMENTUM_NATS_[A-Z]+_PASSWORD)", conf))
+        env = {**os.environ, "POD_NAME": "nats-0", **dict.fromkeys(passwords, "x-check")}
         result = subprocess.run(
             [str(server), "-c", str(path), "-t"], capture_output=True, text=True, env=env
         )
     report.check(
         result.returncode == 0, f"{overlay}: nats.conf: {result.stderr.strip()}{result.stdout}"
+    )
+    report.check("tls {" in conf, f"{overlay}: nats.conf does not require TLS of clients")
+    report.check(
+        "authorization" not in conf and "no_auth_user" not in conf and "accounts: {" in conf,
+        f"{overlay}: nats.conf has no per-program users",
     )
     routes = conf.count("nats://nats-")
     expected = 3 if overlay == "prod" else 0

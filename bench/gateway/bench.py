@@ -334,6 +334,8 @@ def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             env={
                 **{f"MOMENTUM_TASKS_{k}": v for k, v in common.items()},
                 "MOMENTUM_TASKS_DATABASE_URL": database_url,
+                "MOMENTUM_TASKS_NATS_USER": "tasks",
+                "MOMENTUM_TASKS_NATS_PASSWORD": nats_server.passwords["tasks"],
                 "MOMENTUM_TASKS_LOG_LEVEL": "WARNING",
             },
         )
@@ -351,6 +353,8 @@ def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 "MOMENTUM_GATEWAY_TASKS_URL": tasks.url,
                 "MOMENTUM_GATEWAY_AUTH_URL": tasks.url,
                 "MOMENTUM_GATEWAY_ANALYTICS_URL": tasks.url,
+                "MOMENTUM_GATEWAY_NATS_USER": "gateway",
+                "MOMENTUM_GATEWAY_NATS_PASSWORD": nats_server.passwords["gateway"],
                 # One token hammers one user: the per-user limit would measure itself.
                 "MOMENTUM_GATEWAY_RATE_LIMIT_USER_PER_SECOND": "0",
                 "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_USER": "0",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import stat
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import nats
 import pytest
 
 from momentum_shared.devstack import APPS, DevStack
@@ -86,3 +92,86 @@ def test_settings_read_their_own_prefix(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("MOMENTUM_DEMO_ENVIRONMENT", "staging")
     with pytest.raises(ValueError, match="environment"):
         DemoSettings()
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_data_dir_is_created_private_and_the_databases_too(tmp_path: Path) -> None:
+    data = tmp_path / "new" / "data"  # does not exist yet; NATS is elsewhere
+    stack = DevStack(
+        {"MOMENTUM_DATA_DIR": str(data), "MOMENTUM_NATS_URL": "nats://127.0.0.1:1"}, echo=False
+    )
+    stack.migrate()
+    assert mode(data) == 0o700
+    for name in ("auth", "tasks", "analytics"):
+        assert mode(data / f"{name}.db") == 0o600
+
+
+def test_what_is_already_in_the_data_dir_is_made_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True)
+    data.chmod(0o755)
+    (data / "logs").chmod(0o755)
+    (data / "auth.db").write_bytes(b"")
+    (data / "logs" / "auth.log").write_text("old lines\n")
+    for path in (data / "auth.db", data / "logs" / "auth.log"):
+        path.chmod(0o644)
+    stack = DevStack({"MOMENTUM_DATA_DIR": str(data)}, echo=False)
+    stack.start_nats()
+    try:
+        assert mode(data) == mode(data / "logs") == mode(data / "nats") == 0o700
+        assert mode(data / "auth.db") == mode(data / "logs" / "auth.log") == 0o600
+        # The embedded server's config holds the passwords: private too.
+        assert stack.nats is not None
+        assert mode(stack.nats.config_file) == mode(data / "logs" / "nats.log") == 0o600
+    finally:
+        stack.stop()
+
+
+def test_the_childrens_files_are_private(tmp_path: Path) -> None:
+    stack = DevStack({"MOMENTUM_DATA_DIR": str(tmp_path)}, echo=False)
+    script = f"open({str(tmp_path / 'made-by-child')!r}, 'w').write('x'); print('done')"
+    child = stack.spawn("demo", [sys.executable, "-c", script], dict(os.environ))
+    assert child.process.wait(timeout=30) == 0
+    assert child.reader is not None
+    child.reader.join(timeout=5)
+    assert child.process.stdout is not None
+    child.process.stdout.close()
+    assert mode(tmp_path / "made-by-child") == 0o600
+    assert mode(tmp_path / "logs" / "demo.log") == 0o600
+    assert mode(tmp_path / "logs") == 0o700
+
+
+async def test_each_child_connects_to_the_embedded_nats_as_its_own_user(tmp_path: Path) -> None:
+    stack = DevStack({"MOMENTUM_DATA_DIR": str(tmp_path)}, echo=False)
+    stack.start_nats()
+    try:
+        envs = {app.name: stack.child_env(app.name) for app in APPS}
+        passwords = set()
+        for name, env in envs.items():
+            prefix = f"MOMENTUM_{name.upper()}_NATS_"
+            assert env[prefix + "USER"] == name
+            passwords.add(env[prefix + "PASSWORD"])
+            nc = await nats.connect(
+                env[prefix + "URL"],
+                user=env[prefix + "USER"],
+                password=env[prefix + "PASSWORD"],
+                allow_reconnect=False,
+            )
+            await nc.close()
+        assert len(passwords) == len(APPS)  # one random password per program
+        # Without credentials the embedded server refuses the client.
+        with socket.create_connection(("127.0.0.1", urlsplit(stack.nats_url).port or 0)) as sock:
+            sock.settimeout(2)
+            sock.sendall(b'CONNECT {"verbose":false}\r\nPING\r\n')
+            reply = b""
+            while b"\r\n-ERR" not in reply and b"PONG" not in reply:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        assert b"Authorization Violation" in reply
+    finally:
+        stack.stop()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from momentum_shared.natsserver import EmbeddedNats
+from momentum_shared.natsserver import EmbeddedNats, nats_server_binary
 from momentum_shared.security import RevocationList, RevocationListener
 from momentum_shared.testing.revocations import eventually, revoke
 
@@ -101,8 +102,10 @@ class RestrictedNats(EmbeddedNats):
     """A server where ``reader`` may consume but not fetch single messages from a stream."""
 
     def command(self) -> list[str]:
-        config = self.store_dir.parent / f"nats-{self.port}.conf"
+        config = self.store_dir.parent / f"restricted-{self.port}.conf"
         config.write_text(
+            f'listen: "127.0.0.1:{self.port}"\n'
+            f"jetstream: {{ store_dir: {json.dumps(str(self.store_dir))} }}\n"
             """
             authorization {
               users = [
@@ -118,7 +121,7 @@ class RestrictedNats(EmbeddedNats):
             }
             """
         )
-        return [*super().command(), "-c", str(config)]
+        return [nats_server_binary(), "-c", str(config)]
 
 
 @pytest.mark.nats

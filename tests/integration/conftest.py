@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from momentum_shared.natsserver import EmbeddedNats, free_port
+from momentum_shared.natsserver import ROLES, EmbeddedNats, free_port
 from momentum_shared.testing.databases import require_postgres
+from momentum_shared.testing.natsusers import NATS_PASSWORDS
 from momentum_shared.testing.resources import NatsServer, asyncpg_url, created_database
 
 SERVICES = ("gateway", "auth", "tasks", "analytics")
@@ -80,6 +81,9 @@ def start_stack(
         MOMENTUM_NATS_URL=nats_url,
         **{f"MOMENTUM_{name.upper()}_PORT": str(port) for name, port in ports.items()},
         **{f"MOMENTUM_{name.upper()}_DATABASE_URL": url for name, url in database_urls.items()},
+        # Each program connects to NATS as its own user, with its production permissions.
+        **{f"MOMENTUM_{name.upper()}_NATS_USER": name for name in ROLES},
+        **{f"MOMENTUM_{name.upper()}_NATS_PASSWORD": NATS_PASSWORDS[name] for name in ROLES},
     )
     log_path = tmp_path / "stack.log"
     with log_path.open("wb") as log:
@@ -125,7 +129,8 @@ def stack_resources(
         }
         nats_url = nats_session_server.url
         if nats_url is None:
-            nats_url = resources.enter_context(EmbeddedNats(tmp_path / "nats")).url
+            server = EmbeddedNats(tmp_path / "nats", passwords=NATS_PASSWORDS)
+            nats_url = resources.enter_context(server).url
         yield tmp_path, nats_url, urls
 
 

@@ -67,9 +67,30 @@ def build_document() -> dict[str, Any]:
                 "event type. Consumers ignore types and fields they do not know."
             ),
         },
+        "servers": {
+            "nats": {
+                "host": "nats:4222",
+                "protocol": "nats",
+                "description": (
+                    "NATS JetStream over TLS in a cluster. Each program connects as its own "
+                    "user: a producer may publish only its own subjects, a consumer reads "
+                    "through its JetStream consumers only."
+                ),
+                "security": [{"$ref": "#/components/securitySchemes/userPassword"}],
+            }
+        },
         "channels": channels,
         "operations": operations,
-        "components": {"schemas": {"CloudEvent": envelope}, "messages": messages},
+        "components": {
+            "schemas": {"CloudEvent": envelope},
+            "messages": messages,
+            "securitySchemes": {
+                "userPassword": {
+                    "type": "userPassword",
+                    "description": "a NATS user and password per program",
+                }
+            },
+        },
     }
 
 

@@ -25,6 +25,7 @@ from prometheus_client import Gauge
 
 from momentum_shared.events import STREAM_SUBJECTS
 from momentum_shared.metrics import NATS_CONNECTED, REGISTRY
+from momentum_shared.nats import NatsAuth
 
 logger = logging.getLogger("momentum.consumer")
 
@@ -80,8 +81,10 @@ class JetStreamConsumer:
         options: ConsumerOptions,
         *,
         service: str,
+        nats_auth: NatsAuth | None = None,
     ) -> None:
         self.nats_url = nats_url
+        self.nats_auth = nats_auth or NatsAuth()
         self.streams = tuple(streams)
         self.handler = handler
         self.options = options
@@ -160,7 +163,7 @@ class JetStreamConsumer:
             NATS_CONNECTED.labels(self.service).set(1)
 
         await nc.connect(
-            servers=[self.nats_url],
+            **self.nats_auth.options(self.nats_url),
             name=f"momentum-{self.service}",
             connect_timeout=self.options.connect_timeout,
             max_reconnect_attempts=-1,  # reconnect forever: an outage heals by itself

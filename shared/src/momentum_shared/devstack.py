@@ -24,6 +24,23 @@ from momentum_shared.natsserver import EmbeddedNats, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
+# Everything under the data dir (databases, logs, the NATS store and its credentials) is
+# for this user alone: the databases hold password hashes and the sealed signing keys.
+PRIVATE_UMASK = 0o077
+
+
+def make_private(data_dir: Path) -> None:
+    """Create ``data_dir`` (0700) if missing; make what is already in it private (0700/0600)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for root, dirs, files in os.walk(data_dir):
+        for name in dirs:
+            (Path(root) / name).chmod(0o700)
+        for name in files:
+            path = Path(root) / name
+            if not path.is_symlink():
+                path.chmod(0o600)
+
 
 @dataclass(frozen=True)
 class AppSpec:
@@ -103,6 +120,8 @@ class DevStack:
             "TOKEN_ISSUER": self.gateway_url,
             "ISSUER": self.gateway_url,
         }
+        if self.nats is not None:  # the embedded server: each program is its own user
+            values.update(NATS_USER=name, NATS_PASSWORD=self.nats.passwords[name])
         if name != "gateway":
             values["DATABASE_URL"] = self.database_url(name)
         else:
@@ -129,7 +148,8 @@ class DevStack:
 
     def _pump(self, child: Child) -> None:
         assert child.process.stdout is not None
-        with child.log_path.open("ab") as log:
+        fd = os.open(child.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:
             for raw in iter(child.process.stdout.readline, b""):
                 log.write(raw)
                 log.flush()
@@ -141,13 +161,14 @@ class DevStack:
                         sys.stdout.flush()
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         process = subprocess.Popen(
             argv,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us alone; we stop children in order
+            umask=PRIVATE_UMASK,
         )
         child = Child(name, process, self.log_dir / f"{name}.log")
         child.reader = threading.Thread(target=self._pump, args=(child,), daemon=True)
@@ -157,16 +178,20 @@ class DevStack:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start_nats(self) -> None:
+        make_private(self.data_dir)
         if self.nats_url:
             self.say(f"using NATS at {self.nats_url}")
             return
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Fresh random passwords at each start; the config holding them is 0600.
         self.nats = EmbeddedNats(self.data_dir / "nats", log_file=self.log_dir / "nats.log")
         self.nats.start()
         self.nats_url = self.nats.url
         self.say(f"embedded NATS (JetStream) at {self.nats_url}, data in {self.data_dir / 'nats'}")
+        self.say(f"NATS users and passwords (admin included) in {self.nats.config_file}")
 
     def migrate(self) -> None:
+        make_private(self.data_dir)  # SQLite needs the directory; it may be new
         for app in APPS:
             if app.alembic_ini is None:
                 continue
@@ -177,6 +202,7 @@ class DevStack:
                 capture_output=True,
                 text=True,
                 check=False,
+                umask=PRIVATE_UMASK,
             )
             if result.returncode != 0:
                 raise RuntimeError(f"migrations of {app.name} failed:\n{result.stderr[-4000:]}")
@@ -267,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         help="pick free ports for every app whose port variable is unset",
     )
     args = parser.parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # the logs this process writes, as its children's files
     env = dict(os.environ)
     if args.free_ports:
         for app in APPS:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client as NATS
@@ -12,6 +16,7 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from momentum_shared.events import STREAM_SUBJECTS
+from momentum_shared.natsserver import inbox_prefix
 
 logger = logging.getLogger("momentum.nats")
 
@@ -20,14 +25,48 @@ STREAM_MAX_AGE_SECONDS = 365 * 24 * 3600
 DUPLICATE_WINDOW_SECONDS = 120
 
 
-async def connect(url: str, *, name: str, connect_timeout: float = 2.0, **kwargs: Any) -> NATS:
+@dataclass(frozen=True)
+class NatsAuth:
+    """Who a program is on NATS (user and password) and the CA it trusts for ``tls://``."""
+
+    user: str | None = None
+    password: str | None = None
+    tls_ca_file: Path | None = None
+
+    def options(self, url: str) -> dict[str, Any]:
+        """``nats.connect`` options: the server, the credentials, the inbox, the TLS context.
+
+        Credentials given here replace any in the URL. A user receives its replies on its own
+        inbox prefix, the only one its permissions let it subscribe to.
+        """
+        options: dict[str, Any] = {"servers": [url]}
+        if self.user:
+            parts = urlsplit(url)
+            netloc = parts.netloc.rpartition("@")[2]
+            options["servers"] = [urlunsplit(parts._replace(netloc=netloc))]
+            options.update(
+                user=self.user, password=self.password or "", inbox_prefix=inbox_prefix(self.user)
+            )
+        if self.tls_ca_file is not None:
+            options["tls"] = ssl.create_default_context(cafile=str(self.tls_ca_file))
+        return options
+
+
+async def connect(
+    url: str,
+    *,
+    name: str,
+    connect_timeout: float = 2.0,
+    auth: NatsAuth | None = None,
+    **kwargs: Any,
+) -> NATS:
     """Connect with reconnects forever, so a NATS outage heals without restarting the service."""
 
     async def _error(exc: Exception) -> None:
         logger.warning("NATS error", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     options: dict[str, Any] = {
-        "servers": [url],
+        **(auth or NatsAuth()).options(url),
         "name": name,
         "connect_timeout": connect_timeout,
         "max_reconnect_attempts": -1,

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
 import time
@@ -41,7 +42,7 @@ from momentum_shared.events import (
     utcnow,
 )
 from momentum_shared.metrics import NATS_CONNECTED, REGISTRY
-from momentum_shared.nats import ensure_stream
+from momentum_shared.nats import NatsAuth, ensure_stream
 
 _flock: Callable[[int], None] | None
 try:
@@ -186,11 +187,13 @@ class OutboxRelay:
         row_retry_delay: float = 5.0,
         purge_interval: float = 300.0,
         stream_replicas: int = 1,
+        nats_auth: NatsAuth | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.session_factory = session_factory
         self.nats_url = nats_url
+        self.nats_auth = nats_auth or NatsAuth()
         self.service = service
         self.streams = list(streams)
         self.batch_size = batch_size
@@ -364,7 +367,7 @@ class OutboxRelay:
             # bounding it here lets the loop report the outage and back off itself.
             await asyncio.wait_for(
                 nc.connect(
-                    servers=[self.nats_url],
+                    **self.nats_auth.options(self.nats_url),
                     name=f"momentum-{self.service}-outbox-relay",
                     connect_timeout=max(1, round(self.connect_timeout)),
                     allow_reconnect=True,
@@ -584,6 +587,7 @@ async def run_standalone(
     retention: timedelta = timedelta(days=7),
     connect_timeout: float = 2.0,
     stream_replicas: int = 1,
+    nats_auth: NatsAuth | None = None,
 ) -> None:
     """Run one relay outside any web process until SIGINT or SIGTERM.
 
@@ -603,6 +607,7 @@ async def run_standalone(
         retention=retention,
         connect_timeout=connect_timeout,
         stream_replicas=stream_replicas,
+        nats_auth=nats_auth,
     )
     task = asyncio.create_task(relay.run())
     loop = asyncio.get_running_loop()
@@ -634,6 +639,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--stream-replicas", type=int, default=1, help="JetStream replicas")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    # The service's own NATS credentials, from its variables (MOMENTUM_<SERVICE>_NATS_…).
+    prefix = f"MOMENTUM_{args.service.upper()}_NATS_"
+    ca_file = os.environ.get(prefix + "TLS_CA_FILE")
+    nats_auth = NatsAuth(
+        os.environ.get(prefix + "USER"),
+        os.environ.get(prefix + "PASSWORD"),
+        Path(ca_file) if ca_file else None,
+    )
     asyncio.run(
         run_standalone(
             service=args.service,
@@ -644,6 +657,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             poll_interval=args.poll_interval,
             retention=timedelta(hours=args.retention_hours),
             stream_replicas=args.stream_replicas,
+            nats_auth=nats_auth,
         )
     )
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from momentum_shared.nats import NatsAuth
 
 Environment = Literal["development", "test", "production"]
 
@@ -58,6 +62,21 @@ class NatsSettings(BaseSettings):
         le=5,
         description="replicas of the streams this service creates (3 on a production cluster)",
     )
+    nats_user: str | None = Field(
+        default=None,
+        description="this program's NATS user (auth, tasks, analytics, gateway); unset: none",
+    )
+    nats_password: SecretStr | None = Field(default=None, description="the NATS user's password")
+    nats_tls_ca_file: Path | None = Field(
+        default=None, description="CA (PEM) that signed the NATS server's certificate (tls://)"
+    )
+
+    @property
+    def nats_auth(self) -> NatsAuth:
+        from momentum_shared.nats import NatsAuth
+
+        password = self.nats_password.get_secret_value() if self.nats_password else None
+        return NatsAuth(self.nats_user, password, self.nats_tls_ca_file)
 
 
 class TokenVerificationSettings(BaseSettings):

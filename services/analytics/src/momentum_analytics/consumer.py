@@ -110,6 +110,7 @@ class EventConsumer:
                 connect_timeout=max(1, round(settings.nats_connect_timeout)),
             ),
             service="analytics",
+            nats_auth=settings.nats_auth,
         )
 
     def status(self) -> dict[str, Any]:
@@ -271,6 +272,7 @@ async def rebuild(
         settings.nats_url,
         name="momentum-analytics-rebuild",
         connect_timeout=settings.nats_connect_timeout,
+        auth=settings.nats_auth,
         max_reconnect_attempts=3,
     )
     try:

@@ -130,6 +130,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             poll_interval=settings.outbox_poll_interval_seconds,
             connect_timeout=settings.nats_connect_timeout,
             stream_replicas=settings.nats_stream_replicas,
+            nats_auth=settings.nats_auth,
         )
         app.state.relay = relay
         app.state.readiness.inform("nats", relay.status)

@@ -44,6 +44,7 @@ def build_relay(settings: TasksSettings, app: FastAPI) -> OutboxRelay:
         retention=timedelta(hours=settings.outbox_retention_hours),
         connect_timeout=settings.nats_connect_timeout,
         stream_replicas=settings.nats_stream_replicas,
+        nats_auth=settings.nats_auth,
     )
 
 

@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 retention=timedelta(hours=settings.outbox_retention_hours),
                 connect_timeout=settings.nats_connect_timeout,
                 stream_replicas=settings.nats_stream_replicas,
+                nats_auth=settings.nats_auth,
             )
         )
     else:

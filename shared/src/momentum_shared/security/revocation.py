@@ -30,7 +30,7 @@ from prometheus_client import Counter, Gauge
 
 from momentum_shared.events import AUTH_STREAM, CloudEvent, SessionRevoked
 from momentum_shared.metrics import REGISTRY
-from momentum_shared.nats import connect
+from momentum_shared.nats import NatsAuth, connect
 from momentum_shared.settings import RevocationSettings
 
 logger = logging.getLogger("momentum.revocation")
@@ -122,6 +122,7 @@ class RevocationListener:
         nats_url: str,
         name: str,
         horizon: float,
+        nats_auth: NatsAuth | None = None,
         connect_timeout: float = 2.0,
         retry_interval: float = 1.0,
         heartbeat: float = 2.0,
@@ -130,6 +131,7 @@ class RevocationListener:
     ) -> None:
         self.revocations = revocations
         self.nats_url = nats_url
+        self.nats_auth = nats_auth
         self.name = name
         self.horizon = horizon
         self.connect_timeout = connect_timeout
@@ -184,6 +186,7 @@ class RevocationListener:
                 self._nc = await connect(
                     self.nats_url,
                     name=f"momentum-{self.name}",
+                    auth=self.nats_auth,
                     connect_timeout=self.connect_timeout,
                     reconnect_time_wait=self.retry_interval,
                 )
@@ -316,6 +319,7 @@ def build_listener(
     return RevocationListener(
         revocations,
         nats_url=settings.nats_url,
+        nats_auth=settings.nats_auth,
         name=name,
         horizon=settings.revocation_replay_seconds + settings.token_leeway_seconds,
         connect_timeout=settings.nats_connect_timeout,

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nats as nats_client
 import pytest
 from nats.js.errors import NotFoundError
 
 from momentum_shared.events import STREAM_SUBJECTS
-from momentum_shared.natsserver import EmbeddedNats
+from momentum_shared.natsserver import ROLES, EmbeddedNats
 from momentum_shared.testing.databases import DatabaseTemplates, require_postgres
+from momentum_shared.testing.natsusers import NATS_PASSWORDS
 from momentum_shared.testing.resources import (
     NatsServer,
     PostgresServer,
@@ -26,6 +29,17 @@ from momentum_shared.testing.resources import (
 from momentum_shared.testing.tokens import TestIssuer
 
 DIALECTS = ("sqlite", "postgresql")
+
+
+def pytest_configure() -> None:
+    """Every service (in process or as a child process) connects as its own NATS user.
+
+    So each test runs the services under the permissions they have in production; test code
+    that publishes or inspects streams uses the admin credentials in ``nats_url``.
+    """
+    for role in ROLES:
+        os.environ[f"MOMENTUM_{role.upper()}_NATS_USER"] = role
+        os.environ[f"MOMENTUM_{role.upper()}_NATS_PASSWORD"] = NATS_PASSWORDS[role]
 
 
 @pytest.fixture(scope="session")
@@ -91,13 +105,14 @@ def nats_url(nats_session_server: NatsServer, tmp_path: Path) -> Iterator[str]:
     """A NATS URL with JetStream whose streams belong to this test alone.
 
     With no server named and no Docker, each test gets its own embedded ``nats-server``
-    (about 50 ms), so fixed stream names (docs/spec/events.md §1) never clash across tests or runs.
-    A named or containerised server is private to the session; its Momentum streams are
-    deleted before each test.
+    (about 50 ms), so fixed stream names (docs/spec/events.md §1) never clash between tests or runs.
+    Its users and permissions are production's; the URL carries the admin's credentials
+    (for test code), which a service's own credentials replace. A named or containerised
+    server is private to the session; its Momentum streams are deleted before each test.
     """
     if nats_session_server.url is None:
-        with EmbeddedNats(tmp_path / "nats") as server:
-            yield server.url
+        with EmbeddedNats(tmp_path / "nats", passwords=NATS_PASSWORDS) as server:
+            yield server.admin_url
         return
     url = nats_session_server.url
 
@@ -115,10 +130,22 @@ def nats_url(nats_session_server: NatsServer, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def nats_server_factory() -> Iterator[type[EmbeddedNats]]:
-    """Starts private ``nats-server`` processes that a fault test may stop and restart."""
+    """Starts private ``nats-server`` processes that a fault test may stop and restart.
+
+    They have the session's users; ``url`` carries the admin's credentials, like ``nats_url``.
+    """
     started: list[EmbeddedNats] = []
 
     class Factory(EmbeddedNats):
+        def __init__(self, store_dir: Path, *, port: int | None = None, **kwargs: Any) -> None:
+            kwargs.setdefault("passwords", NATS_PASSWORDS)
+            super().__init__(store_dir, port=port, **kwargs)
+
+        @property
+        def url(self) -> str:
+            # As ``nats_url``: the admin's credentials, which a service's own replace.
+            return self.admin_url
+
         def start(self, *, timeout: float = 10.0) -> EmbeddedNats:
             started.append(self)
             return super().start(timeout=timeout)
