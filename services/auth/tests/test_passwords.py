@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import statistics
+import time
+from pathlib import Path
+
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -10,11 +15,11 @@ from sqlmodel import col
 
 from momentum_auth.app import create_app
 from momentum_auth.models import User
-from momentum_auth.passwords import PasswordHasher
+from momentum_auth.passwords import PasswordHasher, available_cpus
 from momentum_auth.settings import AuthSettings
 from momentum_shared.testing.apps import running_app
-from services.auth.tests.builders import PASSWORD, new_email, register, sign_in
-from services.auth.tests.conftest import make_settings
+from services.auth.tests.builders import PASSWORD, new_email, refresh, register, sign_in, tokens
+from services.auth.tests.conftest import client_at, make_settings
 
 
 async def test_default_parameters_are_argon2id_at_owasp_minimum_or_stronger() -> None:
@@ -82,3 +87,122 @@ async def test_an_unknown_or_malformed_username_costs_one_argon2_check_like_a_wr
         response = await sign_in(client, username, password="not the password")
         assert response.status_code == 401
         assert checks == ["argon2"], username
+
+
+def test_the_hashing_pool_is_sized_from_the_cgroup_quota_never_the_node(tmp_path: Path) -> None:
+    import os
+
+    affinity = len(os.sched_getaffinity(0))
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("50000 100000\n")  # half a CPU
+    assert available_cpus(v2) == 1
+    (v2 / "cpu.max").write_text(f"{150000 * affinity} 100000\n")  # more than the pinned CPUs
+    assert available_cpus(v2) == affinity
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(v2) == affinity
+    v1 = tmp_path / "v1" / "cpu,cpuacct"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path / "v1") == 1
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert available_cpus(tmp_path / "v1") == affinity
+    assert available_cpus(tmp_path / "none") == affinity
+
+
+# Slow enough that every request below reaches the hasher while the first hash still runs.
+SLOW_HASHING = {"password_memory_cost_kib": 64 * 1024, "password_time_cost": 6}
+
+
+async def test_sign_ins_beyond_the_hashing_capacity_get_503_with_retry_after(
+    database_url: str,
+) -> None:
+    app = create_app(
+        make_settings(
+            database_url,
+            password_hashing_workers=1,
+            password_hashing_queue_length=1,
+            **SLOW_HASHING,
+        )
+    )
+    async with running_app(app):
+
+        async def attempt(number: int) -> httpx.Response:
+            async with client_at(app, f"198.51.100.{number}") as client:
+                return await sign_in(client, new_email(), password="not the password")
+
+        responses = await asyncio.gather(*(attempt(number) for number in range(8)))
+    statuses = sorted(response.status_code for response in responses)
+    busy = [response for response in responses if response.status_code == 503]
+    # One hash runs, one waits; the others are refused at once instead of queueing.
+    assert statuses.count(401) == 2, statuses
+    assert len(busy) == 6, statuses
+    assert app.state.auth.hasher.refused == 6
+    for response in busy:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert int(response.headers["retry-after"]) >= 1
+        assert response.headers["cache-control"] == "no-store"
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.json()["status"] == 503
+
+
+async def test_a_sign_in_flood_keeps_refresh_grants_fast(database_url: str) -> None:
+    # Production argon2id parameters; a pool of one thread as on a one-CPU container.
+    settings = make_settings(
+        database_url,
+        password_memory_cost_kib=19 * 1024,
+        password_time_cost=2,
+        password_hashing_workers=1,
+        password_hashing_queue_length=2,
+    )
+    app = create_app(settings)
+    async with running_app(app) as client:
+        user = await register(client)
+        refresh_token = (await tokens(client, user["email"]))["refresh_token"]
+
+        async def refresh_latencies(count: int) -> list[float]:
+            nonlocal refresh_token
+            latencies = []
+            for _ in range(count):
+                started = time.perf_counter()
+                response = await refresh(client, refresh_token)
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+                refresh_token = response.json()["refresh_token"]
+            return latencies
+
+        await refresh_latencies(3)  # warm up
+        quiet = statistics.median(await refresh_latencies(15))
+
+        statuses: list[int] = []
+        pending: set[asyncio.Task[None]] = set()
+
+        async def one_sign_in(number: int) -> None:
+            address = f"10.{number // 65536 % 256}.{number // 256 % 256}.{number % 256}"
+            async with client_at(app, address) as flooder:
+                response = await sign_in(flooder, new_email(), password="not the password")
+            statuses.append(response.status_code)
+
+        async def flood() -> None:
+            # An open loop: 60 anonymous sign-ins a second from as many addresses, whether or
+            # not the earlier ones were answered (two CPUs' worth of argon2id).
+            number = 0
+            while True:
+                task = asyncio.create_task(one_sign_in(number))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                number += 1
+                await asyncio.sleep(1 / 60)
+
+        flooding = asyncio.create_task(flood())
+        try:
+            await asyncio.sleep(0.5)
+            loaded = statistics.median(await refresh_latencies(15))
+        finally:
+            flooding.cancel()
+            for task in list(pending):
+                task.cancel()
+            await asyncio.gather(flooding, *pending, return_exceptions=True)
+    assert loaded < 5 * quiet, (loaded, quiet)
+    assert 503 in statuses

@@ -43,6 +43,8 @@ def build_context(settings: AuthSettings) -> AuthContext:
         memory_cost_kib=settings.password_memory_cost_kib,
         time_cost=settings.password_time_cost,
         parallelism=settings.password_parallelism,
+        workers=settings.password_hashing_workers,
+        queue_length=settings.password_hashing_queue_length,
     )
     return AuthContext(settings=settings, hasher=hasher, keys=PrivateKeys(encryption))
 
@@ -144,6 +146,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         if relay is not None:
             await relay.aclose()
+        context.hasher.close()
         await context.verifier.jwks.aclose()
         await jwks_client.aclose()
         await engine.dispose()

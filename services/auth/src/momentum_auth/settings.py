@@ -71,6 +71,10 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     """argon2id iterations (OWASP minimum 2)"""
     password_parallelism: int = Field(default=1, ge=1)
     """argon2id lanes"""
+    password_hashing_workers: int | None = Field(default=None, ge=1)
+    """threads that hash passwords (default: the CPUs of the container's quota, else affinity)"""
+    password_hashing_queue_length: int = Field(default=16, ge=0)
+    """password checks that may wait for a hashing thread; beyond them the answer is 503"""
 
     outbox_relay_enabled: bool = True
     """run the outbox relay inside the web process"""
