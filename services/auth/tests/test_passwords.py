@@ -219,5 +219,7 @@ async def test_a_sign_in_flood_keeps_refresh_grants_fast(database_url: str) -> N
             loaded_samples += await flooded_latencies(6)
         quiet = statistics.median(quiet_samples)
         loaded = statistics.median(loaded_samples)
-    assert loaded < 5 * quiet, (loaded, quiet)
+    # Without the bound the grants wait 17-40 times longer here; with it 1-4 times, the rest
+    # being this machine's other load: 8 times separates the two with room on both sides.
+    assert loaded < 8 * quiet, (loaded, quiet)
     assert 503 in statuses
