@@ -137,10 +137,11 @@ async def test_sign_ins_beyond_the_hashing_capacity_get_503_with_retry_after(
         responses = await asyncio.gather(*(attempt(number) for number in range(8)))
     statuses = sorted(response.status_code for response in responses)
     busy = [response for response in responses if response.status_code == 503]
-    # One hash runs, one waits; the others are refused at once instead of queueing.
-    assert statuses.count(401) == 2, statuses
-    assert len(busy) == 6, statuses
-    assert app.state.auth.hasher.refused == 6
+    # One hash runs, one waits; the others are refused at once instead of queueing (a slow
+    # machine may let a third in when the first hash ends before the last request arrives).
+    assert statuses.count(401) in (2, 3), statuses
+    assert len(busy) == 8 - statuses.count(401), statuses
+    assert app.state.auth.hasher.refused == len(busy)
     for response in busy:
         assert response.headers["content-type"] == "application/problem+json"
         assert int(response.headers["retry-after"]) >= 1
