@@ -59,7 +59,7 @@ def hashing_busy(retry_after: int) -> ProblemError:
     errors carry: the OAuth ``error`` member and ``Cache-Control: no-store``.
     """
     return ServiceUnavailable(
-        f"too many password checks in progress; try again in {retry_after} seconds",
+        "too many password checks in progress; try again shortly",
         retry_after=retry_after,
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
         extra={"error": "temporarily_unavailable"},
