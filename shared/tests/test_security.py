@@ -456,6 +456,32 @@ async def test_a_flood_of_random_kids_fetches_the_jwks_at_most_once_per_cooldown
     await verifier.jwks.aclose()
 
 
+async def test_an_announced_kid_refetches_within_the_cooldown_once(
+    issuer: TestIssuer, jwks_server: RealHttpServer
+) -> None:
+    jwks_clock = Clock(1000.0)
+    verifier = make_verifier(jwks_server, jwks_clock=jwks_clock)
+    await verifier.verify(issuer.mint())  # the start-up fetch
+    rotated = TestIssuer(kid="rotated-key")
+    jwks_server.state.document = {"keys": issuer.jwks()["keys"] + rotated.jwks()["keys"]}
+    # Within the cooldown an unknown kid is refused without a fetch...
+    await refused(verifier, signed(issuer, claims_for(issuer), kid=uuid.uuid4().hex))
+    assert len(jwks_server.state.hits) == 1
+    # ...but the key's owner can announce a kid it starts signing with.
+    verifier.jwks.expect("rotated-key")
+    user = uuid.uuid4()
+    claims = await verifier.verify(rotated.mint(user))
+    assert claims.user_id == user
+    assert len(jwks_server.state.hits) == 2
+    # One refetch per announcement: announcing does not lift the cooldown for other kids.
+    verifier.jwks.expect("never-published")
+    await refused(verifier, signed(issuer, claims_for(issuer), kid="never-published"))
+    await refused(verifier, signed(issuer, claims_for(issuer), kid="never-published"))
+    await refused(verifier, signed(issuer, claims_for(issuer), kid=uuid.uuid4().hex))
+    assert len(jwks_server.state.hits) == 3
+    await verifier.jwks.aclose()
+
+
 # --- attack matrix: claims ----------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
-from jwt.utils import base64url_decode
+from jwt.utils import base64url_decode, base64url_encode
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
@@ -40,7 +41,7 @@ from services.auth.tests.builders import (
 )
 from services.auth.tests.conftest import ALEMBIC_INI, make_settings
 
-STRONG_KEK = "k" * 40
+STRONG_KEK = "Pa2No5qS8fokPnYJVd6w4IlFXKP9WDJyKTJqTrUj_Sk"
 
 
 async def published_kids(client: httpx.AsyncClient) -> list[str]:
@@ -457,7 +458,7 @@ async def test_the_key_encryption_key_can_be_replaced(database_url: str) -> None
 def test_the_development_key_encryption_key_refuses_production() -> None:
     with pytest.raises(ValidationError, match="development default"):
         AuthSettings(environment="production")
-    with pytest.raises(ValidationError, match="at least 32"):
+    with pytest.raises(ValidationError, match="bits of entropy"):
         AuthSettings(environment="production", key_encryption_key=SecretStr("short"))
     with pytest.raises(ValidationError, match="OWASP"):
         AuthSettings(
@@ -483,3 +484,42 @@ def test_defaults_follow_the_contract() -> None:
     assert defaults.password_parallelism >= 1
     with pytest.raises(ValidationError):
         AuthSettings(signing_key_bits=1024)
+
+
+def token_with_kid(kid: str) -> str:
+    """A three-segment token whose header names ``kid``; its signature is junk."""
+    header = base64url_encode(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": kid}).encode())
+    payload = base64url_encode(json.dumps({"sub": str(uuid.uuid4())}).encode())
+    return f"{header.decode()}.{payload.decode()}.{base64url_encode(b'junk').decode()}"
+
+
+async def test_random_kids_cost_at_most_one_key_reload_per_cooldown_yet_rotated_keys_verify(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    admin = await make_admin(app)
+    admin_access = (await tokens(client, admin))["access_token"]
+    user = await register(client)
+    jwks = app.state.verifier.jwks
+    # The admin's token has been verified, so the key set is loaded.
+    assert (await client.get("/auth/me", headers=bearer(admin_access))).is_success
+    before = jwks.fetch_count
+    for _ in range(40):
+        revoke = await client.post("/auth/revoke", data={"token": token_with_kid(uuid.uuid4().hex)})
+        assert revoke.status_code == 200
+    # Anonymous revocations with fresh random kids: one reload, then the cooldown holds.
+    assert jwks.fetch_count - before <= 1
+    # The same kid again is answered from the negative cache.
+    reloads = jwks.fetch_count
+    kid = uuid.uuid4().hex
+    for _ in range(5):
+        await client.post("/auth/revoke", data={"token": token_with_kid(kid)})
+    assert jwks.fetch_count == reloads
+
+    # Within that cooldown, two rotations make auth sign with a key created after the key
+    # set was loaded: auth announces it to its own verifier, so its tokens verify at once.
+    await rotate(client, admin_access)
+    new_kid = await rotate(client, admin_access)
+    assert not jwks.has(new_kid)
+    fresh = await tokens(client, user["email"])
+    assert kid_of(fresh["access_token"]) == new_kid
+    assert (await client.get("/auth/me", headers=bearer(fresh["access_token"]))).is_success

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
+import statistics
+import time
+from pathlib import Path
+
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -10,11 +17,11 @@ from sqlmodel import col
 
 from momentum_auth.app import create_app
 from momentum_auth.models import User
-from momentum_auth.passwords import PasswordHasher
+from momentum_auth.passwords import PasswordHasher, available_cpus
 from momentum_auth.settings import AuthSettings
 from momentum_shared.testing.apps import running_app
-from services.auth.tests.builders import PASSWORD, new_email, register, sign_in
-from services.auth.tests.conftest import make_settings
+from services.auth.tests.builders import PASSWORD, new_email, refresh, register, sign_in, tokens
+from services.auth.tests.conftest import client_at, make_settings
 
 
 async def test_default_parameters_are_argon2id_at_owasp_minimum_or_stronger() -> None:
@@ -82,3 +89,138 @@ async def test_an_unknown_or_malformed_username_costs_one_argon2_check_like_a_wr
         response = await sign_in(client, username, password="not the password")
         assert response.status_code == 401
         assert checks == ["argon2"], username
+
+
+def test_the_hashing_pool_is_sized_from_the_cgroup_quota_never_the_node(tmp_path: Path) -> None:
+    import os
+
+    affinity = len(os.sched_getaffinity(0))
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("50000 100000\n")  # half a CPU
+    assert available_cpus(v2) == 1
+    (v2 / "cpu.max").write_text(f"{150000 * affinity} 100000\n")  # more than the pinned CPUs
+    assert available_cpus(v2) == affinity
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(v2) == affinity
+    v1 = tmp_path / "v1" / "cpu,cpuacct"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path / "v1") == 1
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert available_cpus(tmp_path / "v1") == affinity
+    assert available_cpus(tmp_path / "none") == affinity
+
+
+# Slow enough that every request below reaches the hasher while the first hash still runs.
+SLOW_HASHING = {"password_memory_cost_kib": 64 * 1024, "password_time_cost": 6}
+
+
+async def test_sign_ins_beyond_the_hashing_capacity_get_503_with_retry_after(
+    database_url: str,
+) -> None:
+    app = create_app(
+        make_settings(
+            database_url,
+            password_hashing_workers=1,
+            password_hashing_queue_length=1,
+            **SLOW_HASHING,
+        )
+    )
+    async with running_app(app):
+
+        async def attempt(number: int) -> httpx.Response:
+            async with client_at(app, f"198.51.100.{number}") as client:
+                return await sign_in(client, new_email(), password="not the password")
+
+        responses = await asyncio.gather(*(attempt(number) for number in range(8)))
+    statuses = sorted(response.status_code for response in responses)
+    busy = [response for response in responses if response.status_code == 503]
+    # One hash runs, one waits; the others are refused at once instead of queueing (a slow
+    # machine may let a third in when the first hash ends before the last request arrives).
+    assert statuses.count(401) in (2, 3), statuses
+    assert len(busy) == 8 - statuses.count(401), statuses
+    assert app.state.auth.hasher.refused == len(busy)
+    for response in busy:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert int(response.headers["retry-after"]) >= 1
+        assert response.headers["cache-control"] == "no-store"
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.json()["status"] == 503
+
+
+async def test_a_sign_in_flood_keeps_refresh_grants_fast(database_url: str) -> None:
+    # A pool of one thread, as on a one-CPU container. Each check costs ~0.1 s of a CPU, so
+    # few requests carry much argon2 work and the event loop's own share stays small.
+    settings = make_settings(
+        database_url,
+        password_memory_cost_kib=19 * 1024,
+        password_time_cost=6,
+        password_hashing_workers=1,
+        password_hashing_queue_length=2,
+    )
+    app = create_app(settings)
+    async with running_app(app) as client, contextlib.AsyncExitStack() as stack:
+        user = await register(client)
+        refresh_token = (await tokens(client, user["email"]))["refresh_token"]
+        flooders = [
+            await stack.enter_async_context(client_at(app, f"10.0.0.{number}"))
+            for number in range(20)
+        ]
+
+        async def refresh_latencies(count: int) -> list[float]:
+            nonlocal refresh_token
+            latencies = []
+            for _ in range(count):
+                started = time.perf_counter()
+                response = await refresh(client, refresh_token)
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+                refresh_token = response.json()["refresh_token"]
+            return latencies
+
+        await refresh_latencies(3)  # warm up
+        statuses: list[int] = []
+
+        async def one_sign_in(flooder: httpx.AsyncClient) -> None:
+            response = await sign_in(flooder, new_email(), password="not the password")
+            statuses.append(response.status_code)
+
+        async def flooded_latencies(count: int) -> list[float]:
+            """Refresh grants during an open-loop flood: 20 anonymous sign-ins a second from
+            20 addresses, whether or not the earlier ones were answered (some two CPUs'
+            worth of argon2id)."""
+            pending: set[asyncio.Task[None]] = set()
+
+            async def flood() -> None:
+                for flooder in itertools.cycle(flooders):
+                    task = asyncio.create_task(one_sign_in(flooder))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                    await asyncio.sleep(1 / 20)
+
+            flooding = asyncio.create_task(flood())
+            try:
+                await asyncio.sleep(0.4)
+                return await refresh_latencies(count)
+            finally:
+                flooding.cancel()
+                for task in list(pending):
+                    task.cancel()
+                await asyncio.gather(flooding, *pending, return_exceptions=True)
+                await asyncio.sleep(0.4)  # let the hashes already running finish
+
+        # Quiet and flooded rounds alternate, so a change in the machine's own load between
+        # them weighs on both medians alike.
+        quiet_samples: list[float] = []
+        loaded_samples: list[float] = []
+        for _ in range(3):
+            quiet_samples += await refresh_latencies(6)
+            loaded_samples += await flooded_latencies(6)
+        quiet = statistics.median(quiet_samples)
+        loaded = statistics.median(loaded_samples)
+    # Without the bound the grants wait 17-40 times longer here; with it 1-4 times, the rest
+    # being this machine's other load: 8 times separates the two with room on both sides.
+    assert loaded < 8 * quiet, (loaded, quiet)
+    assert 503 in statuses

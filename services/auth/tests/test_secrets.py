@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import base64
 import logging
+import secrets
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr, ValidationError
 
 from momentum_auth.app import create_app
 from momentum_auth.keys import KeyEncryption
 from momentum_auth.models import SigningKey, User
-from momentum_auth.settings import DEVELOPMENT_KEY_ENCRYPTION_KEY
+from momentum_auth.settings import DEVELOPMENT_KEY_ENCRYPTION_KEY, AuthSettings
 from momentum_shared.testing.apps import running_app
 from services.auth.tests.builders import bearer, make_admin, new_email
 from services.auth.tests.conftest import make_settings
@@ -134,3 +136,45 @@ async def test_no_response_or_log_line_carries_a_secret(
             assert secret not in text
         assert "PRIVATE KEY" not in text
         assert "$argon2" not in text
+
+
+PRODUCTION_KEK = "9hM4vQx2LrT7bWc1NzKpE6yFgU3sJdA8oVi5XeHqRl0"
+
+
+KEK = "MOMENTUM_AUTH_KEY_ENCRYPTION_KEY"
+PREVIOUS = "MOMENTUM_AUTH_PREVIOUS_KEY_ENCRYPTION_KEYS"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("key_encryption_key", "a" * 32, KEK),
+        ("key_encryption_key", "a" * 64, KEK),
+        ("key_encryption_key", "0123456789abcdef" * 4, KEK),
+        ("key_encryption_key", "Summer2026!Summer2026!Summer2026!", KEK),
+        ("previous_key_encryption_keys", [DEVELOPMENT_KEY_ENCRYPTION_KEY], PREVIOUS),
+        ("previous_key_encryption_keys", ["a" * 32], PREVIOUS),
+    ],
+)
+def test_production_refuses_weak_or_public_key_encryption_keys(
+    field: str, value: object, named: str
+) -> None:
+    values: dict[str, object] = {"key_encryption_key": PRODUCTION_KEK, field: value}
+    with pytest.raises(ValidationError) as refused:
+        AuthSettings.model_validate({"environment": "production", **values})
+    message = str(refused.value)
+    assert named in message
+    assert "secrets.token_urlsafe(32)" in message
+    # The same values still start a development or test process.
+    assert AuthSettings.model_validate({"environment": "development", **values})
+    assert AuthSettings.model_validate({"environment": "test", **values})
+
+
+def test_production_accepts_strong_key_encryption_keys() -> None:
+    strong = AuthSettings(
+        environment="production",
+        key_encryption_key=SecretStr(PRODUCTION_KEK),
+        previous_key_encryption_keys=[SecretStr(secrets.token_hex(32))],
+    )
+    assert strong.key_encryption_key.get_secret_value() == PRODUCTION_KEK
+    assert AuthSettings(environment="development").key_encryption_key

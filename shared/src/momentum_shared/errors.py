@@ -186,9 +186,11 @@ class ServiceUnavailable(ProblemError):
         detail: str | None = None,
         *,
         retry_after: int = 5,
+        headers: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after)}, extra=extra)
+        merged = {"Retry-After": str(retry_after), **dict(headers or {})}
+        super().__init__(detail, headers=merged, extra=extra)
 
 
 class GatewayTimeout(ProblemError):

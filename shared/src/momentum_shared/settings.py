@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import string
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -15,6 +18,65 @@ Environment = Literal["development", "test", "production"]
 
 # The longest access-token lifetime auth may be configured to issue.
 MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 24 * 3600
+
+# A secret outside development must be at least this hard to guess.
+MIN_SECRET_BITS = 256
+# Fewer distinct characters than this is a pattern, not randomness (32 random bytes in hex
+# show all 16 digits; in base64 some 30 characters).
+MIN_SECRET_DISTINCT_CHARACTERS = 10
+GENERATE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+_HEX = frozenset(string.hexdigits)
+_BASE64 = frozenset(string.ascii_letters + string.digits + "+/-_=")
+_CLASSES = (
+    (frozenset(string.ascii_lowercase), 26),
+    (frozenset(string.ascii_uppercase), 26),
+    (frozenset(string.digits), 10),
+)
+_OTHER_CHARACTERS = 33  # printable ASCII punctuation and space
+
+
+def secret_bits(value: str) -> float:
+    """A conservative estimate of the entropy of ``value``, in bits.
+
+    Hex counts 4 bits a character and base64 6 (the length of what they decode to); other
+    text counts log2 of the character classes it uses (lower, upper, digits, others) per
+    character. Whichever reading is lowest wins, so a hex key is never credited as text.
+    """
+    if not value:
+        return 0.0
+    chars = set(value)
+    pool = sum(size for members, size in _CLASSES if chars & members)
+    if any(not any(char in members for members, _ in _CLASSES) for char in chars):
+        pool += _OTHER_CHARACTERS
+    bits = len(value) * math.log2(max(pool, 2))
+    if chars <= _HEX:
+        bits = min(bits, len(value) * 4.0)
+    if chars <= _BASE64:
+        bits = min(bits, len(value.rstrip("=")) * 6.0)
+    return bits
+
+
+def _periodic(value: str) -> bool:
+    """``value`` is a shorter string repeated (``abab…``, 32 times ``a``)."""
+    return len(value) > 1 and value in (value + value)[1:-1]
+
+
+def check_secret(name: str, value: str, *, known: Collection[str] = ()) -> None:
+    """Refuse a secret that is public, repetitive or under ``MIN_SECRET_BITS`` of entropy.
+
+    ``name`` is the environment variable, so the error says which setting to fix; ``known``
+    holds the development defaults, which anyone who reads the source knows.
+    """
+    advice = f"generate one with: {GENERATE_SECRET}"
+    if value in known:
+        raise ValueError(f"{name} is the public development default; {advice}")
+    if (bits := secret_bits(value)) < MIN_SECRET_BITS:
+        raise ValueError(
+            f"{name} has about {bits:.0f} bits of entropy, below {MIN_SECRET_BITS}; {advice}"
+        )
+    if len(set(value)) < MIN_SECRET_DISTINCT_CHARACTERS or _periodic(value):
+        raise ValueError(f"{name} is too repetitive to be random; {advice}")
 
 
 class MomentumSettings(BaseSettings):

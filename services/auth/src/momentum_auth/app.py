@@ -43,6 +43,8 @@ def build_context(settings: AuthSettings) -> AuthContext:
         memory_cost_kib=settings.password_memory_cost_kib,
         time_cost=settings.password_time_cost,
         parallelism=settings.password_parallelism,
+        workers=settings.password_hashing_workers,
+        queue_length=settings.password_hashing_queue_length,
     )
     return AuthContext(settings=settings, hasher=hasher, keys=PrivateKeys(encryption))
 
@@ -53,9 +55,10 @@ def build_self_verifier(settings: AuthSettings, client: httpx.AsyncClient) -> To
         SELF_JWKS_URL,
         algorithms=(ALGORITHM,),
         ttl=60.0,
-        # A kid this cache has not seen costs one query, so a key another replica has just
-        # created verifies at once; the verifier's kid syntax check bounds what can ask.
-        unknown_kid_cooldown=0.0,
+        # As at the gateway: an unknown kid costs at most one query per cooldown, and is then
+        # refused from the negative cache, so random kids cannot make auth reload its keys.
+        # A key this replica starts signing with is announced to the cache (see lifespan).
+        unknown_kid_cooldown=settings.jwks_unknown_kid_cooldown_seconds,
         client=client,
     )
     return TokenVerifier(
@@ -103,6 +106,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     context: AuthContext = app.state.auth
     jwks_client = httpx.AsyncClient(transport=DatabaseJwksTransport(session_factory))
     context.verifier = app.state.verifier = build_self_verifier(settings, jwks_client)
+    context.keys.on_first_use = context.verifier.jwks.expect
 
     async def signing_key_ready() -> None:
         async with session_factory() as session:
@@ -145,6 +149,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         if relay is not None:
             await relay.aclose()
+        context.hasher.close()
         await context.verifier.jwks.aclose()
         await jwks_client.aclose()
         await engine.dispose()

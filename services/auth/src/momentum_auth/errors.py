@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from momentum_shared.errors import BadRequest, ProblemError, TooManyRequests, Unauthorized
+from momentum_shared.errors import (
+    BadRequest,
+    ProblemError,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 
 
 def invalid_request(detail: str) -> ProblemError:
@@ -44,3 +50,17 @@ def throttled(retry_after: int) -> ProblemError:
 
 def wrong_current_password() -> ProblemError:
     return Unauthorized("the current password is wrong", error=None)
+
+
+def hashing_busy(retry_after: int) -> ProblemError:
+    """Every password-hashing thread is busy and the queue is full: come back shortly.
+
+    Raised from the hasher, below the routes, so it carries what the token endpoint's own
+    errors carry: the OAuth ``error`` member and ``Cache-Control: no-store``.
+    """
+    return ServiceUnavailable(
+        "too many password checks in progress; try again shortly",
+        retry_after=retry_after,
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+        extra={"error": "temporarily_unavailable"},
+    )

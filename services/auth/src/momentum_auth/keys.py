@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +105,9 @@ class PrivateKeys:
     def __init__(self, encryption: KeyEncryption) -> None:
         self.encryption = encryption
         self._keys: dict[str, rsa.RSAPrivateKey] = {}
+        # Told the kid of every key this process starts to sign with (auth's own verifier,
+        # so a key this replica has just rotated to verifies at once).
+        self.on_first_use: Callable[[str], None] | None = None
 
     def seal(self, new: NewKey) -> SigningKey:
         return SigningKey(
@@ -123,6 +126,8 @@ class PrivateKeys:
             if not isinstance(loaded, rsa.RSAPrivateKey):
                 raise KeyDecryptionError(f"signing key {row.kid} is not an RSA key")
             key = self._keys[row.kid] = loaded
+            if self.on_first_use is not None:
+                self.on_first_use(row.kid)
         return key
 
 

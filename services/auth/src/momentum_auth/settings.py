@@ -7,7 +7,12 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from momentum_shared.settings import DatabaseSettings, NatsSettings, TokenVerificationSettings
+from momentum_shared.settings import (
+    DatabaseSettings,
+    NatsSettings,
+    TokenVerificationSettings,
+    check_secret,
+)
 
 # Known to everyone who reads this file: it only protects keys on a developer's laptop.
 DEVELOPMENT_KEY_ENCRYPTION_KEY = "momentum-development-key-encryption-key-not-secret"
@@ -49,7 +54,7 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     key_maintenance_interval_seconds: float = Field(default=60.0, gt=0)
     """how often each replica checks whether a rotation is due"""
     key_encryption_key: SecretStr = SecretStr(DEVELOPMENT_KEY_ENCRYPTION_KEY)
-    """secret that encrypts private signing keys at rest (at least 32 characters)"""
+    """secret that encrypts private signing keys at rest (at least 256 bits of entropy)"""
     # Older key-encryption keys that may still decrypt stored keys while a KEK is replaced.
     previous_key_encryption_keys: list[SecretStr] = Field(default_factory=list)
     """older key-encryption keys still accepted for decryption while one is replaced"""
@@ -95,6 +100,10 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     """argon2id iterations (OWASP minimum 2)"""
     password_parallelism: int = Field(default=1, ge=1)
     """argon2id lanes"""
+    password_hashing_workers: int | None = Field(default=None, ge=1)
+    """threads that hash passwords (default: the CPUs of the container's quota, else affinity)"""
+    password_hashing_queue_length: int = Field(default=16, ge=0)
+    """password checks that may wait for a hashing thread; beyond them the answer is 503"""
 
     outbox_relay_enabled: bool = True
     """run the outbox relay inside the web process"""
@@ -107,14 +116,19 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
             raise ValueError("refresh_idle_lifetime_seconds exceeds the absolute lifetime")
         if self.is_development:
             return self
-        kek = self.key_encryption_key.get_secret_value()
-        if kek == DEVELOPMENT_KEY_ENCRYPTION_KEY:
-            raise ValueError(
-                "MOMENTUM_AUTH_KEY_ENCRYPTION_KEY is the development default;"
-                " set a random secret of at least 32 characters outside development"
+        known = (DEVELOPMENT_KEY_ENCRYPTION_KEY,)
+        check_secret(
+            "MOMENTUM_AUTH_KEY_ENCRYPTION_KEY",
+            self.key_encryption_key.get_secret_value(),
+            known=known,
+        )
+        # A key sealed under a weak or public KEK is as exposed as that KEK.
+        for previous in self.previous_key_encryption_keys:
+            check_secret(
+                "MOMENTUM_AUTH_PREVIOUS_KEY_ENCRYPTION_KEYS",
+                previous.get_secret_value(),
+                known=known,
             )
-        if len(kek) < 32:
-            raise ValueError("MOMENTUM_AUTH_KEY_ENCRYPTION_KEY must have at least 32 characters")
         if (
             self.password_memory_cost_kib < OWASP_MIN_MEMORY_KIB
             or self.password_time_cost < OWASP_MIN_TIME_COST

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from momentum_shared.settings import DatabaseSettings, RevocationSettings
+from momentum_shared.settings import DatabaseSettings, RevocationSettings, check_secret
 
 DEVELOPMENT_CURSOR_SECRET = "momentum-development-cursor-secret"
 
@@ -16,7 +16,7 @@ class TasksSettings(DatabaseSettings, RevocationSettings):
     database_url: str = "sqlite+aiosqlite:///./.momentum/tasks.db"
     """SQLAlchemy async URL of the tasks database"""
     cursor_secret: SecretStr = SecretStr(DEVELOPMENT_CURSOR_SECRET)
-    """signs list cursors; every replica needs the same value"""
+    """signs list cursors; every replica needs the same value (at least 256 bits of entropy)"""
     idempotency_ttl_hours: float = Field(default=24.0, gt=0)
     """how long an Idempotency-Key is remembered per user"""
     # Room for the largest valid task even when every character is JSON-escaped.
@@ -33,9 +33,10 @@ class TasksSettings(DatabaseSettings, RevocationSettings):
 
     @model_validator(mode="after")
     def _refuse_development_secret(self) -> TasksSettings:
-        if (
-            not self.is_development
-            and self.cursor_secret.get_secret_value() == DEVELOPMENT_CURSOR_SECRET
-        ):
-            raise ValueError("MOMENTUM_TASKS_CURSOR_SECRET must be set outside development")
+        if not self.is_development:
+            check_secret(
+                "MOMENTUM_TASKS_CURSOR_SECRET",
+                self.cursor_secret.get_secret_value(),
+                known=(DEVELOPMENT_CURSOR_SECRET,),
+            )
         return self

@@ -54,6 +54,8 @@ class JwksCache:
         self._inflight: asyncio.Future[bool] | None = None
         self._background: asyncio.Task[None] | None = None
         self._unknown: dict[str, float] = {}
+        # Kids the owner of the key set announced (see ``expect``): the next lookup refetches.
+        self._expected: set[str] = set()
         self.fetch_count = 0
         self.last_error: str | None = None
 
@@ -68,6 +70,16 @@ class JwksCache:
     def has(self, kid: str) -> bool:
         """True while ``kid`` is in the cached key set (cheap: no fetch, no lock)."""
         return kid in self._keys
+
+    def expect(self, kid: str) -> None:
+        """Announce a kid that is about to sign: its first lookup refetches despite the cooldown.
+
+        For the issuer's own verifier, which learns of a key it has just created or promoted
+        before any JWKS refresh would show it; a random kid still waits for the cooldown.
+        """
+        if kid not in self._keys and len(self._expected) < MAX_JWKS_KEYS:
+            self._unknown.pop(kid, None)
+            self._expected.add(kid)
 
     def status(self) -> dict[str, Any]:
         """What readiness and operators see about the key set."""
@@ -181,10 +193,12 @@ class JwksCache:
         if key is not None:
             return key
         now = self._clock()
-        if (until := self._unknown.get(kid)) is not None and now < until:
+        expected = kid in self._expected
+        self._expected.discard(kid)  # one forced refetch per announcement
+        if not expected and (until := self._unknown.get(kid)) is not None and now < until:
             return None  # negative cache
         last = self._last_attempt
-        if last is None or now - last >= self.unknown_kid_cooldown:
+        if expected or last is None or now - last >= self.unknown_kid_cooldown:
             await self.refresh()
             key = self._keys.get(kid)
             if key is not None:
