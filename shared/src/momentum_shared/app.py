@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 
+from momentum_shared.bodies import BodyLimitMiddleware
 from momentum_shared.errors import install_error_handlers
 from momentum_shared.health import Readiness, health_router
 from momentum_shared.metrics import MetricsMiddleware, metrics_router
@@ -30,6 +31,8 @@ def build_app(
     install_error_handlers(app)
     app.include_router(health_router())
     app.include_router(metrics_router())
+    # The limit comes from app.state.settings, which every factory sets after this.
+    app.add_middleware(BodyLimitMiddleware, state=app.state)
     # Added last so it runs first: metrics see the final status, every response gets an id.
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(RequestIdMiddleware)
