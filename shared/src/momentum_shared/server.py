@@ -68,35 +68,53 @@ def _problem(status: int, detail: str) -> bytes:
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header and body deadlines and header limits.
 
-    Each connection starts its header deadline when it opens and each later request when its
-    first byte arrives; the headers must be complete before it fires. Header bytes are counted
-    as they arrive, so an endless header line is refused before httptools has buffered it all.
+    A connection's header deadline starts when it opens, a later request's when its first
+    byte arrives; the body deadline starts when the headers are complete. The hot path only
+    notes the times: one timer per connection checks them, so a request arms no timer.
+    Bytes of an unfinished header block are counted as they arrive, so an endless header
+    line is refused before httptools has buffered it; a complete block is measured exactly
+    only when the chunks it came in were larger than the limit.
     """
 
     limits: ClassVar[ServerLimits] = ServerLimits()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._timer: asyncio.TimerHandle | None = None
-        self._in_headers = True
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._headers_since: float | None = None
+        self._body_since: float | None = None
         self._received_in_headers = 0
-        self._header_bytes = 0
-        self._header_fields = 0
+        self._chunk = 0
         self._refusal: bytes | None = None
         self._served = 0
 
     # Deadlines.
-    def _arm(self, delay: float, handler: Callable[[], None]) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(delay, handler)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _check_deadlines(self) -> None:
+        self._deadline_timer = None
+        if self.transport.is_closing():
+            return
+        now = self.loop.time()
+        limits = self.limits
+        wait = limits.header_timeout
+        if self._headers_since is not None:
+            left = self._headers_since + limits.header_timeout - now
+            if left <= 0:
+                if self.cycle is not None and not self.cycle.response_complete:
+                    # A pipelined request's headers are late while a response is being sent.
+                    self.cycle.keep_alive = False
+                else:
+                    self._refuse(_problem(408, "the request headers did not arrive in time"))
+                    return
+            wait = min(wait, max(left, 0.05))
+        if self._body_since is not None:
+            left = self._body_since + limits.body_timeout - now
+            if left <= 0:
+                self._refuse(_problem(408, "the request body did not arrive in time"))
+                return
+            wait = min(wait, left)
+        self._deadline_timer = self.loop.call_later(wait, self._check_deadlines)
 
     def _refuse(self, payload: bytes) -> None:
-        self._disarm()
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
@@ -109,30 +127,28 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(payload)
         self.transport.close()
 
-    def _header_deadline_passed(self) -> None:
-        self._timer = None
-        if self.cycle is not None and not self.cycle.response_complete:
-            # A pipelined request's headers are late while a response is still being sent.
-            self.cycle.keep_alive = False
-            return
-        self._refuse(_problem(408, "the request headers did not arrive in time"))
-
-    def _body_deadline_passed(self) -> None:
-        self._timer = None
-        self._refuse(_problem(408, "the request body did not arrive in time"))
+    def _refuse_headers(self, detail: str) -> None:
+        self._refusal = _problem(431, detail)
+        raise _HeadersRefused(detail)
 
     # Protocol interface.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self.limits.header_timeout, self._header_deadline_passed)
+        self._headers_since = self.loop.time()
+        self._deadline_timer = self.loop.call_later(
+            self.limits.header_timeout, self._check_deadlines
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
-            self._received_in_headers += len(data)
+        self._chunk = len(data)
+        if self._headers_since is not None:
+            self._received_in_headers += self._chunk
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -150,55 +166,36 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        # Bytes of an unfinished header block, counted before httptools has parsed (and
-        # buffered) a whole line: the chunk that began the request is not counted.
-        if self._in_headers and self._received_in_headers > self.limits.max_header_bytes:
+        # An unfinished header block (the chunk that began the request is not counted).
+        if self._headers_since is not None and (
+            self._received_in_headers > self.limits.max_header_bytes
+        ):
             self._refuse(_problem(431, "the request headers are too large"))
 
     # Parser callbacks.
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_headers = True
+        if self._headers_since is None:
+            self._headers_since = self.loop.time()
         self._received_in_headers = 0
-        self._header_bytes = 0
-        self._header_fields = 0
-        if self._timer is None:
-            self._arm(self.limits.header_timeout, self._header_deadline_passed)
-
-    def on_url(self, url: bytes) -> None:
-        self._header_bytes += len(url)
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._refusal = _problem(431, "the request line is too long")
-            raise _HeadersRefused
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_fields += 1
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_fields > self.limits.max_header_fields:
-            self._refusal = _problem(431, "the request has too many header fields")
-            raise _HeadersRefused
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._refusal = _problem(431, "the request headers are too large")
-            raise _HeadersRefused
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_headers = False
-        self._disarm()
+        limits = self.limits
+        if len(self.headers) > limits.max_header_fields:
+            self._refuse_headers("the request has too many header fields")
+        if self._received_in_headers + self._chunk > limits.max_header_bytes:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > limits.max_header_bytes:
+                self._refuse_headers("the request headers are too large")
+        self._headers_since = None
+        self._body_since = self.loop.time()
         super().on_headers_complete()
         self._served += 1
-        if self.cycle is not None and self._served >= self.limits.max_requests_per_connection:
+        if self._served >= limits.max_requests_per_connection and self.cycle is not None:
             self.cycle.keep_alive = False
-        has_body = self.parser.get_http_version() != "0.9" and any(
-            name in (b"content-length", b"transfer-encoding") for name, _ in self.headers
-        )
-        if has_body:
-            self._arm(self.limits.body_timeout, self._body_deadline_passed)
 
     def on_message_complete(self) -> None:
-        if not self._in_headers:
-            self._disarm()
+        self._body_since = None
         super().on_message_complete()
 
 
