@@ -86,6 +86,7 @@ def create_app(
         version=version("momentum-gateway"),
         description=DESCRIPTION,
         lifespan=lifespan,
+        limit_bodies=False,
     )
     # FastAPI's own /openapi.json would describe only the gateway's probes: the merged
     # document replaces it, and /docs (FastAPI's Swagger UI) renders that one.

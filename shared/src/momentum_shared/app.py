@@ -23,16 +23,22 @@ def build_app(
     version: str,
     lifespan: Lifespan,
     description: str = "",
+    limit_bodies: bool = True,
 ) -> FastAPI:
-    """A FastAPI app with the house middleware, error handlers and probes installed."""
+    """A FastAPI app with the house middleware, error handlers and probes installed.
+
+    ``limit_bodies=False`` leaves request bodies to the app (the gateway bounds them while
+    it proxies them).
+    """
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     app.state.service = service
     app.state.readiness = Readiness()
     install_error_handlers(app)
     app.include_router(health_router())
     app.include_router(metrics_router())
-    # The limit comes from app.state.settings, which every factory sets after this.
-    app.add_middleware(BodyLimitMiddleware, state=app.state)
+    if limit_bodies:
+        # The limit comes from app.state.settings, which every factory sets after this.
+        app.add_middleware(BodyLimitMiddleware, state=app.state)
     # Added last so it runs first: metrics see the final status, every response gets an id.
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(RequestIdMiddleware)
