@@ -76,6 +76,7 @@ def create_app(
         lifespan=lifespan,
         # The gateway is the public entry: its metrics and readiness details stay internal.
         internal_port=(settings.metrics_host, settings.metrics_port),
+        limit_bodies=False,
     )
     # FastAPI's own /openapi.json would describe only the gateway's probes: the merged
     # document replaces it, and /docs (FastAPI's Swagger UI) renders that one.

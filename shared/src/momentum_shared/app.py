@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 
+from momentum_shared.bodies import BodyLimitMiddleware
 from momentum_shared.errors import install_error_handlers
 from momentum_shared.health import Readiness, health_router
 from momentum_shared.metrics import MetricsMiddleware, metrics_router, with_internal_port
@@ -23,11 +24,13 @@ def build_app(
     lifespan: Lifespan,
     description: str = "",
     internal_port: tuple[str, int] | None = None,
+    limit_bodies: bool = True,
 ) -> FastAPI:
     """A FastAPI app with the house middleware, error handlers and probes installed.
 
     With ``internal_port`` (host, port), ``/metrics`` and the detailed ``/readyz`` are served
-    there only, and the app's own ``/readyz`` says just ready or not.
+    there only, and the app's own ``/readyz`` says just ready or not. ``limit_bodies=False``
+    leaves request bodies to the app (the gateway bounds them while it proxies them).
     """
     if internal_port is not None:
         lifespan = with_internal_port(lifespan, host=internal_port[0], port=internal_port[1])
@@ -38,6 +41,9 @@ def build_app(
     app.include_router(health_router(detailed=internal_port is None))
     if internal_port is None:
         app.include_router(metrics_router())
+    if limit_bodies:
+        # The limit comes from app.state.settings, which every factory sets after this.
+        app.add_middleware(BodyLimitMiddleware, state=app.state)
     # Added last so it runs first: metrics see the final status, every response gets an id.
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(RequestIdMiddleware)

@@ -213,9 +213,8 @@ class DevStack:
             argv = [
                 sys.executable,
                 "-m",
-                "uvicorn",
+                "momentum_shared.server",
                 app.factory,
-                "--factory",
                 "--host",
                 "127.0.0.1",
                 "--port",

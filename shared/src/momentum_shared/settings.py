@@ -91,6 +91,20 @@ class MomentumSettings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(default=True, description="one JSON object per log line")
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    """largest request body accepted, counted while it streams in (413 above)"""
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """a request's line and headers must arrive within this time (408 and close after)"""
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """a request's body must arrive within this time after its headers (408 and close after)"""
+    http_keep_alive_timeout_seconds: float = Field(default=5.0, gt=0)
+    """an idle keep-alive connection is closed after this time"""
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    """largest request line and header block accepted (431 above)"""
+    http_max_header_fields: int = Field(default=100, ge=1)
+    """most header fields accepted in one request (431 above)"""
+    http_max_requests_per_connection: int = Field(default=10_000, ge=1)
+    """requests served on one connection before the server closes it"""
 
     @property
     def is_development(self) -> bool:

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query
 from momentum_analytics import service
 from momentum_analytics.dependencies import AnalyticsReader, NowDep, RepositoryDep
 from momentum_analytics.schemas import StreaksPublic, WeeklyReport
+from momentum_shared.bodies import BearerFirstRoute
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 router = APIRouter(
     prefix="/analytics",
+    route_class=BearerFirstRoute,
     tags=["analytics"],
     responses={
         401: {"description": "missing, invalid or expired bearer token", **PROBLEM},

@@ -31,6 +31,7 @@ from momentum_auth.schemas import (
     UserUpdate,
     user_public,
 )
+from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.db import SessionDep
 from momentum_shared.errors import ProblemError
 from momentum_shared.events import utcnow
@@ -61,7 +62,7 @@ class OAuthFormRoute(APIRoute):
         return handle
 
 
-router = APIRouter()
+router = APIRouter(route_class=BearerFirstRoute)
 # The token and revocation endpoints; included in ``router`` at the end of this module.
 oauth = APIRouter(route_class=OAuthFormRoute)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import BackgroundTasks, Depends, Header, Request
 
 from momentum_shared.db import SessionDep
-from momentum_shared.errors import BadRequest, NotFound, PayloadTooLarge
+from momentum_shared.errors import BadRequest, NotFound
 from momentum_shared.outbox import OutboxRelay
 from momentum_shared.security.dependencies import RequireScope
 from momentum_shared.security.tokens import Claims, valid_timezone
@@ -70,15 +70,6 @@ def task_id_from_path(task_id: str) -> uuid.UUID:
 
 
 TaskId = Annotated[uuid.UUID, Depends(task_id_from_path)]
-
-
-def limit_body_size(request: Request, settings: SettingsDep) -> None:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-        raise PayloadTooLarge(f"the body may be at most {settings.max_body_bytes} bytes")
-
-
-BodyLimit = Depends(limit_body_size)
 
 
 def idempotency_key(

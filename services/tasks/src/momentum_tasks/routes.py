@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.errors import UnprocessableEntity, validation_errors
 from momentum_tasks import service
 from momentum_tasks.dependencies import (
-    BodyLimit,
     Codec,
     IdempotencyKeyHeader,
     IfMatch,
@@ -38,6 +38,7 @@ from momentum_tasks.schemas import (
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 router = APIRouter(
     prefix="/tasks",
+    route_class=BearerFirstRoute,
     tags=["tasks"],
     responses={
         401: {"description": "missing, invalid or expired bearer token", **PROBLEM},
@@ -60,7 +61,7 @@ def _task_response(task: Task, response: Response) -> TaskPublic:
     "",
     status_code=201,
     response_model=TaskPublic,
-    dependencies=[BodyLimit, WakeRelay],
+    dependencies=[WakeRelay],
     responses={413: {"description": "body too large", **PROBLEM}},
 )
 async def create_task(
@@ -150,9 +151,7 @@ async def get_task(
     return _task_response(task, response)
 
 
-@router.patch(
-    "/{task_id}", response_model=TaskPublic, dependencies=[BodyLimit, WakeRelay], responses=ONE_TASK
-)
+@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[WakeRelay], responses=ONE_TASK)
 async def update_task(
     actor: Writer,
     task_id: TaskId,

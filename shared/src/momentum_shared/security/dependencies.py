@@ -38,12 +38,19 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
         return None
 
 
+# Where ``BearerFirstRoute`` keeps the claims it verified before the body was read.
+CLAIMS_SCOPE_KEY = "momentum.claims"
+
+
 async def current_claims(request: Request) -> Claims:
     """The verified claims of the request's bearer token (never from the query string).
 
     A token of a revoked session is refused like the gateway refuses it, wherever the app
     follows the revocations (``app.state.revocations``).
     """
+    verified = request.scope.get(CLAIMS_SCOPE_KEY)
+    if isinstance(verified, Claims):
+        return verified
     token = bearer_token(request.scope["headers"])
     if token is None:
         raise Unauthorized("a bearer token is required", error=None)
