@@ -93,6 +93,8 @@ class DevStack:
         self.data_dir = Path(env.get("MOMENTUM_DATA_DIR", ".momentum")).resolve()
         self.log_dir = self.data_dir / "logs"
         self.ports = {app.name: int(env.get(app.port_var, app.default_port)) for app in APPS}
+        # The gateway's /metrics and detailed /readyz are not on its public port.
+        self.metrics_port = int(env.get("MOMENTUM_GATEWAY_METRICS_PORT") or free_port())
         self.children: list[Child] = []
         self.nats: EmbeddedNats | None = None
         self.nats_url = env.get("MOMENTUM_NATS_URL", "")
@@ -109,6 +111,10 @@ class DevStack:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     def child_env(self, name: str) -> dict[str, str]:
         prefix = f"MOMENTUM_{name.upper()}_"
@@ -129,7 +135,7 @@ class DevStack:
                 AUTH_URL=auth,
                 TASKS_URL=f"http://127.0.0.1:{self.ports['tasks']}",
                 ANALYTICS_URL=f"http://127.0.0.1:{self.ports['analytics']}",
-                METRICS_PORT="0",  # any free port (logged): stacks may run side by side
+                METRICS_PORT=str(self.metrics_port),
             )
         for key, value in values.items():
             env.setdefault(prefix + key, value)
@@ -305,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.migrate()
         stack.start_apps()
         stack.wait_ready(args.ready_timeout)
+        stack.say(f"gateway metrics and readiness details: {stack.metrics_url}")
         stack.say(f"Momentum is up: {stack.gateway_url}  (Ctrl-C stops everything)")
         while True:
             stack.check_children()
