@@ -75,6 +75,14 @@ TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "invalid_request, unsupported_grant_type or invalid_scope", **_PROBLEM},
     401: {"description": "invalid_grant: wrong credentials or a bad refresh token", **_PROBLEM},
     429: {"description": "too many sign-in attempts (Retry-After)", **_PROBLEM},
+    503: {
+        "description": "temporarily_unavailable: password hashing is full (Retry-After)",
+        **_PROBLEM,
+    },
+}
+# Registration and password changes hash too: a full hashing pool answers 503.
+HASHING_BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "password hashing is full (Retry-After)", **_PROBLEM},
 }
 
 FormField = Annotated[str | None, Form()]
@@ -115,7 +123,10 @@ def _refused(problem: ProblemError, grant_type: str | None = None) -> Response:
     "/auth/register",
     status_code=201,
     response_model=UserPublic,
-    responses={429: {"description": "too many registrations (Retry-After)", **_PROBLEM}},
+    responses={
+        429: {"description": "too many registrations (Retry-After)", **_PROBLEM},
+        **HASHING_BUSY,
+    },
     tags=["users"],
 )
 async def register(
@@ -226,6 +237,7 @@ async def update_me(data: UserUpdate, user: CurrentUser, session: SessionDep) ->
     responses={
         401: {"description": "the current password is wrong", **_PROBLEM},
         429: {"description": "too many attempts (Retry-After)", **_PROBLEM},
+        **HASHING_BUSY,
     },
     tags=["users"],
 )
