@@ -183,3 +183,33 @@ def test_key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
 
     # The promoted key was published before it signed, so the gateway already knows it.
     assert gateway.get("/tasks", headers=bearer(fresh)).status_code == 200
+
+
+# What a signed-in user may read straight from each service, without the gateway.
+_DIRECT_READS = {"tasks": "/tasks", "analytics": "/analytics/streaks", "auth": "/auth/me"}
+
+
+def test_a_logged_out_session_is_refused_everywhere_even_bypassing_the_gateway(
+    gateway: httpx.Client, stack: Stack
+) -> None:
+    _, tokens = register_and_login(gateway)
+    _, other = register_and_login(gateway)
+    headers = bearer(tokens)
+    direct = {name: f"{stack.url(name)}{path}" for name, path in _DIRECT_READS.items()}
+    for url in direct.values():
+        assert httpx.get(url, headers=headers, timeout=5).status_code == 200
+    revoked = gateway.post("/auth/revoke", data={"token": tokens["refresh_token"]})
+    assert revoked.status_code == 200
+
+    def refused_everywhere() -> bool | None:
+        statuses = {
+            httpx.get(url, headers=headers, timeout=5).status_code for url in direct.values()
+        }
+        at_gateway = gateway.get("/tasks", headers=headers).status_code
+        return True if statuses == {401} and at_gateway == 401 else None
+
+    eventually(refused_everywhere)
+    # Another user's session is untouched, at the services and through the gateway.
+    for url in direct.values():
+        assert httpx.get(url, headers=bearer(other), timeout=5).status_code == 200
+    assert gateway.get("/tasks", headers=bearer(other)).status_code == 200
