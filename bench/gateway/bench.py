@@ -357,8 +357,10 @@ def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 "MOMENTUM_GATEWAY_NATS_PASSWORD": nats_server.passwords["gateway"],
                 # One token hammers one user: the per-user limit would measure itself.
                 "MOMENTUM_GATEWAY_RATE_LIMIT_USER_PER_SECOND": "0",
-                "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_USER": "0",
-                "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_ADDRESS": "0",
+                # The caps stay on (their bookkeeping is on the hot path), above the load's
+                # connections so that they never refuse.
+                "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_USER": "1024",
+                "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_ADDRESS": "1024",
                 "MOMENTUM_GATEWAY_METRICS_PORT": "0",
                 "MOMENTUM_GATEWAY_LOG_LEVEL": "WARNING",
             },
