@@ -15,11 +15,11 @@ from momentum_shared.security import Claims, RequireScope
 AnalyticsReader = Annotated[Claims, Depends(RequireScope("analytics:read"))]
 
 
-def get_repository(session: SessionDep) -> AnalyticsRepository:
+async def get_repository(session: SessionDep) -> AnalyticsRepository:
     return AnalyticsRepository(session)
 
 
-def get_now(request: Request) -> datetime:
+async def get_now(request: Request) -> datetime:
     """The current instant from the app's clock (tests fix it to pin "today")."""
     clock: Callable[[], datetime] = request.app.state.clock
     return clock()

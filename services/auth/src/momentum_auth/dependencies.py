@@ -15,12 +15,12 @@ from momentum_shared.errors import InsufficientScope, Unauthorized
 from momentum_shared.security import Claims, RequireScope
 
 
-def auth_context(request: Request) -> AuthContext:
+async def auth_context(request: Request) -> AuthContext:
     context: AuthContext = request.app.state.auth
     return context
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     # Behind the gateway, uvicorn's proxy-headers support has already put the
     # X-Forwarded-For client here (for the proxies named in FORWARDED_ALLOW_IPS).
     return request.client.host if request.client else "unknown"

@@ -26,11 +26,11 @@ def _actor(claims: Claims) -> Actor:
     return Actor(owner_id=claims.user_id, usertz=valid_timezone(claims.tz))
 
 
-def reader(claims: ReadClaims) -> Actor:
+async def reader(claims: ReadClaims) -> Actor:
     return _actor(claims)
 
 
-def writer(claims: WriteClaims) -> Actor:
+async def writer(claims: WriteClaims) -> Actor:
     return _actor(claims)
 
 
@@ -38,7 +38,7 @@ Reader = Annotated[Actor, Depends(reader)]
 Writer = Annotated[Actor, Depends(writer)]
 
 
-def get_settings(request: Request) -> TasksSettings:
+async def get_settings(request: Request) -> TasksSettings:
     settings: TasksSettings = request.app.state.settings
     return settings
 
@@ -46,14 +46,14 @@ def get_settings(request: Request) -> TasksSettings:
 SettingsDep = Annotated[TasksSettings, Depends(get_settings)]
 
 
-def get_repository(session: SessionDep) -> TaskRepository:
+async def get_repository(session: SessionDep) -> TaskRepository:
     return TaskRepository(session)
 
 
 Repository = Annotated[TaskRepository, Depends(get_repository)]
 
 
-def get_cursor_codec(request: Request) -> CursorCodec:
+async def get_cursor_codec(request: Request) -> CursorCodec:
     codec: CursorCodec = request.app.state.cursor_codec
     return codec
 
@@ -61,7 +61,7 @@ def get_cursor_codec(request: Request) -> CursorCodec:
 Codec = Annotated[CursorCodec, Depends(get_cursor_codec)]
 
 
-def task_id_from_path(task_id: str) -> uuid.UUID:
+async def task_id_from_path(task_id: str) -> uuid.UUID:
     """A path id that is not a UUID names no task: 404, the same as someone else's."""
     try:
         return uuid.UUID(task_id)
@@ -72,7 +72,7 @@ def task_id_from_path(task_id: str) -> uuid.UUID:
 TaskId = Annotated[uuid.UUID, Depends(task_id_from_path)]
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> str | None:
     if key is None:
@@ -86,7 +86,7 @@ IdempotencyKeyHeader = Annotated[str | None, Depends(idempotency_key)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
-def wake_relay_after_response(request: Request, background: BackgroundTasks) -> None:
+async def wake_relay_after_response(request: Request, background: BackgroundTasks) -> None:
     """Once the change is committed and answered, nudge the in-process relay to publish now."""
     relay: OutboxRelay | None = getattr(request.app.state, "relay", None)
     if relay is not None:
