@@ -39,22 +39,23 @@ _OTHER_CHARACTERS = 33  # printable ASCII punctuation and space
 def secret_bits(value: str) -> float:
     """A conservative estimate of the entropy of ``value``, in bits.
 
-    Hex counts 4 bits a character and base64 6 (the length of what they decode to); other
-    text counts log2 of the character classes it uses (lower, upper, digits, others) per
-    character. Whichever reading is lowest wins, so a hex key is never credited as text.
+    A value in the hex alphabet counts 4 bits a character and one in the base64 (or
+    base64url) alphabet 6: the length of what it decodes to, which is what
+    ``openssl rand -hex 32`` and ``secrets.token_urlsafe(32)`` make. Other text counts log2
+    of the character classes it uses (lower, upper, digits, others) per character. Patterns
+    that would score well anyway (``aaaa…``, ``abab…``) are refused by ``check_secret``.
     """
     if not value:
         return 0.0
     chars = set(value)
+    if chars <= _HEX:
+        return len(value) * 4.0
+    if chars <= _BASE64:
+        return len(value.rstrip("=")) * 6.0
     pool = sum(size for members, size in _CLASSES if chars & members)
     if any(not any(char in members for members, _ in _CLASSES) for char in chars):
         pool += _OTHER_CHARACTERS
-    bits = len(value) * math.log2(max(pool, 2))
-    if chars <= _HEX:
-        bits = min(bits, len(value) * 4.0)
-    if chars <= _BASE64:
-        bits = min(bits, len(value.rstrip("=")) * 6.0)
-    return bits
+    return len(value) * math.log2(max(pool, 2))
 
 
 def _periodic(value: str) -> bool:
