@@ -122,6 +122,27 @@ def test_an_endless_header_line_gets_431_before_it_ends(port: int) -> None:
     assert status_of(answer) == 431 or answer == b"", answer
 
 
+def test_a_blank_line_after_a_response_does_not_hold_the_connection_open(port: int) -> None:
+    # The parser skips blank lines before a request line: they must still start its deadline.
+    with connect(port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = sock.recv(65536)
+        sock.sendall(b"\r\n")
+        rest, took = timed_answer(sock)
+    assert status_of(first) == 200
+    assert took < WAIT
+    assert rest == b"" or status_of(rest) == 408, rest
+
+
+def test_a_header_block_over_the_limit_gets_431_however_it_is_split(port: int) -> None:
+    lines = b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 8000) for i in range(9))  # 72 KB
+    with connect(port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + lines)  # most in one read
+        sock.sendall(b"X-Tail: 1\r\n\r\n")
+        answer = read_answer(sock, timeout=WAIT)
+    assert status_of(answer) == 431, answer
+
+
 def test_more_than_100_header_fields_get_431(port: int) -> None:
     fields = b"".join(b"X-F-%d: 1\r\n" % i for i in range(101))
     with connect(port) as sock:

@@ -147,6 +147,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._chunk = len(data)
+        if self._headers_since is None and self._body_since is None:
+            # Bytes between requests (even the blank lines the parser skips before a request
+            # line) start the next request's header deadline.
+            self._headers_since = self.loop.time()
         if self._headers_since is not None:
             self._received_in_headers += self._chunk
         self._unset_keepalive_if_required()
@@ -183,10 +187,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         limits = self.limits
         if len(self.headers) > limits.max_header_fields:
             self._refuse_headers("the request has too many header fields")
-        if self._received_in_headers + self._chunk > limits.max_header_bytes:
-            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-            if size > limits.max_header_bytes:
-                self._refuse_headers("the request headers are too large")
+        # Exact, whatever the chunking (at most 100 fields to add up).
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > limits.max_header_bytes:
+            self._refuse_headers("the request headers are too large")
         self._headers_since = None
         self._body_since = self.loop.time()
         super().on_headers_complete()
