@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from momentum_auth import service, throttle
+from momentum_auth.dependencies import throttled_address
 from momentum_shared.errors import ProblemError
 
 scopes = st.lists(st.sampled_from(service.SCOPES), unique=True)
@@ -107,3 +108,12 @@ def test_unknown_scopes_are_refused() -> None:
     assert refused.extra["error"] == "invalid_scope"
     assert service.parse_scope("  ") is None
     assert service.parse_scope("profile  tasks:read") == ["profile", "tasks:read"]
+
+
+def test_an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_as_itself() -> None:
+    assert throttled_address("2001:db8:1:2:aaaa::1") == throttled_address("2001:db8:1:2:bbbb::9")
+    assert throttled_address("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert throttled_address("2001:db8:1:3::1") != throttled_address("2001:db8:1:2::1")
+    assert throttled_address("::ffff:203.0.113.7") == "203.0.113.7"
+    assert throttled_address("203.0.113.7") == "203.0.113.7"
+    assert throttled_address("unknown") == "unknown"

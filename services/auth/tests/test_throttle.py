@@ -344,3 +344,65 @@ async def test_the_account_delay_doubles_for_each_strangers_failure(database_url
                 assert not isinstance(reserved, int)
         # Five free failures, then 2 s after the latest, doubling with each further one.
         assert waits == [2, 4, 8, 16]
+
+
+async def test_two_right_passwords_at_once_both_sign_in(database_url: str) -> None:
+    # Both checks match at the same moment: releasing their attempts must not deadlock.
+    app = usernames_only(database_url)
+    async with running_app(app) as client:
+        user = await register(client)
+        settings = app.state.settings
+        now = utcnow()
+
+        async def reserved(uow: UnitOfWork) -> service.Reservation:
+            reservation = await service.reserve_password_check(
+                uow.session,
+                settings,
+                account=user["email"],
+                address="198.51.100.7",
+                budget=[],
+                now=now,
+            )
+            assert isinstance(reservation, service.Reservation)
+            return reservation
+
+        async def matched(uow: UnitOfWork, reservation: service.Reservation) -> None:
+            await service.password_matched(uow.session, settings, reservation, now=now)
+            await uow.commit()
+
+        for _ in range(3):
+            async with (
+                UnitOfWork(app.state.session_factory) as first,
+                UnitOfWork(app.state.session_factory) as second,
+            ):
+                one, two = await reserved(first), await reserved(second)
+                await asyncio.gather(matched(first, one), matched(second, two))
+
+
+async def test_a_full_hashing_pool_spends_no_budget(database_url: str) -> None:
+    app = usernames_only(database_url, throttle_token_requests_per_user=3)
+    async with running_app(app) as client:
+        user = await register(client)
+        settings = app.state.settings
+        now = utcnow()
+        budget = service._budget_rules(
+            settings,
+            "token",
+            address="198.51.100.8",
+            per_address=settings.throttle_token_requests_per_address,
+            account=user["email"],
+            per_user=settings.throttle_token_requests_per_user,
+        )
+        for _ in range(5):  # more than the budget: each check could not run (hasher busy)
+            async with UnitOfWork(app.state.session_factory) as uow:
+                reservation = await service.reserve_password_check(
+                    uow.session,
+                    settings,
+                    account=user["email"],
+                    address="198.51.100.8",
+                    budget=budget,
+                    now=now,
+                )
+                assert isinstance(reservation, service.Reservation)
+                await service.release_after_error(uow.session, reservation)
+        assert (await sign_in(client, user["email"])).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import Annotated
 
@@ -21,9 +22,26 @@ async def auth_context(request: Request) -> AuthContext:
 
 
 async def client_address(request: Request) -> str:
-    # Behind the gateway, uvicorn's proxy-headers support has already put the
-    # X-Forwarded-For client here (for the proxies named in FORWARDED_ALLOW_IPS).
-    return request.client.host if request.client else "unknown"
+    """The client's address as the throttle counts it.
+
+    Behind the gateway, uvicorn's proxy-headers support has already put the
+    X-Forwarded-For client here (for the proxies named in FORWARDED_ALLOW_IPS). An IPv6
+    client usually holds a whole /64, so the /64 is what is counted; an IPv4-mapped IPv6
+    address counts as the IPv4 address it maps.
+    """
+    return throttled_address(request.client.host if request.client else "unknown")
+
+
+def throttled_address(host: str) -> str:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
 
 
 ContextDep = Annotated[AuthContext, Depends(auth_context)]

@@ -229,6 +229,14 @@ def _lock_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
+async def lock_keys(session: AsyncSession, *, keys: Sequence[str]) -> None:
+    """On PostgreSQL, a transaction-level advisory lock per key, always in ascending order
+    (so two transactions never wait on each other); SQLite serialises writers itself."""
+    if session.get_bind().dialect.name == "postgresql":
+        for lock_id in sorted({_lock_id(key) for key in keys}):
+            await session.exec(select(sa.func.pg_advisory_xact_lock(lock_id)))
+
+
 async def lock_throttle_keys(
     session: AsyncSession, *, keys: Sequence[str], before: datetime
 ) -> None:
@@ -239,9 +247,7 @@ async def lock_throttle_keys(
     statement is a write, which takes the database's write lock before anything is counted.
     Either way the write forgets this key's entries that have left every window.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        for lock_id in sorted({_lock_id(key) for key in keys}):
-            await session.exec(select(sa.func.pg_advisory_xact_lock(lock_id)))
+    await lock_keys(session, keys=keys)
     await session.exec(
         sa.delete(ThrottleEntry).where(
             col(ThrottleEntry.key).in_(list(keys)), col(ThrottleEntry.created_at) <= before

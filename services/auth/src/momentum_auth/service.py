@@ -263,8 +263,10 @@ def account_name(username: str) -> str:
 
 @dataclass
 class Reservation:
-    """Entries an attempt holds: its failure entries are released if the password matches."""
+    """Entries an attempt holds: its failure entries are released if the password matches,
+    all of them (budgets too) if the check could not run."""
 
+    entry_ids: list[uuid.UUID]
     failure_ids: list[uuid.UUID]
     account_key: str
     address_key: str
@@ -350,7 +352,7 @@ async def reserve(
         return wait
     ids = await repository.add_throttle_entries(session, keys=keys, now=now)
     await session.commit()
-    return [entry_id for entry_id, rule in zip(ids, rules, strict=True) if rule.failure]
+    return ids  # in the order of ``rules``
 
 
 async def reserve_password_check(
@@ -367,7 +369,8 @@ async def reserve_password_check(
     if isinstance(reserved, int):
         return reserved
     return Reservation(
-        failure_ids=reserved,
+        entry_ids=reserved,
+        failure_ids=[entry for entry, rule in zip(reserved, rules, strict=True) if rule.failure],
         account_key=throttle.account_key(account),
         address_key=throttle.address_key(address),
         pair_key=throttle.pair_key(account, address),
@@ -377,7 +380,12 @@ async def reserve_password_check(
 async def password_matched(
     session: AsyncSession, settings: AuthSettings, reservation: Reservation, *, now: datetime
 ) -> None:
-    """Release the attempt, forget the pair's failures, remember the address as usual."""
+    """Release the attempt, forget the pair's failures, remember the address as usual.
+
+    Two right passwords for one account at once must not deadlock on each other's rows:
+    the account and pair keys are locked first, in the same order as a reservation's.
+    """
+    await repository.lock_keys(session, keys=[reservation.pair_key, reservation.account_key])
     await repository.delete_throttle_entries(session, ids=reservation.failure_ids)
     await repository.clear_throttle_keys(session, patterns=[reservation.pair_key])
     await repository.remember_usual_address(
@@ -390,9 +398,10 @@ async def password_matched(
 
 
 async def release_after_error(session: AsyncSession, reservation: Reservation) -> None:
-    """The check itself failed (the hasher is busy): the attempt does not count."""
+    """The check itself failed (the hasher is busy): the attempt counts against nothing,
+    so filling the hasher cannot spend someone else's budget."""
     await session.rollback()
-    await repository.delete_throttle_entries(session, ids=reservation.failure_ids)
+    await repository.delete_throttle_entries(session, ids=reservation.entry_ids)
     await session.commit()
 
 
