@@ -24,7 +24,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.api import DeliverPolicy
+from nats.js.api import DeliverPolicy, RePublish
 
 from momentum_shared.events import (
     AUTH_STREAM,
@@ -223,15 +223,38 @@ async def test_a_consumer_cannot_delete_a_stream(nats_url: str) -> None:
         await nc.close()
 
 
+async def test_a_relay_cannot_rewrite_its_stream_to_republish_into_the_api(nats_url: str) -> None:
+    # A republish rule is carried out by the server without any permission check: a relay
+    # allowed to update its own stream could forward its messages into any JetStream API
+    # subject (purge AUTH_EVENTS, make AUTH_EVENTS source forged revocations, ...).
+    await streams_ready(nats_url)
+    for user, stream, forged in (
+        ("tasks", TASK_STREAM, "tasks.forge"),
+        ("auth", AUTH_STREAM, "auth.forge"),
+    ):
+        async with connected_as(nats_url, user) as nc:
+            js = nc.jetstream(timeout=1.0)
+            config = (await js.stream_info(stream)).config
+            config.republish = RePublish(src=forged, dest="$JS.API.STREAM.PURGE.AUTH_EVENTS")
+            with pytest.raises(Exception):  # noqa: B017, PT011
+                await js.update_stream(config)
+    nc = await nats.connect(nats_url)
+    try:
+        for stream in (TASK_STREAM, AUTH_STREAM):
+            assert (await nc.jetstream().stream_info(stream)).config.republish is None
+    finally:
+        await nc.close()
+
+
 # --- each program's real operations still work under its permissions -------------------------
 
 
 async def publish_as_relay(url: str, user: str, stream: str, subject: str) -> None:
-    """What the outbox relay does: ensure (create, then update) its stream, publish, get acks."""
+    """What the outbox relay does: ensure its stream (create, then find it as it is), publish."""
     async with connected_as(url, user) as nc:
         js = nc.jetstream(timeout=2.0)
         await ensure_stream(js, stream)
-        await ensure_stream(js, stream)  # the second time: info and update
+        await ensure_stream(js, stream)  # the second time: info, nothing to change
         event = CloudEvent.of(
             SessionRevoked(
                 user_id=uuid.uuid4(),

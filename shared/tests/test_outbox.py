@@ -13,7 +13,6 @@ from typing import Any
 import nats
 import pytest
 import sqlalchemy as sa
-from nats.js.api import StreamConfig
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,6 +25,7 @@ from momentum_shared.events import (
     utcnow,
 )
 from momentum_shared.metrics import REGISTRY
+from momentum_shared.nats import STREAM_MAX_AGE_SECONDS
 from momentum_shared.natsserver import EmbeddedNats
 from momentum_shared.outbox import (
     OutboxEvent,
@@ -225,19 +225,27 @@ async def test_outage_then_recovery_publishes_everything_exactly_once(
     assert len(ids) == len(set(ids)) == 60
 
 
-async def test_stream_is_created_or_updated_at_start(
-    sessions: async_sessionmaker[AsyncSession], nats_url: str
+async def test_a_stream_is_created_when_missing_and_otherwise_left_as_it_is(
+    sessions: async_sessionmaker[AsyncSession], nats_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    await js.add_stream(StreamConfig(name=TASK_STREAM, subjects=["tasks.>"], max_age=60))
     relay = relay_for(sessions, nats_url)
     try:
         await relay.relay_once()
-        info = await js.stream_info(TASK_STREAM)
-        assert info.config.max_age is not None
-        assert info.config.max_age > 60 * 60 * 24
+        assert (await js.stream_info(TASK_STREAM)).config.max_age == STREAM_MAX_AGE_SECONDS
+        await relay.aclose()
+        # An operator changed it (as the NATS admin): a relay starting later keeps it as it
+        # is, says what differs, and goes on publishing.
+        config = (await js.stream_info(TASK_STREAM)).config
+        config.max_age = 3600.0
+        await js.update_stream(config)
+        await add_events(sessions, 1)
+        relay = relay_for(sessions, nats_url)
+        assert await relay.relay_once() == 1
+        assert (await js.stream_info(TASK_STREAM)).config.max_age == 3600.0
         assert relay.status()["streams_ready"] is True
+        assert any("configuration differs" in record.getMessage() for record in caplog.records)
     finally:
         await relay.aclose()
         await nc.close()

@@ -72,7 +72,7 @@ async def test_nats_url_has_jetstream_and_our_streams(nats_url: str) -> None:
     try:
         js = nc.jetstream()
         await ensure_stream(js, "TASK_EVENTS")
-        await ensure_stream(js, "TASK_EVENTS")  # the second start updates, never fails
+        await ensure_stream(js, "TASK_EVENTS")  # the second start finds it, never fails
         ack = await js.publish("tasks.task.created", b"{}", headers={"Nats-Msg-Id": "one"})
         dup = await js.publish("tasks.task.created", b"{}", headers={"Nats-Msg-Id": "one"})
         assert ack.stream == "TASK_EVENTS"

@@ -90,13 +90,36 @@ def stream_config(name: str, *, replicas: int = 1) -> StreamConfig:
     )
 
 
+def _owned(config: StreamConfig) -> tuple[Any, ...]:
+    """The parts of a stream's configuration that Momentum's code decides."""
+    return (
+        sorted(config.subjects or []),
+        config.retention,
+        config.storage,
+        config.max_age,
+        config.duplicate_window,
+        config.num_replicas,
+    )
+
+
 async def ensure_stream(js: JetStreamContext, name: str, *, replicas: int = 1) -> None:
-    """Create the stream, or update it when it exists (its config may have changed)."""
+    """Create the stream when it is missing; update it only when the code's part of its
+    configuration differs.
+
+    Programs may create their own stream but not update it (a stream update can add a
+    republish rule, which the server executes with no permission check): a difference is
+    logged as an error for an operator to apply as the NATS ``operator`` user (``docs/deploy.md``).
+    """
     config = stream_config(name, replicas=replicas)
     try:
-        await js.stream_info(name)
+        info = await js.stream_info(name)
     except NotFoundError:
         await js.add_stream(config)
         logger.info("created stream", extra={"stream": name})
         return
-    await js.update_stream(config)
+    if _owned(info.config) == _owned(config):
+        return
+    logger.error(
+        "stream configuration differs from the code's; update it as the NATS operator user",
+        extra={"stream": name, "have": repr(_owned(info.config)), "want": repr(_owned(config))},
+    )

@@ -31,6 +31,9 @@ ROLES = ("auth", "tasks", "analytics", "gateway")
 """The programs that connect to NATS; each is a user of the same name."""
 ADMIN_USER = "admin"
 """Unrestricted user of the embedded (development and test) server only: for tooling."""
+OPERATOR_USER = "operator"
+"""A cluster's user for people managing streams and consumers with the ``nats`` CLI (the
+JetStream API only: it publishes no event); programs never use it."""
 ANALYTICS_DURABLE = "analytics"
 
 
@@ -40,14 +43,18 @@ def inbox_prefix(user: str) -> str:
 
 
 def _relay(stream: str) -> list[str]:
-    """What an outbox relay publishes: its events and the stream it ensures."""
+    """What an outbox relay publishes: its events, and the stream it creates when missing.
+
+    Never ``STREAM.UPDATE``: an update can add a republish rule or a source, which the
+    server carries out without checking the user's permissions, so a program allowed to
+    update its own stream could write into any stream or call any JetStream API.
+    """
     api = "$JS.API.STREAM"
     return [
         *STREAM_SUBJECTS[stream],
         "$JS.API.INFO",
         f"{api}.INFO.{stream}",
         f"{api}.CREATE.{stream}",
-        f"{api}.UPDATE.{stream}",
     ]
 
 
@@ -85,6 +92,7 @@ PUBLISH: dict[str, list[str]] = {
         *_ordered_reader(AUTH_STREAM),
     ],
     "gateway": _ordered_reader(AUTH_STREAM),
+    OPERATOR_USER: ["$JS.API.>"],
 }
 """Subjects each user may publish to; everything else is refused by the server."""
 
@@ -123,7 +131,9 @@ def accounts_config(passwords: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-CLUSTER_PASSWORDS = {role: f"$MOMENTUM_NATS_{role.upper()}_PASSWORD" for role in ROLES}
+CLUSTER_PASSWORDS = {
+    user: f"$MOMENTUM_NATS_{user.upper()}_PASSWORD" for user in (*ROLES, OPERATOR_USER)
+}
 """How the cluster's ``nats.conf`` names each password: from the server's environment."""
 
 
