@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
 import pytest
-from fastapi import FastAPI, Request
 
-from momentum_shared.app import build_app
-from momentum_shared.settings import MomentumSettings
 from momentum_shared.testing.servers import (
     chunked,
+    echo_app,
     read_answer,
     send_until_answered,
     serving,
@@ -22,24 +19,9 @@ from momentum_shared.testing.servers import (
 LIMIT = 64 * 1024
 
 
-def make_app() -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-
-    app = build_app(service="demo", title="demo", version="0", lifespan=lifespan)
-    app.state.settings = MomentumSettings(environment="test", log_json=False, max_body_bytes=LIMIT)
-
-    @app.post("/echo")
-    async def echo(request: Request) -> dict[str, int]:
-        return {"length": len(await request.body())}
-
-    return app
-
-
 @pytest.fixture
 def port() -> Iterator[int]:
-    with serving(make_app()) as port:
+    with serving(echo_app(max_body_bytes=LIMIT)) as port:
         yield port
 
 

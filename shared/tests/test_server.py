@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
-from momentum_shared.app import build_app
-from momentum_shared.settings import MomentumSettings
-from momentum_shared.testing.servers import read_answer, serving, status_of
+from momentum_shared.testing.servers import echo_app, read_answer, serving, status_of
 
 DEADLINE = 0.5
 # Generous against a loaded machine, still far below what a held connection would show.
@@ -24,27 +21,12 @@ WAIT = DEADLINE + 2.0
 
 
 def make_app(**overrides: object) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-
-    app = build_app(service="demo", title="demo", version="0", lifespan=lifespan)
-    app.state.settings = MomentumSettings.model_validate(
-        {
-            "environment": "test",
-            "log_json": False,
-            "http_header_timeout_seconds": DEADLINE,
-            "http_body_timeout_seconds": DEADLINE,
-            "http_keep_alive_timeout_seconds": DEADLINE,
-            **overrides,
-        }
+    return echo_app(
+        http_header_timeout_seconds=DEADLINE,
+        http_body_timeout_seconds=DEADLINE,
+        http_keep_alive_timeout_seconds=DEADLINE,
+        **overrides,
     )
-
-    @app.post("/echo")
-    async def echo(request: Request) -> dict[str, int]:
-        return {"length": len(await request.body())}
-
-    return app
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from momentum_auth import service, throttle
-from momentum_auth.dependencies import throttled_address
 from momentum_shared.errors import ProblemError
 
 scopes = st.lists(st.sampled_from(service.SCOPES), unique=True)
@@ -111,9 +110,10 @@ def test_unknown_scopes_are_refused() -> None:
 
 
 def test_an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_as_itself() -> None:
-    assert throttled_address("2001:db8:1:2:aaaa::1") == throttled_address("2001:db8:1:2:bbbb::9")
-    assert throttled_address("2001:db8:1:2::1") == "2001:db8:1:2::/64"
-    assert throttled_address("2001:db8:1:3::1") != throttled_address("2001:db8:1:2::1")
-    assert throttled_address("::ffff:203.0.113.7") == "203.0.113.7"
-    assert throttled_address("203.0.113.7") == "203.0.113.7"
-    assert throttled_address("unknown") == "unknown"
+    counted = throttle.client_address
+    assert counted("2001:db8:1:2:aaaa::1") == counted("2001:db8:1:2:bbbb::9")
+    assert throttle.client_address("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert throttle.client_address("2001:db8:1:3::1") != throttle.client_address("2001:db8:1:2::1")
+    assert throttle.client_address("::ffff:203.0.113.7") == "203.0.113.7"
+    assert throttle.client_address("203.0.113.7") == "203.0.113.7"
+    assert throttle.client_address("unknown") == "unknown"

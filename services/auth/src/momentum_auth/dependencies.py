@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from momentum_auth import repository
+from momentum_auth import repository, throttle
 from momentum_auth.models import User
 from momentum_auth.service import AuthContext
 from momentum_shared.db import SessionDep
@@ -29,19 +28,7 @@ async def client_address(request: Request) -> str:
     client usually holds a whole /64, so the /64 is what is counted; an IPv4-mapped IPv6
     address counts as the IPv4 address it maps.
     """
-    return throttled_address(request.client.host if request.client else "unknown")
-
-
-def throttled_address(host: str) -> str:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
-    return str(address)
+    return throttle.client_address(request.client.host if request.client else "unknown")
 
 
 ContextDep = Annotated[AuthContext, Depends(auth_context)]

@@ -19,6 +19,7 @@ Three kinds of rule:
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,20 @@ ACCOUNT = "acct"
 PAIR = "pair"
 ADDRESS = "addr"
 FAILURE_KINDS = (ACCOUNT, PAIR, ADDRESS)
+
+
+def client_address(host: str) -> str:
+    """The address a client is counted under: an IPv6 client usually holds a whole /64, so
+    the /64; an IPv4-mapped IPv6 address as the IPv4 address it maps."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def digest(value: str) -> str:

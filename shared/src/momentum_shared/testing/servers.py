@@ -7,13 +7,34 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
+from momentum_shared.app import build_app
 from momentum_shared.server import build_config
+from momentum_shared.settings import MomentumSettings
 from momentum_shared.testing.resources import free_port
+
+
+def echo_app(**settings: object) -> FastAPI:
+    """A house app (``build_app``) whose ``POST /echo`` reads the body and says how long it was."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = build_app(service="demo", title="demo", version="0", lifespan=lifespan)
+    app.state.settings = MomentumSettings.model_validate(
+        {"environment": "test", "log_json": False, **settings}
+    )
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"length": len(await request.body())}
+
+    return app
 
 
 @contextlib.contextmanager
