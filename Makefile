@@ -8,7 +8,7 @@ TOOLS_DIR := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS_DIR)/bin/uv)
 VENV_BIN := .venv/bin
 PYTHON ?= python3
-MYPY_PATHS := shared services gateway tests $(shell find bench -name '*.py' 2>/dev/null)
+MYPY_PATHS := shared devtools services gateway tests $(shell find bench -name '*.py' 2>/dev/null)
 
 .PHONY: help sync up test lint lint-python lint-deploy bench clean
 
@@ -26,7 +26,7 @@ sync: $(if $(findstring $(TOOLS_DIR),$(UV)),$(TOOLS_DIR)/bin/uv)
 	@$(UV) sync --all-packages --frozen --quiet
 
 up: sync
-	$(VENV_BIN)/python -m momentum_shared.devstack
+	$(VENV_BIN)/python -m momentum_devtools.devstack
 
 test: sync
 	$(VENV_BIN)/python -m pytest

@@ -74,7 +74,7 @@ def log(message: str) -> None:
 
 
 def free_port() -> int:
-    from momentum_shared.natsserver import free_port as pick
+    from momentum_devtools.natsserver import free_port as pick
 
     return pick()
 
@@ -311,9 +311,9 @@ def run_python(url: str, token: str, *, connections: int, duration: float) -> Re
 
 @contextlib.contextmanager
 def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    from momentum_devtools.natsserver import EmbeddedNats
+    from momentum_devtools.testing.tokens import TestIssuer
     from momentum_shared.migrations import upgrade
-    from momentum_shared.natsserver import EmbeddedNats
-    from momentum_shared.testing.tokens import TestIssuer
 
     workdir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))
     started: list[Uvicorn] = []

@@ -10,10 +10,10 @@ import pytest
 from fastapi import FastAPI
 
 from gateway.tests.support import UvicornThread, upstream_app
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_gateway.app import create_app
 from momentum_gateway.settings import GatewaySettings
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.tokens import TestIssuer
 
 SERVICES = ("auth", "tasks", "analytics")
 

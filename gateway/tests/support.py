@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp
 
-from momentum_shared.natsserver import free_port
+from momentum_devtools.natsserver import free_port
 
 
 class UvicornThread:

@@ -17,9 +17,9 @@ import httpx
 from fastapi import FastAPI
 
 from gateway.tests.support import UvicornThread
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_gateway.gateway import Gateway
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.tokens import TestIssuer
 
 
 def gateway_of(server: UvicornThread) -> Gateway:

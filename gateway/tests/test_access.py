@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 
 from gateway.tests.support import internal_get
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_gateway.routing import TABLE, has_dot_segments, match
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.tokens import TestIssuer
 
 
 def b64(data: bytes) -> str:

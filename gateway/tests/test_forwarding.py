@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from gateway.tests.support import UvicornThread, header_values, upstream_app
-from momentum_shared.devstack import DevStack
-from momentum_shared.testing.tokens import TestIssuer
+from momentum_devtools.devstack import DevStack
+from momentum_devtools.testing.tokens import TestIssuer
 
 
 @pytest.fixture

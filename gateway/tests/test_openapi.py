@@ -9,9 +9,9 @@ import httpx
 from fastapi import FastAPI
 
 from gateway.tests.support import closed_port
+from momentum_devtools.testing.apps import running_app
 from momentum_gateway.openapi import merge
 from momentum_gateway.routing import TABLE
-from momentum_shared.testing.apps import running_app
 
 
 async def test_the_document_merges_every_service_as_the_gateway_serves_it(

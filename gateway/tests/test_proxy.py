@@ -17,8 +17,8 @@ from gateway.tests.support import (
     closed_port,
     header_values,
 )
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.tokens import TestIssuer
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.tokens import TestIssuer
 
 
 def bearer(issuer: TestIssuer, **kwargs: Any) -> dict[str, str]:

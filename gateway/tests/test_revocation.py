@@ -13,12 +13,12 @@ import pytest
 from fastapi import FastAPI
 
 from gateway.tests.support import internal_get
+from momentum_devtools.natsserver import EmbeddedNats
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.revocations import eventually, publish_raw, revoke
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.events import AUTH_STREAM
 from momentum_shared.nats import ensure_stream
-from momentum_shared.natsserver import EmbeddedNats
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.revocations import eventually, publish_raw, revoke
-from momentum_shared.testing.tokens import TestIssuer
 
 pytestmark = pytest.mark.nats
 

@@ -12,10 +12,10 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
+from momentum_devtools.testing.apps import running_app
 from momentum_shared.app import build_app
 from momentum_shared.errors import Conflict, NotFound, TooManyRequests
 from momentum_shared.logs import JsonFormatter
-from momentum_shared.testing.apps import running_app
 
 
 class Item(BaseModel):

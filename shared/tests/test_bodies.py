@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from momentum_shared.testing.servers import (
+from momentum_devtools.testing.servers import (
     chunked,
     echo_app,
     read_answer,

@@ -10,11 +10,11 @@ import pytest
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
+from momentum_devtools.natsserver import free_port
 from momentum_shared.consumer import ConsumerOptions, JetStreamConsumer
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import connect, ensure_stream
-from momentum_shared.natsserver import free_port
 
 FAST = ConsumerOptions(
     durable="runner-test", fetch_timeout=0.2, retry_interval=0.1, lag_interval=0.1

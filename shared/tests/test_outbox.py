@@ -16,6 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from momentum_devtools.natsserver import EmbeddedNats
+from momentum_devtools.testing.databases import require_postgres
+from momentum_devtools.testing.resources import asyncpg_url, created_database
 from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
 from momentum_shared.events import (
     CLOUDEVENTS_CONTENT_TYPE,
@@ -26,7 +29,6 @@ from momentum_shared.events import (
 )
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import STREAM_MAX_AGE_SECONDS
-from momentum_shared.natsserver import EmbeddedNats
 from momentum_shared.outbox import (
     OutboxEvent,
     OutboxRelay,
@@ -35,8 +37,6 @@ from momentum_shared.outbox import (
     main,
     run_standalone,
 )
-from momentum_shared.testing.databases import require_postgres
-from momentum_shared.testing.resources import asyncpg_url, created_database
 
 OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from momentum_shared.natsserver import EmbeddedNats, nats_server_binary
+from momentum_devtools.natsserver import EmbeddedNats, nats_server_binary
+from momentum_devtools.testing.revocations import eventually, revoke
 from momentum_shared.security import RevocationList, RevocationListener
-from momentum_shared.testing.revocations import eventually, revoke
 
 
 def test_a_revocation_lasts_until_its_tokens_could_not_verify_anyway() -> None:

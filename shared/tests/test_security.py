@@ -29,6 +29,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import RSAAlgorithm
 
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.app import build_app
 from momentum_shared.security import (
     Claims,
@@ -40,8 +42,6 @@ from momentum_shared.security import (
     TokenVerifier,
 )
 from momentum_shared.security.tokens import MAX_TOKEN_BYTES
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.tokens import TestIssuer
 
 ISSUER = "http://127.0.0.1:8000"
 AUDIENCE = "momentum-api"

@@ -9,11 +9,11 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, FastAPI
 
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.app import build_app
 from momentum_shared.security import Claims, RequireScope, running_verifier
 from momentum_shared.settings import TokenVerificationSettings
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.tokens import TestIssuer
 
 
 def make_app(jwks_client: httpx.AsyncClient) -> FastAPI:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 
-from momentum_shared.testing.servers import echo_app, read_answer, serving, status_of
+from momentum_devtools.testing.servers import echo_app, read_answer, serving, status_of
 
 DEADLINE = 0.5
 # Generous against a loaded machine, still far below what a held connection would show.

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from momentum_shared.natsserver import ROLES, EmbeddedNats, free_port
-from momentum_shared.testing.databases import require_postgres
-from momentum_shared.testing.natsusers import NATS_PASSWORDS
-from momentum_shared.testing.resources import NatsServer, asyncpg_url, created_database
+from momentum_devtools.natsserver import ROLES, EmbeddedNats, free_port
+from momentum_devtools.testing.databases import require_postgres
+from momentum_devtools.testing.natsusers import NATS_PASSWORDS
+from momentum_devtools.testing.resources import NatsServer, asyncpg_url, created_database
 
 SERVICES = ("gateway", "auth", "tasks", "analytics")
 
@@ -88,7 +88,7 @@ def start_stack(
     log_path = tmp_path / "stack.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "momentum_shared.devstack", "--ready-timeout", str(timeout)],
+            [sys.executable, "-m", "momentum_devtools.devstack", "--ready-timeout", str(timeout)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

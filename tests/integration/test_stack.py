@@ -93,7 +93,7 @@ def _alive(pid: int) -> bool:
 
 def test_launcher_help_runs() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "momentum_shared.devstack", "--help"],
+        [sys.executable, "-m", "momentum_devtools.devstack", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -6,8 +6,8 @@ import httpx
 
 from momentum_analytics.app import create_app
 from momentum_analytics.settings import AnalyticsSettings
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.tokens import TestIssuer
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.tokens import TestIssuer
 
 
 async def test_not_ready_until_the_jwks_is_loaded(

@@ -17,13 +17,13 @@ from nats.js.api import ConsumerConfig
 from momentum_analytics.app import create_app
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.settings import AnalyticsSettings
+from momentum_devtools.natsserver import EmbeddedNats, free_port
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import connect, ensure_stream
-from momentum_shared.natsserver import EmbeddedNats, free_port
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.tokens import TestIssuer
 from services.analytics.tests.conftest import Feed
 from services.analytics.tests.reference import Reference
 from services.analytics.tests.support import (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from momentum_analytics.app import create_app
 from momentum_analytics.settings import AnalyticsSettings
-from momentum_shared.testing.specs import assert_openapi_current
+from momentum_devtools.testing.specs import assert_openapi_current
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "openapi.json"
 CONTRACT_ROUTES = {("get", "/analytics/streaks"), ("get", "/analytics/reports/weekly")}

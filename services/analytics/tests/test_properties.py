@@ -18,8 +18,8 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.events import CloudEvent
-from momentum_shared.testing.tokens import TestIssuer
 from services.analytics.tests.conftest import Feed
 from services.analytics.tests.reference import Reference
 from services.analytics.tests.support import (

@@ -12,10 +12,10 @@ import pytest
 
 from momentum_analytics.app import create_app
 from momentum_analytics.settings import AnalyticsSettings
-from momentum_shared.natsserver import EmbeddedNats
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.revocations import eventually, revoke
-from momentum_shared.testing.tokens import TestIssuer
+from momentum_devtools.natsserver import EmbeddedNats
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.revocations import eventually, revoke
+from momentum_devtools.testing.tokens import TestIssuer
 
 pytestmark = pytest.mark.nats
 

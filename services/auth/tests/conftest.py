@@ -13,8 +13,8 @@ from fastapi import FastAPI
 
 from momentum_auth.app import create_app
 from momentum_auth.settings import AuthSettings
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.databases import database_fixture
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.databases import database_fixture
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 

@@ -10,7 +10,7 @@ import socket
 
 from fastapi import FastAPI
 
-from momentum_shared.testing.servers import chunked, send_until_answered, serving, status_of
+from momentum_devtools.testing.servers import chunked, send_until_answered, serving, status_of
 
 TEN_MB = 10 * 1024 * 1024
 REGISTER = (

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from nats.js.errors import NotFoundError
 
 from momentum_auth.app import create_app
+from momentum_devtools.testing.apps import running_app
 from momentum_shared.events import AUTH_STREAM, CLOUDEVENTS_CONTENT_TYPE, CloudEvent
-from momentum_shared.testing.apps import running_app
 from services.auth.tests.builders import outbox, refresh, register, tokens
 from services.auth.tests.conftest import make_settings
 

@@ -25,11 +25,11 @@ from momentum_auth.app import build_context, create_app
 from momentum_auth.keys import KeyDecryptionError, KeyEncryption
 from momentum_auth.models import SigningKey
 from momentum_auth.settings import DEVELOPMENT_KEY_ENCRYPTION_KEY, AuthSettings
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.databases import DatabaseTemplates
 from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
 from momentum_shared.events import utcnow
 from momentum_shared.security import JwksCache, TokenVerifier
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.databases import DatabaseTemplates
 from services.auth.tests.builders import (
     bearer,
     decode,

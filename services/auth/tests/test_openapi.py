@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from momentum_shared.testing.specs import assert_openapi_current
+from momentum_devtools.testing.specs import assert_openapi_current
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "openapi.json"
 CONTRACT_ROUTES = {

@@ -19,7 +19,7 @@ from momentum_auth.app import create_app
 from momentum_auth.models import User
 from momentum_auth.passwords import PasswordHasher, available_cpus
 from momentum_auth.settings import AuthSettings
-from momentum_shared.testing.apps import running_app
+from momentum_devtools.testing.apps import running_app
 from services.auth.tests.builders import PASSWORD, new_email, refresh, register, sign_in, tokens
 from services.auth.tests.conftest import client_at, make_settings
 

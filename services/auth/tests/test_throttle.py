@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from momentum_auth import service
 from momentum_auth.app import create_app
 from momentum_auth.passwords import PasswordHasher
+from momentum_devtools.testing.apps import running_app
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
-from momentum_shared.testing.apps import running_app
 from services.auth.tests.builders import PASSWORD, bearer, new_email, register, sign_in, tokens
 from services.auth.tests.conftest import FAST_HASHING, client_at, make_settings
 

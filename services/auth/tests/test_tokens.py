@@ -429,7 +429,7 @@ async def test_refresh_expiry_follows_the_idle_and_absolute_lifetimes(
     database_url: str,
 ) -> None:
     from momentum_auth.app import create_app
-    from momentum_shared.testing.apps import running_app
+    from momentum_devtools.testing.apps import running_app
     from services.auth.tests.conftest import make_settings
 
     settings = make_settings(

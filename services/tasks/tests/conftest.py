@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.databases import database_fixture
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.events import CloudEvent
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.databases import database_fixture
-from momentum_shared.testing.tokens import TestIssuer
 from momentum_tasks.app import create_app
 from momentum_tasks.models import OutboxEvent
 from momentum_tasks.settings import TasksSettings

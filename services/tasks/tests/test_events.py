@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import CloudEvent
-from momentum_shared.testing.tokens import TestIssuer
 from momentum_tasks import service
 from momentum_tasks.models import Task
 from momentum_tasks.repository import TaskRepository

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from momentum_devtools.testing.databases import DatabaseTemplates
 from momentum_shared.db import create_engine, create_session_factory
-from momentum_shared.testing.databases import DatabaseTemplates
 from momentum_tasks.models import NO_DUE_DATE, Task, TaskTag
 from momentum_tasks.pagination import Position
 from momentum_tasks.repository import TaskRepository

@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.db import UnitOfWork
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.tokens import TestIssuer
 from momentum_tasks.models import NO_DUE_DATE, Task, TaskTag
 
 Headers = dict[str, str]

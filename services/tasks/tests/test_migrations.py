@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import momentum_tasks.models  # noqa: F401  (registers the tasks tables)
+from momentum_devtools.testing.databases import DatabaseTemplates
 from momentum_shared.migrations import downgrade, upgrade
-from momentum_shared.testing.databases import DatabaseTemplates
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 TASKS_TABLES = {"tasks", "task_tags", "idempotency_keys"}

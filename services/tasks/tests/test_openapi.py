@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from momentum_shared.testing.specs import assert_openapi_current
+from momentum_devtools.testing.specs import assert_openapi_current
 from momentum_tasks.app import create_app
 from momentum_tasks.settings import TasksSettings
 

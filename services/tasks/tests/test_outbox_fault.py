@@ -10,11 +10,11 @@ import nats
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from momentum_devtools.natsserver import EmbeddedNats
+from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.events import TASK_STREAM, CloudEvent
 from momentum_shared.metrics import REGISTRY
-from momentum_shared.natsserver import EmbeddedNats
-from momentum_shared.testing.apps import running_app
-from momentum_shared.testing.tokens import TestIssuer
 from momentum_tasks.app import create_app
 from momentum_tasks.models import OutboxEvent
 from momentum_tasks.settings import TasksSettings

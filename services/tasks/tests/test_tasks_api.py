@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.events import CloudEvent
-from momentum_shared.testing.tokens import TestIssuer
 
 Headers = dict[str, str]
 NewTask = Callable[..., Awaitable[dict[str, Any]]]

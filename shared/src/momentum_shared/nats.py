@@ -16,13 +16,17 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from momentum_shared.events import STREAM_SUBJECTS
-from momentum_shared.natsserver import inbox_prefix
 
 logger = logging.getLogger("momentum.nats")
 
 # Streams keep a year of history so analytics can rebuild from the start.
 STREAM_MAX_AGE_SECONDS = 365 * 24 * 3600
 DUPLICATE_WINDOW_SECONDS = 120
+
+
+def inbox_prefix(user: str) -> str:
+    """The inbox a user's replies and deliveries arrive on (the only one it may subscribe)."""
+    return f"_INBOX.{user}"
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import asyncpg
 import nats
 import pytest
 
+from momentum_devtools.natsserver import EmbeddedNats
+from momentum_devtools.testing.databases import DatabaseTemplates
+from momentum_devtools.testing.resources import plain_postgres_url, resolve_postgres, with_database
 from momentum_shared.nats import ensure_stream
-from momentum_shared.natsserver import EmbeddedNats
-from momentum_shared.testing.databases import DatabaseTemplates
-from momentum_shared.testing.resources import plain_postgres_url, resolve_postgres, with_database
 
 AUTH_INI = Path(__file__).resolve().parents[2] / "services/auth/alembic.ini"
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from momentum_shared.migrations import upgrade
-from momentum_shared.testing.resources import (
+from momentum_devtools.testing.resources import (
     POSTGRES_HINT,
     asyncpg_url,
     created_database,
     in_ci,
 )
+from momentum_shared.migrations import upgrade
 
 
 class DatabaseTemplates:

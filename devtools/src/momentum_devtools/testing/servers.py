@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import uvicorn
 from fastapi import FastAPI, Request
 
+from momentum_devtools.testing.resources import free_port
 from momentum_shared.app import build_app
 from momentum_shared.server import build_config
 from momentum_shared.settings import MomentumSettings
-from momentum_shared.testing.resources import free_port
 
 
 def echo_app(**settings: object) -> FastAPI:

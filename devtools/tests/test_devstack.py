@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import nats
 import pytest
 
-from momentum_shared.devstack import APPS, DevStack
+from momentum_devtools.devstack import APPS, DevStack
 from momentum_shared.settings import DatabaseSettings
 
 

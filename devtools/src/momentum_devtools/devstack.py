@@ -1,6 +1,6 @@
 """The one-command dev stack behind ``make up``: NATS, migrations, the four apps, health waits.
 
-Run as ``python -m momentum_shared.devstack``. Services are started by module path, so
+Run as ``python -m momentum_devtools.devstack``. Services are started by module path, so
 this library imports none of them.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from momentum_shared.natsserver import EmbeddedNats, free_port
+from momentum_devtools.natsserver import EmbeddedNats, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

@@ -26,6 +26,12 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy, RePublish
 
+from momentum_devtools.natsserver import (
+    ADMIN_USER,
+    CLUSTER_PASSWORDS,
+    EmbeddedNats,
+    accounts_config,
+)
 from momentum_shared.events import (
     AUTH_STREAM,
     CLOUDEVENTS_CONTENT_TYPE,
@@ -34,7 +40,6 @@ from momentum_shared.events import (
     SessionRevoked,
 )
 from momentum_shared.nats import NatsAuth, connect, ensure_stream
-from momentum_shared.natsserver import ADMIN_USER, CLUSTER_PASSWORDS, EmbeddedNats, accounts_config
 
 pytestmark = pytest.mark.nats
 

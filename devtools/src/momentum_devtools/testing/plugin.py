@@ -1,4 +1,4 @@
-"""The pytest plugin every member's tests use (``-p momentum_shared.testing.plugin``)."""
+"""The pytest plugin every member's tests use (``-p momentum_devtools.testing.plugin``)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ import nats as nats_client
 import pytest
 from nats.js.errors import NotFoundError
 
-from momentum_shared.events import STREAM_SUBJECTS
-from momentum_shared.natsserver import ROLES, EmbeddedNats
-from momentum_shared.testing.databases import DatabaseTemplates, require_postgres
-from momentum_shared.testing.natsusers import NATS_PASSWORDS
-from momentum_shared.testing.resources import (
+from momentum_devtools.natsserver import ROLES, EmbeddedNats
+from momentum_devtools.testing.databases import DatabaseTemplates, require_postgres
+from momentum_devtools.testing.natsusers import NATS_PASSWORDS
+from momentum_devtools.testing.resources import (
     NatsServer,
     PostgresServer,
     asyncpg_url,
@@ -26,7 +25,8 @@ from momentum_shared.testing.resources import (
     resolve_nats_container,
     resolve_postgres,
 )
-from momentum_shared.testing.tokens import TestIssuer
+from momentum_devtools.testing.tokens import TestIssuer
+from momentum_shared.events import STREAM_SUBJECTS
 
 DIALECTS = ("sqlite", "postgresql")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from momentum_devtools.natsserver import generate_passwords
 from momentum_shared.nats import NatsAuth
-from momentum_shared.natsserver import generate_passwords
 
 NATS_PASSWORDS = generate_passwords()
 """Each program's password and the admin's (the same on every embedded server of the session)."""

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from momentum_shared.events import AUTH_STREAM, STREAM_SUBJECTS, TASK_STREAM
+from momentum_shared.nats import inbox_prefix
 
 # --- who may do what ---------------------------------------------------------------------------
 #
@@ -35,11 +36,6 @@ OPERATOR_USER = "operator"
 """A cluster's user for people managing streams and consumers with the ``nats`` CLI (the
 JetStream API only: it publishes no event); programs never use it."""
 ANALYTICS_DURABLE = "analytics"
-
-
-def inbox_prefix(user: str) -> str:
-    """The inbox a user's replies and deliveries arrive on (the only one it may subscribe)."""
-    return f"_INBOX.{user}"
 
 
 def _relay(stream: str) -> list[str]:
