@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from gateway.tests.support import UvicornThread, upstream_app
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_gateway.app import create_app
 from momentum_gateway.settings import GatewaySettings
 

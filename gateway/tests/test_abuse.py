@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from gateway.tests.support import UvicornThread
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_gateway.gateway import Gateway
 
 
