@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from gateway.tests.support import UvicornThread
 from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.issuer import TestIssuer
-from momentum_gateway.gateway import Gateway
+from momentum_gateway.pipeline import Gateway
 
 
 def gateway_of(server: UvicornThread) -> Gateway:
