@@ -196,8 +196,8 @@ class UpstreamProxy:
             connector=connector,
             timeout=aiohttp.ClientTimeout(
                 total=None,
-                sock_connect=self.settings.upstream_connect_timeout,
-                sock_read=self.settings.upstream_timeout,
+                sock_connect=self.settings.upstream_connect_timeout_seconds,
+                sock_read=self.settings.upstream_timeout_seconds,
             ),
             # Bytes pass through untouched: no decompression, no cookie jar shared between
             # users, no headers of aiohttp's own, no proxy from the environment.
