@@ -50,7 +50,7 @@ def render() -> str:
         lines += [f"## {name}", "", "| variable | default | meaning |", "| --- | --- | --- |"]
         for field_name, field in cls.model_fields.items():
             variable = f"{prefix}{field_name}".upper()
-            meaning = (field.description or "").replace("|", "\\|")
+            meaning = " ".join((field.description or "").split()).replace("|", "\\|")
             lines.append(f"| `{variable}` | {_default(field.default)} | {meaning} |")
         lines.append("")
     return "\n".join(lines)

@@ -33,8 +33,8 @@ from momentum_analytics.models import COMPLETION, LOGIN
 from momentum_analytics.service import runs_of
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_devtools.testing.resources import LOCAL_POSTGRES_URL, asyncpg_url, created_database
-from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.db import create_engine
 from momentum_shared.migrations import upgrade
 

@@ -312,7 +312,7 @@ def run_python(url: str, token: str, *, connections: int, duration: float) -> Re
 @contextlib.contextmanager
 def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     from momentum_devtools.natsserver import EmbeddedNats
-    from momentum_devtools.testing.tokens import TestIssuer
+    from momentum_devtools.testing.issuer import TestIssuer
     from momentum_shared.migrations import upgrade
 
     workdir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from gateway.tests.support import UvicornThread, upstream_app
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_gateway.app import create_app
 from momentum_gateway.settings import GatewaySettings
 
@@ -42,7 +42,7 @@ def settings_factory(
             "token_issuer": issuer.issuer,
             "token_audience": issuer.audience,
             "revocation_enabled": False,
-            "upstream_timeout": 1.0,
+            "upstream_timeout_seconds": 1.0,
             "metrics_port": 0,  # any free port: tests run side by side
             "log_json": False,
             "log_level": "WARNING",

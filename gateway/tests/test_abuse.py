@@ -18,8 +18,8 @@ from fastapi import FastAPI
 
 from gateway.tests.support import UvicornThread
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
-from momentum_gateway.gateway import Gateway
+from momentum_devtools.testing.issuer import TestIssuer
+from momentum_gateway.pipeline import Gateway
 
 
 def gateway_of(server: UvicornThread) -> Gateway:
@@ -92,7 +92,9 @@ async def eventually(condition: Callable[[], bool], *, within: float = 2.0) -> N
 async def test_a_body_that_does_not_arrive_in_time_is_408_and_holds_no_upstream_connection(
     live_gateway: Callable[..., UvicornThread], issuer: TestIssuer
 ) -> None:
-    server = live_gateway(body_timeout_seconds=0.5, upstream_pool_size=1, upstream_timeout=5.0)
+    server = live_gateway(
+        body_timeout_seconds=0.5, upstream_pool_size=1, upstream_timeout_seconds=5.0
+    )
     with closing_all() as socks:
         socks.append(unfinished_body(server, "/tasks", issuer.bearer()))
         await asyncio.sleep(0.1)
@@ -114,7 +116,7 @@ async def test_another_user_is_served_while_one_client_holds_unfinished_bodies(
 ) -> None:
     server = live_gateway(
         upstream_pool_size=2,
-        upstream_timeout=5.0,
+        upstream_timeout_seconds=5.0,
         body_timeout_seconds=3.0,
         max_in_flight_per_user=0,
         max_in_flight_per_address=0,
@@ -136,7 +138,9 @@ async def test_another_user_is_served_while_one_client_holds_unfinished_bodies(
 async def test_waiting_for_an_upstream_connection_is_bounded_by_a_503_with_retry_after(
     app_factory: Callable[..., FastAPI], issuer: TestIssuer
 ) -> None:
-    app = app_factory(upstream_pool_size=1, upstream_pool_timeout_seconds=0.3, upstream_timeout=5)
+    app = app_factory(
+        upstream_pool_size=1, upstream_pool_timeout_seconds=0.3, upstream_timeout_seconds=5
+    )
     gateway: Gateway = app.state.gateway
     async with running_app(app) as http:
         proxy = gateway.proxy

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from gateway.tests.support import internal_get
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_gateway.routing import TABLE, has_dot_segments, match
 
 

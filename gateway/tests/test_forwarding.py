@@ -14,7 +14,7 @@ import pytest
 
 from gateway.tests.support import UvicornThread, header_values, upstream_app
 from momentum_devtools.devstack import DevStack
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 
 
 @pytest.fixture

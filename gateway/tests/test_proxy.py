@@ -18,7 +18,7 @@ from gateway.tests.support import (
     header_values,
 )
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 
 
 def bearer(issuer: TestIssuer, **kwargs: Any) -> dict[str, str]:

@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from gateway.tests.support import internal_get
 from momentum_devtools.natsserver import EmbeddedNats
 from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_devtools.testing.revocations import eventually, publish_raw, revoke
-from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.events import AUTH_STREAM
 from momentum_shared.nats import ensure_stream
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from jwt.algorithms import RSAAlgorithm
 
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.app import build_app
 from momentum_shared.security import (
     Claims,
@@ -41,7 +41,7 @@ from momentum_shared.security import (
     RequireScope,
     TokenVerifier,
 )
-from momentum_shared.security.tokens import MAX_TOKEN_BYTES
+from momentum_shared.security.verification import MAX_TOKEN_BYTES
 
 ISSUER = "http://127.0.0.1:8000"
 AUDIENCE = "momentum-api"

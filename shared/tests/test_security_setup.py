@@ -10,7 +10,7 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.app import build_app
 from momentum_shared.security import Claims, RequireScope, running_verifier
 from momentum_shared.settings import TokenVerificationSettings

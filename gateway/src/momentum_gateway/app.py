@@ -12,10 +12,10 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from momentum_gateway.gateway import Gateway, GatewayMiddleware
+from momentum_gateway.endpoints import router
 from momentum_gateway.openapi import OpenApiAggregator
+from momentum_gateway.pipeline import Gateway, GatewayMiddleware
 from momentum_gateway.proxy import UpstreamProxy
-from momentum_gateway.routes import router
 from momentum_gateway.settings import GatewaySettings
 from momentum_shared.app import build_app
 from momentum_shared.logs import configure_logging

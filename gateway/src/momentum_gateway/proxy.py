@@ -141,17 +141,24 @@ def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, 
     ]
 
 
+# What ``declared_length`` answers besides a length: plain ints, so the hot path stays cheap.
+CHUNKED = -1
+"""The body is sent with ``Transfer-Encoding``: its length is not known in advance."""
+MALFORMED_LENGTH = -2
+"""The ``Content-Length`` header is not a number: the request is answered 400."""
+
+
 def declared_length(scope: Scope) -> int | None:
-    """The request's ``Content-Length`` (-1 when chunked), or None when it has no body."""
+    """The request's ``Content-Length``, ``CHUNKED``, ``MALFORMED_LENGTH``, or None (no body)."""
     length: int | None = None
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
                 length = int(value)
             except ValueError:
-                return -2
+                return MALFORMED_LENGTH
         elif name == b"transfer-encoding":
-            return -1
+            return CHUNKED
     return length
 
 
@@ -189,8 +196,8 @@ class UpstreamProxy:
             connector=connector,
             timeout=aiohttp.ClientTimeout(
                 total=None,
-                sock_connect=self.settings.upstream_connect_timeout,
-                sock_read=self.settings.upstream_timeout,
+                sock_connect=self.settings.upstream_connect_timeout_seconds,
+                sock_read=self.settings.upstream_timeout_seconds,
             ),
             # Bytes pass through untouched: no decompression, no cookie jar shared between
             # users, no headers of aiohttp's own, no proxy from the environment.
@@ -247,7 +254,7 @@ class UpstreamProxy:
             raise ServiceUnavailable("the gateway is starting", retry_after=self.retry_after)
         method: str = scope["method"]
         length = declared_length(scope)
-        if length == -2:
+        if length == MALFORMED_LENGTH:
             await _send_problem(send, _bad_length())
             return
         if length is not None and length > self.max_body:

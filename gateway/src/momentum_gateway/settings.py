@@ -23,14 +23,12 @@ class GatewaySettings(MomentumSettings, RevocationSettings):
     """largest request body proxied (413 above)"""
     body_timeout_seconds: float = Field(default=10.0, gt=0)
     """seconds to receive the whole request body, before any upstream is asked (408 after)"""
-    upstream_connect_timeout: float = Field(default=2.0, gt=0)
+    upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     """seconds to connect to an upstream before a 503"""
-    upstream_timeout: float = Field(
-        default=30.0, gt=0, description="seconds an upstream may stay silent before a 504"
-    )
-    upstream_pool_size: int = Field(
-        default=256, ge=1, description="keep-alive connections per upstream service"
-    )
+    upstream_timeout_seconds: float = Field(default=30.0, gt=0)
+    """seconds an upstream may stay silent before a 504"""
+    upstream_pool_size: int = Field(default=256, ge=1)
+    """keep-alive connections per upstream service"""
     upstream_pool_timeout_seconds: float = Field(default=2.0, gt=0)
     """seconds a request waits for a free upstream connection before a 503 with Retry-After"""
     upstream_keepalive_seconds: float = Field(default=30.0, gt=0)
@@ -43,9 +41,8 @@ class GatewaySettings(MomentumSettings, RevocationSettings):
     """token-bucket rate per user (sub); 0 switches it off"""
     rate_limit_user_burst: int = Field(default=200, ge=1)
     """token-bucket size per user"""
-    rate_limit_address_per_second: float = Field(
-        default=5.0, ge=0, description="per client address, on the public auth routes"
-    )
+    rate_limit_address_per_second: float = Field(default=5.0, ge=0)
+    """token-bucket rate per client address, on the public auth routes; 0 switches it off"""
     rate_limit_address_burst: int = Field(default=50, ge=1)
     """token-bucket size per client address"""
     rate_limit_max_keys: int = Field(default=100_000, ge=100)

@@ -13,7 +13,7 @@ from momentum_analytics.app import create_app
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.databases import database_fixture
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from services.analytics.tests.support import ALEMBIC_INI, FixedClock, publish, wait_drained
 
 # Short timeouts so retries and redeliveries happen within a test's patience.

@@ -7,7 +7,7 @@ import httpx
 from momentum_analytics.app import create_app
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 
 
 async def test_not_ready_until_the_jwks_is_loaded(

@@ -19,7 +19,7 @@ from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_devtools.natsserver import EmbeddedNats, free_port
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM
 from momentum_shared.metrics import REGISTRY

@@ -18,7 +18,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.events import CloudEvent
 from services.analytics.tests.conftest import Feed
 from services.analytics.tests.reference import Reference

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from services.analytics.tests.conftest import Feed
 from services.analytics.tests.support import (
     FixedClock,

@@ -14,8 +14,8 @@ from momentum_analytics.app import create_app
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_devtools.natsserver import EmbeddedNats
 from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_devtools.testing.revocations import eventually, revoke
-from momentum_devtools.testing.tokens import TestIssuer
 
 pytestmark = pytest.mark.nats
 

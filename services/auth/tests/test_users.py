@@ -119,7 +119,7 @@ async def test_me_requires_a_token_with_profile_scope(client: httpx.AsyncClient)
 async def test_me_refuses_a_token_signed_by_another_key(
     client: httpx.AsyncClient, issuer: object
 ) -> None:
-    from momentum_devtools.testing.tokens import TestIssuer
+    from momentum_devtools.testing.issuer import TestIssuer
 
     assert isinstance(issuer, TestIssuer)
     user = await register(client)

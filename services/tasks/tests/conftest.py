@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.databases import database_fixture
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.events import CloudEvent
 from momentum_tasks.app import create_app
 from momentum_tasks.models import OutboxEvent

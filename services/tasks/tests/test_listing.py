@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.db import UnitOfWork
 from momentum_tasks.models import NO_DUE_DATE, Task, TaskTag
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from momentum_devtools.natsserver import EmbeddedNats
 from momentum_devtools.testing.apps import running_app
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.events import TASK_STREAM, CloudEvent
 from momentum_shared.metrics import REGISTRY
 from momentum_tasks.app import create_app

@@ -11,8 +11,8 @@ import pytest
 
 from momentum_devtools.natsserver import EmbeddedNats
 from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_devtools.testing.revocations import eventually, revoke
-from momentum_devtools.testing.tokens import TestIssuer
 from momentum_tasks.app import create_app
 from services.tasks.tests.conftest import make_settings
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from momentum_devtools.testing.tokens import TestIssuer
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.events import CloudEvent
 
 Headers = dict[str, str]

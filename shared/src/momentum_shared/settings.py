@@ -86,12 +86,12 @@ class MomentumSettings(BaseSettings):
     # Attribute docstrings become field descriptions (docs/configuration.md is built from them).
     model_config = SettingsConfigDict(extra="ignore", env_file=None, use_attribute_docstrings=True)
 
-    environment: Environment = Field(
-        default="development",
-        description="development, test or production; development secrets refuse production",
-    )
-    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
-    log_json: bool = Field(default=True, description="one JSON object per log line")
+    environment: Environment = "development"
+    """development, test or production; development secrets refuse production"""
+    log_level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR"""
+    log_json: bool = True
+    """one JSON object per log line"""
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     """largest request body accepted, counted while it streams in (413 above)"""
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -115,15 +115,10 @@ class MomentumSettings(BaseSettings):
 class DatabaseSettings(MomentumSettings):
     """A service that owns a database."""
 
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///./.momentum/service.db",
-        description="SQLAlchemy async URL (sqlite+aiosqlite:///… or postgresql+asyncpg://…)",
-    )
-    database_pool_size: int = Field(
-        default=10,
-        ge=1,
-        description="PostgreSQL connections kept per process (as many again may overflow)",
-    )
+    database_url: str = "sqlite+aiosqlite:///./.momentum/service.db"
+    """SQLAlchemy async URL (sqlite+aiosqlite:///… or postgresql+asyncpg://…)"""
+    database_pool_size: int = Field(default=10, ge=1)
+    """PostgreSQL connections kept per process (as many again may overflow)"""
 
 
 class NatsSettings(BaseSettings):
@@ -159,48 +154,35 @@ class NatsSettings(BaseSettings):
 class TokenVerificationSettings(BaseSettings):
     """How a service verifies access tokens issued by auth."""
 
-    jwks_url: str = Field(
-        default="http://127.0.0.1:8001/.well-known/jwks.json", description="auth's JWKS"
-    )
-    token_issuer: str = Field(
-        default="http://127.0.0.1:8000", description="the `iss` every access token must carry"
-    )
-    token_audience: str = Field(
-        default="momentum-api", description="the `aud` every access token must carry"
-    )
-    token_algorithms: tuple[str, ...] = Field(
-        default=("RS256",), description="accepted signature algorithms (pinned)"
-    )
-    token_leeway_seconds: int = Field(
-        default=60, ge=0, le=300, description="clock skew tolerated on exp, nbf and iat"
-    )
-    jwks_ttl_seconds: float = Field(
-        default=300.0, gt=0, description="how long fetched keys are used before a refresh"
-    )
-    jwks_unknown_kid_cooldown_seconds: float = Field(
-        default=30.0,
-        ge=0,
-        description="at most one refetch per this many seconds on an unknown kid",
-    )
+    model_config = SettingsConfigDict(use_attribute_docstrings=True)
+
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    """auth's JWKS"""
+    token_issuer: str = "http://127.0.0.1:8000"
+    """the `iss` every access token must carry"""
+    token_audience: str = "momentum-api"
+    """the `aud` every access token must carry"""
+    token_algorithms: tuple[str, ...] = ("RS256",)
+    """accepted signature algorithms (pinned)"""
+    token_leeway_seconds: int = Field(default=60, ge=0, le=300)
+    """clock skew tolerated on exp, nbf and iat"""
+    jwks_ttl_seconds: float = Field(default=300.0, gt=0)
+    """how long fetched keys are used before a refresh"""
+    jwks_unknown_kid_cooldown_seconds: float = Field(default=30.0, ge=0)
+    """at most one refetch per this many seconds on an unknown kid"""
 
 
 class RevocationSettings(NatsSettings, TokenVerificationSettings):
     """Following ``auth.session.revoked`` to refuse revoked sessions (gateway and services)."""
 
-    revocation_enabled: bool = Field(
-        default=True, description="follow auth.session.revoked and refuse revoked sessions"
-    )
-    revocation_retry_seconds: float = Field(
-        default=1.0, gt=0, description="pause before reconnecting to NATS or a missing stream"
-    )
-    revocation_heartbeat_seconds: float = Field(
-        default=2.0, gt=0, description="idle heartbeat of the revocation subscription"
-    )
-    revocation_replay_seconds: int = Field(
-        default=MAX_ACCESS_TOKEN_LIFETIME_SECONDS,
-        ge=0,
-        description=(
-            "how far back a starting replica reads revocations (the token leeway is added);"
-            " at least auth's access-token lifetime"
-        ),
-    )
+    model_config = SettingsConfigDict(use_attribute_docstrings=True)
+
+    revocation_enabled: bool = True
+    """follow auth.session.revoked and refuse revoked sessions"""
+    revocation_retry_seconds: float = Field(default=1.0, gt=0)
+    """pause before reconnecting to NATS or a missing stream"""
+    revocation_heartbeat_seconds: float = Field(default=2.0, gt=0)
+    """idle heartbeat of the revocation subscription"""
+    revocation_replay_seconds: int = Field(default=MAX_ACCESS_TOKEN_LIFETIME_SECONDS, ge=0)
+    """how far back a starting replica reads revocations (the token leeway is added); at least
+    auth's access-token lifetime"""

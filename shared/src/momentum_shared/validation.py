@@ -1,6 +1,8 @@
-"""Validators for text a client sends and a database must store."""
+"""Validators for text a client sends and a database must store, and for time zone names."""
 
 from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def storable_text(value: str) -> str:
@@ -15,3 +17,14 @@ def storable_text(value: str) -> str:
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text") from None
     return value
+
+
+def valid_timezone(name: str | None) -> str | None:
+    """``name`` when it names a real IANA zone (at most 64 characters), else ``None``."""
+    if not name or len(name) > 64:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name

@@ -16,6 +16,7 @@ from nats.js.errors import NotFoundError
 
 from momentum_devtools.natsserver import ROLES, EmbeddedNats
 from momentum_devtools.testing.databases import DatabaseTemplates, require_postgres
+from momentum_devtools.testing.issuer import TestIssuer
 from momentum_devtools.testing.natsusers import NATS_PASSWORDS
 from momentum_devtools.testing.resources import (
     NatsServer,
@@ -25,7 +26,6 @@ from momentum_devtools.testing.resources import (
     resolve_nats_container,
     resolve_postgres,
 )
-from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.events import STREAM_SUBJECTS
 
 DIALECTS = ("sqlite", "postgresql")

@@ -17,7 +17,7 @@ from momentum_shared.events import (
     UserRegistered,
     UserUpdated,
 )
-from momentum_shared.security.tokens import valid_timezone
+from momentum_shared.validation import valid_timezone
 
 FactKind = Literal["timezone", "login_password", "login_refresh", "created", "completed"]
 

@@ -14,9 +14,8 @@ class AnalyticsSettings(DatabaseSettings, RevocationSettings):
     database_url: str = "sqlite+aiosqlite:///./.momentum/analytics.db"
     """SQLAlchemy async URL of the analytics database"""
 
-    consumer_enabled: bool = Field(
-        default=True, description="run the JetStream consumer inside the web process"
-    )
+    consumer_enabled: bool = True
+    """run the JetStream consumer inside the web process"""
     consumer_durable: str = Field(default="analytics", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     """name of the durable JetStream consumer shared by the replicas"""
     consumer_batch_size: int = Field(default=200, ge=1, le=1000)
@@ -27,17 +26,13 @@ class AnalyticsSettings(DatabaseSettings, RevocationSettings):
     """JetStream redelivers a message not acked within this time"""
     consumer_max_ack_pending: int = Field(default=1000, ge=1)
     """messages in flight per consumer"""
-    dead_letter_after_deliveries: int = Field(
-        default=5, ge=1, description="a message failing this many deliveries is dead-lettered"
-    )
-    consumer_nak_delay_seconds: float = Field(
-        default=1.0, ge=0, description="first redelivery delay after a failure; doubles each time"
-    )
+    dead_letter_after_deliveries: int = Field(default=5, ge=1)
+    """a message failing this many deliveries is dead-lettered"""
+    consumer_nak_delay_seconds: float = Field(default=1.0, ge=0)
+    """first redelivery delay after a failure; doubles each time"""
     # Short: a stream created just after start-up is consumed within the spec's second
     # (one cheap consumer-create request per stream and interval while it is missing).
-    consumer_retry_interval_seconds: float = Field(
-        default=0.25, gt=0, description="pause before retrying NATS or a missing stream"
-    )
-    consumer_lag_interval_seconds: float = Field(
-        default=2.0, gt=0, description="how often the consumer lag metric is refreshed"
-    )
+    consumer_retry_interval_seconds: float = Field(default=0.25, gt=0)
+    """pause before retrying NATS or a missing stream"""
+    consumer_lag_interval_seconds: float = Field(default=2.0, gt=0)
+    """how often the consumer lag metric is refreshed"""

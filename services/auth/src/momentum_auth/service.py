@@ -22,6 +22,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_auth import errors, events, repository, throttle
 from momentum_auth.keys import ALGORITHM, PrivateKeys, new_signing_key, public_jwk
+from momentum_auth.minting import (
+    access_token_expiry,
+    hash_refresh_token,
+    mint_access_token,
+    new_refresh_token,
+)
 from momentum_auth.models import RefreshToken, RefreshTokenFamily, SigningKey, User
 from momentum_auth.passwords import PasswordHasher
 from momentum_auth.schemas import (
@@ -32,12 +38,6 @@ from momentum_auth.schemas import (
     UserUpdate,
 )
 from momentum_auth.settings import AuthSettings
-from momentum_auth.tokens import (
-    access_token_expiry,
-    hash_refresh_token,
-    mint_access_token,
-    new_refresh_token,
-)
 from momentum_shared.errors import Conflict, ProblemError, TooManyRequests, UnprocessableEntity
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.security import InvalidToken, TokenVerifier

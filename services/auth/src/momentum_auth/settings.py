@@ -32,7 +32,6 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     database_url: str = "sqlite+aiosqlite:///./.momentum/auth.db"
     """SQLAlchemy async URL of auth's database"""
 
-    # The public gateway URL: the ``iss`` of every token and the base of RFC 8414 metadata.
     issuer: str = "http://127.0.0.1:8000"
     """the public gateway URL: `iss` of every token, base of the RFC 8414 metadata"""
     default_client_id: str = Field(default="momentum", pattern=r"^[A-Za-z0-9._\-]{1,64}$")
@@ -47,19 +46,15 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
 
     signing_key_bits: int = Field(default=2048, ge=2048, le=8192)
     """RSA key size of new signing keys"""
-    # The active key is rotated automatically at this age (the next key is promoted).
     signing_key_max_age_seconds: int = Field(default=30 * DAY, ge=60)
-    """the active signing key is rotated automatically at this age"""
-    # How often each replica checks whether the active key is due for rotation.
+    """the active signing key is rotated automatically at this age (the next key is promoted)"""
     key_maintenance_interval_seconds: float = Field(default=60.0, gt=0)
     """how often each replica checks whether a rotation is due"""
     key_encryption_key: SecretStr = SecretStr(DEVELOPMENT_KEY_ENCRYPTION_KEY)
     """secret that encrypts private signing keys at rest (at least 256 bits of entropy)"""
-    # Older key-encryption keys that may still decrypt stored keys while a KEK is replaced.
     previous_key_encryption_keys: list[SecretStr] = Field(default_factory=list)
     """older key-encryption keys still accepted for decryption while one is replaced"""
-    # The JWKS Cache-Control max-age; an automatic rotation promotes only a next key that
-    # has been published at least this long, so every verifier's cached JWKS holds it.
+    # So every verifier's cached JWKS already holds a next key when rotation promotes it.
     jwks_max_age_seconds: int = Field(default=300, ge=0)
     """JWKS Cache-Control max-age; a next key is published at least this long before it signs"""
 

@@ -55,7 +55,7 @@ async def purge_idempotency_keys_forever(app: FastAPI, *, interval: float) -> No
         await asyncio.sleep(interval)
         try:
             async with UnitOfWork(app.state.session_factory) as uow:
-                cutoff = utcnow() - timedelta(hours=settings.idempotency_ttl_hours)
+                cutoff = utcnow() - timedelta(seconds=settings.idempotency_ttl_seconds)
                 await TaskRepository(uow.session).purge_idempotency_keys(expired_before=cutoff)
         except Exception:
             logger.warning("could not purge idempotency keys", exc_info=True)

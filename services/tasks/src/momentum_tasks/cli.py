@@ -18,7 +18,7 @@ async def purge_idempotency_keys(settings: TasksSettings) -> int:
     engine = create_engine(settings.database_url)
     try:
         async with UnitOfWork(create_session_factory(engine)) as uow:
-            cutoff = utcnow() - timedelta(hours=settings.idempotency_ttl_hours)
+            cutoff = utcnow() - timedelta(seconds=settings.idempotency_ttl_seconds)
             return await TaskRepository(uow.session).purge_idempotency_keys(expired_before=cutoff)
     finally:
         await engine.dispose()

@@ -11,7 +11,8 @@ from momentum_shared.db import SessionDep
 from momentum_shared.errors import BadRequest, NotFound
 from momentum_shared.outbox import OutboxRelay
 from momentum_shared.security.dependencies import RequireScope
-from momentum_shared.security.tokens import Claims, valid_timezone
+from momentum_shared.security.verification import Claims
+from momentum_shared.validation import valid_timezone
 from momentum_tasks.pagination import CursorCodec
 from momentum_tasks.repository import TaskRepository
 from momentum_tasks.service import Actor

@@ -77,7 +77,7 @@ async def create_task(
         actor=actor,
         body=body,
         idempotency_key=idempotency_key,
-        idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
     )
     # A replay is the same response as the first, headers included (docs/spec/tasks.md §4).
     headers = {

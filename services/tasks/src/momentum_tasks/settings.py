@@ -17,7 +17,7 @@ class TasksSettings(DatabaseSettings, RevocationSettings):
     """SQLAlchemy async URL of the tasks database"""
     cursor_secret: SecretStr = SecretStr(DEVELOPMENT_CURSOR_SECRET)
     """signs list cursors; every replica needs the same value (at least 256 bits of entropy)"""
-    idempotency_ttl_hours: float = Field(default=24.0, gt=0)
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=1)
     """how long an Idempotency-Key is remembered per user"""
     # Room for the largest valid task even when every character is JSON-escaped.
     max_body_bytes: int = Field(default=256 * 1024, gt=0)

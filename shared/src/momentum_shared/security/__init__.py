@@ -13,7 +13,12 @@ from momentum_shared.security.revocation import (
     following_revocations,
 )
 from momentum_shared.security.setup import build_verifier, running_verifier
-from momentum_shared.security.tokens import Claims, InvalidToken, KeysUnavailable, TokenVerifier
+from momentum_shared.security.verification import (
+    Claims,
+    InvalidToken,
+    KeysUnavailable,
+    TokenVerifier,
+)
 
 __all__ = [
     "Claims",

@@ -8,7 +8,12 @@ from fastapi import Depends, Request
 
 from momentum_shared.errors import InsufficientScope, ServiceUnavailable, Unauthorized
 from momentum_shared.security.revocation import RevocationList
-from momentum_shared.security.tokens import Claims, InvalidToken, KeysUnavailable, TokenVerifier
+from momentum_shared.security.verification import (
+    Claims,
+    InvalidToken,
+    KeysUnavailable,
+    TokenVerifier,
+)
 
 
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:

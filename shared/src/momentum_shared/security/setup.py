@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from momentum_shared.security.jwks import JwksCache
-from momentum_shared.security.tokens import TokenVerifier
+from momentum_shared.security.verification import TokenVerifier
 from momentum_shared.settings import TokenVerificationSettings
 
 

@@ -1,4 +1,4 @@
-"""The gateway's own HTTP routes (everything proxied is in ``routing.TABLE`` instead)."""
+"""The gateway's own endpoints (everything proxied is in ``routing.TABLE`` instead)."""
 
 from __future__ import annotations
 

@@ -9,11 +9,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 
 from momentum_shared.security.jwks import JwksCache
+from momentum_shared.validation import valid_timezone
 
 MAX_TOKEN_BYTES = 8 * 1024
 # JWS compact serialization only: three base64url segments and a non-empty signature.
@@ -61,16 +61,6 @@ class Claims:
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
-
-
-def valid_timezone(name: str | None) -> str | None:
-    if not name or len(name) > 64:
-        return None
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return name
 
 
 class TokenVerifier:
