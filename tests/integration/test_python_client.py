@@ -190,7 +190,8 @@ def test_the_readme_walk_through_the_generated_client(stack: Stack, anonymous: C
 def test_a_validation_error_through_the_client(stack: Stack, anonymous: Client) -> None:
     _, authed = signed_in(stack, anonymous)
     with authed:
-        # The client's own HTTP session (base URL and bearer token set) sends the model.
+        # Sent through the client's own HTTP session (base URL and bearer token set): the
+        # generated call cannot decode this answer until the documents describe problems.
         refused = authed.get_httpx_client().post("/tasks", json=TaskCreate(title="").to_dict())
         assert refused.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
         assert refused.headers["content-type"].startswith("application/problem+json")
@@ -211,3 +212,45 @@ def test_wrong_credentials_are_refused_through_the_client(anonymous: Client) -> 
     )
     assert refused.status_code == HTTPStatus.UNAUTHORIZED
     assert problem(refused.content)["error"] == "invalid_grant"
+
+
+# The two tests below need documents that describe the problem+json errors the API sends:
+# today the 4xx answers have no schema, and 422 is declared as FastAPI's HTTPValidationError,
+# which the client cannot decode a problem into. Once the documents describe problems and
+# `make client` has run, they pass: strict, so the suite then fails until the marks are gone.
+PROBLEMS_UNDOCUMENTED = "the service documents do not describe problem+json errors yet"
+
+
+def decoded_problem(parsed: Any) -> dict[str, Any]:
+    """The client's model of a problem, back as JSON (it keeps members it does not name)."""
+    assert parsed is not None, "the client decoded no body for this status"
+    assert type(parsed).__module__.startswith("momentum_client.models.")
+    body: dict[str, Any] = parsed.to_dict()
+    return body
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason=PROBLEMS_UNDOCUMENTED)
+def test_a_validation_error_decodes_into_the_clients_problem_model(
+    stack: Stack, anonymous: Client
+) -> None:
+    _, authed = signed_in(stack, anonymous)
+    with authed:
+        refused = create_task.sync_detailed(client=authed, body=TaskCreate(title=""))
+    assert refused.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    body = decoded_problem(refused.parsed)
+    assert (body["type"], body["status"]) == ("about:blank", 422)
+    assert [error["loc"] for error in body["errors"]] == [["body", "title"]]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=PROBLEMS_UNDOCUMENTED)
+def test_a_stale_if_match_decodes_into_the_clients_problem_model(
+    stack: Stack, anonymous: Client
+) -> None:
+    _, authed = signed_in(stack, anonymous)
+    with authed:
+        created = create_task.sync(client=authed, body=TaskCreate(title="Write the report"))
+        assert isinstance(created, TaskPublic)
+        stale = complete_task.sync_detailed(str(created.id), client=authed, if_match='"0"')
+    assert stale.status_code == HTTPStatus.PRECONDITION_FAILED
+    body = decoded_problem(stale.parsed)
+    assert (body["type"], body["status"]) == ("about:blank", 412)
