@@ -8,15 +8,16 @@ TOOLS_DIR := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS_DIR)/bin/uv)
 VENV_BIN := .venv/bin
 PYTHON ?= python3
-MYPY_PATHS := shared devtools services gateway tests $(shell find bench -name '*.py' 2>/dev/null)
+MYPY_PATHS := shared devtools services gateway clients tests $(shell find bench -name '*.py' 2>/dev/null)
 
-.PHONY: help sync up test lint lint-python lint-deploy bench clean
+.PHONY: help sync up test lint lint-python lint-deploy bench client clean
 
 help:
 	@echo "make up     run auth, tasks, analytics, gateway and NATS in the foreground"
 	@echo "make test   run the whole test suite"
 	@echo "make lint   ruff, mypy (strict), import contracts, Dockerfiles and Kubernetes manifests"
 	@echo "make bench  run the benchmarks (JSON on stdout)"
+	@echo "make client regenerate the Python client (clients/python) from the services' OpenAPI"
 
 $(TOOLS_DIR)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS_DIR)
@@ -44,6 +45,9 @@ lint-deploy: sync
 
 bench: sync
 	@for b in bench/*/run; do [ -x "$$b" ] && "$$b"; done
+
+client: sync
+	$(VENV_BIN)/python -m momentum_devtools.pyclient
 
 clean:
 	rm -rf .momentum .pytest_cache .mypy_cache .ruff_cache

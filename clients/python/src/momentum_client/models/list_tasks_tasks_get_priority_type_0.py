@@ -1,0 +1,10 @@
+from enum import StrEnum
+
+
+class ListTasksTasksGetPriorityType0(StrEnum):
+    HIGH = "high"
+    LOW = "low"
+    NORMAL = "normal"
+
+    def __str__(self) -> str:
+        return str(self.value)

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..models.task_public_priority import TaskPublicPriority
+from ..models.task_public_status import TaskPublicStatus
+
+T = TypeVar("T", bound="TaskPublic")
+
+
+@_attrs_define
+class TaskPublic:
+    """A task as clients see it.
+
+    Attributes:
+        completed_at (None | str):
+        created_at (str):
+        description (None | str):
+        due_at (None | str):
+        id (UUID):
+        priority (TaskPublicPriority):
+        status (TaskPublicStatus):
+        tags (list[str]):
+        title (str):
+        updated_at (str):
+        version (int):
+    """
+
+    completed_at: str | None
+    created_at: str
+    description: str | None
+    due_at: str | None
+    id: UUID
+    priority: TaskPublicPriority
+    status: TaskPublicStatus
+    tags: list[str]
+    title: str
+    updated_at: str
+    version: int
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        completed_at: str | None
+        completed_at = self.completed_at
+
+        created_at = self.created_at
+
+        description: str | None
+        description = self.description
+
+        due_at: str | None
+        due_at = self.due_at
+
+        id = str(self.id)
+
+        priority = self.priority.value
+
+        status = self.status.value
+
+        tags = self.tags
+
+        title = self.title
+
+        updated_at = self.updated_at
+
+        version = self.version
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "completed_at": completed_at,
+                "created_at": created_at,
+                "description": description,
+                "due_at": due_at,
+                "id": id,
+                "priority": priority,
+                "status": status,
+                "tags": tags,
+                "title": title,
+                "updated_at": updated_at,
+                "version": version,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+
+        def _parse_completed_at(data: object) -> str | None:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        completed_at = _parse_completed_at(d.pop("completed_at"))
+
+        created_at = d.pop("created_at")
+
+        def _parse_description(data: object) -> str | None:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        description = _parse_description(d.pop("description"))
+
+        def _parse_due_at(data: object) -> str | None:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        due_at = _parse_due_at(d.pop("due_at"))
+
+        id = UUID(d.pop("id"))
+
+        priority = TaskPublicPriority(d.pop("priority"))
+
+        status = TaskPublicStatus(d.pop("status"))
+
+        tags = cast(list[str], d.pop("tags"))
+
+        title = d.pop("title")
+
+        updated_at = d.pop("updated_at")
+
+        version = d.pop("version")
+
+        task_public = cls(
+            completed_at=completed_at,
+            created_at=created_at,
+            description=description,
+            due_at=due_at,
+            id=id,
+            priority=priority,
+            status=status,
+            tags=tags,
+            title=title,
+            updated_at=updated_at,
+            version=version,
+        )
+
+        task_public.additional_properties = d
+        return task_public
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

@@ -1,0 +1,10 @@
+from enum import StrEnum
+
+
+class TaskPublicPriority(StrEnum):
+    HIGH = "high"
+    LOW = "low"
+    NORMAL = "normal"
+
+    def __str__(self) -> str:
+        return str(self.value)
