@@ -1,4 +1,4 @@
-"""``make lint`` needs nothing beyond ``make sync``: its tools are wheels among the dev dependencies."""
+"""``make lint`` needs nothing beyond ``make sync``: its tools are wheels among the dev deps."""
 
 from __future__ import annotations
 
