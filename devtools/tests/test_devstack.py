@@ -16,7 +16,7 @@ import nats
 import pytest
 
 from momentum_devtools.devstack import APPS, DevStack
-from momentum_devtools.natsserver import ROLES, EmbeddedNats
+from momentum_devtools.natsserver import ROLES, EmbeddedNats, free_port
 from momentum_devtools.testing.natsusers import NATS_PASSWORDS
 from momentum_shared.settings import DatabaseSettings
 
@@ -266,3 +266,18 @@ def test_make_up_starts_auth_first_so_the_others_log_no_start_race(tmp_path: Pat
     assert output.index("auth ready") < output.index("tasks ready")
     assert output.index("auth ready") < output.index("analytics ready")
     assert warnings_in(tmp_path / "data" / "logs") == []
+
+
+def test_without_auths_stream_the_others_are_not_started(tmp_path: Path) -> None:
+    # Nothing listens on port 1: auth answers /readyz but its relay cannot create the stream.
+    env = up_env(MOMENTUM_DATA_DIR=str(tmp_path / "data"), MOMENTUM_NATS_URL="nats://127.0.0.1:1")
+    env.update({app.port_var: str(free_port()) for app in APPS})
+    stack = DevStack(env, echo=False)
+    try:
+        stack.start_nats()
+        stack.migrate()
+        with pytest.raises(TimeoutError, match=r"auth \(it has not created its NATS stream"):
+            stack.start_apps(timeout=20)
+        assert [child.name for child in stack.children] == ["auth"]
+    finally:
+        stack.stop()

@@ -102,6 +102,7 @@ class DevStack:
         self.nats: EmbeddedNats | None = None
         self.nats_url = env.get("MOMENTUM_NATS_URL", "")
         self._stopping = threading.Event()
+        self._waiting_for_stream = False
         self._print_lock = threading.Lock()
 
     # -- configuration -------------------------------------------------------------------
@@ -263,7 +264,10 @@ class DevStack:
         # Auth's relay reports whether it has created its stream (absent: no relay).
         checks = body.get("checks") if isinstance(body, dict) else None
         nats = checks.get("nats") if isinstance(checks, dict) else None
-        return not isinstance(nats, dict) or bool(nats.get("streams_ready", True))
+        if isinstance(nats, dict) and not nats.get("streams_ready", True):
+            self._waiting_for_stream = True
+            return False
+        return True
 
     def wait_ready(self, names: list[str], deadline: float, timeout: float) -> None:
         pending = set(names)
@@ -274,7 +278,10 @@ class DevStack:
                     pending.discard(name)
                     self.say(f"{name} ready on port {self.ports[name]}")
             if pending and time.monotonic() > deadline:
-                raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
+                message = f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}"
+                if FIRST in pending and self._waiting_for_stream:
+                    message += f" (it has not created its NATS stream; is {self.nats_url} up?)"
+                raise TimeoutError(message)
             if pending:
                 time.sleep(0.2)
 
@@ -300,6 +307,8 @@ class DevStack:
                 child.process.wait()
             if child.reader is not None:
                 child.reader.join(timeout=2)
+            if child.process.stdout is not None:
+                child.process.stdout.close()
         if self.nats is not None:
             self.nats.stop()
 
