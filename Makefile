@@ -10,11 +10,12 @@ VENV_BIN := .venv/bin
 PYTHON ?= python3
 MYPY_PATHS := shared devtools services gateway clients tests $(shell find bench -name '*.py' 2>/dev/null)
 
-.PHONY: help sync up test lint lint-python lint-deploy bench client clean
+.PHONY: help sync up test test-unit lint lint-python lint-deploy bench client clean
 
 help:
 	@echo "make up     run auth, tasks, analytics, gateway and NATS in the foreground"
 	@echo "make test   run the whole test suite"
+	@echo "make test-unit  run the pure-logic tests (<member>/tests/unit/): no database, NATS or app"
 	@echo "make lint   ruff, mypy (strict), import contracts, Dockerfiles and Kubernetes manifests"
 	@echo "make bench  run the benchmarks (JSON on stdout)"
 	@echo "make client regenerate the Python client (clients/python) from the services' OpenAPI"
@@ -31,6 +32,13 @@ up: sync
 
 test: sync
 	$(VENV_BIN)/python -m pytest
+
+# The unit layer: pure logic, in seconds. The pytest plugin fails a unit test that asks for
+# a database, NATS or an app.
+UNIT_DIRS = $(wildcard shared/tests/unit devtools/tests/unit services/*/tests/unit gateway/tests/unit)
+
+test-unit: sync
+	$(VENV_BIN)/python -m pytest -q $(UNIT_DIRS)
 
 lint: lint-python lint-deploy
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
+import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,6 +16,8 @@ import nats
 import pytest
 
 from momentum_devtools.devstack import APPS, DevStack
+from momentum_devtools.natsserver import ROLES, EmbeddedNats, free_port
+from momentum_devtools.testing.natsusers import NATS_PASSWORDS
 from momentum_shared.settings import DatabaseSettings
 
 
@@ -173,5 +178,106 @@ async def test_each_child_connects_to_the_embedded_nats_as_its_own_user(tmp_path
                     break
                 reply += chunk
         assert b"Authorization Violation" in reply
+    finally:
+        stack.stop()
+
+
+def up_env(**values: str) -> dict[str, str]:
+    """This environment without Momentum's variables (the test session sets NATS users)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MOMENTUM_")}
+    env.update(values)
+    return env
+
+
+def start_up(
+    env: dict[str, str], log_path: Path, timeout: float = 120.0
+) -> subprocess.Popen[bytes]:
+    """``make up``'s command, on free ports; returns once it says the system is up."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "momentum_devtools.devstack", "--quiet", "--free-ports"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while "Momentum is up" not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            pytest.fail(f"the dev stack did not come up:\n{log_path.read_text()[-6000:]}")
+        time.sleep(0.25)
+    return process
+
+
+def stop_up(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+# Logged when a program starts before auth serves its JWKS or has created its stream.
+START_RACES = ("JWKS refresh failed", "session revocations unavailable")
+
+
+def warnings_in(log_dir: Path) -> list[str]:
+    lines = []
+    for log in sorted(log_dir.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if '"level": "warning"' in line or any(race in line for race in START_RACES):
+                lines.append(f"{log.name}: {line}")
+    return lines
+
+
+@pytest.mark.nats
+def test_make_up_creates_a_new_data_dir_with_an_external_nats(tmp_path: Path) -> None:
+    data = tmp_path / "new" / "data"  # neither exists; NATS is not the stack's own
+    with EmbeddedNats(tmp_path / "nats", passwords=NATS_PASSWORDS) as server:
+        env = up_env()
+        env.update(
+            MOMENTUM_DATA_DIR=str(data),
+            MOMENTUM_NATS_URL=server.url,
+            **{f"MOMENTUM_{name.upper()}_NATS_USER": name for name in ROLES},
+            **{f"MOMENTUM_{name.upper()}_NATS_PASSWORD": NATS_PASSWORDS[name] for name in ROLES},
+        )
+        log_path = tmp_path / "up.log"
+        process = start_up(env, log_path)
+        try:
+            assert mode(data) == 0o700
+            for name in ("auth", "tasks", "analytics"):
+                assert mode(data / f"{name}.db") == 0o600
+        finally:
+            stop_up(process)
+    assert "Traceback" not in log_path.read_text()
+
+
+def test_make_up_starts_auth_first_so_the_others_log_no_start_race(tmp_path: Path) -> None:
+    # The stack's own NATS, new: auth's stream is not there yet.
+    env = up_env(MOMENTUM_DATA_DIR=str(tmp_path / "data"))
+    log_path = tmp_path / "up.log"
+    process = start_up(env, log_path)
+    stop_up(process)
+    output = log_path.read_text()
+    assert output.index("auth ready") < output.index("gateway ready")
+    assert output.index("auth ready") < output.index("tasks ready")
+    assert output.index("auth ready") < output.index("analytics ready")
+    assert warnings_in(tmp_path / "data" / "logs") == []
+
+
+def test_without_auths_stream_the_others_are_not_started(tmp_path: Path) -> None:
+    # Nothing listens on port 1: auth answers /readyz but its relay cannot create the stream.
+    env = up_env(MOMENTUM_DATA_DIR=str(tmp_path / "data"), MOMENTUM_NATS_URL="nats://127.0.0.1:1")
+    env.update({app.port_var: str(free_port()) for app in APPS})
+    stack = DevStack(env, echo=False)
+    try:
+        stack.start_nats()
+        stack.migrate()
+        with pytest.raises(TimeoutError, match=r"auth \(it has not created its NATS stream"):
+            stack.start_apps(timeout=20)
+        assert [child.name for child in stack.children] == ["auth"]
     finally:
         stack.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -75,6 +76,8 @@ APPS = (
     ),
     AppSpec("gateway", "momentum_gateway.app:create_app", "MOMENTUM_GATEWAY_PORT", 8000, None),
 )
+# Started and ready before the others: they fetch its JWKS and follow its revocation stream.
+FIRST = "auth"
 
 
 @dataclass
@@ -99,6 +102,7 @@ class DevStack:
         self.nats: EmbeddedNats | None = None
         self.nats_url = env.get("MOMENTUM_NATS_URL", "")
         self._stopping = threading.Event()
+        self._waiting_for_stream = False
         self._print_lock = threading.Lock()
 
     # -- configuration -------------------------------------------------------------------
@@ -214,39 +218,70 @@ class DevStack:
                 raise RuntimeError(f"migrations of {app.name} failed:\n{result.stderr[-4000:]}")
             self.say(f"migrated {app.name}")
 
-    def start_apps(self) -> None:
-        for app in APPS:
-            argv = [
-                sys.executable,
-                "-m",
-                "momentum_shared.server",
-                app.factory,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.ports[app.name]),
-                "--no-access-log",
-                "--timeout-graceful-shutdown",
-                "10",
-            ]
-            self.spawn(app.name, argv, self.child_env(app.name))
+    def start_app(self, app: AppSpec) -> Child:
+        argv = [
+            sys.executable,
+            "-m",
+            "momentum_shared.server",
+            app.factory,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.ports[app.name]),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "10",
+        ]
+        return self.spawn(app.name, argv, self.child_env(app.name))
 
-    def wait_ready(self, timeout: float) -> None:
-        pending = {app.name for app in APPS}
+    def start_apps(self, timeout: float) -> None:
+        """Start auth, wait until it is ready and its stream exists, then start the others.
+
+        The others fetch auth's JWKS and follow its revocation stream, which auth's outbox
+        relay creates: started together, they would log failed fetches until auth is up.
+        """
         deadline = time.monotonic() + timeout
+        first = [app for app in APPS if app.name == FIRST]
+        rest = [app for app in APPS if app.name != FIRST]
+        for app in first:
+            self.start_app(app)
+        self.wait_ready([app.name for app in first], deadline, timeout)
+        for app in rest:
+            self.start_app(app)
+        self.wait_ready([app.name for app in rest], deadline, timeout)
+
+    def _is_ready(self, name: str) -> bool:
+        url = f"http://127.0.0.1:{self.ports[name]}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status != 200:
+                    return False
+                body = json.loads(response.read() or b"{}")
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        if name != FIRST:
+            return True
+        # Auth's relay reports whether it has created its stream (absent: no relay).
+        checks = body.get("checks") if isinstance(body, dict) else None
+        nats = checks.get("nats") if isinstance(checks, dict) else None
+        if isinstance(nats, dict) and not nats.get("streams_ready", True):
+            self._waiting_for_stream = True
+            return False
+        return True
+
+    def wait_ready(self, names: list[str], deadline: float, timeout: float) -> None:
+        pending = set(names)
         while pending:
             self.check_children()
             for name in sorted(pending):
-                url = f"http://127.0.0.1:{self.ports[name]}/readyz"
-                try:
-                    with urllib.request.urlopen(url, timeout=1) as response:
-                        if response.status == 200:
-                            pending.discard(name)
-                            self.say(f"{name} ready on port {self.ports[name]}")
-                except (urllib.error.URLError, OSError):
-                    pass
+                if self._is_ready(name):
+                    pending.discard(name)
+                    self.say(f"{name} ready on port {self.ports[name]}")
             if pending and time.monotonic() > deadline:
-                raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
+                message = f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}"
+                if FIRST in pending and self._waiting_for_stream:
+                    message += f" (it has not created its NATS stream; is {self.nats_url} up?)"
+                raise TimeoutError(message)
             if pending:
                 time.sleep(0.2)
 
@@ -272,6 +307,8 @@ class DevStack:
                 child.process.wait()
             if child.reader is not None:
                 child.reader.join(timeout=2)
+            if child.process.stdout is not None:
+                child.process.stdout.close()
         if self.nats is not None:
             self.nats.stop()
 
@@ -309,8 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start_nats()
         stack.migrate()
-        stack.start_apps()
-        stack.wait_ready(args.ready_timeout)
+        stack.start_apps(args.ready_timeout)
         stack.say(f"gateway metrics and readiness details: {stack.metrics_url}")
         stack.say(f"Momentum is up: {stack.gateway_url}  (Ctrl-C stops everything)")
         while True:

@@ -15,6 +15,7 @@ from momentum_auth.app import create_app
 from momentum_auth.settings import AuthSettings
 from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.databases import database_fixture
+from momentum_devtools.testing.settings import make_settings as test_settings
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
@@ -31,17 +32,8 @@ database_url = database_fixture(ALEMBIC_INI)
 
 
 def make_settings(database_url: str, **overrides: Any) -> AuthSettings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "environment": "test",
-        "log_json": False,
-        "outbox_relay_enabled": False,
-        "nats_url": "nats://127.0.0.1:1",
-        "issuer": "https://momentum.test",
-        **FAST_HASHING,
-        **overrides,
-    }
-    return AuthSettings.model_validate(values)
+    values: dict[str, Any] = {"issuer": "https://momentum.test", **FAST_HASHING, **overrides}
+    return test_settings(AuthSettings, database_url, **values)
 
 
 @pytest.fixture

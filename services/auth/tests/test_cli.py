@@ -15,8 +15,8 @@ import pytest
 from momentum_auth.app import create_app
 from momentum_auth.cli import main
 from momentum_devtools.testing.apps import running_app
-from services.auth.tests.builders import PASSWORD, kid_of, new_email, sign_in, tokens
 from services.auth.tests.conftest import FAST_HASHING, make_settings
+from services.auth.tests.support import PASSWORD, kid_of, new_email, sign_in, tokens
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from services.auth.tests.builders import refresh, register, tokens
+from services.auth.tests.support import refresh, register, tokens
 
 
 async def test_two_concurrent_refreshes_with_one_token(client: httpx.AsyncClient) -> None:

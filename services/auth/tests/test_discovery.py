@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from momentum_auth.settings import AuthSettings
-from services.auth.tests.builders import kid_of, register, tokens
+from services.auth.tests.support import kid_of, register, tokens
 
 
 async def test_jwks_publishes_the_signing_key_and_the_next_key(client: httpx.AsyncClient) -> None:

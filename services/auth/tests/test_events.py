@@ -13,8 +13,8 @@ from nats.js.errors import NotFoundError
 from momentum_auth.app import create_app
 from momentum_devtools.testing.apps import running_app
 from momentum_shared.events import AUTH_STREAM, CLOUDEVENTS_CONTENT_TYPE, CloudEvent
-from services.auth.tests.builders import outbox, refresh, register, tokens
 from services.auth.tests.conftest import make_settings
+from services.auth.tests.support import outbox, refresh, register, tokens
 
 
 async def test_registration_writes_its_event_in_the_same_transaction(

@@ -30,7 +30,8 @@ from momentum_devtools.testing.databases import DatabaseTemplates
 from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
 from momentum_shared.events import utcnow
 from momentum_shared.security import JwksCache, TokenVerifier
-from services.auth.tests.builders import (
+from services.auth.tests.conftest import ALEMBIC_INI, make_settings
+from services.auth.tests.support import (
     bearer,
     decode,
     kid_of,
@@ -39,7 +40,6 @@ from services.auth.tests.builders import (
     register,
     tokens,
 )
-from services.auth.tests.conftest import ALEMBIC_INI, make_settings
 
 STRONG_KEK = "Pa2No5qS8fokPnYJVd6w4IlFXKP9WDJyKTJqTrUj_Sk"
 

@@ -20,8 +20,8 @@ from momentum_auth.models import User
 from momentum_auth.passwords import PasswordHasher, available_cpus
 from momentum_auth.settings import AuthSettings
 from momentum_devtools.testing.apps import running_app
-from services.auth.tests.builders import PASSWORD, new_email, refresh, register, sign_in, tokens
 from services.auth.tests.conftest import client_at, make_settings
+from services.auth.tests.support import PASSWORD, new_email, refresh, register, sign_in, tokens
 
 
 async def test_default_parameters_are_argon2id_at_owasp_minimum_or_stronger() -> None:

@@ -18,8 +18,8 @@ from momentum_auth.keys import KeyEncryption
 from momentum_auth.models import SigningKey, User
 from momentum_auth.settings import DEVELOPMENT_KEY_ENCRYPTION_KEY, AuthSettings
 from momentum_devtools.testing.apps import running_app
-from services.auth.tests.builders import bearer, make_admin, new_email
 from services.auth.tests.conftest import make_settings
+from services.auth.tests.support import bearer, make_admin, new_email
 
 FIRST = "first secret password"
 SECOND = "second secret password"

@@ -16,8 +16,8 @@ from momentum_auth.passwords import PasswordHasher
 from momentum_devtools.testing.apps import running_app
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
-from services.auth.tests.builders import PASSWORD, bearer, new_email, register, sign_in, tokens
 from services.auth.tests.conftest import FAST_HASHING, client_at, make_settings
+from services.auth.tests.support import PASSWORD, bearer, new_email, register, sign_in, tokens
 
 WRONG = "not the password"
 

@@ -18,7 +18,7 @@ from momentum_auth.schemas import TokenResponse
 from momentum_auth.settings import AuthSettings
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
-from services.auth.tests.builders import (
+from services.auth.tests.support import (
     PASSWORD,
     bearer,
     decode,

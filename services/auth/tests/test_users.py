@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.auth.tests.builders import (
+from services.auth.tests.support import (
     PASSWORD,
     bearer,
     new_email,

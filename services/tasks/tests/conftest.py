@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,12 @@ from fastapi import FastAPI
 from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.databases import database_fixture
 from momentum_devtools.testing.issuer import TestIssuer
+from momentum_devtools.testing.settings import make_settings as test_settings
 from momentum_shared.events import CloudEvent
 from momentum_tasks.app import create_app
 from momentum_tasks.models import OutboxEvent
 from momentum_tasks.settings import TasksSettings
+from services.tasks.tests.support import Events, Headers, NewTask
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
@@ -29,16 +31,11 @@ database_url = database_fixture(ALEMBIC_INI)
 
 def make_settings(database_url: str, **overrides: Any) -> TasksSettings:
     values: dict[str, Any] = {
-        "database_url": database_url,
-        "environment": "test",
-        "log_json": False,
-        "outbox_relay_enabled": False,
         "revocation_enabled": False,
-        "nats_url": "nats://127.0.0.1:1",
         "outbox_poll_interval": 0.05,
         **overrides,
     }
-    return TasksSettings.model_validate(values)
+    return test_settings(TasksSettings, database_url, **values)
 
 
 @pytest.fixture
@@ -63,18 +60,15 @@ def alice_id() -> uuid.UUID:
 
 
 @pytest.fixture
-def alice(issuer: TestIssuer, alice_id: uuid.UUID) -> dict[str, str]:
+def alice(issuer: TestIssuer, alice_id: uuid.UUID) -> Headers:
     """Headers of a valid token for Alice (all task scopes, Berlin time)."""
     return issuer.bearer(alice_id, tz="Europe/Berlin")
 
 
 @pytest.fixture
-def bob(issuer: TestIssuer) -> dict[str, str]:
+def bob(issuer: TestIssuer) -> Headers:
     """Headers of a valid token for Bob, another user."""
     return issuer.bearer(uuid.uuid4(), tz="America/New_York")
-
-
-NewTask = Callable[..., Awaitable[dict[str, Any]]]
 
 
 @pytest.fixture
@@ -89,9 +83,6 @@ def new_task(client: httpx.AsyncClient) -> NewTask:
         return task
 
     return create
-
-
-Events = Callable[[], Awaitable[list[CloudEvent]]]
 
 
 @pytest.fixture

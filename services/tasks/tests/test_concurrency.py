@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,14 +11,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from momentum_shared.events import CloudEvent, utcnow
+from momentum_shared.events import utcnow
 from momentum_tasks.cli import purge_idempotency_keys
 from momentum_tasks.models import IdempotencyKey
 from momentum_tasks.settings import TasksSettings
+from services.tasks.tests.support import Events, Headers, NewTask
 
-Headers = dict[str, str]
-NewTask = Callable[..., Awaitable[dict[str, Any]]]
-Events = Callable[[], Awaitable[list[CloudEvent]]]
 KEYS: sa.Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
 
 

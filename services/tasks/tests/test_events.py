@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -14,15 +12,12 @@ from fastapi import FastAPI
 
 from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.db import UnitOfWork
-from momentum_shared.events import CloudEvent
 from momentum_tasks import service
 from momentum_tasks.models import Task
 from momentum_tasks.repository import TaskRepository
 from momentum_tasks.schemas import TaskCreate, TaskUpdate
+from services.tasks.tests.support import Events, Headers, NewTask
 
-Headers = dict[str, str]
-NewTask = Callable[..., Awaitable[dict[str, Any]]]
-Events = Callable[[], Awaitable[list[CloudEvent]]]
 TASKS: sa.Table = Task.__table__  # type: ignore[attr-defined]
 
 

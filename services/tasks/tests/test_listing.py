@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,9 +18,7 @@ from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.db import UnitOfWork
 from momentum_tasks.models import NO_DUE_DATE, Task, TaskTag
-
-Headers = dict[str, str]
-NewTask = Callable[..., Awaitable[dict[str, Any]]]
+from services.tasks.tests.support import Headers, NewTask
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 SORTS = ["-created_at", "created_at", "due_at", "-due_at"]

@@ -18,8 +18,8 @@ from momentum_shared.metrics import REGISTRY
 from momentum_tasks.app import create_app
 from momentum_tasks.models import OutboxEvent
 from momentum_tasks.settings import TasksSettings
+from services.tasks.tests.support import Headers
 
-Headers = dict[str, str]
 OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 

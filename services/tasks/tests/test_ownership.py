@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from momentum_shared.events import CloudEvent
-
-Headers = dict[str, str]
-NewTask = Callable[..., Awaitable[dict[str, Any]]]
-Events = Callable[[], Awaitable[list[CloudEvent]]]
+from services.tasks.tests.support import Events, Headers, NewTask
 
 ROUTES = [
     ("GET", "/tasks/{id}", None),

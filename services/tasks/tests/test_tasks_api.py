@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
 import pytest
 
 from momentum_devtools.testing.issuer import TestIssuer
-from momentum_shared.events import CloudEvent
-
-Headers = dict[str, str]
-NewTask = Callable[..., Awaitable[dict[str, Any]]]
-Events = Callable[[], Awaitable[list[CloudEvent]]]
+from services.tasks.tests.support import Events, Headers, NewTask
 
 
 async def test_create_returns_the_task_with_location_and_etag(

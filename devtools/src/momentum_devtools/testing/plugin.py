@@ -159,3 +159,50 @@ def nats_server_factory() -> Iterator[type[EmbeddedNats]]:
 def issuer() -> TestIssuer:
     """One RSA key per session (key generation is slow); tokens are minted per test."""
     return TestIssuer()
+
+
+# -- the unit layer -----------------------------------------------------------------------
+
+UNIT_DIRECTORY = ("tests", "unit")
+"""``<member>/tests/unit/``: pure logic only, run by ``make test-unit`` in seconds."""
+
+IO_FIXTURES = frozenset(
+    {
+        "postgres_server",
+        "postgres_admin_url",
+        "database_templates",
+        "blank_database_url",
+        "database_url",
+        "nats_session_server",
+        "nats_url",
+        "nats_server_factory",
+        "app",
+        "app_factory",
+        "client",
+        "live_gateway",
+    }
+)
+"""Fixtures that start or reach a database, NATS or an app: none is allowed in a unit test."""
+
+IO_MARKERS = frozenset({"postgres", "nats", "integration"})
+
+
+def in_unit_layer(path: Path) -> bool:
+    parts = path.parts
+    return any(parts[i : i + 2] == UNIT_DIRECTORY for i in range(len(parts) - 1))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a unit test that asks for a database, NATS or an app (before any of them starts)."""
+    if not in_unit_layer(item.path):
+        return
+    fixtures = IO_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    markers = {mark.name for mark in item.iter_markers()} & IO_MARKERS
+    if fixtures or markers:
+        what = ", ".join(sorted(fixtures) + [f"@pytest.mark.{name}" for name in sorted(markers)])
+        pytest.fail(
+            f"{item.nodeid} is in a unit directory (tests/unit/), which runs without a "
+            f"database, NATS or an app, but uses {what}: move it out of tests/unit/",
+            pytrace=False,
+        )

@@ -126,7 +126,7 @@ def test_events_carry_no_personal_text() -> None:
 
 
 def test_the_committed_asyncapi_document_matches_the_models() -> None:
-    committed = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
+    committed = Path(__file__).resolve().parents[3] / "docs" / "asyncapi.json"
     assert committed.read_text() == render(), (
         "events changed: run `python -m momentum_shared.asyncapi > docs/asyncapi.json`"
     )
