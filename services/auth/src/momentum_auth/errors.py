@@ -1,9 +1,19 @@
-"""Errors of the token and revocation endpoints: problem+json with the RFC 6749 ``error``."""
+"""Errors of auth: those of the token and revocation endpoints carry the RFC 6749 ``error``.
+
+Every refusal is raised. A refusal that must not undo what the request has written (a
+family revoked for a replayed refresh token, a matched password's upkeep) goes through
+``refuse_keeping``, which commits first: the request's unit of work rolls back on an error.
+"""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from momentum_shared.errors import (
     BadRequest,
+    Forbidden,
     ProblemError,
     ServiceUnavailable,
     TooManyRequests,
@@ -48,8 +58,22 @@ def throttled(retry_after: int) -> ProblemError:
     )
 
 
+class WrongPassword(Forbidden):
+    """A signed-in user gave a wrong current password: refused, but the session is fine
+    (a 401 would tell the client to sign in again)."""
+
+    type_ = "urn:momentum:problem:wrong-password"
+    title = "the current password is wrong"
+
+
 def wrong_current_password() -> ProblemError:
-    return Unauthorized("the current password is wrong", error=None)
+    return WrongPassword("the current password is wrong")
+
+
+async def refuse_keeping(session: AsyncSession, problem: ProblemError) -> NoReturn:
+    """Commit what the request has written so far, then raise ``problem``."""
+    await session.commit()
+    raise problem
 
 
 def hashing_busy(retry_after: int) -> ProblemError:
