@@ -251,6 +251,25 @@ async def test_strangers_cannot_lock_the_owner_out_of_a_usual_address(database_u
         assert (await sign_in(owner, user["email"])).status_code == 200
 
 
+async def test_a_scope_refused_after_the_right_password_keeps_the_match(
+    database_url: str,
+) -> None:
+    # The refusal comes after the password matched: the match's upkeep (the address
+    # remembered as usual) is committed even though the answer is an error.
+    app = usernames_only(database_url)
+    async with running_app(app) as owner:
+        user = await register(owner)
+        refused = await sign_in(owner, user["email"], scope="admin")
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_scope"
+        async with client_at(app, "203.0.113.9") as attacker:
+            answers = [await sign_in(attacker, user["email"], password=WRONG) for _ in range(6)]
+            assert [r.status_code for r in answers] == [401] * 5 + [429]
+        # The owner's address is usual: the account's delay for strangers does not apply.
+        assert (await sign_in(owner, user["email"], password=WRONG)).status_code == 401
+        assert (await sign_in(owner, user["email"])).status_code == 200
+
+
 async def test_a_taken_email_costs_the_same_hashing_as_a_new_one(database_url: str) -> None:
     app = create_app(make_settings(database_url))
     async with running_app(app) as client:

@@ -20,26 +20,30 @@ from momentum_shared.errors import (
     Unauthorized,
 )
 
+# RFC 6749 §5.1: the token endpoint's answers, refusals included, must not be stored.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
 
 def invalid_request(detail: str) -> ProblemError:
-    return BadRequest(detail, extra={"error": "invalid_request"})
+    return BadRequest(detail, headers=NO_STORE, extra={"error": "invalid_request"})
 
 
 def unsupported_grant_type(grant_type: str) -> ProblemError:
     return BadRequest(
         f"grant_type '{grant_type[:40]}' is not supported; use password or refresh_token",
+        headers=NO_STORE,
         extra={"error": "unsupported_grant_type"},
     )
 
 
 def invalid_scope(detail: str) -> ProblemError:
-    return BadRequest(detail, extra={"error": "invalid_scope"})
+    return BadRequest(detail, headers=NO_STORE, extra={"error": "invalid_scope"})
 
 
 def invalid_grant(detail: str) -> ProblemError:
     # The challenge carries no RFC 6750 error code: invalid_grant is an OAuth token-endpoint
     # code, reported in the body's ``error`` member.
-    return Unauthorized(detail, error=None, extra={"error": "invalid_grant"})
+    return Unauthorized(detail, error=None, headers=NO_STORE, extra={"error": "invalid_grant"})
 
 
 WRONG_CREDENTIALS = "the email or password is wrong"
@@ -51,11 +55,13 @@ def wrong_credentials() -> ProblemError:
 
 
 def throttled(retry_after: int) -> ProblemError:
-    return TooManyRequests(
+    problem = TooManyRequests(
         f"too many sign-in attempts; try again in {retry_after} seconds",
         retry_after=retry_after,
         extra={"error": "invalid_grant"},
     )
+    problem.headers.update(NO_STORE)
+    return problem
 
 
 class WrongPassword(Forbidden):
@@ -79,12 +85,12 @@ async def refuse_keeping(session: AsyncSession, problem: ProblemError) -> NoRetu
 def hashing_busy(retry_after: int) -> ProblemError:
     """Every password-hashing thread is busy and the queue is full: come back shortly.
 
-    Raised from the hasher, below the routes, so it carries what the token endpoint's own
-    errors carry: the OAuth ``error`` member and ``Cache-Control: no-store``.
+    Raised from the hasher, below the routes, so it carries what the token endpoint's
+    other errors carry: the OAuth ``error`` member and ``Cache-Control: no-store``.
     """
     return ServiceUnavailable(
         "too many password checks in progress; try again shortly",
         retry_after=retry_after,
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+        headers=NO_STORE,
         extra={"error": "temporarily_unavailable"},
     )

@@ -41,7 +41,8 @@ from momentum_shared.events import utcnow
 class OAuthFormRoute(APIRoute):
     """A route of the token or revocation endpoint: even a form that cannot be parsed at all
     (too many fields, a broken multipart body, a file where a string belongs) is an RFC 6749
-    ``invalid_request``, not-stored. Every refusal raised below is not-stored too.
+    ``invalid_request``, not-stored (as every refusal of these endpoints: each carries
+    ``errors.NO_STORE``).
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -50,17 +51,15 @@ class OAuthFormRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ProblemError as problem:
-                return _refused(problem)
             except HTTPException as exc:
                 if exc.status_code != 400:
                     raise
                 detail = exc.detail if isinstance(exc.detail, str) else "the form is malformed"
-                return _refused(errors.invalid_request(detail))
+                return errors.invalid_request(detail).to_response()
             except RequestValidationError:
                 # Only a multipart file part can fail: urlencoded values are always strings.
                 malformed = await _malformed_form(request)
-                return _refused(malformed or errors.invalid_request("the form is malformed"))
+                return (malformed or errors.invalid_request("the form is malformed")).to_response()
 
         return handle
 
@@ -70,7 +69,7 @@ router = APIRouter(route_class=BearerFirstRoute)
 oauth = APIRouter(route_class=OAuthFormRoute)
 
 # RFC 6749 §5.1: responses that carry tokens must not be stored by any cache.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE = errors.NO_STORE
 CLIENT_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -111,12 +110,6 @@ async def _malformed_form(request: Request) -> ProblemError | None:
             return errors.invalid_request(f"the parameter {name[:40]!r} is repeated")
         seen.add(name)
     return None
-
-
-def _refused(problem: ProblemError) -> Response:
-    response = problem.to_response()
-    response.headers.update(NO_STORE)
-    return response
 
 
 @router.post(
