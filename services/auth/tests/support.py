@@ -92,14 +92,14 @@ async def outbox(app: FastAPI, event_type: str | None = None) -> list[CloudEvent
 
 async def make_admin(app: FastAPI, email: str | None = None) -> str:
     """An admin user created the way the operator command does; returns the email."""
-    from momentum_auth import service
+    from momentum_auth import accounts
     from momentum_auth.schemas import UserCreate
     from momentum_shared.db import UnitOfWork
     from momentum_shared.events import utcnow
 
     address = email or new_email()
     async with UnitOfWork(app.state.session_factory) as uow:
-        await service.create_admin(
+        await accounts.create_admin(
             uow.session,
             app.state.auth,
             UserCreate(email=address, password=PASSWORD),

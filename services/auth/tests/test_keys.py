@@ -20,11 +20,13 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
-from momentum_auth import repository, service
 from momentum_auth.app import build_context, create_app
-from momentum_auth.keys import KeyDecryptionError, KeyEncryption
 from momentum_auth.models import SigningKey
 from momentum_auth.settings import DEVELOPMENT_KEY_ENCRYPTION_KEY, AuthSettings
+from momentum_auth.signing_keys import rotation
+from momentum_auth.signing_keys.crypto import KeyDecryptionError, KeyEncryption
+from momentum_auth.signing_keys.repository import SigningKeyRepository
+from momentum_auth.upkeep import maintain
 from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.databases import DatabaseTemplates
 from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
@@ -168,7 +170,7 @@ async def test_old_keys_leave_the_jwks_once_their_tokens_expired(
 ) -> None:
     first = await key_in_role(app, "active")
     async with UnitOfWork(app.state.session_factory) as uow:
-        second = await service.rotate_signing_key(uow.session, app.state.auth, now=utcnow())
+        second = await rotation.rotate_signing_key(uow.session, app.state.auth, now=utcnow())
     third = await key_in_role(app, "next")
     retired = next(key for key in await stored_keys(app) if key.kid == first.kid)
     assert retired.role is None
@@ -180,13 +182,13 @@ async def test_old_keys_leave_the_jwks_once_their_tokens_expired(
 
     async with UnitOfWork(app.state.session_factory) as uow:
         just_before = retired.expires_at - timedelta(seconds=1)
-        kept = await repository.get_published_signing_keys(uow.session, now=just_before)
+        kept = await SigningKeyRepository(uow.session).get_published(now=just_before)
         assert {key.kid for key in kept} == everything
-        await service.maintain(uow.session, app.state.auth, now=just_before)
+        await maintain(uow.session, app.state.auth, now=just_before)
     assert {key.kid for key in await stored_keys(app)} == everything
 
     async with UnitOfWork(app.state.session_factory) as uow:
-        await service.maintain(uow.session, app.state.auth, now=retired.expires_at)
+        await maintain(uow.session, app.state.auth, now=retired.expires_at)
     # Gone from the table (private key destroyed) and from the JWKS.
     assert {key.kid for key in await stored_keys(app)} == {second.kid, third.kid}
     assert set(await published_kids(client)) == {second.kid, third.kid}
@@ -199,7 +201,7 @@ async def test_an_ageing_key_is_rotated_automatically_to_the_published_next_key(
 
     async def upkeep(at: timedelta) -> SigningKey:
         async with UnitOfWork(app.state.session_factory) as uow:
-            return await service.maintain(uow.session, app.state.auth, now=start + at)
+            return await maintain(uow.session, app.state.auth, now=start + at)
 
     async with running_app(app) as client:
         first, upcoming = await key_in_role(app, "active"), await key_in_role(app, "next")
@@ -235,7 +237,7 @@ async def test_a_lost_next_key_is_replaced_and_promoted_only_after_a_jwks_lifeti
 
     async def upkeep(at: datetime) -> SigningKey:
         async with UnitOfWork(app.state.session_factory) as uow:
-            return await service.maintain(uow.session, app.state.auth, now=at)
+            return await maintain(uow.session, app.state.auth, now=at)
 
     async with running_app(app):
         first = await key_in_role(app, "active")
@@ -271,7 +273,7 @@ async def test_replicas_starting_at_once_create_one_active_and_one_next_key(
 
     async def first_start(index: int) -> tuple[str, str]:
         async with UnitOfWork(create_session_factory(engines[index])) as uow:
-            active, upcoming = await service.ensure_signing_keys(
+            active, upcoming = await rotation.ensure_signing_keys(
                 uow.session, contexts[index], now=utcnow()
             )
         return active.kid, upcoming.kid
@@ -303,7 +305,7 @@ async def test_replicas_sign_with_the_same_key_and_serve_the_same_jwks(
         assert (await two.get("/auth/me", headers=bearer(a["access_token"]))).is_success
 
         async with UnitOfWork(first.state.session_factory) as uow:
-            rotated = await service.rotate_signing_key(uow.session, first.state.auth, now=utcnow())
+            rotated = await rotation.rotate_signing_key(uow.session, first.state.auth, now=utcnow())
         # The other replica signs with the new key at once and verifies the first's tokens.
         c = await tokens(two, user["email"])
         assert kid_of(c["access_token"]) == rotated.kid
@@ -339,7 +341,7 @@ async def test_concurrent_rotations_on_replicas_promote_the_next_key_once(
 
         async def automatic(app: FastAPI) -> str:
             async with UnitOfWork(app.state.session_factory) as uow:
-                return (await service.maintain(uow.session, app.state.auth, now=overdue)).kid
+                return (await maintain(uow.session, app.state.auth, now=overdue)).kid
 
         blocker = create_engine(postgresql_url, pool_size=2)
         stack.push_async_callback(blocker.dispose)
@@ -443,7 +445,7 @@ async def test_the_key_encryption_key_can_be_replaced(database_url: str) -> None
         # The next key was sealed under the old KEK; the one published in its place is not.
         for expected_kid in (old_next, None):
             async with UnitOfWork(replaced.state.session_factory) as uow:
-                key = await service.rotate_signing_key(
+                key = await rotation.rotate_signing_key(
                     uow.session, replaced.state.auth, now=utcnow()
                 )
             if expected_kid is not None:

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr, ValidationError
 
 from momentum_auth.app import create_app
-from momentum_auth.keys import KeyEncryption
 from momentum_auth.models import SigningKey, User
 from momentum_auth.settings import DEVELOPMENT_KEY_ENCRYPTION_KEY, AuthSettings
+from momentum_auth.signing_keys.crypto import KeyEncryption
 from momentum_devtools.testing.apps import running_app
 from services.auth.tests.conftest import make_settings
 from services.auth.tests.support import bearer, make_admin, new_email

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from momentum_auth import service
+from momentum_auth import attempts, upkeep
 from momentum_auth.app import create_app
 from momentum_auth.passwords import PasswordHasher
 from momentum_devtools.testing.apps import running_app
@@ -159,7 +159,7 @@ async def test_the_lock_lifts_after_the_window(database_url: str) -> None:
             now = utcnow()
 
             async def wait(at: Any) -> int | None:
-                return await service.sign_in_retry_after(
+                return await attempts.sign_in_retry_after(
                     uow.session, settings, username=user["email"], address="127.0.0.1", now=at
                 )
 
@@ -167,7 +167,7 @@ async def test_the_lock_lifts_after_the_window(database_url: str) -> None:
             assert await wait(now + timedelta(seconds=settings.throttle_window_seconds + 1)) is None
             # Upkeep forgets entries older than the longest window.
             later = now + timedelta(seconds=settings.throttle_account_window_seconds + 1)
-            await service.maintain(uow.session, app.state.auth, now=later)
+            await upkeep.maintain(uow.session, app.state.auth, now=later)
             assert await wait(now) is None
 
 
@@ -179,7 +179,7 @@ async def test_wrong_current_passwords_count_too(database_url: str) -> None:
         change = {"current_password": WRONG, "new_password": "a new password"}
         for _ in range(5):
             response = await client.post("/auth/me/password", json=change, headers=bearer(access))
-            assert response.status_code == 401
+            assert response.status_code == 403
         response = await client.post(
             "/auth/me/password",
             json={"current_password": PASSWORD, "new_password": "a new password"},
@@ -222,7 +222,7 @@ async def test_concurrent_wrong_current_passwords_get_exactly_the_limit(database
             return await client.post("/auth/me/password", json=body, headers=bearer(access))
 
         guesses = await asyncio.gather(*(change(f"{WRONG} {n}") for n in range(40)))
-        assert statuses(guesses) == {401: 5, 429: 35}
+        assert statuses(guesses) == {403: 5, 429: 35}
         assert hasher.checks == 5
         race = await asyncio.gather(change(PASSWORD), *(change(WRONG) for _ in range(10)))
         assert statuses(race) == {429: 11}
@@ -247,6 +247,25 @@ async def test_strangers_cannot_lock_the_owner_out_of_a_usual_address(database_u
         async with client_at(app, "198.51.100.20") as stranger:
             assert_throttled(await sign_in(stranger, user["email"], password=WRONG))
         # ... but not for its owner, at the address they signed in from before.
+        assert (await sign_in(owner, user["email"], password=WRONG)).status_code == 401
+        assert (await sign_in(owner, user["email"])).status_code == 200
+
+
+async def test_a_scope_refused_after_the_right_password_keeps_the_match(
+    database_url: str,
+) -> None:
+    # The refusal comes after the password matched: the match's upkeep (the address
+    # remembered as usual) is committed even though the answer is an error.
+    app = usernames_only(database_url)
+    async with running_app(app) as owner:
+        user = await register(owner)
+        refused = await sign_in(owner, user["email"], scope="admin")
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_scope"
+        async with client_at(app, "203.0.113.9") as attacker:
+            answers = [await sign_in(attacker, user["email"], password=WRONG) for _ in range(6)]
+            assert [r.status_code for r in answers] == [401] * 5 + [429]
+        # The owner's address is usual: the account's delay for strangers does not apply.
         assert (await sign_in(owner, user["email"], password=WRONG)).status_code == 401
         assert (await sign_in(owner, user["email"])).status_code == 200
 
@@ -326,19 +345,19 @@ async def test_the_account_delay_doubles_for_each_strangers_failure(database_url
             for n in range(9):
                 # A new address each time: only the account's rule can refuse.
                 attempt = {"account": user["email"], "address": f"198.51.100.{n}", "budget": []}
-                reserved = await service.reserve_password_check(
+                reserved = await attempts.reserve_password_check(
                     uow.session, settings, **attempt, now=now
                 )
                 if isinstance(reserved, int):
                     waits.append(reserved)
                     assert isinstance(
-                        await service.reserve_password_check(
+                        await attempts.reserve_password_check(
                             uow.session, settings, **attempt, now=now + timedelta(seconds=1)
                         ),
                         int,
                     )
                     now += timedelta(seconds=reserved)
-                    reserved = await service.reserve_password_check(
+                    reserved = await attempts.reserve_password_check(
                         uow.session, settings, **attempt, now=now
                     )
                 assert not isinstance(reserved, int)
@@ -354,8 +373,8 @@ async def test_two_right_passwords_at_once_both_sign_in(database_url: str) -> No
         settings = app.state.settings
         now = utcnow()
 
-        async def reserved(uow: UnitOfWork) -> service.Reservation:
-            reservation = await service.reserve_password_check(
+        async def reserved(uow: UnitOfWork) -> attempts.Reservation:
+            reservation = await attempts.reserve_password_check(
                 uow.session,
                 settings,
                 account=user["email"],
@@ -363,11 +382,11 @@ async def test_two_right_passwords_at_once_both_sign_in(database_url: str) -> No
                 budget=[],
                 now=now,
             )
-            assert isinstance(reservation, service.Reservation)
+            assert isinstance(reservation, attempts.Reservation)
             return reservation
 
-        async def matched(uow: UnitOfWork, reservation: service.Reservation) -> None:
-            await service.password_matched(uow.session, settings, reservation, now=now)
+        async def matched(uow: UnitOfWork, reservation: attempts.Reservation) -> None:
+            await attempts.password_matched(uow.session, settings, reservation, now=now)
             await uow.commit()
 
         for _ in range(3):
@@ -385,7 +404,7 @@ async def test_a_full_hashing_pool_spends_no_budget(database_url: str) -> None:
         user = await register(client)
         settings = app.state.settings
         now = utcnow()
-        budget = service._budget_rules(
+        budget = attempts.budget_rules(
             settings,
             "token",
             address="198.51.100.8",
@@ -395,7 +414,7 @@ async def test_a_full_hashing_pool_spends_no_budget(database_url: str) -> None:
         )
         for _ in range(5):  # more than the budget: each check could not run (hasher busy)
             async with UnitOfWork(app.state.session_factory) as uow:
-                reservation = await service.reserve_password_check(
+                reservation = await attempts.reserve_password_check(
                     uow.session,
                     settings,
                     account=user["email"],
@@ -403,6 +422,6 @@ async def test_a_full_hashing_pool_spends_no_budget(database_url: str) -> None:
                     budget=budget,
                     now=now,
                 )
-                assert isinstance(reservation, service.Reservation)
-                await service.release_after_error(uow.session, reservation)
+                assert isinstance(reservation, attempts.Reservation)
+                await attempts.release_after_error(uow.session, reservation)
         assert (await sign_in(client, user["email"])).status_code == 200

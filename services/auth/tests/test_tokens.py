@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from momentum_auth import service
+from momentum_auth import grants
 from momentum_auth.models import RefreshToken
 from momentum_auth.schemas import TokenResponse
 from momentum_auth.settings import AuthSettings
@@ -361,7 +361,7 @@ async def test_a_revocation_lasts_until_the_latest_access_token_of_the_session_e
     signed_in_at = utcnow()
     refreshed_at = signed_in_at + timedelta(seconds=600)
     async with UnitOfWork(app.state.session_factory) as uow:
-        first = await service.password_grant(
+        first = await grants.password_grant(
             uow.session,
             app.state.auth,
             username=user["email"],
@@ -373,7 +373,7 @@ async def test_a_revocation_lasts_until_the_latest_access_token_of_the_session_e
         )
     assert isinstance(first, TokenResponse)
     async with UnitOfWork(app.state.session_factory) as uow:
-        second = await service.refresh_grant(
+        second = await grants.refresh_grant(
             uow.session,
             app.state.auth,
             refresh_token=first.refresh_token,

@@ -231,8 +231,13 @@ async def test_password_change_needs_the_current_password(client: httpx.AsyncCli
         json={"current_password": "not the password", "new_password": "another secret"},
         headers=bearer(access),
     )
-    assert wrong.status_code == 401
+    # Refused, but the session is fine: no 401 and no bearer challenge to sign in again.
+    assert wrong.status_code == 403
     assert wrong.headers["content-type"] == "application/problem+json"
+    assert "www-authenticate" not in wrong.headers
+    assert wrong.json()["type"] == "urn:momentum:problem:wrong-password"
+    assert wrong.json()["title"] == "the current password is wrong"
+    assert (await client.get("/auth/me", headers=bearer(access))).is_success
     short = await client.post(
         "/auth/me/password",
         json={"current_password": PASSWORD, "new_password": "short"},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -12,23 +11,21 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_auth import repository, service
-from momentum_auth.keys import ALGORITHM, DatabaseJwksTransport, KeyEncryption, PrivateKeys
+from momentum_auth.context import AuthContext
 from momentum_auth.passwords import PasswordHasher
 from momentum_auth.routes import router
-from momentum_auth.service import AuthContext
 from momentum_auth.settings import AuthSettings
+from momentum_auth.signing_keys.crypto import ALGORITHM, KeyEncryption, PrivateKeys
+from momentum_auth.signing_keys.rotation import check_signing_key
+from momentum_auth.signing_keys.transport import DatabaseJwksTransport
+from momentum_auth.upkeep import maintain_keys, maintain_once
 from momentum_shared.app import build_app
-from momentum_shared.db import UnitOfWork, check_database, create_engine, create_session_factory
-from momentum_shared.events import AUTH_STREAM, utcnow
+from momentum_shared.db import check_database, create_engine, create_session_factory
+from momentum_shared.events import AUTH_STREAM
 from momentum_shared.logs import configure_logging
 from momentum_shared.outbox import OutboxRelay
 from momentum_shared.security import JwksCache, TokenVerifier
-
-logger = logging.getLogger("momentum.auth")
 
 # Never resolved: the verifier's client answers it from the database in process.
 SELF_JWKS_URL = "http://auth.momentum.internal/.well-known/jwks.json"
@@ -70,31 +67,6 @@ def build_self_verifier(settings: AuthSettings, client: httpx.AsyncClient) -> To
     )
 
 
-async def maintain_keys(
-    session_factory: async_sessionmaker[AsyncSession], context: AuthContext, *, ok: bool
-) -> None:
-    """Keep rotating and pruning keys on every replica, after the first upkeep at start."""
-    interval = context.settings.key_maintenance_interval_seconds
-    while True:
-        # While the database is unusable /readyz says so; retry soon rather than at the interval.
-        await asyncio.sleep(interval if ok else min(1.0, interval))
-        ok = await maintain_once(session_factory, context)
-
-
-async def maintain_once(
-    session_factory: async_sessionmaker[AsyncSession], context: AuthContext
-) -> bool:
-    try:
-        async with UnitOfWork(session_factory) as uow:
-            await service.maintain(uow.session, context, now=utcnow())
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        logger.warning("signing-key upkeep failed", extra={"error": type(exc).__name__})
-        return False
-    return True
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AuthSettings = app.state.settings
@@ -108,15 +80,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     context.verifier = app.state.verifier = build_self_verifier(settings, jwks_client)
     context.keys.on_first_use = context.verifier.jwks.expect
 
-    async def signing_key_ready() -> None:
-        async with session_factory() as session:
-            key = await repository.get_active_signing_key(session)
-        if key is None:
-            raise RuntimeError("no signing key yet")
-        context.keys.private_key(key)  # raises when the key-encryption key is wrong
-
     app.state.readiness.require("database", lambda: check_database(engine))
-    app.state.readiness.require("signing_key", signing_key_ready)
+    app.state.readiness.require(
+        "signing_key", lambda: check_signing_key(session_factory, context.keys)
+    )
     # The first key exists before the first request, so the first JWKS is never empty.
     first_ok = await maintain_once(session_factory, context)
     tasks: list[asyncio.Task[Any]] = [

@@ -11,10 +11,11 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from momentum_auth import service
+from momentum_auth import accounts, attempts
 from momentum_auth.app import build_context
 from momentum_auth.schemas import UserCreate
 from momentum_auth.settings import AuthSettings
+from momentum_auth.signing_keys import rotation
 from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
 from momentum_shared.errors import Conflict, UnprocessableEntity
 from momentum_shared.events import format_utc, utcnow
@@ -61,7 +62,7 @@ async def _create_admin(settings: AuthSettings, data: UserCreate) -> dict[str, s
     try:
         context = build_context(settings)
         async with UnitOfWork(create_session_factory(engine)) as uow:
-            user = await service.create_admin(uow.session, context, data, now=utcnow())
+            user = await accounts.create_admin(uow.session, context, data, now=utcnow())
         return {"id": str(user.id), "email": user.email, "created_at": format_utc(user.created_at)}
     finally:
         await engine.dispose()
@@ -72,7 +73,7 @@ async def _rotate_keys(settings: AuthSettings) -> dict[str, str]:
     try:
         context = build_context(settings)
         async with UnitOfWork(create_session_factory(engine)) as uow:
-            key = await service.rotate_signing_key(uow.session, context, now=utcnow())
+            key = await rotation.rotate_signing_key(uow.session, context, now=utcnow())
         return {"kid": key.kid, "alg": key.algorithm, "created_at": format_utc(key.created_at)}
     finally:
         await engine.dispose()
@@ -85,9 +86,9 @@ async def _locks(
     try:
         async with UnitOfWork(create_session_factory(engine)) as uow:
             if action == "clear":
-                cleared = await service.clear_locks(uow.session, email=email, address=address)
+                cleared = await attempts.clear_locks(uow.session, email=email, address=address)
                 return {"cleared": cleared}
-            locks = await service.list_locks(uow.session, settings, email=email, now=utcnow())
+            locks = await attempts.list_locks(uow.session, settings, email=email, now=utcnow())
         return {
             "locks": [
                 {"key": lock.key, "entries": lock.entries, "retry_after": lock.retry_after}

@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from momentum_auth import repository, throttle
+from momentum_auth import throttle
+from momentum_auth.context import AuthContext
 from momentum_auth.models import User
-from momentum_auth.service import AuthContext
+from momentum_auth.repositories.sessions import SessionRepository
+from momentum_auth.repositories.users import UserRepository
 from momentum_shared.db import SessionDep
 from momentum_shared.errors import InsufficientScope, Unauthorized
 from momentum_shared.security import Claims, RequireScope
@@ -50,10 +52,12 @@ async def _signed_in(claims: Claims, session: SessionDep) -> User:
     Auth has the families at hand, so unlike a service relying on revocation events it
     refuses a revoked session's access token at once.
     """
-    user = await repository.get_user(session, user_id=claims.user_id)
+    user = await UserRepository(session).get(claims.user_id)
     if user is None:
         raise Unauthorized("the token's user does not exist")
-    family = await repository.get_family(session, user_id=user.id, family_id=session_id(claims))
+    family = await SessionRepository(session).get_family(
+        user_id=user.id, family_id=session_id(claims)
+    )
     if family is None or family.revoked_at is not None:
         raise Unauthorized("the token's session has been revoked")
     return user

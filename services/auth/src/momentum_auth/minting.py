@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from momentum_auth.keys import ALGORITHM
+from momentum_auth.signing_keys.crypto import ALGORITHM
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 # 32 bytes = 256 bits of randomness, the minimum of docs/spec/auth.md §1.2.

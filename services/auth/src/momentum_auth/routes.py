@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from momentum_auth import errors, service
+from momentum_auth import accounts, errors, grants, scopes, sessions
 from momentum_auth.dependencies import (
     ClientAddress,
     ContextDep,
@@ -31,6 +31,7 @@ from momentum_auth.schemas import (
     UserUpdate,
     user_public,
 )
+from momentum_auth.signing_keys import rotation
 from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.db import SessionDep
 from momentum_shared.errors import ProblemError
@@ -40,7 +41,8 @@ from momentum_shared.events import utcnow
 class OAuthFormRoute(APIRoute):
     """A route of the token or revocation endpoint: even a form that cannot be parsed at all
     (too many fields, a broken multipart body, a file where a string belongs) is an RFC 6749
-    ``invalid_request``, not-stored.
+    ``invalid_request``, not-stored (as every refusal of these endpoints: each carries
+    ``errors.NO_STORE``).
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -53,11 +55,11 @@ class OAuthFormRoute(APIRoute):
                 if exc.status_code != 400:
                     raise
                 detail = exc.detail if isinstance(exc.detail, str) else "the form is malformed"
-                return _refused(errors.invalid_request(detail))
+                return errors.invalid_request(detail).to_response()
             except RequestValidationError:
                 # Only a multipart file part can fail: urlencoded values are always strings.
                 malformed = await _malformed_form(request)
-                return _refused(malformed or errors.invalid_request("the form is malformed"))
+                return (malformed or errors.invalid_request("the form is malformed")).to_response()
 
         return handle
 
@@ -67,7 +69,7 @@ router = APIRouter(route_class=BearerFirstRoute)
 oauth = APIRouter(route_class=OAuthFormRoute)
 
 # RFC 6749 §5.1: responses that carry tokens must not be stored by any cache.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE = errors.NO_STORE
 CLIENT_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -110,15 +112,6 @@ async def _malformed_form(request: Request) -> ProblemError | None:
     return None
 
 
-def _refused(problem: ProblemError, grant_type: str | None = None) -> Response:
-    if grant_type is not None:
-        outcome = "throttled" if problem.status == 429 else str(problem.extra.get("error"))
-        service.TOKEN_REQUESTS.labels(grant_type, outcome).inc()
-    response = problem.to_response()
-    response.headers.update(NO_STORE)
-    return response
-
-
 @router.post(
     "/auth/register",
     status_code=201,
@@ -137,7 +130,7 @@ async def register(
     response: Response,
 ) -> UserPublic:
     """Create a user; the email is case-insensitive and unique."""
-    user = await service.register_user(session, ctx, data, address=address, now=utcnow())
+    user = await accounts.register_user(session, ctx, data, address=address, now=utcnow())
     response.headers["Location"] = "/auth/me"
     return user_public(user)
 
@@ -158,18 +151,18 @@ async def token(
     """Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants."""
     now = utcnow()
     if (malformed := await _malformed_form(request)) is not None:
-        return _refused(malformed)
+        raise malformed
     if not grant_type:
-        return _refused(errors.invalid_request("grant_type is required"))
+        raise errors.invalid_request("grant_type is required")
     if grant_type == "password":
         if not username or password is None:
-            return _refused(errors.invalid_request("username and password are required"))
-        if len(username) > 320 or len(password) > service.MAX_PASSWORD_INPUT:
-            return _refused(errors.invalid_request("username or password is too long"))
+            raise errors.invalid_request("username and password are required")
+        if len(username) > 320 or len(password) > grants.MAX_PASSWORD_INPUT:
+            raise errors.invalid_request("username or password is too long")
         client = client_id or ctx.settings.default_client_id
         if len(client) > 64 or not set(client) <= CLIENT_ID_CHARS:
-            return _refused(errors.invalid_request("client_id is malformed"))
-        result = await service.password_grant(
+            raise errors.invalid_request("client_id is malformed")
+        result = await grants.password_grant(
             session,
             ctx,
             username=username,
@@ -181,17 +174,14 @@ async def token(
         )
     elif grant_type == "refresh_token":
         if not refresh_token:
-            return _refused(errors.invalid_request("refresh_token is required"))
+            raise errors.invalid_request("refresh_token is required")
         if len(refresh_token) > 512:
-            return _refused(errors.invalid_grant(service.INVALID_REFRESH))
-        result = await service.refresh_grant(
+            raise errors.invalid_grant(grants.INVALID_REFRESH)
+        result = await grants.refresh_grant(
             session, ctx, refresh_token=refresh_token, scope=scope, now=now
         )
     else:
-        return _refused(errors.unsupported_grant_type(grant_type))
-    if isinstance(result, ProblemError):
-        return _refused(result, grant_type)
-    service.TOKEN_REQUESTS.labels(grant_type, "issued").inc()
+        raise errors.unsupported_grant_type(grant_type)
     return JSONResponse(result.model_dump(mode="json"), headers=NO_STORE)
 
 
@@ -210,11 +200,11 @@ async def revoke(
 ) -> Response:
     """Revocation endpoint (RFC 7009): revokes the token's whole family."""
     if (malformed := await _malformed_form(request)) is not None:
-        return _refused(malformed)
+        raise malformed
     if not token:
-        return _refused(errors.invalid_request("token is required"))
+        raise errors.invalid_request("token is required")
     if len(token) <= 8192:
-        await service.revoke_token(session, ctx, token=token, now=utcnow())
+        await sessions.revoke_token(session, ctx, token=token, now=utcnow())
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -227,7 +217,7 @@ async def read_me(user: CurrentUser) -> UserPublic:
 @router.patch("/auth/me", response_model=UserPublic, tags=["users"])
 async def update_me(data: UserUpdate, user: CurrentUser, session: SessionDep) -> UserPublic:
     """Change the display name or the timezone."""
-    updated = await service.update_user(session, user, data, now=utcnow())
+    updated = await accounts.update_user(session, user, data, now=utcnow())
     return user_public(updated)
 
 
@@ -235,7 +225,10 @@ async def update_me(data: UserUpdate, user: CurrentUser, session: SessionDep) ->
     "/auth/me/password",
     status_code=204,
     responses={
-        401: {"description": "the current password is wrong", **_PROBLEM},
+        403: {
+            "description": "the current password is wrong (urn:momentum:problem:wrong-password)",
+            **_PROBLEM,
+        },
         429: {"description": "too many attempts (Retry-After)", **_PROBLEM},
         **HASHING_BUSY,
     },
@@ -250,7 +243,7 @@ async def change_password(
     address: ClientAddress,
 ) -> Response:
     """Change the password; every other session of the user is revoked."""
-    problem = await service.change_password(
+    await accounts.change_password(
         session,
         ctx,
         user,
@@ -259,8 +252,6 @@ async def change_password(
         address=address,
         now=utcnow(),
     )
-    if problem is not None:
-        return problem.to_response()
     return Response(status_code=204)
 
 
@@ -268,7 +259,7 @@ async def change_password(
 async def jwks(session: SessionDep, ctx: ContextDep, response: Response) -> JsonWebKeySet:
     """Every public key that may still verify a live access token."""
     response.headers["Cache-Control"] = f"public, max-age={ctx.settings.jwks_max_age_seconds}"
-    return await service.published_jwks(session, now=utcnow())
+    return await rotation.published_jwks(session, now=utcnow())
 
 
 @router.get(
@@ -286,8 +277,8 @@ async def metadata(ctx: ContextDep, response: Response) -> AuthorizationServerMe
         token_endpoint=f"{issuer}/auth/token",
         jwks_uri=f"{issuer}/.well-known/jwks.json",
         revocation_endpoint=f"{issuer}/auth/revoke",
-        grant_types_supported=list(service.GRANT_TYPES),
-        scopes_supported=list(service.SCOPES),
+        grant_types_supported=list(grants.GRANT_TYPES),
+        scopes_supported=list(scopes.SCOPES),
         # No authorization endpoint: no response type is offered.
         response_types_supported=[],
         token_endpoint_auth_methods_supported=["none"],
@@ -304,7 +295,7 @@ async def metadata(ctx: ContextDep, response: Response) -> AuthorizationServerMe
 )
 async def rotate_keys(session: SessionDep, ctx: ContextDep) -> SigningKeyPublic:
     """Rotate the signing key: the already published next key signs from now on."""
-    key = await service.rotate_signing_key(session, ctx, now=utcnow())
+    key = await rotation.rotate_signing_key(session, ctx, now=utcnow())
     return SigningKeyPublic(kid=key.kid, alg=key.algorithm, created_at=key.created_at)
 
 

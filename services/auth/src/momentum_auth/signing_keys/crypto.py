@@ -1,4 +1,4 @@
-"""Signing keys: RS256 key pairs, their encryption at rest, and the key source for verifying."""
+"""Signing-key material: RS256 key pairs and their encryption at rest."""
 
 from __future__ import annotations
 
@@ -11,19 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import RSAAlgorithm
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_auth import repository
 from momentum_auth.models import SigningKey
-from momentum_shared.events import utcnow
 
 ALGORITHM = "RS256"
 _NONCE_BYTES = 12
@@ -139,21 +134,3 @@ async def new_signing_key(keys: PrivateKeys, bits: int) -> SigningKey:
 def public_jwk(row: SigningKey) -> dict[str, Any]:
     jwk: dict[str, Any] = json.loads(row.public_jwk)
     return jwk
-
-
-class DatabaseJwksTransport(httpx.AsyncBaseTransport):
-    """Answers the verifier's JWKS fetch straight from the auth database.
-
-    Auth verifies its own tokens with the shared ``JwksCache`` and ``TokenVerifier``, so
-    its checks are exactly those of every other service; only the fetch is served in
-    process, with no network hop and no request to itself.
-    """
-
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        self._session_factory = session_factory
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        del request  # every request is the JWKS fetch
-        async with self._session_factory() as session:
-            rows = await repository.get_published_signing_keys(session, now=utcnow())
-        return httpx.Response(200, json={"keys": [public_jwk(row) for row in rows]})

@@ -1,0 +1,3 @@
+"""Signing keys: their material (``crypto``), queries (``repository``), rotation rules
+(``rotation``) and the in-process JWKS source auth verifies its own tokens with
+(``transport``)."""
