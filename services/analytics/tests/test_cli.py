@@ -174,7 +174,7 @@ async def test_rebuild_without_nats_fails_and_keeps_the_projections(
     user = uuid.uuid4()
     await feed([logged_in(user, at("2026-11-24T08:00:00Z"), usertz="UTC")])
     monkeypatch.setenv("MOMENTUM_ANALYTICS_NATS_URL", f"nats://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("MOMENTUM_ANALYTICS_NATS_CONNECT_TIMEOUT", "0.5")
+    monkeypatch.setenv("MOMENTUM_ANALYTICS_NATS_CONNECT_TIMEOUT_SECONDS", "0.5")
 
     code = await asyncio.to_thread(main, ["rebuild"])
 

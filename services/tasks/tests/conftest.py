@@ -17,11 +17,10 @@ from momentum_devtools.testing.databases import database_fixture
 from momentum_devtools.testing.tokens import TestIssuer
 from momentum_shared.events import CloudEvent
 from momentum_tasks.app import create_app
-from momentum_tasks.models import OutboxEvent
+from momentum_tasks.models import OUTBOX
 from momentum_tasks.settings import TasksSettings
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
-OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 
 database_url = database_fixture(ALEMBIC_INI)
@@ -35,7 +34,7 @@ def make_settings(database_url: str, **overrides: Any) -> TasksSettings:
         "outbox_relay_enabled": False,
         "revocation_enabled": False,
         "nats_url": "nats://127.0.0.1:1",
-        "outbox_poll_interval": 0.05,
+        "outbox_poll_interval_seconds": 0.05,
         **overrides,
     }
     return TasksSettings.model_validate(values)

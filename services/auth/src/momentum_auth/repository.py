@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,6 +19,7 @@ from momentum_auth.models import (
     User,
     UsualAddress,
 )
+from momentum_shared.db import conflict_insert
 
 # --- users ---------------------------------------------------------------------------------
 
@@ -84,8 +83,7 @@ async def add_signing_key_unless_role_taken(session: AsyncSession, key: SigningK
     """
     values = key.model_dump()
     dialect = session.get_bind().dialect.name
-    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    statement = insert(SigningKey).values(**values).on_conflict_do_nothing()
+    statement = conflict_insert(dialect, SigningKey).values(**values).on_conflict_do_nothing()
     result = await session.exec(statement)
     return bool(result.rowcount)
 

@@ -20,7 +20,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_auth import errors, events, repository, throttle
+from momentum_auth import errors, publishing, repository, throttle
 from momentum_auth.keys import ALGORITHM, PrivateKeys, new_signing_key, public_jwk
 from momentum_auth.models import RefreshToken, RefreshTokenFamily, SigningKey, User
 from momentum_auth.passwords import PasswordHasher
@@ -165,7 +165,7 @@ async def _create_user(
     except IntegrityError:
         # Two registrations raced past the check above; the unique index decided.
         raise Conflict("a user with this email exists") from None
-    events.user_registered(session, user, now=now)
+    publishing.user_registered(session, user, now=now)
     return user
 
 
@@ -206,7 +206,7 @@ async def update_user(
     if changed:
         user.updated_at = now
         session.add(user)
-        events.user_updated(session, user, now=now)
+        publishing.user_updated(session, user, now=now)
     return user
 
 
@@ -578,7 +578,7 @@ async def password_grant(
         ),
     )
     response = await issue_tokens(session, ctx, user=user, family=family, scope=granted, now=now)
-    events.user_logged_in(session, user, method="password", now=now)
+    publishing.user_logged_in(session, user, method="password", now=now)
     return response
 
 
@@ -621,7 +621,7 @@ async def refresh_grant(
         # Another request spent it between our read and our write: a replay all the same.
         return await _replayed(session, user, family, now=now)
     response = await issue_tokens(session, ctx, user=user, family=family, scope=granted, now=now)
-    events.user_logged_in(session, user, method="refresh", now=now)
+    publishing.user_logged_in(session, user, method="refresh", now=now)
     return response
 
 
@@ -702,7 +702,7 @@ async def revoke_family(
     if revoked:
         family.revoked_at = now
         family.revoked_reason = reason
-        events.session_revoked(session, user, family, now=now)
+        publishing.session_revoked(session, user, family, now=now)
     return revoked
 
 

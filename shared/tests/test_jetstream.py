@@ -11,8 +11,8 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
 from momentum_devtools.natsserver import free_port
-from momentum_shared.consumer import ConsumerOptions, JetStreamConsumer
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM
+from momentum_shared.jetstream import ConsumerOptions, JetStreamConsumer
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import connect, ensure_stream
 
