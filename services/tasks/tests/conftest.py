@@ -19,6 +19,7 @@ from momentum_shared.events import CloudEvent
 from momentum_tasks.app import create_app
 from momentum_tasks.models import OUTBOX
 from momentum_tasks.settings import TasksSettings
+from momentum_tasks.state import app_state
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
@@ -99,7 +100,7 @@ def outbox_events(app: FastAPI) -> Events:
 
     async def read() -> list[CloudEvent]:
         query = sa.select(OUTBOX.c.payload).order_by(OUTBOX.c.created_at, OUTBOX.c.id)
-        async with app.state.engine.connect() as connection:
+        async with app_state(app).engine.connect() as connection:
             payloads = (await connection.execute(query)).scalars().all()
         return [CloudEvent.from_json(payload) for payload in payloads]
 

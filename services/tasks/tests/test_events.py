@@ -19,6 +19,7 @@ from momentum_tasks import service
 from momentum_tasks.models import Task
 from momentum_tasks.repository import TaskRepository
 from momentum_tasks.schemas import TaskCreate, TaskUpdate
+from momentum_tasks.state import app_state
 
 Headers = dict[str, str]
 NewTask = Callable[..., Awaitable[dict[str, Any]]]
@@ -96,7 +97,7 @@ async def test_a_rolled_back_change_emits_nothing(app: FastAPI, client: httpx.As
     actor = service.Actor(owner_id=uuid.uuid4(), usertz="UTC")
 
     async def create_then_fail() -> None:
-        async with UnitOfWork(app.state.session_factory) as uow:
+        async with UnitOfWork(app_state(app).session_factory) as uow:
             await service.create_task(
                 TaskRepository(uow.session),
                 actor=actor,
@@ -108,7 +109,7 @@ async def test_a_rolled_back_change_emits_nothing(app: FastAPI, client: httpx.As
 
     with pytest.raises(RuntimeError):
         await create_then_fail()
-    async with app.state.engine.connect() as connection:
+    async with app_state(app).engine.connect() as connection:
         tasks = (await connection.execute(sa.select(sa.func.count()).select_from(TASKS))).scalar()
     assert tasks == 0
     assert await _outbox_count(app) == 0
@@ -121,7 +122,7 @@ async def test_a_rolled_back_update_emits_nothing(
     actor = service.Actor(owner_id=alice_id, usertz="UTC")
 
     async def update_then_fail() -> None:
-        async with UnitOfWork(app.state.session_factory) as uow:
+        async with UnitOfWork(app_state(app).session_factory) as uow:
             repo = TaskRepository(uow.session)
             task_id = uuid.UUID(task["id"])
             await service.update_task(
@@ -138,6 +139,6 @@ async def test_a_rolled_back_update_emits_nothing(
 
 
 async def _outbox_count(app: FastAPI) -> int:
-    async with app.state.engine.connect() as connection:
+    async with app_state(app).engine.connect() as connection:
         count = await connection.execute(sa.text("SELECT count(*) FROM outbox"))
         return int(count.scalar_one())

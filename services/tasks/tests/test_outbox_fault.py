@@ -18,6 +18,7 @@ from momentum_shared.metrics import REGISTRY
 from momentum_tasks.app import create_app
 from momentum_tasks.models import OUTBOX
 from momentum_tasks.settings import TasksSettings
+from momentum_tasks.state import app_state
 
 Headers = dict[str, str]
 
@@ -42,7 +43,7 @@ async def stream_event_ids(url: str) -> list[str]:
 
 
 async def outbox_state(app: FastAPI) -> tuple[list[str], int]:
-    async with app.state.engine.connect() as connection:
+    async with app_state(app).engine.connect() as connection:
         ids = (await connection.execute(sa.select(OUTBOX.c.id))).scalars().all()
         pending = (
             await connection.execute(

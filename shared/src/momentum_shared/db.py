@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from momentum_shared.state import request_state
+
 # Errors that say the database cannot be reached right now, not that a statement is wrong:
 # an API answers 503 for them, a consumer retries the message instead of dead-lettering it.
 DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
@@ -188,7 +190,7 @@ async def check_database(engine: AsyncEngine) -> None:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: commits before the response is sent, rolls back on error."""
-    async with UnitOfWork(request.app.state.session_factory) as uow:
+    async with UnitOfWork(request_state(request).session_factory) as uow:
         yield uow.session
 
 

@@ -15,33 +15,36 @@ from momentum_analytics.consumer import DEAD_LETTERS_STORED, EventConsumer
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.routes import router
 from momentum_analytics.settings import AnalyticsSettings
+from momentum_analytics.state import AnalyticsState, app_state
 from momentum_shared.app import build_app
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
 from momentum_shared.lifespan import service_lifespan
 from momentum_shared.logs import configure_logging
 from momentum_shared.security import following_revocations, running_verifier
+from momentum_shared.state import install_state
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: AnalyticsSettings = app.state.settings
+    state = app_state(app)
+    settings = state.settings
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(running_verifier(app, settings))
         await stack.enter_async_context(following_revocations(app, settings, name="analytics"))
         runtime = await stack.enter_async_context(
             service_lifespan(app, settings, service="analytics")
         )
-        app.state.engine = runtime.engine
-        app.state.session_factory = session_factory = runtime.session_factory
+        state.attach(runtime)
+        session_factory = runtime.session_factory
         if settings.consumer_enabled:
             with contextlib.suppress(Exception):  # a database that is down is /readyz's business
                 async with UnitOfWork(session_factory) as uow:
                     DEAD_LETTERS_STORED.set(
                         await AnalyticsRepository(uow.session).count_dead_letters()
                     )
-            consumer = EventConsumer(session_factory, settings, clock=app.state.clock)
-            app.state.consumer = consumer
+            consumer = EventConsumer(session_factory, settings, clock=state.clock)
+            state.consumer = consumer
             runtime.start("consumer", consumer, inform="nats")
         yield
 
@@ -65,8 +68,7 @@ def create_app(
         description="Streaks and weekly reports from consumed events.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.jwks_client = jwks_client
-    app.state.clock = clock or utcnow
+    install_state(app, AnalyticsState(settings=settings, clock=clock or utcnow))
+    app.state.jwks_client = jwks_client  # read by the shared verifier set-up
     app.include_router(router)
     return app

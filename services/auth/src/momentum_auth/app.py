@@ -21,6 +21,7 @@ from momentum_auth.publishing import STREAMS
 from momentum_auth.routes import router
 from momentum_auth.service import AuthContext
 from momentum_auth.settings import AuthSettings
+from momentum_auth.state import AuthState, app_state
 from momentum_shared.app import build_app
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
@@ -28,6 +29,7 @@ from momentum_shared.lifespan import PeriodicJob, service_lifespan
 from momentum_shared.logs import configure_logging
 from momentum_shared.outbox import OutboxRelay, RelaySettings
 from momentum_shared.security import JwksCache, TokenVerifier
+from momentum_shared.state import install_state
 
 logger = logging.getLogger("momentum.auth")
 
@@ -81,14 +83,14 @@ async def maintain_once(
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: AuthSettings = app.state.settings
-    context: AuthContext = app.state.auth
+    state = app_state(app)
+    settings, context = state.settings, state.auth
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(context.hasher.close)
         # momentum_shared's engine hides bound parameters (password hashes, sealed keys).
         runtime = await stack.enter_async_context(service_lifespan(app, settings, service="auth"))
-        app.state.engine = runtime.engine
-        app.state.session_factory = session_factory = runtime.session_factory
+        state.attach(runtime)
+        session_factory = runtime.session_factory
         jwks_client = httpx.AsyncClient(transport=DatabaseJwksTransport(session_factory))
         stack.push_async_callback(jwks_client.aclose)
         context.verifier = app.state.verifier = build_self_verifier(settings, jwks_client)
@@ -122,7 +124,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 streams=STREAMS,
                 settings=RelaySettings.of(settings),
             )
-            app.state.relay = relay
+            state.relay = relay
             runtime.start("outbox-relay", relay, inform="nats")
         yield
 
@@ -143,7 +145,6 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         description="Users, tokens, signing keys and refresh-token families.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.auth = build_context(settings)
+    install_state(app, AuthState(settings=settings, auth=build_context(settings)))
     app.include_router(router)
     return app

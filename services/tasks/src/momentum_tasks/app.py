@@ -21,12 +21,14 @@ from momentum_shared.logs import configure_logging
 from momentum_shared.outbox import OutboxRelay, RelaySettings
 from momentum_shared.security.revocation import following_revocations
 from momentum_shared.security.setup import running_verifier
+from momentum_shared.state import install_state
 from momentum_tasks.models import OUTBOX
 from momentum_tasks.pagination import CursorCodec
 from momentum_tasks.publishing import STREAMS
 from momentum_tasks.repository import TaskRepository
 from momentum_tasks.routes import router
 from momentum_tasks.settings import TasksSettings
+from momentum_tasks.state import TasksState, app_state
 
 IDEMPOTENCY_KEY_PURGE_INTERVAL_SECONDS = 3600.0
 
@@ -42,13 +44,14 @@ async def purge_expired_idempotency_keys(
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: TasksSettings = app.state.settings
+    state = app_state(app)
+    settings = state.settings
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(running_verifier(app, settings))
         await stack.enter_async_context(following_revocations(app, settings, name="tasks"))
         runtime = await stack.enter_async_context(service_lifespan(app, settings, service="tasks"))
-        app.state.engine = runtime.engine
-        app.state.session_factory = session_factory = runtime.session_factory
+        state.attach(runtime)
+        session_factory = runtime.session_factory
         runtime.start(
             "idempotency-key-purge",
             PeriodicJob(
@@ -65,7 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 streams=STREAMS,
                 settings=RelaySettings.of(settings),
             )
-            app.state.relay = relay
+            state.relay = relay
             # NATS being down never makes the service unready: writes wait in the outbox.
             runtime.start("outbox-relay", relay, inform="nats")
         yield
@@ -84,8 +87,8 @@ def create_app(
         description="User-scoped tasks with a transactional outbox.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.jwks_client = jwks_client
-    app.state.cursor_codec = CursorCodec(settings.cursor_secret.get_secret_value().encode())
+    codec = CursorCodec(settings.cursor_secret.get_secret_value().encode())
+    install_state(app, TasksState(settings=settings, cursor_codec=codec))
+    app.state.jwks_client = jwks_client  # read by the shared verifier set-up
     app.include_router(router)
     return app
