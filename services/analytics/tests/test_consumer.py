@@ -220,7 +220,7 @@ async def test_replicas_share_the_durable_and_apply_each_event_once(
                 user, at("2026-11-23T00:00:00Z").date(), clock.now.date()
             )
             assert {key: body[key] for key in expected} == expected
-        async with UnitOfWork(replicas[0].state.session_factory) as uow:
+        async with UnitOfWork(app_state(replicas[0]).session_factory) as uow:
             letters = await AnalyticsRepository(uow.session).dead_letters()
         assert letters == []
 
