@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlmodel import SQLModel
 
-import momentum_analytics.models  # noqa: F401  (registers the tables)
 from momentum_analytics.app import create_app
-from momentum_analytics.models import COMPLETION, LOGIN
+from momentum_analytics.models import COMPLETION, LOGIN, AnalyticsBase
 from momentum_analytics.service import runs_of
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_devtools.testing.apps import running_app
@@ -55,8 +53,8 @@ def database(dialect: str) -> Iterator[str]:
 
 async def load(url: str, users: list[uuid.UUID], days: int) -> int:
     """Daily rows and streak runs as the consumer would have left them (bulk, for speed)."""
-    daily = SQLModel.metadata.tables["daily_activity"]
-    runs = SQLModel.metadata.tables["streak_runs"]
+    daily = AnalyticsBase.metadata.tables["daily_activity"]
+    runs = AnalyticsBase.metadata.tables["streak_runs"]
     rng = random.Random(7)
     engine = create_engine(url)
     rows = 0

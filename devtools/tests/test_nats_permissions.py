@@ -310,7 +310,7 @@ async def test_revocations_are_read_with_an_ordered_consumer(nats_url: str, user
 
 
 async def test_analytics_consumes_acks_and_replays_both_streams(nats_url: str) -> None:
-    from momentum_shared.consumer import ConsumerOptions, JetStreamConsumer
+    from momentum_shared.jetstream import ConsumerOptions, JetStreamConsumer
 
     await publish_as_relay(nats_url, "auth", AUTH_STREAM, "auth.session.revoked")
     await publish_as_relay(nats_url, "tasks", TASK_STREAM, "tasks.task.completed")

@@ -14,6 +14,7 @@ import nats
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import registry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_devtools.natsserver import EmbeddedNats
@@ -30,15 +31,18 @@ from momentum_shared.events import (
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import STREAM_MAX_AGE_SECONDS
 from momentum_shared.outbox import (
-    OutboxEvent,
     OutboxRelay,
+    RelaySettings,
     RelayUnavailable,
     enqueue,
-    main,
+    outbox_model,
     run_standalone,
 )
+from momentum_shared.outbox.__main__ import main
 
-OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
+# The table as a producing service declares it, on metadata of its own.
+OutboxEvent = outbox_model(registry())
+OUTBOX = OutboxEvent.__table__
 
 
 @pytest.fixture
@@ -88,14 +92,19 @@ async def add_events(sessions: async_sessionmaker[AsyncSession], count: int) -> 
     events = [an_event() for _ in range(count)]
     async with UnitOfWork(sessions) as uow:
         for event in events:
-            enqueue(uow.session, event)
+            enqueue(uow.session, OutboxEvent, event)
     return [event.id for event in events]
 
 
 def relay_for(sessions: async_sessionmaker[AsyncSession], url: str, **kwargs: Any) -> OutboxRelay:
-    options: dict[str, Any] = {"batch_size": 100, "poll_interval": 0.05, "publish_timeout": 2.0}
+    options: dict[str, Any] = {
+        "batch_size": 100,
+        "poll_interval_seconds": 0.05,
+        "publish_timeout_seconds": 2.0,
+    }
     options.update(kwargs)
-    return OutboxRelay(sessions, nats_url=url, service="tasks", streams=[TASK_STREAM], **options)
+    settings = RelaySettings(nats_url=url, **options)
+    return OutboxRelay(sessions, OUTBOX, service="tasks", streams=[TASK_STREAM], settings=settings)
 
 
 async def stream_messages(url: str, stream: str = TASK_STREAM) -> list[tuple[str, Any, bytes]]:
@@ -156,7 +165,7 @@ async def test_a_rolled_back_change_leaves_nothing_to_publish(
 ) -> None:
     async def change_that_fails() -> None:
         async with UnitOfWork(sessions) as uow:
-            enqueue(uow.session, an_event())
+            enqueue(uow.session, OutboxEvent, an_event())
             await uow.session.flush()
             raise RuntimeError("boom")
 
@@ -176,7 +185,7 @@ async def test_backlog_is_exported_while_nats_is_unreachable(
 ) -> None:
     await add_events(sessions, 3)
     closed_port = EmbeddedNats(tmp_path / "unused").port
-    relay = relay_for(sessions, f"nats://127.0.0.1:{closed_port}", connect_timeout=1.0)
+    relay = relay_for(sessions, f"nats://127.0.0.1:{closed_port}", connect_timeout_seconds=1.0)
     try:
         with pytest.raises(RelayUnavailable):
             await relay.relay_once()
@@ -255,7 +264,7 @@ async def test_published_rows_are_deleted_after_the_retention_period(
     sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine, nats_url: str
 ) -> None:
     await add_events(sessions, 4)
-    relay = relay_for(sessions, nats_url, retention=timedelta(days=7))
+    relay = relay_for(sessions, nats_url, retention_seconds=timedelta(days=7).total_seconds())
     try:
         await relay.relay_once()
         pending = await add_events(sessions, 2)
@@ -347,7 +356,10 @@ async def test_the_standalone_relay_publishes_a_services_outbox(
     ids = await add_events(create_session_factory(engine), 5)
     relay = asyncio.create_task(
         run_standalone(
-            service="tasks", database_url=database_url, nats_url=nats_url, poll_interval=0.05
+            service="tasks",
+            database_url=database_url,
+            streams=[TASK_STREAM],
+            settings=RelaySettings(nats_url=nats_url, poll_interval_seconds=0.05),
         )
     )
     try:
@@ -371,9 +383,10 @@ async def test_the_standalone_relay_declares_streams_with_the_replicas_it_is_giv
         run_standalone(
             service="tasks",
             database_url=database_url,
-            nats_url=nats_url,
-            poll_interval=0.05,
-            stream_replicas=3,
+            streams=[TASK_STREAM],
+            settings=RelaySettings(
+                nats_url=nats_url, poll_interval_seconds=0.05, stream_replicas=3
+            ),
         )
     )
 
@@ -391,7 +404,12 @@ async def test_the_standalone_relay_declares_streams_with_the_replicas_it_is_giv
 
 def test_the_standalone_entry_requires_a_database() -> None:
     with pytest.raises(SystemExit):
-        main(["--service", "tasks"])
+        main(["--service", "tasks", "--stream", TASK_STREAM])
+
+
+def test_the_standalone_entry_requires_the_streams_from_its_caller() -> None:
+    with pytest.raises(SystemExit):
+        main(["--service", "tasks", "--database-url", "sqlite+aiosqlite:///unused.db"])
 
 
 async def _async(value: bool) -> bool:

@@ -1,13 +1,12 @@
-"""Alembic environment of the analytics service: it imports only the analytics models."""
+"""Alembic environment of the analytics service: the analytics models' own metadata."""
 
 from __future__ import annotations
 
 import os
 
 from alembic import context
-from sqlmodel import SQLModel
 
-import momentum_analytics.models  # noqa: F401  (registers the analytics tables)
+from momentum_analytics.models import AnalyticsBase
 from momentum_shared.migrations import run_env
 
 if not context.config.get_main_option("sqlalchemy.url"):
@@ -17,4 +16,4 @@ if not context.config.get_main_option("sqlalchemy.url"):
             "MOMENTUM_ANALYTICS_DATABASE_URL", "sqlite+aiosqlite:///./.momentum/analytics.db"
         ),
     )
-run_env(SQLModel.metadata)
+run_env(AnalyticsBase.metadata)

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from momentum_analytics.cli import main
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.settings import AnalyticsSettings
+from momentum_analytics.state import app_state
 from momentum_devtools.natsserver import free_port
 from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.db import UnitOfWork
@@ -85,7 +86,7 @@ async def test_rebuild_empties_the_projections_and_replays_both_streams(
     await feed([], raw=[("tasks.task.completed", b"poison")])
     before = await week(client, issuer, user)
     assert before["totals"]["logins"] == 2
-    async with UnitOfWork(app.state.session_factory) as uow:
+    async with UnitOfWork(app_state(app).session_factory) as uow:
         await AnalyticsRepository(uow.session).clear_projections()
     assert (await week(client, issuer, user))["totals"]["logins"] == 0
 
@@ -94,7 +95,7 @@ async def test_rebuild_empties_the_projections_and_replays_both_streams(
     assert code == 0
     assert output == {"rebuilt": True, "replayed": {AUTH_STREAM: 5, TASK_STREAM: 3}}
     assert await week(client, issuer, user) == before
-    async with UnitOfWork(app.state.session_factory) as uow:
+    async with UnitOfWork(app_state(app).session_factory) as uow:
         letters = await AnalyticsRepository(uow.session).dead_letters()
     assert len(letters) == 1  # the poison was met again, and is still parked once
 
@@ -113,7 +114,7 @@ async def test_dead_letters_are_listed_and_retried(
     await feed([], raw=[("auth.user.logged_in", b"poison")])
     # A message that failed for a reason since fixed (say, a bug): parked as a dead letter.
     parked = logged_in(user, at("2026-11-24T08:00:00Z"), usertz="UTC")
-    async with UnitOfWork(app.state.session_factory) as uow:
+    async with UnitOfWork(app_state(app).session_factory) as uow:
         await AnalyticsRepository(uow.session).add_dead_letter(
             stream=AUTH_STREAM,
             stream_sequence=999,
@@ -174,7 +175,7 @@ async def test_rebuild_without_nats_fails_and_keeps_the_projections(
     user = uuid.uuid4()
     await feed([logged_in(user, at("2026-11-24T08:00:00Z"), usertz="UTC")])
     monkeypatch.setenv("MOMENTUM_ANALYTICS_NATS_URL", f"nats://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("MOMENTUM_ANALYTICS_NATS_CONNECT_TIMEOUT", "0.5")
+    monkeypatch.setenv("MOMENTUM_ANALYTICS_NATS_CONNECT_TIMEOUT_SECONDS", "0.5")
 
     code = await asyncio.to_thread(main, ["rebuild"])
 

@@ -6,12 +6,11 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, create_engine, inspect
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlmodel import SQLModel
 
-import momentum_analytics.models  # noqa: F401  (registers the analytics tables)
+from momentum_analytics.models import AnalyticsBase
 from momentum_shared.migrations import downgrade, upgrade
 from services.analytics.tests.support import ALEMBIC_INI
 
@@ -31,12 +30,8 @@ def sync_url(url: str) -> str:
 
 
 def diff(connection: Connection) -> list[object]:
-    # Only the analytics tables: other members' models may share SQLModel's global metadata.
-    metadata = MetaData()
-    for name in ANALYTICS_TABLES:
-        SQLModel.metadata.tables[name].to_metadata(metadata)
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, metadata))
+    return list(compare_metadata(context, AnalyticsBase.metadata))
 
 
 async def test_models_match_the_migrations(database_url: str) -> None:

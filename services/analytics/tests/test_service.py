@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_analytics.events import decode
+from momentum_analytics.decoding import decode
 from momentum_analytics.models import LOGIN
 from momentum_analytics.repository import AnalyticsRepository, Run
 from momentum_analytics.service import (

@@ -1,13 +1,12 @@
-"""Alembic environment of the auth service: it imports only the auth models."""
+"""Alembic environment of the auth service: the auth models' own metadata."""
 
 from __future__ import annotations
 
 import os
 
 from alembic import context
-from sqlmodel import SQLModel
 
-import momentum_auth.models  # noqa: F401  (registers the auth tables)
+from momentum_auth.models import AuthBase
 from momentum_shared.migrations import run_env
 
 if not context.config.get_main_option("sqlalchemy.url"):
@@ -15,4 +14,4 @@ if not context.config.get_main_option("sqlalchemy.url"):
         "sqlalchemy.url",
         os.environ.get("MOMENTUM_AUTH_DATABASE_URL", "sqlite+aiosqlite:///./.momentum/auth.db"),
     )
-run_env(SQLModel.metadata)
+run_env(AuthBase.metadata)

@@ -7,10 +7,11 @@ from typing import Any
 
 import httpx
 import jwt
+import sqlalchemy as sa
 from fastapi import FastAPI
-from sqlmodel import col, select
 
-from momentum_auth.models import OutboxEvent
+from momentum_auth.models import OUTBOX
+from momentum_auth.state import app_state
 from momentum_shared.events import CloudEvent
 
 PASSWORD = "correct horse battery"
@@ -83,10 +84,10 @@ async def decode(client: httpx.AsyncClient, access_token: str, *, issuer: str) -
 
 async def outbox(app: FastAPI, event_type: str | None = None) -> list[CloudEvent]:
     """The events written to the outbox, oldest first."""
-    query = select(OutboxEvent).order_by(col(OutboxEvent.created_at), col(OutboxEvent.id))
-    async with app.state.session_factory() as session:
-        rows = (await session.exec(query)).all()
-    events = [CloudEvent.from_json(row.payload) for row in rows]
+    query = sa.select(OUTBOX.c.payload).order_by(OUTBOX.c.created_at, OUTBOX.c.id)
+    async with app_state(app).engine.connect() as connection:
+        payloads = (await connection.execute(query)).scalars().all()
+    events = [CloudEvent.from_json(payload) for payload in payloads]
     return [event for event in events if event_type is None or event.type == event_type]
 
 
@@ -98,10 +99,10 @@ async def make_admin(app: FastAPI, email: str | None = None) -> str:
     from momentum_shared.events import utcnow
 
     address = email or new_email()
-    async with UnitOfWork(app.state.session_factory) as uow:
+    async with UnitOfWork(app_state(app).session_factory) as uow:
         await accounts.create_admin(
             uow.session,
-            app.state.auth,
+            app_state(app).auth,
             UserCreate(email=address, password=PASSWORD),
             now=utcnow(),
         )

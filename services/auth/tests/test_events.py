@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import httpx
 import nats
+import sqlalchemy as sa
 from fastapi import FastAPI
 from nats.js.errors import NotFoundError
 
 from momentum_auth.app import create_app
+from momentum_auth.models import OUTBOX
+from momentum_auth.state import app_state
 from momentum_devtools.testing.apps import running_app
 from momentum_shared.events import AUTH_STREAM, CLOUDEVENTS_CONTENT_TYPE, CloudEvent
 from services.auth.tests.conftest import make_settings
@@ -96,3 +103,40 @@ async def test_events_reach_the_auth_stream(database_url: str, nats_url: str) ->
         readiness = (await client.get("/readyz")).json()["checks"]["nats"]
         assert readiness["connected"] is True
         assert json.dumps(readiness)
+
+
+async def test_the_relay_command_publishes_the_outbox_on_its_own(
+    app: FastAPI, client: httpx.AsyncClient, database_url: str, nats_url: str
+) -> None:
+    await register(client)
+    expected = {event.id for event in await outbox(app)}
+    environment = {
+        **os.environ,
+        "MOMENTUM_AUTH_DATABASE_URL": database_url,
+        "MOMENTUM_AUTH_NATS_URL": nats_url,
+        "MOMENTUM_AUTH_OUTBOX_POLL_INTERVAL_SECONDS": "0.05",
+        "MOMENTUM_AUTH_LOG_JSON": "false",
+    }
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "momentum_auth.cli", "relay"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    unpublished = sa.select(OUTBOX.c.id).where(OUTBOX.c.published_at.is_(None))
+    try:
+        for _ in range(400):  # until relayed, or 20 s
+            async with app_state(app).engine.connect() as connection:
+                if not (await connection.execute(unpublished)).all():
+                    break
+            await asyncio.sleep(0.05)
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=30) == 0
+    nc = await nats.connect(nats_url)
+    try:
+        message = await nc.jetstream().get_last_msg(AUTH_STREAM, "auth.user.registered")
+    finally:
+        await nc.close()
+    assert message.headers is not None
+    assert message.headers["Nats-Msg-Id"] in expected

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from jwt.utils import base64url_decode, base64url_encode
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import col
+from sqlmodel import col, select
 
 from momentum_auth.app import build_context, create_app
 from momentum_auth.models import SigningKey
@@ -26,6 +26,7 @@ from momentum_auth.settings import DEVELOPMENT_KEY_ENCRYPTION_KEY, AuthSettings
 from momentum_auth.signing_keys import rotation
 from momentum_auth.signing_keys.crypto import KeyDecryptionError, KeyEncryption
 from momentum_auth.signing_keys.repository import SigningKeyRepository
+from momentum_auth.state import app_state
 from momentum_auth.upkeep import maintain
 from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.databases import DatabaseTemplates
@@ -51,8 +52,8 @@ async def published_kids(client: httpx.AsyncClient) -> list[str]:
 
 
 async def stored_keys(app: FastAPI) -> list[SigningKey]:
-    async with app.state.session_factory() as session:
-        rows = (await session.exec(sa.select(SigningKey))).scalars().all()
+    async with app_state(app).session_factory() as session:
+        rows = (await session.exec(select(SigningKey))).all()
     return list(rows)
 
 
@@ -159,7 +160,7 @@ async def test_a_demoted_admin_cannot_rotate(client: httpx.AsyncClient, app: Fas
 
     admin = await make_admin(app)
     access = (await tokens(client, admin))["access_token"]
-    async with app.state.session_factory() as session, session.begin():
+    async with app_state(app).session_factory() as session, session.begin():
         await session.exec(sa.update(User).values(is_admin=False))
     response = await client.post("/auth/admin/keys/rotate", headers=bearer(access))
     assert response.status_code == 403
@@ -169,8 +170,8 @@ async def test_old_keys_leave_the_jwks_once_their_tokens_expired(
     client: httpx.AsyncClient, app: FastAPI, settings: AuthSettings
 ) -> None:
     first = await key_in_role(app, "active")
-    async with UnitOfWork(app.state.session_factory) as uow:
-        second = await rotation.rotate_signing_key(uow.session, app.state.auth, now=utcnow())
+    async with UnitOfWork(app_state(app).session_factory) as uow:
+        second = await rotation.rotate_signing_key(uow.session, app_state(app).auth, now=utcnow())
     third = await key_in_role(app, "next")
     retired = next(key for key in await stored_keys(app) if key.kid == first.kid)
     assert retired.role is None
@@ -180,15 +181,15 @@ async def test_old_keys_leave_the_jwks_once_their_tokens_expired(
     assert published_for == settings.access_token_lifetime_seconds + settings.token_leeway_seconds
     everything = {first.kid, second.kid, third.kid}
 
-    async with UnitOfWork(app.state.session_factory) as uow:
+    async with UnitOfWork(app_state(app).session_factory) as uow:
         just_before = retired.expires_at - timedelta(seconds=1)
         kept = await SigningKeyRepository(uow.session).get_published(now=just_before)
         assert {key.kid for key in kept} == everything
-        await maintain(uow.session, app.state.auth, now=just_before)
+        await maintain(uow.session, app_state(app).auth, now=just_before)
     assert {key.kid for key in await stored_keys(app)} == everything
 
-    async with UnitOfWork(app.state.session_factory) as uow:
-        await maintain(uow.session, app.state.auth, now=retired.expires_at)
+    async with UnitOfWork(app_state(app).session_factory) as uow:
+        await maintain(uow.session, app_state(app).auth, now=retired.expires_at)
     # Gone from the table (private key destroyed) and from the JWKS.
     assert {key.kid for key in await stored_keys(app)} == {second.kid, third.kid}
     assert set(await published_kids(client)) == {second.kid, third.kid}
@@ -200,8 +201,8 @@ async def test_an_ageing_key_is_rotated_automatically_to_the_published_next_key(
     app = create_app(make_settings(database_url, signing_key_max_age_seconds=3600))
 
     async def upkeep(at: timedelta) -> SigningKey:
-        async with UnitOfWork(app.state.session_factory) as uow:
-            return await maintain(uow.session, app.state.auth, now=start + at)
+        async with UnitOfWork(app_state(app).session_factory) as uow:
+            return await maintain(uow.session, app_state(app).auth, now=start + at)
 
     async with running_app(app) as client:
         first, upcoming = await key_in_role(app, "active"), await key_in_role(app, "next")
@@ -236,13 +237,13 @@ async def test_a_lost_next_key_is_replaced_and_promoted_only_after_a_jwks_lifeti
     )
 
     async def upkeep(at: datetime) -> SigningKey:
-        async with UnitOfWork(app.state.session_factory) as uow:
-            return await maintain(uow.session, app.state.auth, now=at)
+        async with UnitOfWork(app_state(app).session_factory) as uow:
+            return await maintain(uow.session, app_state(app).auth, now=at)
 
     async with running_app(app):
         first = await key_in_role(app, "active")
         assert first.activates_at is not None
-        async with app.state.session_factory() as session, session.begin():
+        async with app_state(app).session_factory() as session, session.begin():
             await session.exec(sa.delete(SigningKey).where(col(SigningKey.role) == "next"))
         due = first.activates_at + timedelta(seconds=4000)
         # Overdue, but a next key made now is unknown to cached JWKS: publish it, keep signing.
@@ -340,8 +341,8 @@ async def test_concurrent_rotations_on_replicas_promote_the_next_key_once(
         admin = (await tokens(clients[0], await make_admin(replicas[0])))["access_token"]
 
         async def automatic(app: FastAPI) -> str:
-            async with UnitOfWork(app.state.session_factory) as uow:
-                return (await maintain(uow.session, app.state.auth, now=overdue)).kid
+            async with UnitOfWork(app_state(app).session_factory) as uow:
+                return (await maintain(uow.session, app_state(app).auth, now=overdue)).kid
 
         blocker = create_engine(postgresql_url, pool_size=2)
         stack.push_async_callback(blocker.dispose)

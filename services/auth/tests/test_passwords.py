@@ -11,15 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
+from fastapi import FastAPI
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlmodel import col
+from sqlmodel import col, select
 
 from momentum_auth.app import create_app
 from momentum_auth.models import User
 from momentum_auth.passwords import PasswordHasher, available_cpus
 from momentum_auth.settings import AuthSettings
+from momentum_auth.state import app_state
 from momentum_devtools.testing.apps import running_app
 from services.auth.tests.conftest import client_at, make_settings
 from services.auth.tests.support import PASSWORD, new_email, refresh, register, sign_in, tokens
@@ -43,10 +44,10 @@ async def test_default_parameters_are_argon2id_at_owasp_minimum_or_stronger() ->
     assert (await hasher.verify("wrong password", hashed))[0] is False
 
 
-async def stored_hash(app: object, email: str) -> str:
-    factory = app.state.session_factory  # type: ignore[attr-defined]
+async def stored_hash(app: FastAPI, email: str) -> str:
+    factory = app_state(app).session_factory
     async with factory() as session:
-        user = (await session.exec(sa.select(User).where(col(User.email) == email))).scalars().one()
+        user = (await session.exec(select(User).where(col(User.email) == email))).one()
     return str(user.password_hash)
 
 
@@ -142,7 +143,7 @@ async def test_sign_ins_beyond_the_hashing_capacity_get_503_with_retry_after(
     # machine may let a third in when the first hash ends before the last request arrives).
     assert statuses.count(401) in (2, 3), statuses
     assert len(busy) == 8 - statuses.count(401), statuses
-    assert app.state.auth.hasher.refused == len(busy)
+    assert app_state(app).auth.hasher.refused == len(busy)
     for response in busy:
         assert response.headers["content-type"] == "application/problem+json"
         assert int(response.headers["retry-after"]) >= 1

@@ -8,15 +8,16 @@ import secrets
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr, ValidationError
+from sqlmodel import select
 
 from momentum_auth.app import create_app
 from momentum_auth.models import SigningKey, User
 from momentum_auth.settings import DEVELOPMENT_KEY_ENCRYPTION_KEY, AuthSettings
 from momentum_auth.signing_keys.crypto import KeyEncryption
+from momentum_auth.state import app_state
 from momentum_devtools.testing.apps import running_app
 from services.auth.tests.conftest import make_settings
 from services.auth.tests.support import bearer, make_admin, new_email
@@ -109,9 +110,9 @@ async def test_no_response_or_log_line_carries_a_secret(
         await call("GET", "/readyz")
         await call("GET", "/metrics")
 
-        async with app.state.session_factory() as session:
-            hashes = [u.password_hash for u in (await session.exec(sa.select(User))).scalars()]
-            keys = list((await session.exec(sa.select(SigningKey))).scalars())
+        async with app_state(app).session_factory() as session:
+            hashes = [u.password_hash for u in (await session.exec(select(User)))]
+            keys = list(await session.exec(select(SigningKey)))
 
     secrets = [FIRST, SECOND, WRONG, *hashes]
     for hashed in hashes:

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from momentum_auth import attempts, upkeep
 from momentum_auth.app import create_app
 from momentum_auth.passwords import PasswordHasher
+from momentum_auth.state import app_state
 from momentum_devtools.testing.apps import running_app
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
@@ -66,7 +67,7 @@ class CountingHasher(PasswordHasher):
 
 def counting(app: FastAPI) -> CountingHasher:
     hasher = CountingHasher()
-    app.state.auth.hasher = hasher
+    app_state(app).auth.hasher = hasher
     return hasher
 
 
@@ -154,8 +155,8 @@ async def test_the_lock_lifts_after_the_window(database_url: str) -> None:
         user = await register(client)
         for _ in range(5):
             await sign_in(client, user["email"], password=WRONG)
-        settings = app.state.settings
-        async with UnitOfWork(app.state.session_factory) as uow:
+        settings = app_state(app).settings
+        async with UnitOfWork(app_state(app).session_factory) as uow:
             now = utcnow()
 
             async def wait(at: Any) -> int | None:
@@ -167,7 +168,7 @@ async def test_the_lock_lifts_after_the_window(database_url: str) -> None:
             assert await wait(now + timedelta(seconds=settings.throttle_window_seconds + 1)) is None
             # Upkeep forgets entries older than the longest window.
             later = now + timedelta(seconds=settings.throttle_account_window_seconds + 1)
-            await upkeep.maintain(uow.session, app.state.auth, now=later)
+            await upkeep.maintain(uow.session, app_state(app).auth, now=later)
             assert await wait(now) is None
 
 
@@ -338,10 +339,10 @@ async def test_the_account_delay_doubles_for_each_strangers_failure(database_url
     app = usernames_only(database_url)
     async with running_app(app) as client:
         user = await register(client)
-        settings = app.state.settings
+        settings = app_state(app).settings
         now = utcnow()
         waits = []
-        async with UnitOfWork(app.state.session_factory) as uow:
+        async with UnitOfWork(app_state(app).session_factory) as uow:
             for n in range(9):
                 # A new address each time: only the account's rule can refuse.
                 attempt = {"account": user["email"], "address": f"198.51.100.{n}", "budget": []}
@@ -370,7 +371,7 @@ async def test_two_right_passwords_at_once_both_sign_in(database_url: str) -> No
     app = usernames_only(database_url)
     async with running_app(app) as client:
         user = await register(client)
-        settings = app.state.settings
+        settings = app_state(app).settings
         now = utcnow()
 
         async def reserved(uow: UnitOfWork) -> attempts.Reservation:
@@ -391,8 +392,8 @@ async def test_two_right_passwords_at_once_both_sign_in(database_url: str) -> No
 
         for _ in range(3):
             async with (
-                UnitOfWork(app.state.session_factory) as first,
-                UnitOfWork(app.state.session_factory) as second,
+                UnitOfWork(app_state(app).session_factory) as first,
+                UnitOfWork(app_state(app).session_factory) as second,
             ):
                 one, two = await reserved(first), await reserved(second)
                 await asyncio.gather(matched(first, one), matched(second, two))
@@ -402,7 +403,7 @@ async def test_a_full_hashing_pool_spends_no_budget(database_url: str) -> None:
     app = usernames_only(database_url, throttle_token_requests_per_user=3)
     async with running_app(app) as client:
         user = await register(client)
-        settings = app.state.settings
+        settings = app_state(app).settings
         now = utcnow()
         budget = attempts.budget_rules(
             settings,
@@ -413,7 +414,7 @@ async def test_a_full_hashing_pool_spends_no_budget(database_url: str) -> None:
             per_user=settings.throttle_token_requests_per_user,
         )
         for _ in range(5):  # more than the budget: each check could not run (hasher busy)
-            async with UnitOfWork(app.state.session_factory) as uow:
+            async with UnitOfWork(app_state(app).session_factory) as uow:
                 reservation = await attempts.reserve_password_check(
                     uow.session,
                     settings,

@@ -11,11 +11,13 @@ import jwt
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlmodel import select
 
 from momentum_auth import grants
 from momentum_auth.models import RefreshToken
 from momentum_auth.schemas import TokenResponse
 from momentum_auth.settings import AuthSettings
+from momentum_auth.state import app_state
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
 from services.auth.tests.support import (
@@ -360,10 +362,10 @@ async def test_a_revocation_lasts_until_the_latest_access_token_of_the_session_e
     user = await register(client)
     signed_in_at = utcnow()
     refreshed_at = signed_in_at + timedelta(seconds=600)
-    async with UnitOfWork(app.state.session_factory) as uow:
+    async with UnitOfWork(app_state(app).session_factory) as uow:
         first = await grants.password_grant(
             uow.session,
-            app.state.auth,
+            app_state(app).auth,
             username=user["email"],
             password=PASSWORD,
             scope=None,
@@ -372,10 +374,10 @@ async def test_a_revocation_lasts_until_the_latest_access_token_of_the_session_e
             now=signed_in_at,
         )
     assert isinstance(first, TokenResponse)
-    async with UnitOfWork(app.state.session_factory) as uow:
+    async with UnitOfWork(app_state(app).session_factory) as uow:
         second = await grants.refresh_grant(
             uow.session,
-            app.state.auth,
+            app_state(app).auth,
             refresh_token=first.refresh_token,
             scope=None,
             now=refreshed_at,
@@ -398,7 +400,7 @@ async def test_a_sign_in_writes_its_session_row_once(
     def record(*args: object) -> None:
         statements.append(str(args[2]))
 
-    engine = app.state.engine.sync_engine
+    engine = app_state(app).engine.sync_engine
     sa.event.listen(engine, "before_cursor_execute", record)
     try:
         assert (await sign_in(client, user["email"])).status_code == 200
@@ -416,7 +418,7 @@ async def test_unknown_and_expired_refresh_tokens(client: httpx.AsyncClient, app
 
     user = await register(client)
     pair = await tokens(client, user["email"])
-    async with app.state.session_factory() as session, session.begin():
+    async with app_state(app).session_factory() as session, session.begin():
         await session.exec(
             sa.update(RefreshToken).values(expires_at=utcnow() - timedelta(seconds=1))
         )
@@ -439,20 +441,20 @@ async def test_refresh_expiry_follows_the_idle_and_absolute_lifetimes(
     async with running_app(app) as client:
         user = await register(client)
         pair = await tokens(client, user["email"])
-        async with app.state.session_factory() as session:
-            row = (await session.exec(sa.select(RefreshToken))).scalars().one()
+        async with app_state(app).session_factory() as session:
+            row = (await session.exec(select(RefreshToken))).one()
         lifetime = (row.expires_at - row.created_at).total_seconds()
         assert lifetime == pytest.approx(600)
         # Near the family's end, a rotated token may not outlive it.
         from momentum_auth.models import RefreshTokenFamily
 
-        async with app.state.session_factory() as session, session.begin():
+        async with app_state(app).session_factory() as session, session.begin():
             await session.exec(
                 sa.update(RefreshTokenFamily).values(expires_at=utcnow() + timedelta(seconds=100))
             )
         renewed = (await refresh(client, pair["refresh_token"])).json()
-        async with app.state.session_factory() as session:
-            rows = (await session.exec(sa.select(RefreshToken))).scalars().all()
+        async with app_state(app).session_factory() as session:
+            rows = (await session.exec(select(RefreshToken))).all()
         newest = max(rows, key=lambda r: r.created_at)
         assert (newest.expires_at - utcnow()).total_seconds() <= 100
         assert renewed["refresh_token"]
@@ -463,8 +465,8 @@ async def test_refresh_tokens_are_stored_only_as_hashes(
 ) -> None:
     user = await register(client)
     pair = await tokens(client, user["email"])
-    async with app.state.session_factory() as session:
-        rows = (await session.exec(sa.select(RefreshToken))).scalars().all()
+    async with app_state(app).session_factory() as session:
+        rows = (await session.exec(select(RefreshToken))).all()
     assert len(rows) == 1
     assert rows[0].token_hash != pair["refresh_token"]
     assert pair["refresh_token"] not in repr(rows[0].model_dump())

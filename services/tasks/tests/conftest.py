@@ -18,12 +18,12 @@ from momentum_devtools.testing.issuer import TestIssuer
 from momentum_devtools.testing.settings import make_settings as test_settings
 from momentum_shared.events import CloudEvent
 from momentum_tasks.app import create_app
-from momentum_tasks.models import OutboxEvent
+from momentum_tasks.models import OUTBOX
 from momentum_tasks.settings import TasksSettings
+from momentum_tasks.state import app_state
 from services.tasks.tests.support import Events, Headers, NewTask
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
-OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 
 database_url = database_fixture(ALEMBIC_INI)
@@ -32,7 +32,8 @@ database_url = database_fixture(ALEMBIC_INI)
 def make_settings(database_url: str, **overrides: Any) -> TasksSettings:
     values: dict[str, Any] = {
         "revocation_enabled": False,
-        "outbox_poll_interval": 0.05,
+        "nats_url": "nats://127.0.0.1:1",
+        "outbox_poll_interval_seconds": 0.05,
         **overrides,
     }
     return test_settings(TasksSettings, database_url, **values)
@@ -91,7 +92,7 @@ def outbox_events(app: FastAPI) -> Events:
 
     async def read() -> list[CloudEvent]:
         query = sa.select(OUTBOX.c.payload).order_by(OUTBOX.c.created_at, OUTBOX.c.id)
-        async with app.state.engine.connect() as connection:
+        async with app_state(app).engine.connect() as connection:
             payloads = (await connection.execute(query)).scalars().all()
         return [CloudEvent.from_json(payload) for payload in payloads]
 

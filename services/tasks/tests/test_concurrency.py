@@ -15,6 +15,7 @@ from momentum_shared.events import utcnow
 from momentum_tasks.cli import purge_idempotency_keys
 from momentum_tasks.models import IdempotencyKey
 from momentum_tasks.settings import TasksSettings
+from momentum_tasks.state import app_state
 from services.tasks.tests.support import Events, Headers, NewTask
 
 KEYS: sa.Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
@@ -195,7 +196,7 @@ async def test_a_key_older_than_24_hours_starts_afresh(
 ) -> None:
     headers = {**alice, "Idempotency-Key": "old"}
     first = await client.post("/tasks", json={"title": "a"}, headers=headers)
-    async with app.state.engine.begin() as connection:
+    async with app_state(app).engine.begin() as connection:
         await connection.execute(
             sa.update(KEYS).values(created_at=utcnow() - timedelta(hours=24, minutes=1))
         )
@@ -240,13 +241,13 @@ async def test_expired_keys_are_purged_and_fresh_ones_kept(
             "/tasks", json={"title": key}, headers={**alice, "Idempotency-Key": key}
         )
         assert response.status_code == 201
-    async with app.state.engine.begin() as connection:
+    async with app_state(app).engine.begin() as connection:
         await connection.execute(
             sa.update(KEYS)
             .where(KEYS.c.key == "old")
             .values(created_at=utcnow() - timedelta(hours=25))
         )
     assert await purge_idempotency_keys(settings) == 1
-    async with app.state.engine.connect() as connection:
+    async with app_state(app).engine.connect() as connection:
         left = (await connection.execute(sa.select(KEYS.c.key))).scalars().all()
     assert list(left) == ["fresh"]

@@ -16,6 +16,7 @@ from momentum_tasks import service
 from momentum_tasks.models import Task
 from momentum_tasks.repository import TaskRepository
 from momentum_tasks.schemas import TaskCreate, TaskUpdate
+from momentum_tasks.state import app_state
 from services.tasks.tests.support import Events, Headers, NewTask
 
 TASKS: sa.Table = Task.__table__  # type: ignore[attr-defined]
@@ -91,7 +92,7 @@ async def test_a_rolled_back_change_emits_nothing(app: FastAPI, client: httpx.As
     actor = service.Actor(owner_id=uuid.uuid4(), usertz="UTC")
 
     async def create_then_fail() -> None:
-        async with UnitOfWork(app.state.session_factory) as uow:
+        async with UnitOfWork(app_state(app).session_factory) as uow:
             await service.create_task(
                 TaskRepository(uow.session),
                 actor=actor,
@@ -103,7 +104,7 @@ async def test_a_rolled_back_change_emits_nothing(app: FastAPI, client: httpx.As
 
     with pytest.raises(RuntimeError):
         await create_then_fail()
-    async with app.state.engine.connect() as connection:
+    async with app_state(app).engine.connect() as connection:
         tasks = (await connection.execute(sa.select(sa.func.count()).select_from(TASKS))).scalar()
     assert tasks == 0
     assert await _outbox_count(app) == 0
@@ -116,7 +117,7 @@ async def test_a_rolled_back_update_emits_nothing(
     actor = service.Actor(owner_id=alice_id, usertz="UTC")
 
     async def update_then_fail() -> None:
-        async with UnitOfWork(app.state.session_factory) as uow:
+        async with UnitOfWork(app_state(app).session_factory) as uow:
             repo = TaskRepository(uow.session)
             task_id = uuid.UUID(task["id"])
             await service.update_task(
@@ -133,6 +134,6 @@ async def test_a_rolled_back_update_emits_nothing(
 
 
 async def _outbox_count(app: FastAPI) -> int:
-    async with app.state.engine.connect() as connection:
+    async with app_state(app).engine.connect() as connection:
         count = await connection.execute(sa.text("SELECT count(*) FROM outbox"))
         return int(count.scalar_one())

@@ -18,6 +18,7 @@ from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.db import UnitOfWork
 from momentum_tasks.models import NO_DUE_DATE, Task, TaskTag
+from momentum_tasks.state import app_state
 from services.tasks.tests.support import Headers, NewTask
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -250,7 +251,7 @@ def expected_order(rows: list[dict[str, Any]], sort: str) -> list[str]:
 
 
 async def _store(app: FastAPI, owner: uuid.UUID, rows: list[dict[str, Any]]) -> None:
-    async with UnitOfWork(app.state.session_factory) as uow:
+    async with UnitOfWork(app_state(app).session_factory) as uow:
         for row in rows:
             row["id"] = uuid.uuid4()
             task = Task(

@@ -11,33 +11,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlmodel import SQLModel
 
-import momentum_tasks.models  # noqa: F401  (registers the tasks tables)
 from momentum_devtools.testing.databases import DatabaseTemplates
 from momentum_shared.migrations import downgrade, upgrade
+from momentum_tasks.models import TasksBase
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 TASKS_TABLES = {"tasks", "task_tags", "idempotency_keys"}
 
 
 def diff(connection: Connection) -> list[object]:
-    # Only the tasks tables: the outbox model lives in shared and its partial index is
-    # declared by the migration alone; other members' models share SQLModel's metadata.
-    metadata = sa.MetaData()
-    for name in TASKS_TABLES:
-        SQLModel.metadata.tables[name].to_metadata(metadata)
-    context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "include_object": _tasks_only}
-    )
-    return list(compare_metadata(context, metadata))
-
-
-def _tasks_only(
-    item: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    table = item if isinstance(item, sa.Table) else getattr(item, "table", None)
-    return isinstance(table, sa.Table) and table.name in TASKS_TABLES
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, TasksBase.metadata))
 
 
 def table_names(connection: Connection) -> set[str]:

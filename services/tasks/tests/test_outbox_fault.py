@@ -16,11 +16,10 @@ from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.events import TASK_STREAM, CloudEvent
 from momentum_shared.metrics import REGISTRY
 from momentum_tasks.app import create_app
-from momentum_tasks.models import OutboxEvent
+from momentum_tasks.models import OUTBOX
 from momentum_tasks.settings import TasksSettings
+from momentum_tasks.state import app_state
 from services.tasks.tests.support import Headers
-
-OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 
 async def stream_event_ids(url: str) -> list[str]:
@@ -43,7 +42,7 @@ async def stream_event_ids(url: str) -> list[str]:
 
 
 async def outbox_state(app: FastAPI) -> tuple[list[str], int]:
-    async with app.state.engine.connect() as connection:
+    async with app_state(app).engine.connect() as connection:
         ids = (await connection.execute(sa.select(OUTBOX.c.id))).scalars().all()
         pending = (
             await connection.execute(
@@ -81,7 +80,7 @@ async def test_writes_survive_a_nats_outage_and_every_event_arrives_once(
             "log_json": False,
             "nats_url": server.url,
             "outbox_relay_enabled": True,
-            "outbox_poll_interval": 0.05,
+            "outbox_poll_interval_seconds": 0.05,
         }
     )
     app = create_app(settings, jwks_client=issuer.client())
@@ -153,7 +152,7 @@ async def test_a_write_wakes_the_relay_instead_of_waiting_for_the_next_poll(
             "log_json": False,
             "nats_url": nats_url,
             "outbox_relay_enabled": True,
-            "outbox_poll_interval": 3600,  # only a wake-up can publish within this test
+            "outbox_poll_interval_seconds": 3600,  # only a wake-up can publish within this test
         }
     )
     app = create_app(settings, jwks_client=issuer.client())

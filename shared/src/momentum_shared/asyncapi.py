@@ -1,21 +1,22 @@
 """The AsyncAPI document of Momentum's events, generated from the typed event models.
 
-``python -m momentum_shared.asyncapi > docs/asyncapi.json`` rewrites the committed copy;
-a test fails when the models and the committed document disagree.
+The producers (which service publishes which stream) come from the caller: shared knows
+the events, not the services. ``tests/test_asyncapi.py`` passes each producing service's
+streams and fails when the committed ``docs/asyncapi.json`` differs
+(``MOMENTUM_WRITE_SPECS=1`` rewrites it).
 """
 
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Mapping
 from typing import Any
 
-from momentum_shared.events import AUTH_STREAM, EVENT_TYPES, TASK_STREAM, CloudEvent
-
-PRODUCERS = {"auth": AUTH_STREAM, "tasks": TASK_STREAM}
+from momentum_shared.events import EVENT_TYPES, CloudEvent
 
 
-def build_document() -> dict[str, Any]:
+def build_document(producers: Mapping[str, str]) -> dict[str, Any]:
+    """The document; ``producers`` maps each producing service to the stream it publishes."""
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -49,7 +50,7 @@ def build_document() -> dict[str, Any]:
         }
         channels[name] = {
             "address": event_type,
-            "description": f"JetStream stream {PRODUCERS[producer]}",
+            "description": f"JetStream stream {producers[producer]}",
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
         }
         operations[f"publish_{name}"] = {
@@ -94,9 +95,5 @@ def build_document() -> dict[str, Any]:
     }
 
 
-def render() -> str:
-    return json.dumps(build_document(), indent=2, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    sys.stdout.write(render())
+def render(producers: Mapping[str, str]) -> str:
+    return json.dumps(build_document(producers), indent=2, sort_keys=True) + "\n"

@@ -1,29 +1,105 @@
-"""Async database engine, session factory and the unit of work that owns a transaction."""
+"""The database side every service shares: engine, session factory, unit of work, the
+timestamp column type, the repository base and what "the database is unreachable" means."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-# One naming convention for every service, so migrations name constraints predictably.
-NAMING_CONVENTION: dict[str, str] = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from momentum_shared.state import request_state
+
+# Errors that say the database cannot be reached right now, not that a statement is wrong:
+# an API answers 503 for them, a consumer retries the message instead of dead-lettering it.
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    OSError,
+)
 
 
-def naming_metadata() -> MetaData:
-    return MetaData(naming_convention=NAMING_CONVENTION)
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python (SQLite drops the offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:  # noqa: ARG002
+        return as_utc(value)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """``value`` as aware UTC; a naive value (SQLite hands those back) is taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ConflictInsert = postgresql.Insert | sqlite.Insert
+
+
+def conflict_insert(dialect: str, table: Any) -> ConflictInsert:
+    """``INSERT`` with ``on_conflict_do_nothing()``/``on_conflict_do_update()`` for ``dialect``.
+
+    SQLAlchemy spells ON CONFLICT per dialect; PostgreSQL and SQLite take the same arguments.
+    """
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+async def execute(session: AsyncSession | SAAsyncSession, statement: sa.Executable) -> Any:
+    """A Core statement on the session's connection: the same transaction, no identity map
+    (and none of SQLModel's deprecation of ``Session.execute``)."""
+    connection = await session.connection()
+    return await connection.execute(statement)
+
+
+class Repository:
+    """Base of every service's repository: one unit of work's session and its dialect.
+
+    A repository executes and flushes inside the caller's transaction; it never commits.
+    """
+
+    __slots__ = ("dialect", "session")
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.dialect: str = session.get_bind().dialect.name
+
+    @property
+    def postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @property
+    def sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    async def execute(self, statement: sa.Executable) -> sa.CursorResult[Any]:
+        result: sa.CursorResult[Any] = await execute(self.session, statement)
+        return result
+
+    def insert(self, table: Any) -> ConflictInsert:
+        """An ``INSERT`` that can say ``ON CONFLICT`` on this repository's dialect."""
+        return conflict_insert(self.dialect, table)
 
 
 def is_sqlite(url: str) -> bool:
@@ -106,14 +182,6 @@ class UnitOfWork:
             self._session = None
 
 
-async def session_scope(
-    session_factory: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """Yield a session inside a unit of work (the FastAPI request-scoped dependency body)."""
-    async with UnitOfWork(session_factory) as uow:
-        yield uow.session
-
-
 async def check_database(engine: AsyncEngine) -> None:
     """Readiness probe: raises when the database cannot run a trivial query."""
     async with engine.connect() as connection:
@@ -122,7 +190,7 @@ async def check_database(engine: AsyncEngine) -> None:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: commits before the response is sent, rolls back on error."""
-    async with UnitOfWork(request.app.state.session_factory) as uow:
+    async with UnitOfWork(request_state(request).session_factory) as uow:
         yield uow.session
 
 

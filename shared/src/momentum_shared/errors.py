@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from momentum_shared.db import DATABASE_UNREACHABLE
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger("momentum.errors")
@@ -263,6 +263,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
-    for exc_type in (OperationalError, InterfaceError, SATimeoutError, ConnectionError):
+    for exc_type in DATABASE_UNREACHABLE:
         app.add_exception_handler(exc_type, _database_unavailable_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

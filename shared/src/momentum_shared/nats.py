@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,19 +57,35 @@ class NatsAuth:
         return options
 
 
+Callback = Callable[[], Awaitable[None]]
+ErrorCallback = Callable[[Exception], Awaitable[None]]
+
+
+async def _log_error(exc: Exception) -> None:
+    logger.warning("NATS error", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+
+async def _nothing() -> None:
+    return None
+
+
 async def connect(
     url: str,
     *,
     name: str,
     connect_timeout: float = 2.0,
     auth: NatsAuth | None = None,
+    client: NATS | None = None,
+    on_error: ErrorCallback | None = None,
+    on_disconnected: Callback | None = None,
+    on_reconnected: Callback | None = None,
     **kwargs: Any,
 ) -> NATS:
-    """Connect with reconnects forever, so a NATS outage heals without restarting the service."""
+    """Connect with reconnects forever, so a NATS outage heals without restarting the program.
 
-    async def _error(exc: Exception) -> None:
-        logger.warning("NATS error", extra={"error": f"{type(exc).__name__}: {exc}"})
-
+    ``client`` connects a client the caller made beforehand (a cancelled connect can then
+    close its socket); the callbacks hear of errors, losses and reconnections.
+    """
     options: dict[str, Any] = {
         **(auth or NatsAuth()).options(url),
         "name": name,
@@ -76,10 +93,15 @@ async def connect(
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 1,
         "allow_reconnect": True,
-        "error_cb": _error,
+        "error_cb": on_error or _log_error,
+        "disconnected_cb": on_disconnected or _nothing,
+        "reconnected_cb": on_reconnected or _nothing,
     }
     options.update(kwargs)
-    return await nats.connect(**options)
+    if client is None:
+        return await nats.connect(**options)
+    await client.connect(**options)
+    return client
 
 
 def stream_config(name: str, *, replicas: int = 1) -> StreamConfig:

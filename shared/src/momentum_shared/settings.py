@@ -125,8 +125,8 @@ class NatsSettings(BaseSettings):
     """Connection to NATS JetStream (mixed into services that publish or consume)."""
 
     nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server URL")
-    nats_connect_timeout: float = Field(
-        default=2.0, gt=0, description="seconds per connect attempt"
+    nats_connect_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="time allowed for one connect attempt"
     )
     nats_stream_replicas: int = Field(
         default=1,
@@ -149,6 +149,30 @@ class NatsSettings(BaseSettings):
 
         password = self.nats_password.get_secret_value() if self.nats_password else None
         return NatsAuth(self.nats_user, password, self.nats_tls_ca_file)
+
+
+class OutboxSettings(NatsSettings):
+    """A service that writes events to a transactional outbox and relays them to JetStream."""
+
+    outbox_relay_enabled: bool = Field(
+        default=True, description="run the outbox relay inside the web process"
+    )
+    outbox_batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=4000,
+        description="events published per batch, acks in flight together",
+    )
+    outbox_poll_interval_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description="how often the relay looks for unpublished events (writes also wake it)",
+    )
+    outbox_retention_seconds: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="published outbox rows are deleted after this long",
+    )
 
 
 class TokenVerificationSettings(BaseSettings):

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from momentum_shared.asyncapi import render
 from momentum_shared.events import (
     EVENT_TYPES,
     CloudEvent,
@@ -123,10 +121,3 @@ def test_events_carry_no_personal_text() -> None:
     forbidden = {"email", "password", "title", "description", "display_name"}
     for model in EVENT_TYPES.values():
         assert not forbidden & set(model.model_fields), model.event_type
-
-
-def test_the_committed_asyncapi_document_matches_the_models() -> None:
-    committed = Path(__file__).resolve().parents[3] / "docs" / "asyncapi.json"
-    assert committed.read_text() == render(), (
-        "events changed: run `python -m momentum_shared.asyncapi > docs/asyncapi.json`"
-    )

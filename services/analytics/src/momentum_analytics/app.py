@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -17,52 +15,38 @@ from momentum_analytics.consumer import DEAD_LETTERS_STORED, EventConsumer
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.routes import router
 from momentum_analytics.settings import AnalyticsSettings
+from momentum_analytics.state import AnalyticsState, app_state
 from momentum_shared.app import build_app
-from momentum_shared.db import UnitOfWork, check_database, create_engine, create_session_factory
+from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
+from momentum_shared.lifespan import service_lifespan
 from momentum_shared.logs import configure_logging
 from momentum_shared.security import following_revocations, running_verifier
-
-logger = logging.getLogger("momentum.analytics")
-
-
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    # Cancel until it is done: asyncio.wait_for inside a library may swallow one cancel.
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=1.0)
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("background task failed", extra={"error": repr(task.exception())})
+from momentum_shared.state import install_state
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: AnalyticsSettings = app.state.settings
-    exit_stack = contextlib.AsyncExitStack()
-    await exit_stack.enter_async_context(running_verifier(app, settings))
-    await exit_stack.enter_async_context(following_revocations(app, settings, name="analytics"))
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    app.state.engine = engine
-    session_factory = create_session_factory(engine)
-    app.state.session_factory = session_factory
-    app.state.readiness.require("database", lambda: check_database(engine))
-    consumer_task: asyncio.Task[None] | None = None
-    if settings.consumer_enabled:
-        with contextlib.suppress(Exception):  # a database that is down is /readyz's business
-            async with UnitOfWork(session_factory) as uow:
-                DEAD_LETTERS_STORED.set(await AnalyticsRepository(uow.session).count_dead_letters())
-        consumer = EventConsumer(session_factory, settings, clock=app.state.clock)
-        app.state.consumer = consumer
-        app.state.readiness.inform("nats", consumer.status)
-        consumer_task = asyncio.create_task(consumer.run(), name="analytics-consumer")
-    try:
+    state = app_state(app)
+    settings = state.settings
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(running_verifier(app, settings))
+        await stack.enter_async_context(following_revocations(app, settings, name="analytics"))
+        runtime = await stack.enter_async_context(
+            service_lifespan(app, settings, service="analytics")
+        )
+        state.attach(runtime)
+        session_factory = runtime.session_factory
+        if settings.consumer_enabled:
+            with contextlib.suppress(Exception):  # a database that is down is /readyz's business
+                async with UnitOfWork(session_factory) as uow:
+                    DEAD_LETTERS_STORED.set(
+                        await AnalyticsRepository(uow.session).count_dead_letters()
+                    )
+            consumer = EventConsumer(session_factory, settings, clock=state.clock)
+            state.consumer = consumer
+            runtime.start("consumer", consumer, inform="nats")
         yield
-    finally:
-        await _cancel(consumer_task)
-        await exit_stack.aclose()
-        await engine.dispose()
 
 
 def create_app(
@@ -84,8 +68,7 @@ def create_app(
         description="Streaks and weekly reports from consumed events.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.jwks_client = jwks_client
-    app.state.clock = clock or utcnow
+    install_state(app, AnalyticsState(settings=settings, clock=clock or utcnow))
+    app.state.jwks_client = jwks_client  # read by the shared verifier set-up
     app.include_router(router)
     return app

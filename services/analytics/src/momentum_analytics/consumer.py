@@ -13,18 +13,16 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_analytics.events import Fact, decode
+from momentum_analytics.decoding import Fact, decode
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.service import apply_facts
 from momentum_analytics.settings import AnalyticsSettings
-from momentum_shared.consumer import ConsumerOptions, JetStreamConsumer
-from momentum_shared.db import UnitOfWork
+from momentum_shared.db import DATABASE_UNREACHABLE, UnitOfWork
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM, utcnow
+from momentum_shared.jetstream import ConsumerOptions, JetStreamConsumer
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import connect
 
@@ -52,12 +50,7 @@ DEAD_LETTERS_STORED = Gauge(
 )
 
 # Errors that say the database is unreachable, not that the message is bad: never dead-letter.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    PoolTimeoutError,
-    OSError,
-)
+TRANSIENT_ERRORS = DATABASE_UNREACHABLE
 
 
 def _event_id(payload: bytes) -> str | None:
@@ -107,7 +100,7 @@ class EventConsumer:
                 max_ack_pending=settings.consumer_max_ack_pending,
                 retry_interval=settings.consumer_retry_interval_seconds,
                 lag_interval=settings.consumer_lag_interval_seconds,
-                connect_timeout=max(1, round(settings.nats_connect_timeout)),
+                connect_timeout=max(1, round(settings.nats_connect_timeout_seconds)),
             ),
             service="analytics",
             nats_auth=settings.nats_auth,
@@ -120,6 +113,9 @@ class EventConsumer:
     async def run(self) -> None:
         """Consume forever (until cancelled), surviving NATS outages and missing streams."""
         await self.runner.run()
+
+    async def aclose(self) -> None:
+        await self.runner.aclose()
 
     async def replay(self, js: JetStreamContext, stream: str) -> int:
         """Apply a whole stream from its first message through ``handle`` (for a rebuild)."""
@@ -271,7 +267,7 @@ async def rebuild(
     nc = await connect(
         settings.nats_url,
         name="momentum-analytics-rebuild",
-        connect_timeout=settings.nats_connect_timeout,
+        connect_timeout=settings.nats_connect_timeout_seconds,
         auth=settings.nats_auth,
         max_reconnect_attempts=3,
     )

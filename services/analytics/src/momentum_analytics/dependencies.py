@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from momentum_analytics.repository import AnalyticsRepository
+from momentum_analytics.state import analytics_state
 from momentum_shared.db import SessionDep
 from momentum_shared.security import Claims, RequireScope
 
@@ -21,8 +21,7 @@ async def get_repository(session: SessionDep) -> AnalyticsRepository:
 
 async def get_now(request: Request) -> datetime:
     """The current instant from the app's clock (tests fix it to pin "today")."""
-    clock: Callable[[], datetime] = request.app.state.clock
-    return clock()
+    return analytics_state(request).clock()
 
 
 RepositoryDep = Annotated[AnalyticsRepository, Depends(get_repository)]

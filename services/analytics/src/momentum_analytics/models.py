@@ -6,8 +6,10 @@ import uuid
 from datetime import date, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from momentum_shared.db import UtcDateTime
 from momentum_shared.events import utcnow
 
 # Kinds of task facts kept per day (distinct task ids per day and kind).
@@ -18,17 +20,24 @@ LOGIN = "login"
 COMPLETION = "completion"
 
 
-class ProcessedEvent(SQLModel, table=True):
+MODELS = registry()
+
+
+class AnalyticsBase(SQLModel, registry=MODELS):
+    """Base of the analytics tables: their own metadata."""
+
+
+class ProcessedEvent(AnalyticsBase, table=True):
     """The inbox: an event id is applied once, in the same transaction as its projection."""
 
     __tablename__ = "processed_events"
 
     event_id: str = Field(primary_key=True, max_length=200)
     event_type: str = Field(max_length=200)
-    processed_at: datetime = Field(sa_type=sa.DateTime(timezone=True), default_factory=utcnow)
+    processed_at: datetime = Field(sa_type=UtcDateTime, default_factory=utcnow)
 
 
-class AnalyticsUser(SQLModel, table=True):
+class AnalyticsUser(AnalyticsBase, table=True):
     """What analytics knows about a user: the last known timezone (rule 1).
 
     "Last known" is the timezone of the registered/updated event with the latest
@@ -40,11 +49,11 @@ class AnalyticsUser(SQLModel, table=True):
 
     user_id: uuid.UUID = Field(primary_key=True)
     timezone: str | None = Field(default=None, max_length=64)
-    timezone_time: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    timezone_time: datetime | None = Field(default=None, sa_type=UtcDateTime)
     timezone_event_id: str | None = Field(default=None, max_length=200)
 
 
-class DailyActivity(SQLModel, table=True):
+class DailyActivity(AnalyticsBase, table=True):
     """One user's counts on one local day: what every report reads (O(days asked))."""
 
     __tablename__ = "daily_activity"
@@ -57,7 +66,7 @@ class DailyActivity(SQLModel, table=True):
     tasks_completed: int = 0  # distinct task ids completed (rule 5)
 
 
-class DailyTask(SQLModel, table=True):
+class DailyTask(AnalyticsBase, table=True):
     """A task id created or completed on a local day; ``events`` counts the events behind it.
 
     Keeping the ids makes duplicates and re-completions exact; the count lets an event
@@ -73,7 +82,7 @@ class DailyTask(SQLModel, table=True):
     events: int = 0
 
 
-class FloatingEvent(SQLModel, table=True):
+class FloatingEvent(AnalyticsBase, table=True):
     """An event without a valid ``usertz``: its day follows the user's last known timezone.
 
     When a later-dated timezone becomes known, these events are moved to their new day.
@@ -85,11 +94,11 @@ class FloatingEvent(SQLModel, table=True):
     user_id: uuid.UUID = Field(index=True)
     kind: str = Field(max_length=16)  # login_password, login_refresh, created, completed
     task_id: uuid.UUID | None = None
-    occurred_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
     local_date: date
 
 
-class StreakRun(SQLModel, table=True):
+class StreakRun(AnalyticsBase, table=True):
     """A maximal run of consecutive login (or completion) days.
 
     ``longest_before`` is the longest run that ends before this one starts, so the streak
@@ -106,7 +115,7 @@ class StreakRun(SQLModel, table=True):
     longest_before: int = 0
 
 
-class DeadLetter(SQLModel, table=True):
+class DeadLetter(AnalyticsBase, table=True):
     """A message that kept failing; it was terminated so it never blocks its stream."""
 
     __tablename__ = "dead_letters"
@@ -120,4 +129,4 @@ class DeadLetter(SQLModel, table=True):
     deliveries: int
     payload: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
     error: str = Field(max_length=1000)
-    failed_at: datetime = Field(sa_type=sa.DateTime(timezone=True), default_factory=utcnow)
+    failed_at: datetime = Field(sa_type=UtcDateTime, default_factory=utcnow)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any, cast
+from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_analytics.models import (
+    AnalyticsBase,
     AnalyticsUser,
     DailyActivity,
     DailyTask,
@@ -22,10 +20,11 @@ from momentum_analytics.models import (
     ProcessedEvent,
     StreakRun,
 )
+from momentum_shared.db import Repository
 
 
-def _table(model: type[SQLModel]) -> sa.Table:
-    return SQLModel.metadata.tables[str(model.__tablename__)]
+def _table(model: type[AnalyticsBase]) -> sa.Table:
+    return AnalyticsBase.metadata.tables[str(model.__tablename__)]
 
 
 _inbox = _table(ProcessedEvent)
@@ -38,13 +37,6 @@ _dead = _table(DeadLetter)
 
 # Projection tables a rebuild empties (the inbox included; dead letters are kept).
 PROJECTION_TABLES = (_inbox, _users, _daily, _tasks, _floating, _runs)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def _storable(text: str) -> str:
@@ -97,21 +89,10 @@ class DeadLetterRow:
     failed_at: datetime
 
 
-class AnalyticsRepository:
+class AnalyticsRepository(Repository):
     """Queries inside the caller's unit of work: it executes and flushes, never commits."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self.postgres = session.get_bind().dialect.name == "postgresql"
-
-    async def _execute(self, statement: sa.Executable) -> sa.CursorResult[Any]:
-        # Core statements on the session's connection: same transaction, no ORM identity map.
-        connection = await self.session.connection()
-        return await connection.execute(statement)
-
-    def _insert(self, table: sa.Table) -> Any:
-        # ON CONFLICT is dialect-specific in SQLAlchemy; both dialects spell it the same.
-        return postgresql.insert(table) if self.postgres else sqlite.insert(table)
+    __slots__ = ()
 
     # -- inbox ---------------------------------------------------------------------------
 
@@ -122,11 +103,11 @@ class AnalyticsRepository:
         and then does nothing, so exactly one of two replicas applies the event.
         """
         statement = (
-            self._insert(_inbox)
+            self.insert(_inbox)
             .values(event_id=event_id, event_type=event_type, processed_at=at)
             .on_conflict_do_nothing(index_elements=["event_id"])
         )
-        result = await self._execute(statement)
+        result = await self.execute(statement)
         return result.rowcount == 1
 
     # -- users ---------------------------------------------------------------------------
@@ -136,12 +117,12 @@ class AnalyticsRepository:
         ordered = sorted(set(user_ids))
         if not ordered:
             return {}
-        await self._execute(
-            self._insert(_users)
+        await self.execute(
+            self.insert(_users)
             .values([{"user_id": user_id} for user_id in ordered])
             .on_conflict_do_nothing(index_elements=["user_id"])
         )
-        rows = await self._execute(
+        rows = await self.execute(
             sa.select(
                 _users.c.user_id,
                 _users.c.timezone,
@@ -153,14 +134,14 @@ class AnalyticsRepository:
             .with_for_update()
         )
         return {
-            row.user_id: UserTimezone(row.timezone, aware(row.timezone_time), row.timezone_event_id)
+            row.user_id: UserTimezone(row.timezone, row.timezone_time, row.timezone_event_id)
             for row in rows
         }
 
     async def set_user_timezone(
         self, user_id: uuid.UUID, *, timezone: str, time: datetime, event_id: str
     ) -> None:
-        await self._execute(
+        await self.execute(
             sa.update(_users)
             .where(_users.c.user_id == user_id)
             .values(timezone=timezone, timezone_time=time, timezone_event_id=event_id)
@@ -180,7 +161,7 @@ class AnalyticsRepository:
     ) -> tuple[int, int]:
         """Add to one day's counts; the day's new (login_events, tasks_completed)."""
         statement = (
-            self._insert(_daily)
+            self.insert(_daily)
             .values(
                 user_id=user_id,
                 local_date=local_date,
@@ -200,7 +181,7 @@ class AnalyticsRepository:
             )
             .returning(_daily.c.login_events, _daily.c.tasks_completed)
         )
-        row = (await self._execute(statement)).one()
+        row = (await self.execute(statement)).one()
         return int(row.login_events), int(row.tasks_completed)
 
     async def bump_task(
@@ -215,7 +196,7 @@ class AnalyticsRepository:
         )
         if delta > 0:
             statement = (
-                self._insert(_tasks)
+                self.insert(_tasks)
                 .values(
                     user_id=user_id, local_date=local_date, kind=kind, task_id=task_id, events=delta
                 )
@@ -225,9 +206,9 @@ class AnalyticsRepository:
                 )
                 .returning(_tasks.c.events)
             )
-            return int((await self._execute(statement)).scalar_one())
+            return int((await self.execute(statement)).scalar_one())
         remaining = (
-            await self._execute(
+            await self.execute(
                 sa.update(_tasks)
                 .where(key)
                 .values(events=_tasks.c.events + delta)
@@ -235,13 +216,13 @@ class AnalyticsRepository:
             )
         ).scalar_one_or_none()
         if remaining is not None and remaining <= 0:
-            await self._execute(sa.delete(_tasks).where(key))
+            await self.execute(sa.delete(_tasks).where(key))
             return 0
         return int(remaining or 0)
 
     async def days(self, user_id: uuid.UUID, start: date, end: date) -> list[Day]:
         """The user's day rows from ``start`` to ``end`` inclusive (one index range)."""
-        rows = await self._execute(
+        rows = await self.execute(
             sa.select(
                 _daily.c.local_date,
                 _daily.c.logins,
@@ -279,7 +260,7 @@ class AnalyticsRepository:
         occurred_at: datetime,
         local_date: date,
     ) -> None:
-        await self._execute(
+        await self.execute(
             sa.insert(_floating).values(
                 event_id=event_id,
                 user_id=user_id,
@@ -291,7 +272,7 @@ class AnalyticsRepository:
         )
 
     async def floating_events(self, user_id: uuid.UUID) -> list[Floating]:
-        rows = await self._execute(
+        rows = await self.execute(
             sa.select(
                 _floating.c.event_id,
                 _floating.c.kind,
@@ -307,14 +288,14 @@ class AnalyticsRepository:
                 row.event_id,
                 row.kind,
                 row.task_id,
-                cast(datetime, aware(row.occurred_at)),
+                row.occurred_at,
                 row.local_date,
             )
             for row in rows
         ]
 
     async def move_floating(self, user_id: uuid.UUID, event_id: str, local_date: date) -> None:
-        await self._execute(
+        await self.execute(
             sa.update(_floating)
             .where((_floating.c.user_id == user_id) & (_floating.c.event_id == event_id))
             .values(local_date=local_date)
@@ -335,7 +316,7 @@ class AnalyticsRepository:
     async def run_at_or_before(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
         """The run starting on or before ``day`` that starts last: one index seek."""
         row = (
-            await self._execute(
+            await self.execute(
                 sa.select(*self._run_columns())
                 .where(self._run_key(user_id, kind) & (_runs.c.start_date <= day))
                 .order_by(_runs.c.start_date.desc())
@@ -347,7 +328,7 @@ class AnalyticsRepository:
     async def run_before(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
         """The last run starting strictly before ``day``."""
         row = (
-            await self._execute(
+            await self.execute(
                 sa.select(*self._run_columns())
                 .where(self._run_key(user_id, kind) & (_runs.c.start_date < day))
                 .order_by(_runs.c.start_date.desc())
@@ -358,7 +339,7 @@ class AnalyticsRepository:
 
     async def run_starting(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
         row = (
-            await self._execute(
+            await self.execute(
                 sa.select(*self._run_columns()).where(
                     self._run_key(user_id, kind) & (_runs.c.start_date == day)
                 )
@@ -367,7 +348,7 @@ class AnalyticsRepository:
         return None if row is None else self._run(row)
 
     async def runs_from(self, user_id: uuid.UUID, kind: str, day: date) -> list[Run]:
-        rows = await self._execute(
+        rows = await self.execute(
             sa.select(*self._run_columns())
             .where(self._run_key(user_id, kind) & (_runs.c.start_date >= day))
             .order_by(_runs.c.start_date)
@@ -375,7 +356,7 @@ class AnalyticsRepository:
         return [self._run(row) for row in rows]
 
     async def insert_run(self, user_id: uuid.UUID, kind: str, run: Run) -> None:
-        await self._execute(
+        await self.execute(
             sa.insert(_runs).values(
                 user_id=user_id,
                 kind=kind,
@@ -389,7 +370,7 @@ class AnalyticsRepository:
     async def update_run(
         self, user_id: uuid.UUID, kind: str, start: date, *, end: date, length: int
     ) -> None:
-        await self._execute(
+        await self.execute(
             sa.update(_runs)
             .where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
             .values(end_date=end, length=length)
@@ -398,14 +379,14 @@ class AnalyticsRepository:
     async def set_longest_before(
         self, user_id: uuid.UUID, kind: str, start: date, longest_before: int
     ) -> None:
-        await self._execute(
+        await self.execute(
             sa.update(_runs)
             .where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
             .values(longest_before=longest_before)
         )
 
     async def delete_run(self, user_id: uuid.UUID, kind: str, start: date) -> None:
-        await self._execute(
+        await self.execute(
             sa.delete(_runs).where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
         )
 
@@ -421,9 +402,9 @@ class AnalyticsRepository:
         """
         if self.postgres:
             names = ", ".join(table.name for table in PROJECTION_TABLES)
-            await self._execute(sa.text(f"LOCK TABLE {names} IN EXCLUSIVE MODE"))
+            await self.execute(sa.text(f"LOCK TABLE {names} IN EXCLUSIVE MODE"))
         for table in PROJECTION_TABLES:
-            await self._execute(sa.delete(table))
+            await self.execute(sa.delete(table))
 
     async def add_dead_letter(
         self,
@@ -443,7 +424,7 @@ class AnalyticsRepository:
         text refuses) becomes U+FFFD; the payload column keeps the exact bytes.
         """
         statement = (
-            self._insert(_dead)
+            self.insert(_dead)
             .values(
                 stream=stream,
                 stream_sequence=stream_sequence,
@@ -456,7 +437,7 @@ class AnalyticsRepository:
             )
             .on_conflict_do_nothing(index_elements=["stream", "stream_sequence"])
         )
-        result = await self._execute(statement)
+        result = await self.execute(statement)
         return result.rowcount == 1
 
     async def dead_letters(self, ids: Iterable[int] | None = None) -> list[DeadLetterRow]:
@@ -473,7 +454,7 @@ class AnalyticsRepository:
         ).order_by(_dead.c.id)
         if ids is not None:
             statement = statement.where(_dead.c.id.in_(list(ids)))
-        rows = await self._execute(statement)
+        rows = await self.execute(statement)
         return [
             DeadLetterRow(
                 id=row.id,
@@ -484,15 +465,13 @@ class AnalyticsRepository:
                 deliveries=row.deliveries,
                 payload=bytes(row.payload),
                 error=row.error,
-                failed_at=cast(datetime, aware(row.failed_at)),
+                failed_at=row.failed_at,
             )
             for row in rows
         ]
 
     async def delete_dead_letter(self, dead_letter_id: int) -> None:
-        await self._execute(sa.delete(_dead).where(_dead.c.id == dead_letter_id))
+        await self.execute(sa.delete(_dead).where(_dead.c.id == dead_letter_id))
 
     async def count_dead_letters(self) -> int:
-        return int(
-            (await self._execute(sa.select(sa.func.count()).select_from(_dead))).scalar_one()
-        )
+        return int((await self.execute(sa.select(sa.func.count()).select_from(_dead))).scalar_one())

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from momentum_analytics.events import Fact
+from momentum_analytics.decoding import Fact
 from momentum_analytics.models import COMPLETED, COMPLETION, CREATED, LOGIN
 from momentum_analytics.repository import AnalyticsRepository, Day, Run, UserTimezone
 from momentum_analytics.schemas import (

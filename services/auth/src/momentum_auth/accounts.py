@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_auth import attempts, errors, events
+from momentum_auth import attempts, errors, publishing
 from momentum_auth.context import AuthContext
 from momentum_auth.emails import EMAIL_MAX_LENGTH, normalize_email
 from momentum_auth.models import User
@@ -64,7 +64,7 @@ async def _create_user(
     except IntegrityError:
         # Two registrations raced past the check above; the unique index decided.
         raise Conflict("a user with this email exists") from None
-    events.user_registered(session, user, now=now)
+    publishing.user_registered(session, user, now=now)
     return user
 
 
@@ -105,7 +105,7 @@ async def update_user(
     if changed:
         user.updated_at = now
         session.add(user)
-        events.user_updated(session, user, now=now)
+        publishing.user_updated(session, user, now=now)
     return user
 
 

@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from momentum_auth.context import AuthContext
+from momentum_auth.models import OUTBOX
 from momentum_auth.passwords import PasswordHasher
+from momentum_auth.publishing import STREAMS
 from momentum_auth.routes import router
 from momentum_auth.settings import AuthSettings
 from momentum_auth.signing_keys.crypto import ALGORITHM, KeyEncryption, PrivateKeys
 from momentum_auth.signing_keys.rotation import check_signing_key
 from momentum_auth.signing_keys.transport import DatabaseJwksTransport
-from momentum_auth.upkeep import maintain_keys, maintain_once
+from momentum_auth.state import AuthState, app_state
+from momentum_auth.upkeep import upkeep_job
 from momentum_shared.app import build_app
-from momentum_shared.db import check_database, create_engine, create_session_factory
-from momentum_shared.events import AUTH_STREAM
+from momentum_shared.lifespan import service_lifespan
 from momentum_shared.logs import configure_logging
-from momentum_shared.outbox import OutboxRelay
+from momentum_shared.outbox import OutboxRelay, RelaySettings
 from momentum_shared.security import JwksCache, TokenVerifier
+from momentum_shared.state import install_state
+
+logger = logging.getLogger("momentum.auth")
 
 # Never resolved: the verifier's client answers it from the database in process.
 SELF_JWKS_URL = "http://auth.momentum.internal/.well-known/jwks.json"
@@ -69,68 +73,46 @@ def build_self_verifier(settings: AuthSettings, client: httpx.AsyncClient) -> To
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: AuthSettings = app.state.settings
-    # momentum_shared's engine hides bound parameters (password hashes, sealed keys).
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    session_factory = create_session_factory(engine)
-    app.state.engine = engine
-    app.state.session_factory = session_factory
-    context: AuthContext = app.state.auth
-    jwks_client = httpx.AsyncClient(transport=DatabaseJwksTransport(session_factory))
-    context.verifier = app.state.verifier = build_self_verifier(settings, jwks_client)
-    context.keys.on_first_use = context.verifier.jwks.expect
+    state = app_state(app)
+    settings, context = state.settings, state.auth
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(context.hasher.close)
+        # momentum_shared's engine hides bound parameters (password hashes, sealed keys).
+        runtime = await stack.enter_async_context(service_lifespan(app, settings, service="auth"))
+        state.attach(runtime)
+        session_factory = runtime.session_factory
+        jwks_client = httpx.AsyncClient(transport=DatabaseJwksTransport(session_factory))
+        stack.push_async_callback(jwks_client.aclose)
+        context.verifier = app.state.verifier = build_self_verifier(settings, jwks_client)
+        stack.push_async_callback(context.verifier.jwks.aclose)
+        context.keys.on_first_use = context.verifier.jwks.expect
 
-    app.state.readiness.require("database", lambda: check_database(engine))
-    app.state.readiness.require(
-        "signing_key", lambda: check_signing_key(session_factory, context.keys)
-    )
-    # The first key exists before the first request, so the first JWKS is never empty.
-    first_ok = await maintain_once(session_factory, context)
-    tasks: list[asyncio.Task[Any]] = [
-        asyncio.create_task(
-            maintain_keys(session_factory, context, ok=first_ok), name="auth-key-upkeep"
+        runtime.readiness.require(
+            "signing_key", lambda: check_signing_key(session_factory, context.keys)
         )
-    ]
-    relay: OutboxRelay | None = None
-    if settings.outbox_relay_enabled:
-        relay = OutboxRelay(
-            session_factory,
-            nats_url=settings.nats_url,
-            service="auth",
-            streams=[AUTH_STREAM],
-            poll_interval=settings.outbox_poll_interval_seconds,
-            connect_timeout=settings.nats_connect_timeout,
-            stream_replicas=settings.nats_stream_replicas,
-            nats_auth=settings.nats_auth,
-        )
-        app.state.relay = relay
-        app.state.readiness.inform("nats", relay.status)
-        tasks.append(asyncio.create_task(relay.run(), name="auth-outbox-relay"))
-    try:
+        upkeep = upkeep_job(session_factory, context)
+        # The first key exists before the first request, so the first JWKS is never empty.
+        await upkeep.run_once()
+        runtime.start("signing-key-upkeep", upkeep)
+        if settings.outbox_relay_enabled:
+            relay = OutboxRelay(
+                session_factory,
+                OUTBOX,
+                service="auth",
+                streams=STREAMS,
+                settings=RelaySettings.of(settings),
+            )
+            state.relay = relay
+            runtime.start("outbox-relay", relay, inform="nats")
         yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if relay is not None:
-            await relay.aclose()
-        context.hasher.close()
-        await context.verifier.jwks.aclose()
-        await jwks_client.aclose()
-        await engine.dispose()
 
 
-def create_app(
-    settings: AuthSettings | None = None, *, jwks_client: httpx.AsyncClient | None = None
-) -> FastAPI:
+def create_app(settings: AuthSettings | None = None) -> FastAPI:
     """Build the auth app; uvicorn calls this with ``--factory``.
 
-    ``jwks_client`` is accepted for the services' common factory signature; auth reads its
-    keys from its own database and never fetches a JWKS.
+    Auth reads its keys from its own database, so unlike the other services it takes no
+    JWKS client.
     """
-    del jwks_client
     settings = settings or AuthSettings()
     # Also keeps aiosqlite, which logs statements with their values at DEBUG, at INFO.
     configure_logging("auth", level=settings.log_level, json_output=settings.log_json)
@@ -141,7 +123,6 @@ def create_app(
         description="Users, tokens, signing keys and refresh-token families.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.auth = build_context(settings)
+    install_state(app, AuthState(settings=settings, auth=build_context(settings)))
     app.include_router(router)
     return app

@@ -13,12 +13,14 @@ from pydantic import ValidationError
 
 from momentum_auth import accounts, attempts
 from momentum_auth.app import build_context
+from momentum_auth.publishing import STREAMS
 from momentum_auth.schemas import UserCreate
 from momentum_auth.settings import AuthSettings
 from momentum_auth.signing_keys import rotation
 from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
 from momentum_shared.errors import Conflict, UnprocessableEntity
 from momentum_shared.events import format_utc, utcnow
+from momentum_shared.outbox import run_service_relay
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -42,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "rotate-keys", help="promote the published next signing key; publish a new next key"
     )
+    commands.add_parser("relay", help="run the outbox relay on its own (MOMENTUM_AUTH_* settings)")
     locks = commands.add_parser("locks", help="list or clear sign-in throttling")
     actions = locks.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="the throttling keys that refuse attempts now")
@@ -114,6 +117,9 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         sys.stderr.write(f"momentum-auth: invalid settings: {_explain(exc)}\n")
         return EXIT_USAGE
     result: dict[str, object]
+    if args.command == "relay":
+        run_service_relay(settings, service="auth", streams=STREAMS)
+        return EXIT_OK
     if args.command == "rotate-keys":
         result = dict(asyncio.run(_rotate_keys(settings)))
     elif args.command == "locks":

@@ -12,14 +12,14 @@ from momentum_auth.context import AuthContext
 from momentum_auth.models import User
 from momentum_auth.repositories.sessions import SessionRepository
 from momentum_auth.repositories.users import UserRepository
+from momentum_auth.state import auth_state
 from momentum_shared.db import SessionDep
 from momentum_shared.errors import InsufficientScope, Unauthorized
 from momentum_shared.security import Claims, RequireScope
 
 
 async def auth_context(request: Request) -> AuthContext:
-    context: AuthContext = request.app.state.auth
-    return context
+    return auth_state(request).auth
 
 
 async def client_address(request: Request) -> str:

@@ -18,7 +18,7 @@ from typing import NoReturn
 from prometheus_client import Counter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_auth import attempts, errors, events
+from momentum_auth import attempts, errors, publishing
 from momentum_auth.context import AuthContext
 from momentum_auth.emails import normalize_email
 from momentum_auth.minting import hash_refresh_token
@@ -142,7 +142,7 @@ async def _password_grant(
     response = await open_session(
         session, ctx, user=user, client_id=client_id, scope=granted, now=now
     )
-    events.user_logged_in(session, user, method="password", now=now)
+    publishing.user_logged_in(session, user, method="password", now=now)
     return response
 
 
@@ -187,7 +187,7 @@ async def _refresh_grant(
         # Another request spent it between our read and our write: a replay all the same.
         await _replayed(session, user, family, now=now)
     response = await issue_tokens(session, ctx, user=user, family=family, scope=granted, now=now)
-    events.user_logged_in(session, user, method="refresh", now=now)
+    publishing.user_logged_in(session, user, method="refresh", now=now)
     return response
 
 

@@ -3,38 +3,28 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from momentum_shared.db import UtcDateTime
 from momentum_shared.events import utcnow
-from momentum_shared.outbox import OutboxEvent
+from momentum_shared.outbox import outbox_model
+
+MODELS = registry()
 
 
-class UtcDateTime(sa.TypeDecorator[datetime]):
-    """A timestamp that is always timezone-aware UTC in Python (SQLite drops the offset)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:  # noqa: ARG002
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+class AuthBase(SQLModel, registry=MODELS):
+    """Base of the auth tables: their own metadata, which holds auth's outbox too."""
 
 
-class User(SQLModel, table=True):
+OutboxEvent = outbox_model(MODELS)
+OUTBOX = OutboxEvent.__table__
+
+
+class User(AuthBase, table=True):
     """A person who signs in; ``email_normalized`` is what uniqueness and sign-in compare."""
 
     __tablename__ = "users"
@@ -50,7 +40,7 @@ class User(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
-class SigningKey(SQLModel, table=True):
+class SigningKey(AuthBase, table=True):
     """An RS256 key pair; the private half is encrypted under the key-encryption key.
 
     ``role`` is "active" for the one key that signs and "next" for the one key that is
@@ -76,7 +66,7 @@ class SigningKey(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
-class RefreshTokenFamily(SQLModel, table=True):
+class RefreshTokenFamily(AuthBase, table=True):
     """One sign-in (a session): every refresh token rotated from it; its id is the ``sid``."""
 
     __tablename__ = "refresh_token_families"
@@ -92,7 +82,7 @@ class RefreshTokenFamily(SQLModel, table=True):
     revoked_reason: str | None = Field(default=None, max_length=32)
 
 
-class RefreshToken(SQLModel, table=True):
+class RefreshToken(AuthBase, table=True):
     """One refresh token, stored only as its SHA-256; ``used_at`` marks it spent."""
 
     __tablename__ = "refresh_tokens"
@@ -107,7 +97,7 @@ class RefreshToken(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
-class ThrottleEntry(SQLModel, table=True):
+class ThrottleEntry(AuthBase, table=True):
     """One counted attempt under a throttling key (a digest: see ``momentum_auth.throttle``).
 
     Failure entries are written before a password is checked and deleted again when it
@@ -122,7 +112,7 @@ class ThrottleEntry(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
 
 
-class UsualAddress(SQLModel, table=True):
+class UsualAddress(AuthBase, table=True):
     """An address an account signed in from successfully; its failures do not slow the account."""
 
     __tablename__ = "usual_addresses"
@@ -133,6 +123,9 @@ class UsualAddress(SQLModel, table=True):
 
 
 __all__ = [
+    "MODELS",
+    "OUTBOX",
+    "AuthBase",
     "OutboxEvent",
     "RefreshToken",
     "RefreshTokenFamily",
@@ -140,5 +133,4 @@ __all__ = [
     "ThrottleEntry",
     "User",
     "UsualAddress",
-    "UtcDateTime",
 ]

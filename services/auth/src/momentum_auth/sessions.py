@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_auth import events
+from momentum_auth import publishing
 from momentum_auth.context import AuthContext
 from momentum_auth.minting import (
     access_token_expiry,
@@ -108,7 +108,7 @@ async def revoke_family(
     if revoked:
         family.revoked_at = now
         family.revoked_reason = reason
-        events.session_revoked(session, user, family, now=now)
+        publishing.session_revoked(session, user, family, now=now)
     return revoked
 
 

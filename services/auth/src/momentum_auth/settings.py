@@ -9,7 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from momentum_shared.settings import (
     DatabaseSettings,
-    NatsSettings,
+    OutboxSettings,
     TokenVerificationSettings,
     check_secret,
 )
@@ -24,7 +24,7 @@ OWASP_MIN_TIME_COST = 2
 DAY = 24 * 3600
 
 
-class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
+class AuthSettings(DatabaseSettings, OutboxSettings, TokenVerificationSettings):
     """Everything auth reads from its environment, validated once at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_AUTH_", extra="ignore")
@@ -99,11 +99,6 @@ class AuthSettings(DatabaseSettings, NatsSettings, TokenVerificationSettings):
     """threads that hash passwords (default: the CPUs of the container's quota, else affinity)"""
     password_hashing_queue_length: int = Field(default=16, ge=0)
     """password checks that may wait for a hashing thread; beyond them the answer is 503"""
-
-    outbox_relay_enabled: bool = True
-    """run the outbox relay inside the web process"""
-    outbox_poll_interval_seconds: float = Field(default=0.25, gt=0)
-    """how often the relay looks for unpublished events"""
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:

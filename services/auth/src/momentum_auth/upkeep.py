@@ -3,8 +3,6 @@ rotated by age, expired keys destroyed, old throttle entries and usual addresses
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -16,8 +14,7 @@ from momentum_auth.models import SigningKey
 from momentum_auth.signing_keys.rotation import maintain_signing_keys
 from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
-
-logger = logging.getLogger("momentum.auth")
+from momentum_shared.lifespan import PeriodicJob
 
 
 async def maintain(session: AsyncSession, ctx: AuthContext, *, now: datetime) -> SigningKey:
@@ -29,25 +26,21 @@ async def maintain(session: AsyncSession, ctx: AuthContext, *, now: datetime) ->
 
 async def maintain_once(
     session_factory: async_sessionmaker[AsyncSession], context: AuthContext
-) -> bool:
-    """One round in its own transaction; False (logged) when it failed."""
-    try:
-        async with UnitOfWork(session_factory) as uow:
-            await maintain(uow.session, context, now=utcnow())
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        logger.warning("signing-key upkeep failed", extra={"error": type(exc).__name__})
-        return False
-    return True
-
-
-async def maintain_keys(
-    session_factory: async_sessionmaker[AsyncSession], context: AuthContext, *, ok: bool
 ) -> None:
-    """Keep rotating and pruning keys on every replica, after the first upkeep at start."""
+    """One round in its own transaction (a failure raises: the periodic job logs it)."""
+    async with UnitOfWork(session_factory) as uow:
+        await maintain(uow.session, context, now=utcnow())
+
+
+def upkeep_job(
+    session_factory: async_sessionmaker[AsyncSession], context: AuthContext
+) -> PeriodicJob:
+    """The upkeep as a periodic job on every replica."""
     interval = context.settings.key_maintenance_interval_seconds
-    while True:
-        # While the database is unusable /readyz says so; retry soon rather than at the interval.
-        await asyncio.sleep(interval if ok else min(1.0, interval))
-        ok = await maintain_once(session_factory, context)
+    return PeriodicJob(
+        "signing-key-upkeep",
+        lambda: maintain_once(session_factory, context),
+        interval_seconds=interval,
+        # While the database is unusable /readyz says so; retry soon, not at the interval.
+        retry_seconds=min(1.0, interval),
+    )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -12,89 +10,68 @@ from importlib.metadata import version
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_shared.app import build_app
-from momentum_shared.db import (
-    UnitOfWork,
-    check_database,
-    create_engine,
-    create_session_factory,
-)
-from momentum_shared.events import TASK_STREAM, utcnow
+from momentum_shared.db import UnitOfWork
+from momentum_shared.events import utcnow
+from momentum_shared.lifespan import PeriodicJob, service_lifespan
 from momentum_shared.logs import configure_logging
-from momentum_shared.outbox import OutboxRelay
+from momentum_shared.outbox import OutboxRelay, RelaySettings
 from momentum_shared.security.revocation import following_revocations
 from momentum_shared.security.setup import running_verifier
+from momentum_shared.state import install_state
+from momentum_tasks.models import OUTBOX
 from momentum_tasks.pagination import CursorCodec
+from momentum_tasks.publishing import STREAMS
 from momentum_tasks.repository import TaskRepository
 from momentum_tasks.routes import router
 from momentum_tasks.settings import TasksSettings
+from momentum_tasks.state import TasksState, app_state
 
-logger = logging.getLogger("momentum.tasks")
-
-
-def build_relay(settings: TasksSettings, app: FastAPI) -> OutboxRelay:
-    return OutboxRelay(
-        app.state.session_factory,
-        nats_url=settings.nats_url,
-        service="tasks",
-        streams=[TASK_STREAM],
-        batch_size=settings.outbox_batch_size,
-        poll_interval=settings.outbox_poll_interval,
-        retention=timedelta(hours=settings.outbox_retention_hours),
-        connect_timeout=settings.nats_connect_timeout,
-        stream_replicas=settings.nats_stream_replicas,
-        nats_auth=settings.nats_auth,
-    )
+IDEMPOTENCY_KEY_PURGE_INTERVAL_SECONDS = 3600.0
 
 
-async def purge_idempotency_keys_forever(app: FastAPI, *, interval: float) -> None:
-    """Hourly housekeeping: keys past their 24 hours go (any replica may run it)."""
-    settings: TasksSettings = app.state.settings
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            async with UnitOfWork(app.state.session_factory) as uow:
-                cutoff = utcnow() - timedelta(seconds=settings.idempotency_ttl_seconds)
-                await TaskRepository(uow.session).purge_idempotency_keys(expired_before=cutoff)
-        except Exception:
-            logger.warning("could not purge idempotency keys", exc_info=True)
+async def purge_expired_idempotency_keys(
+    session_factory: async_sessionmaker[AsyncSession], settings: TasksSettings
+) -> int:
+    """Delete the keys past their TTL (any replica may run it); how many went."""
+    async with UnitOfWork(session_factory) as uow:
+        cutoff = utcnow() - timedelta(seconds=settings.idempotency_ttl_seconds)
+        return await TaskRepository(uow.session).purge_idempotency_keys(expired_before=cutoff)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: TasksSettings = app.state.settings
-    exit_stack = contextlib.AsyncExitStack()
-    await exit_stack.enter_async_context(running_verifier(app, settings))
-    await exit_stack.enter_async_context(following_revocations(app, settings, name="tasks"))
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    app.state.engine = engine
-    app.state.session_factory = create_session_factory(engine)
-    app.state.readiness.require("database", lambda: check_database(engine))
-    relay: OutboxRelay | None = None
-    background: list[asyncio.Task[None]] = [
-        asyncio.create_task(
-            purge_idempotency_keys_forever(app, interval=3600.0), name="tasks-key-purge"
+    state = app_state(app)
+    settings = state.settings
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(running_verifier(app, settings))
+        await stack.enter_async_context(following_revocations(app, settings, name="tasks"))
+        runtime = await stack.enter_async_context(service_lifespan(app, settings, service="tasks"))
+        state.attach(runtime)
+        session_factory = runtime.session_factory
+        runtime.start(
+            "idempotency-key-purge",
+            PeriodicJob(
+                "idempotency-key-purge",
+                lambda: purge_expired_idempotency_keys(session_factory, settings),
+                interval_seconds=IDEMPOTENCY_KEY_PURGE_INTERVAL_SECONDS,
+            ),
         )
-    ]
-    if settings.outbox_relay_enabled:
-        # NATS being down never makes the service unready: writes wait in the outbox.
-        relay = build_relay(settings, app)
-        app.state.relay = relay
-        app.state.readiness.inform("nats", relay.status)
-        background.append(asyncio.create_task(relay.run(), name="tasks-outbox-relay"))
-    try:
+        if settings.outbox_relay_enabled:
+            relay = OutboxRelay(
+                session_factory,
+                OUTBOX,
+                service="tasks",
+                streams=STREAMS,
+                settings=RelaySettings.of(settings),
+            )
+            state.relay = relay
+            # NATS being down never makes the service unready: writes wait in the outbox.
+            runtime.start("outbox-relay", relay, inform="nats")
         yield
-    finally:
-        for task in background:
-            task.cancel()
-        for task in background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if relay is not None:
-            await relay.aclose()
-        await exit_stack.aclose()
-        await engine.dispose()
 
 
 def create_app(
@@ -110,8 +87,8 @@ def create_app(
         description="User-scoped tasks with a transactional outbox.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.jwks_client = jwks_client
-    app.state.cursor_codec = CursorCodec(settings.cursor_secret.get_secret_value().encode())
+    codec = CursorCodec(settings.cursor_secret.get_secret_value().encode())
+    install_state(app, TasksState(settings=settings, cursor_codec=codec))
+    app.state.jwks_client = jwks_client  # read by the shared verifier set-up
     app.include_router(router)
     return app

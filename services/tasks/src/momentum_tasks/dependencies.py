@@ -9,7 +9,6 @@ from fastapi import BackgroundTasks, Depends, Header, Request
 
 from momentum_shared.db import SessionDep
 from momentum_shared.errors import BadRequest, NotFound
-from momentum_shared.outbox import OutboxRelay
 from momentum_shared.security.dependencies import RequireScope
 from momentum_shared.security.verification import Claims
 from momentum_shared.validation import valid_timezone
@@ -17,6 +16,7 @@ from momentum_tasks.pagination import CursorCodec
 from momentum_tasks.repository import TaskRepository
 from momentum_tasks.service import Actor
 from momentum_tasks.settings import TasksSettings
+from momentum_tasks.state import tasks_state
 
 ReadClaims = Annotated[Claims, Depends(RequireScope("tasks:read"))]
 WriteClaims = Annotated[Claims, Depends(RequireScope("tasks:write"))]
@@ -40,8 +40,7 @@ Writer = Annotated[Actor, Depends(writer)]
 
 
 async def get_settings(request: Request) -> TasksSettings:
-    settings: TasksSettings = request.app.state.settings
-    return settings
+    return tasks_state(request).settings
 
 
 SettingsDep = Annotated[TasksSettings, Depends(get_settings)]
@@ -55,8 +54,7 @@ Repository = Annotated[TaskRepository, Depends(get_repository)]
 
 
 async def get_cursor_codec(request: Request) -> CursorCodec:
-    codec: CursorCodec = request.app.state.cursor_codec
-    return codec
+    return tasks_state(request).cursor_codec
 
 
 Codec = Annotated[CursorCodec, Depends(get_cursor_codec)]
@@ -89,7 +87,7 @@ IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 async def wake_relay_after_response(request: Request, background: BackgroundTasks) -> None:
     """Once the change is committed and answered, nudge the in-process relay to publish now."""
-    relay: OutboxRelay | None = getattr(request.app.state, "relay", None)
+    relay = tasks_state(request).relay
     if relay is not None:
         background.add_task(relay.wake)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from momentum_shared.outbox import OutboxEvent
+from momentum_shared.db import UtcDateTime
+from momentum_shared.outbox import outbox_model
 
 # Sorting by due date treats "no due date" as later than any date, so the sort key is never
 # NULL: one (owner_id, due_sort, id) index then serves both directions with a plain row
@@ -18,35 +18,18 @@ from momentum_shared.outbox import OutboxEvent
 NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-class UtcDateTime(sa.TypeDecorator[datetime]):
-    """A timestamp that is always timezone-aware UTC in Python (SQLite drops the offset)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(
-        self,
-        value: datetime | None,
-        dialect: Dialect,  # noqa: ARG002
-    ) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored")
-        return value.astimezone(UTC)
-
-    def process_result_value(
-        self,
-        value: Any,
-        dialect: Dialect,  # noqa: ARG002
-    ) -> datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+MODELS = registry()
 
 
-class Task(SQLModel, table=True):
+class TasksBase(SQLModel, registry=MODELS):
+    """Base of the tasks tables: their own metadata, which holds tasks' outbox too."""
+
+
+OutboxEvent = outbox_model(MODELS)
+OUTBOX = OutboxEvent.__table__
+
+
+class Task(TasksBase, table=True):
     """One user's task; ``version`` grows by one with every change (it is the ETag)."""
 
     __tablename__ = "tasks"
@@ -77,7 +60,7 @@ class Task(SQLModel, table=True):
     version: int = 1
 
 
-class TaskTag(SQLModel, table=True):
+class TaskTag(TasksBase, table=True):
     """One tag of one task, kept beside ``tasks.tags`` so the tag filter is an index lookup."""
 
     __tablename__ = "task_tags"
@@ -92,7 +75,7 @@ class TaskTag(SQLModel, table=True):
     owner_id: uuid.UUID = Field(sa_type=sa.Uuid)
 
 
-class IdempotencyKey(SQLModel, table=True):
+class IdempotencyKey(TasksBase, table=True):
     """A client's ``Idempotency-Key`` on ``POST /tasks``, kept per user for 24 hours."""
 
     __tablename__ = "idempotency_keys"
@@ -106,4 +89,13 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UtcDateTime, index=True)
 
 
-__all__ = ["NO_DUE_DATE", "IdempotencyKey", "OutboxEvent", "Task", "TaskTag", "UtcDateTime"]
+__all__ = [
+    "MODELS",
+    "NO_DUE_DATE",
+    "OUTBOX",
+    "IdempotencyKey",
+    "OutboxEvent",
+    "Task",
+    "TaskTag",
+    "TasksBase",
+]

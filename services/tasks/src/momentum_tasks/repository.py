@@ -8,12 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from momentum_tasks.models import IdempotencyKey, Task, TaskTag, UtcDateTime
+from momentum_shared.db import Repository, UtcDateTime
+from momentum_tasks.models import IdempotencyKey, Task, TaskTag
 from momentum_tasks.pagination import Position
 from momentum_tasks.schemas import TaskFilters, TaskSort
 
@@ -25,15 +24,10 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-class TaskRepository:
+class TaskRepository(Repository):
     """Tasks, tags and idempotency keys of one request's unit of work (flushes, never commits)."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @property
-    def _dialect(self) -> str:
-        return self.session.get_bind().dialect.name
+    __slots__ = ()
 
     async def begin_write(self) -> None:
         """Take SQLite's write lock before the first read of a read-modify-write.
@@ -42,7 +36,7 @@ class TaskRepository:
         transaction that another writer overtook; starting with ``BEGIN IMMEDIATE`` makes
         concurrent writers queue on ``busy_timeout`` instead. PostgreSQL locks rows instead.
         """
-        if self._dialect != "sqlite":
+        if not self.sqlite:
             return
         connection = await self.session.connection()
         raw = await connection.get_raw_connection()
@@ -184,12 +178,11 @@ class TaskRepository:
             "request_hash": request_hash,
             "created_at": now,
         }
-        insert: Any
-        if self._dialect == "postgresql":
-            insert = postgresql.insert(IdempotencyKey).values(**values)
-        else:
-            insert = sqlite.insert(IdempotencyKey).values(**values)
-        insert = insert.on_conflict_do_nothing(index_elements=["owner_id", "key"])
+        insert = (
+            self.insert(IdempotencyKey)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["owner_id", "key"])
+        )
         for _ in range(3):
             if (await self.session.exec(insert)).rowcount == 1:
                 return None

@@ -11,7 +11,7 @@ from typing import Any
 
 from momentum_shared.errors import Conflict, NotFound, PreconditionFailed, UnprocessableEntity
 from momentum_shared.events import utcnow
-from momentum_tasks import events
+from momentum_tasks import publishing
 from momentum_tasks.models import NO_DUE_DATE, Task
 from momentum_tasks.pagination import CursorCodec, Position
 from momentum_tasks.repository import TaskRepository
@@ -142,7 +142,7 @@ async def create_task(
         version=1,
     )
     await repo.add(task)
-    events.task_created(repo.session, task, usertz=actor.usertz)
+    publishing.task_created(repo.session, task, usertz=actor.usertz)
     public = to_public(task).model_dump(mode="json")
     if idempotency_key is not None:
         await repo.record_idempotent_response(
@@ -185,7 +185,7 @@ async def update_task(
     task.version += 1
     task.updated_at = now
     await repo.flush()
-    events.task_updated(repo.session, task, changed=changed, usertz=actor.usertz)
+    publishing.task_updated(repo.session, task, changed=changed, usertz=actor.usertz)
     return task
 
 
@@ -202,7 +202,7 @@ async def complete_task(
     task.updated_at = now
     task.version += 1
     await repo.flush()
-    events.task_completed(repo.session, task, usertz=actor.usertz)
+    publishing.task_completed(repo.session, task, usertz=actor.usertz)
     return task
 
 
@@ -218,7 +218,7 @@ async def reopen_task(
     task.updated_at = utcnow()
     task.version += 1
     await repo.flush()
-    events.task_reopened(repo.session, task, usertz=actor.usertz)
+    publishing.task_reopened(repo.session, task, usertz=actor.usertz)
     return task
 
 
@@ -228,7 +228,7 @@ async def delete_task(
     task = await _locked_task(repo, actor, task_id)
     _check_precondition(task, if_match)
     await repo.delete(owner_id=actor.owner_id, task_id=task.id)
-    events.task_deleted(repo.session, task, usertz=actor.usertz, at=utcnow())
+    publishing.task_deleted(repo.session, task, usertz=actor.usertz, at=utcnow())
 
 
 def _position(task: Task, sort: TaskSort) -> Position:

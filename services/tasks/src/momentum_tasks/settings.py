@@ -5,12 +5,17 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from momentum_shared.settings import DatabaseSettings, RevocationSettings, check_secret
+from momentum_shared.settings import (
+    DatabaseSettings,
+    OutboxSettings,
+    RevocationSettings,
+    check_secret,
+)
 
 DEVELOPMENT_CURSOR_SECRET = "momentum-development-cursor-secret"
 
 
-class TasksSettings(DatabaseSettings, RevocationSettings):
+class TasksSettings(DatabaseSettings, OutboxSettings, RevocationSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_TASKS_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.momentum/tasks.db"
@@ -22,14 +27,6 @@ class TasksSettings(DatabaseSettings, RevocationSettings):
     # Room for the largest valid task even when every character is JSON-escaped.
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     """largest request body accepted (413 above)"""
-    outbox_relay_enabled: bool = True
-    """run the outbox relay inside the web process"""
-    outbox_batch_size: int = Field(default=500, ge=1, le=4000)
-    """events published per batch, acks in flight together"""
-    outbox_poll_interval: float = Field(default=0.2, gt=0)
-    """how often the relay looks for unpublished events (writes also wake it)"""
-    outbox_retention_hours: float = Field(default=7 * 24, gt=0)
-    """published outbox rows are deleted after this long"""
 
     @model_validator(mode="after")
     def _refuse_development_secret(self) -> TasksSettings:

@@ -322,7 +322,7 @@ def build_listener(
         nats_auth=settings.nats_auth,
         name=name,
         horizon=settings.revocation_replay_seconds + settings.token_leeway_seconds,
-        connect_timeout=settings.nats_connect_timeout,
+        connect_timeout=settings.nats_connect_timeout_seconds,
         retry_interval=settings.revocation_retry_seconds,
         heartbeat=settings.revocation_heartbeat_seconds,
     )

@@ -9,9 +9,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_auth.models import ThrottleEntry, UsualAddress
+from momentum_shared.db import Repository
 
 
 def _lock_id(key: str) -> int:
@@ -19,14 +19,11 @@ def _lock_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
-class AttemptRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class AttemptRepository(Repository):
     async def lock_keys(self, *, keys: Sequence[str]) -> None:
         """On PostgreSQL, a transaction-level advisory lock per key, always in ascending
         order (so two transactions never wait on each other); SQLite serialises writers."""
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self.postgres:
             for lock_id in sorted({_lock_id(key) for key in keys}):
                 await self.session.exec(select(sa.func.pg_advisory_xact_lock(lock_id)))
 

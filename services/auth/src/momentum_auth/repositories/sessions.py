@@ -8,15 +8,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_auth.models import RefreshToken, RefreshTokenFamily
+from momentum_shared.db import Repository
 
 
-class SessionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class SessionRepository(Repository):
     async def add_family(self, family: RefreshTokenFamily) -> RefreshTokenFamily:
         self.session.add(family)
         await self.session.flush()

@@ -5,15 +5,12 @@ from __future__ import annotations
 import uuid
 
 from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_auth.models import User
+from momentum_shared.db import Repository
 
 
-class UserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class UserRepository(Repository):
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id)
 

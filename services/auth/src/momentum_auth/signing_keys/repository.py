@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_auth.models import SigningKey
+from momentum_shared.db import Repository
 
 ACTIVE = "active"
 NEXT = "next"
@@ -21,10 +19,7 @@ def _published(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(col(SigningKey.expires_at).is_(None), col(SigningKey.expires_at) > now)
 
 
-class SigningKeyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class SigningKeyRepository(Repository):
     async def get_in_role(self, *, role: str) -> SigningKey | None:
         """The active or the next key (the unique constraint allows one of each)."""
         # populate_existing: after a concurrent rotation the row changed under this session.
@@ -54,9 +49,7 @@ class SigningKeyRepository:
         aborts the transaction (PostgreSQL) nor needs a savepoint.
         """
         values = key.model_dump()
-        dialect = self.session.get_bind().dialect.name
-        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-        statement = insert(SigningKey).values(**values).on_conflict_do_nothing()
+        statement = self.insert(SigningKey).values(**values).on_conflict_do_nothing()
         result = await self.session.exec(statement)
         return bool(result.rowcount)
 

@@ -1,4 +1,4 @@
-"""Events auth emits (docs/spec/events.md), written to the outbox in the caller's transaction."""
+"""Publishing auth's events (docs/spec/events.md): to the outbox, in the caller's transaction."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_auth.models import RefreshTokenFamily, User
+from momentum_auth.models import OutboxEvent, RefreshTokenFamily, User
 from momentum_shared.events import (
+    AUTH_STREAM,
     CloudEvent,
     EventData,
     SessionRevoked,
@@ -19,6 +20,8 @@ from momentum_shared.events import (
 from momentum_shared.outbox import enqueue
 
 SOURCE = "/momentum/auth"
+# The streams auth publishes to (docs/spec/events.md §1): what its relays declare.
+STREAMS = (AUTH_STREAM,)
 
 
 def _emit(session: AsyncSession, user: User, data: EventData, *, time: datetime) -> None:
@@ -26,7 +29,7 @@ def _emit(session: AsyncSession, user: User, data: EventData, *, time: datetime)
     event = CloudEvent.of(
         data, source=SOURCE, subject=str(user.id), usertz=user.timezone, time=time
     )
-    enqueue(session, event)
+    enqueue(session, OutboxEvent, event)
 
 
 def user_registered(session: AsyncSession, user: User, *, now: datetime) -> None:

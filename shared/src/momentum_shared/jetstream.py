@@ -24,8 +24,9 @@ from nats.js.errors import NotFoundError
 from prometheus_client import Gauge
 
 from momentum_shared.events import STREAM_SUBJECTS
+from momentum_shared.lifespan import worker_status
 from momentum_shared.metrics import NATS_CONNECTED, REGISTRY
-from momentum_shared.nats import NatsAuth
+from momentum_shared.nats import NatsAuth, connect
 
 logger = logging.getLogger("momentum.consumer")
 
@@ -96,10 +97,11 @@ class JetStreamConsumer:
     def status(self) -> dict[str, Any]:
         """For ``/readyz`` (informational: NATS down never makes a service unready)."""
         connected = self._nc is not None and self._nc.is_connected
-        return {
-            "status": "connected" if connected else "disconnected",
-            "durable": self.options.durable,
-            "streams": {
+        return worker_status(
+            connected,
+            connected=connected,
+            durable=self.options.durable,
+            streams={
                 name: {
                     "state": state.state,
                     "pending": state.pending,
@@ -109,7 +111,10 @@ class JetStreamConsumer:
                 for name, state in self._streams.items()
             },
             **({"last_error": self._last_error} if self._last_error and not connected else {}),
-        }
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to release: ``run`` closes its connection when it is cancelled."""
 
     def consumer_config(self, stream: str) -> ConsumerConfig:
         """The durable's configuration, applied on every bind (create or update)."""
@@ -162,16 +167,15 @@ class JetStreamConsumer:
         async def reconnected() -> None:
             NATS_CONNECTED.labels(self.service).set(1)
 
-        await nc.connect(
-            **self.nats_auth.options(self.nats_url),
+        await connect(
+            self.nats_url,
             name=f"momentum-{self.service}",
             connect_timeout=self.options.connect_timeout,
-            max_reconnect_attempts=-1,  # reconnect forever: an outage heals by itself
-            reconnect_time_wait=1,
-            allow_reconnect=True,
-            error_cb=error,
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
+            auth=self.nats_auth,
+            client=nc,
+            on_error=error,
+            on_disconnected=disconnected,
+            on_reconnected=reconnected,
         )
 
     async def bind(self, js: JetStreamContext, stream: str) -> JetStreamContext.PullSubscription:

@@ -1,4 +1,4 @@
-"""The events the tasks service emits, written to the outbox in the change's unit of work."""
+"""Publishing the tasks service's events: to the outbox, in the change's unit of work."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_shared.events import (
+    TASK_STREAM,
     CloudEvent,
     EventData,
     TaskCompleted,
@@ -16,9 +17,11 @@ from momentum_shared.events import (
     TaskUpdated,
 )
 from momentum_shared.outbox import enqueue
-from momentum_tasks.models import Task
+from momentum_tasks.models import OutboxEvent, Task
 
 SOURCE = "/momentum/tasks"
+# The streams tasks publishes to (docs/spec/events.md §1): what its relays declare.
+STREAMS = (TASK_STREAM,)
 
 
 def _emit(
@@ -28,6 +31,7 @@ def _emit(
     # falls back to the user's last known zone, not a guessed UTC (docs/spec/analytics.md, rule 1).
     enqueue(
         session,
+        OutboxEvent,
         CloudEvent.of(data, source=SOURCE, subject=str(task.owner_id), usertz=usertz, time=at),
     )
 

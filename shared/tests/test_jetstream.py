@@ -11,8 +11,8 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
 from momentum_devtools.natsserver import free_port
-from momentum_shared.consumer import ConsumerOptions, JetStreamConsumer
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM
+from momentum_shared.jetstream import ConsumerOptions, JetStreamConsumer
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import connect, ensure_stream
 
@@ -96,7 +96,7 @@ async def test_a_missing_stream_is_waited_for(nats_url: str) -> None:
             return bool(consumer.status()["streams"][AUTH_STREAM]["state"] == "waiting for stream")
 
         await until(waiting)
-        assert consumer.status()["status"] == "connected"
+        assert consumer.status()["connected"] is True
         nc = await connect(nats_url, name="runner-test")
         try:
             js = nc.jetstream()
@@ -123,7 +123,7 @@ async def test_nats_down_is_reported_not_raised() -> None:
         # The failed connect is in the status, and the runner keeps retrying rather than
         # ending with the error.
         await until(reported)
-        assert consumer.status()["status"] == "disconnected"
+        assert consumer.status()["connected"] is False
         assert not task.done()
 
 

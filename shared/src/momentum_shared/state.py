@@ -1,0 +1,75 @@
+"""Typed application state: one dataclass per service, stored once, read through one accessor.
+
+A service's factory builds its state (``TasksState(settings=…)``) and installs it; the
+lifespan fills in what exists only while the app runs (the engine, the session factory,
+the relay). Routes and dependencies read it with the service's accessor, one attribute
+lookup on ``app.state`` like before, but typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from fastapi import FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from momentum_shared.settings import MomentumSettings
+
+if TYPE_CHECKING:
+    from momentum_shared.lifespan import ServiceRuntime
+    from momentum_shared.outbox import OutboxRelay
+
+SettingsT = TypeVar("SettingsT", bound=MomentumSettings)
+StateT = TypeVar("StateT", bound="ServiceState[Any]")
+
+_KEY = "service_state"
+
+
+@dataclass(eq=False)
+class ServiceState(Generic[SettingsT]):
+    """What every service's app holds; a service subclasses it with its own parts."""
+
+    settings: SettingsT
+    _engine: AsyncEngine | None = None
+    _session_factory: async_sessionmaker[AsyncSession] | None = None
+    relay: OutboxRelay | None = None
+    """the in-process outbox relay, when the service runs one"""
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("the app's lifespan has not started: no database yet")
+        return self._engine
+
+    @property
+    def session_factory(self) -> async_sessionmaker[AsyncSession]:
+        if self._session_factory is None:
+            raise RuntimeError("the app's lifespan has not started: no database yet")
+        return self._session_factory
+
+    def attach(self, runtime: ServiceRuntime) -> None:
+        """Take the database the lifespan opened."""
+        self._engine = runtime.engine
+        self._session_factory = runtime.session_factory
+
+
+def install_state(app: FastAPI, state: StateT) -> StateT:
+    """Store ``state`` on ``app`` (its settings also where the shared server reads them)."""
+    setattr(app.state, _KEY, state)
+    app.state.settings = state.settings
+    return state
+
+
+def state_of(app: FastAPI, kind: type[StateT]) -> StateT:
+    """The state ``install_state`` stored on ``app``, as the service's own type."""
+    state = getattr(app.state, _KEY)
+    if not isinstance(state, kind):
+        raise TypeError(f"the app holds {type(state).__name__}, not {kind.__name__}")
+    return state
+
+
+def request_state(request: Request) -> ServiceState[Any]:
+    """The state of the app serving ``request`` (for shared dependencies)."""
+    return cast("ServiceState[Any]", getattr(request.app.state, _KEY))
