@@ -305,8 +305,10 @@ async def test_replicas_sign_with_the_same_key_and_serve_the_same_jwks(
         # A token from one replica is accepted by the other.
         assert (await two.get("/auth/me", headers=bearer(a["access_token"]))).is_success
 
-        async with UnitOfWork(first.state.session_factory) as uow:
-            rotated = await rotation.rotate_signing_key(uow.session, first.state.auth, now=utcnow())
+        async with UnitOfWork(app_state(first).session_factory) as uow:
+            rotated = await rotation.rotate_signing_key(
+                uow.session, app_state(first).auth, now=utcnow()
+            )
         # The other replica signs with the new key at once and verifies the first's tokens.
         c = await tokens(two, user["email"])
         assert kid_of(c["access_token"]) == rotated.kid
@@ -445,9 +447,9 @@ async def test_the_key_encryption_key_can_be_replaced(database_url: str) -> None
         new_kek = KeyEncryption(STRONG_KEK).kek_id
         # The next key was sealed under the old KEK; the one published in its place is not.
         for expected_kid in (old_next, None):
-            async with UnitOfWork(replaced.state.session_factory) as uow:
+            async with UnitOfWork(app_state(replaced).session_factory) as uow:
                 key = await rotation.rotate_signing_key(
-                    uow.session, replaced.state.auth, now=utcnow()
+                    uow.session, app_state(replaced).auth, now=utcnow()
                 )
             if expected_kid is not None:
                 assert key.kid == expected_kid
