@@ -34,7 +34,7 @@ from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.app import build_app
 from momentum_shared.security import (
     Claims,
-    CurrentClaims,
+    ClaimsDep,
     InvalidToken,
     JwksCache,
     KeysUnavailable,
@@ -796,7 +796,7 @@ def dependency_app(verifier: TokenVerifier) -> FastAPI:
     app.state.verifier = verifier
 
     @app.get("/me")
-    async def me(claims: CurrentClaims) -> dict[str, str]:
+    async def me(claims: ClaimsDep) -> dict[str, str]:
         """Who the token says."""
         return {"sub": claims.sub}
 

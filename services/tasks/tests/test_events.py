@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.db import UnitOfWork
+from momentum_shared.events import utcnow
 from momentum_tasks import service
 from momentum_tasks.models import Task
 from momentum_tasks.repository import TaskRepository
@@ -99,6 +100,7 @@ async def test_a_rolled_back_change_emits_nothing(app: FastAPI, client: httpx.As
                 body=TaskCreate(title="never"),
                 idempotency_key="k",
                 idempotency_ttl=timedelta(hours=24),
+                now=utcnow(),
             )
             raise RuntimeError("the request failed after the change")
 
@@ -120,10 +122,12 @@ async def test_a_rolled_back_update_emits_nothing(
         async with UnitOfWork(app_state(app).session_factory) as uow:
             repo = TaskRepository(uow.session)
             task_id = uuid.UUID(task["id"])
+            now = utcnow()
+            patch = TaskUpdate(title="after")
             await service.update_task(
-                repo, actor=actor, task_id=task_id, patch=TaskUpdate(title="after"), if_match=None
+                repo, actor=actor, task_id=task_id, patch=patch, if_match=None, now=now
             )
-            await service.complete_task(repo, actor=actor, task_id=task_id, if_match=None)
+            await service.complete_task(repo, actor=actor, task_id=task_id, if_match=None, now=now)
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):

@@ -8,13 +8,16 @@ lookup on ``app.state`` like before, but typed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from momentum_shared.events import utcnow
 from momentum_shared.settings import MomentumSettings
 
 if TYPE_CHECKING:
@@ -36,6 +39,8 @@ class ServiceState(Generic[SettingsT]):
     _session_factory: async_sessionmaker[AsyncSession] | None = None
     relay: OutboxRelay | None = None
     """the in-process outbox relay, when the service runs one"""
+    clock: Callable[[], datetime] = utcnow
+    """gives "now" to every route (``NowDep``); tests pass a fixed one"""
 
     @property
     def engine(self) -> AsyncEngine:
@@ -73,3 +78,11 @@ def state_of(app: FastAPI, kind: type[StateT]) -> StateT:
 def request_state(request: Request) -> ServiceState[Any]:
     """The state of the app serving ``request`` (for shared dependencies)."""
     return cast("ServiceState[Any]", getattr(request.app.state, _KEY))
+
+
+async def current_time(request: Request) -> datetime:
+    """The current instant from the app's clock: the one source of "now" for routes."""
+    return request_state(request).clock()
+
+
+NowDep = Annotated[datetime, Depends(current_time)]

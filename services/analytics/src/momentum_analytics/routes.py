@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from momentum_analytics import service
-from momentum_analytics.dependencies import AnalyticsReader, NowDep, RepositoryDep
+from momentum_analytics.dependencies import ReaderDep, RepositoryDep
 from momentum_analytics.schemas import StreaksPublic, WeeklyReport
 from momentum_shared.bodies import BearerFirstRoute
+from momentum_shared.state import NowDep
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
@@ -26,7 +27,7 @@ router = APIRouter(
 
 
 @router.get("/streaks", response_model=StreaksPublic)
-async def get_streaks(claims: AnalyticsReader, repo: RepositoryDep, now: NowDep) -> StreaksPublic:
+async def get_streaks(claims: ReaderDep, repo: RepositoryDep, now: NowDep) -> StreaksPublic:
     """The caller's login and completion streaks as of today in the token's timezone."""
     return await service.get_streaks(
         repo, user_id=claims.user_id, timezone=claims.timezone, now=now
@@ -39,7 +40,7 @@ async def get_streaks(claims: AnalyticsReader, repo: RepositoryDep, now: NowDep)
     responses={422: {"description": "a malformed week, or one that starts after today", **PROBLEM}},
 )
 async def get_weekly_report(
-    claims: AnalyticsReader,
+    claims: ReaderDep,
     repo: RepositoryDep,
     now: NowDep,
     week: Annotated[

@@ -1,10 +1,8 @@
-"""The analytics app's typed state: settings, database, clock and consumer."""
+"""The analytics app's typed state: settings, database, clock (shared) and consumer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from fastapi import FastAPI, Request
@@ -18,8 +16,6 @@ if TYPE_CHECKING:
 
 @dataclass(eq=False, kw_only=True)
 class AnalyticsState(ServiceState[AnalyticsSettings]):
-    clock: Callable[[], datetime]
-    """gives "now" (and so each caller's "today"); tests pass a fixed one"""
     consumer: EventConsumer | None = None
 
 

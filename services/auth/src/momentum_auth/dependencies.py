@@ -34,9 +34,9 @@ async def client_address(request: Request) -> str:
 
 
 ContextDep = Annotated[AuthContext, Depends(auth_context)]
-ClientAddress = Annotated[str, Depends(client_address)]
-ProfileClaims = Annotated[Claims, Depends(RequireScope("profile"))]
-AdminClaims = Annotated[Claims, Depends(RequireScope("admin"))]
+ClientAddressDep = Annotated[str, Depends(client_address)]
+ProfileDep = Annotated[Claims, Depends(RequireScope("profile"))]
+AdminDep = Annotated[Claims, Depends(RequireScope("admin"))]
 
 
 def session_id(claims: Claims) -> uuid.UUID:
@@ -63,11 +63,11 @@ async def _signed_in(claims: Claims, session: SessionDep) -> User:
     return user
 
 
-async def current_user(claims: ProfileClaims, session: SessionDep) -> User:
+async def current_user(claims: ProfileDep, session: SessionDep) -> User:
     return await _signed_in(claims, session)
 
 
-async def current_admin(claims: AdminClaims, session: SessionDep) -> User:
+async def current_admin(claims: AdminDep, session: SessionDep) -> User:
     user = await _signed_in(claims, session)
     if not user.is_admin:
         # The scope outlived the role (an admin demoted in the database): refuse anyway.
@@ -75,4 +75,4 @@ async def current_admin(claims: AdminClaims, session: SessionDep) -> User:
     return user
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+CurrentUserDep = Annotated[User, Depends(current_user)]

@@ -13,10 +13,10 @@ from starlette.exceptions import HTTPException
 
 from momentum_auth import accounts, errors, grants, scopes, sessions
 from momentum_auth.dependencies import (
-    ClientAddress,
+    ClientAddressDep,
     ContextDep,
-    CurrentUser,
-    ProfileClaims,
+    CurrentUserDep,
+    ProfileDep,
     current_admin,
     session_id,
 )
@@ -35,7 +35,7 @@ from momentum_auth.signing_keys import rotation
 from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.db import SessionDep
 from momentum_shared.errors import ProblemError
-from momentum_shared.events import utcnow
+from momentum_shared.state import NowDep
 
 
 class OAuthFormRoute(APIRoute):
@@ -126,11 +126,12 @@ async def register(
     data: UserCreate,
     session: SessionDep,
     ctx: ContextDep,
-    address: ClientAddress,
+    address: ClientAddressDep,
     response: Response,
+    now: NowDep,
 ) -> UserPublic:
     """Create a user; the email is case-insensitive and unique."""
-    user = await accounts.register_user(session, ctx, data, address=address, now=utcnow())
+    user = await accounts.register_user(session, ctx, data, address=address, now=now)
     response.headers["Location"] = "/auth/me"
     return user_public(user)
 
@@ -140,7 +141,8 @@ async def token(
     request: Request,
     session: SessionDep,
     ctx: ContextDep,
-    address: ClientAddress,
+    address: ClientAddressDep,
+    now: NowDep,
     grant_type: FormField = None,
     username: FormField = None,
     password: FormField = None,
@@ -149,7 +151,6 @@ async def token(
     client_id: FormField = None,
 ) -> Response:
     """Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants."""
-    now = utcnow()
     if (malformed := await _malformed_form(request)) is not None:
         raise malformed
     if not grant_type:
@@ -194,6 +195,7 @@ async def revoke(
     request: Request,
     session: SessionDep,
     ctx: ContextDep,
+    now: NowDep,
     token: FormField = None,
     # RFC 7009 lets a client hint the type; both kinds are looked up anyway.
     token_type_hint: FormField = None,  # noqa: ARG001
@@ -204,20 +206,22 @@ async def revoke(
     if not token:
         raise errors.invalid_request("token is required")
     if len(token) <= 8192:
-        await sessions.revoke_token(session, ctx, token=token, now=utcnow())
+        await sessions.revoke_token(session, ctx, token=token, now=now)
     return Response(status_code=200, headers=NO_STORE)
 
 
 @router.get("/auth/me", response_model=UserPublic, tags=["users"])
-async def read_me(user: CurrentUser) -> UserPublic:
+async def read_me(user: CurrentUserDep) -> UserPublic:
     """The signed-in user."""
     return user_public(user)
 
 
 @router.patch("/auth/me", response_model=UserPublic, tags=["users"])
-async def update_me(data: UserUpdate, user: CurrentUser, session: SessionDep) -> UserPublic:
+async def update_me(
+    data: UserUpdate, user: CurrentUserDep, session: SessionDep, now: NowDep
+) -> UserPublic:
     """Change the display name or the timezone."""
-    updated = await accounts.update_user(session, user, data, now=utcnow())
+    updated = await accounts.update_user(session, user, data, now=now)
     return user_public(updated)
 
 
@@ -236,11 +240,12 @@ async def update_me(data: UserUpdate, user: CurrentUser, session: SessionDep) ->
 )
 async def change_password(
     data: PasswordChange,
-    user: CurrentUser,
-    claims: ProfileClaims,
+    user: CurrentUserDep,
+    claims: ProfileDep,
     session: SessionDep,
     ctx: ContextDep,
-    address: ClientAddress,
+    address: ClientAddressDep,
+    now: NowDep,
 ) -> Response:
     """Change the password; every other session of the user is revoked."""
     await accounts.change_password(
@@ -250,16 +255,18 @@ async def change_password(
         data,
         current_session=session_id(claims),
         address=address,
-        now=utcnow(),
+        now=now,
     )
     return Response(status_code=204)
 
 
 @router.get("/.well-known/jwks.json", response_model=JsonWebKeySet, tags=["discovery"])
-async def jwks(session: SessionDep, ctx: ContextDep, response: Response) -> JsonWebKeySet:
+async def jwks(
+    session: SessionDep, ctx: ContextDep, response: Response, now: NowDep
+) -> JsonWebKeySet:
     """Every public key that may still verify a live access token."""
     response.headers["Cache-Control"] = f"public, max-age={ctx.settings.jwks_max_age_seconds}"
-    return await rotation.published_jwks(session, now=utcnow())
+    return await rotation.published_jwks(session, now=now)
 
 
 @router.get(
@@ -293,9 +300,9 @@ async def metadata(ctx: ContextDep, response: Response) -> AuthorizationServerMe
     dependencies=[Depends(current_admin)],
     tags=["admin"],
 )
-async def rotate_keys(session: SessionDep, ctx: ContextDep) -> SigningKeyPublic:
+async def rotate_keys(session: SessionDep, ctx: ContextDep, now: NowDep) -> SigningKeyPublic:
     """Rotate the signing key: the already published next key signs from now on."""
-    key = await rotation.rotate_signing_key(session, ctx, now=utcnow())
+    key = await rotation.rotate_signing_key(session, ctx, now=now)
     return SigningKeyPublic(kid=key.kid, alg=key.algorithm, created_at=key.created_at)
 
 

@@ -18,8 +18,8 @@ from momentum_tasks.service import Actor
 from momentum_tasks.settings import TasksSettings
 from momentum_tasks.state import tasks_state
 
-ReadClaims = Annotated[Claims, Depends(RequireScope("tasks:read"))]
-WriteClaims = Annotated[Claims, Depends(RequireScope("tasks:write"))]
+ReadClaimsDep = Annotated[Claims, Depends(RequireScope("tasks:read"))]
+WriteClaimsDep = Annotated[Claims, Depends(RequireScope("tasks:write"))]
 
 
 def _actor(claims: Claims) -> Actor:
@@ -27,16 +27,16 @@ def _actor(claims: Claims) -> Actor:
     return Actor(owner_id=claims.user_id, usertz=valid_timezone(claims.tz))
 
 
-async def reader(claims: ReadClaims) -> Actor:
+async def reader(claims: ReadClaimsDep) -> Actor:
     return _actor(claims)
 
 
-async def writer(claims: WriteClaims) -> Actor:
+async def writer(claims: WriteClaimsDep) -> Actor:
     return _actor(claims)
 
 
-Reader = Annotated[Actor, Depends(reader)]
-Writer = Annotated[Actor, Depends(writer)]
+ReaderDep = Annotated[Actor, Depends(reader)]
+WriterDep = Annotated[Actor, Depends(writer)]
 
 
 async def get_settings(request: Request) -> TasksSettings:
@@ -50,14 +50,14 @@ async def get_repository(session: SessionDep) -> TaskRepository:
     return TaskRepository(session)
 
 
-Repository = Annotated[TaskRepository, Depends(get_repository)]
+RepositoryDep = Annotated[TaskRepository, Depends(get_repository)]
 
 
 async def get_cursor_codec(request: Request) -> CursorCodec:
     return tasks_state(request).cursor_codec
 
 
-Codec = Annotated[CursorCodec, Depends(get_cursor_codec)]
+CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]
 
 
 async def task_id_from_path(task_id: str) -> uuid.UUID:
@@ -68,7 +68,7 @@ async def task_id_from_path(task_id: str) -> uuid.UUID:
         raise NotFound("no such task") from None
 
 
-TaskId = Annotated[uuid.UUID, Depends(task_id_from_path)]
+TaskIdDep = Annotated[uuid.UUID, Depends(task_id_from_path)]
 
 
 async def idempotency_key(
@@ -81,8 +81,8 @@ async def idempotency_key(
     return key
 
 
-IdempotencyKeyHeader = Annotated[str | None, Depends(idempotency_key)]
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
+IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
+IfMatchDep = Annotated[str | None, Header(alias="If-Match")]
 
 
 async def wake_relay_after_response(request: Request, background: BackgroundTasks) -> None:

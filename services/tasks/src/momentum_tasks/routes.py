@@ -11,17 +11,18 @@ from pydantic import ValidationError
 
 from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.errors import UnprocessableEntity, validation_errors
+from momentum_shared.state import NowDep
 from momentum_tasks import service
 from momentum_tasks.dependencies import (
-    Codec,
-    IdempotencyKeyHeader,
-    IfMatch,
-    Reader,
-    Repository,
+    CursorCodecDep,
+    IdempotencyKeyDep,
+    IfMatchDep,
+    ReaderDep,
+    RepositoryDep,
     SettingsDep,
-    TaskId,
+    TaskIdDep,
     WakeRelay,
-    Writer,
+    WriterDep,
 )
 from momentum_tasks.models import Task
 from momentum_tasks.schemas import (
@@ -66,10 +67,11 @@ def _task_response(task: Task, response: Response) -> TaskPublic:
 )
 async def create_task(
     body: TaskCreate,
-    actor: Writer,
-    repo: Repository,
+    actor: WriterDep,
+    repo: RepositoryDep,
     settings: SettingsDep,
-    idempotency_key: IdempotencyKeyHeader,
+    idempotency_key: IdempotencyKeyDep,
+    now: NowDep,
 ) -> JSONResponse:
     """Create a task; a repeated Idempotency-Key with the same body replays the first response."""
     created = await service.create_task(
@@ -78,6 +80,7 @@ async def create_task(
         body=body,
         idempotency_key=idempotency_key,
         idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+        now=now,
     )
     # A replay is the same response as the first, headers included (docs/spec/tasks.md §4).
     headers = {
@@ -89,9 +92,9 @@ async def create_task(
 
 @router.get("", response_model=TaskPage, responses={400: {"description": "bad cursor", **PROBLEM}})
 async def list_tasks(
-    actor: Reader,
-    repo: Repository,
-    codec: Codec,
+    actor: ReaderDep,
+    repo: RepositoryDep,
+    codec: CursorCodecDep,
     status: Annotated[Status | None, Query(description="open or done")] = None,
     priority: Annotated[Priority | None, Query(description="low, normal or high")] = None,
     tag: Annotated[
@@ -144,7 +147,7 @@ async def list_tasks(
 
 @router.get("/{task_id}", response_model=TaskPublic, responses={404: ONE_TASK[404]})
 async def get_task(
-    actor: Reader, task_id: TaskId, repo: Repository, response: Response
+    actor: ReaderDep, task_id: TaskIdDep, repo: RepositoryDep, response: Response
 ) -> TaskPublic:
     """One of the caller's tasks; 404 if it is absent, deleted or someone else's."""
     task = await service.get_task(repo, actor=actor, task_id=task_id)
@@ -153,16 +156,17 @@ async def get_task(
 
 @router.patch("/{task_id}", response_model=TaskPublic, dependencies=[WakeRelay], responses=ONE_TASK)
 async def update_task(
-    actor: Writer,
-    task_id: TaskId,
+    actor: WriterDep,
+    task_id: TaskIdDep,
     patch: TaskUpdate,
-    repo: Repository,
+    repo: RepositoryDep,
     response: Response,
-    if_match: IfMatch = None,
+    now: NowDep,
+    if_match: IfMatchDep = None,
 ) -> TaskPublic:
     """Change title, description, priority, due date or tags; 412 when If-Match is stale."""
     task = await service.update_task(
-        repo, actor=actor, task_id=task_id, patch=patch, if_match=if_match
+        repo, actor=actor, task_id=task_id, patch=patch, if_match=if_match, now=now
     )
     return _task_response(task, response)
 
@@ -171,10 +175,17 @@ async def update_task(
     "/{task_id}/complete", response_model=TaskPublic, responses=ONE_TASK, dependencies=[WakeRelay]
 )
 async def complete_task(
-    actor: Writer, task_id: TaskId, repo: Repository, response: Response, if_match: IfMatch = None
+    actor: WriterDep,
+    task_id: TaskIdDep,
+    repo: RepositoryDep,
+    response: Response,
+    now: NowDep,
+    if_match: IfMatchDep = None,
 ) -> TaskPublic:
     """Mark the task done; on a task already done this changes and emits nothing."""
-    task = await service.complete_task(repo, actor=actor, task_id=task_id, if_match=if_match)
+    task = await service.complete_task(
+        repo, actor=actor, task_id=task_id, if_match=if_match, now=now
+    )
     return _task_response(task, response)
 
 
@@ -182,10 +193,15 @@ async def complete_task(
     "/{task_id}/reopen", response_model=TaskPublic, responses=ONE_TASK, dependencies=[WakeRelay]
 )
 async def reopen_task(
-    actor: Writer, task_id: TaskId, repo: Repository, response: Response, if_match: IfMatch = None
+    actor: WriterDep,
+    task_id: TaskIdDep,
+    repo: RepositoryDep,
+    response: Response,
+    now: NowDep,
+    if_match: IfMatchDep = None,
 ) -> TaskPublic:
     """Mark the task open again and clear its completion time."""
-    task = await service.reopen_task(repo, actor=actor, task_id=task_id, if_match=if_match)
+    task = await service.reopen_task(repo, actor=actor, task_id=task_id, if_match=if_match, now=now)
     return _task_response(task, response)
 
 
@@ -197,8 +213,12 @@ async def reopen_task(
     dependencies=[WakeRelay],
 )
 async def delete_task(
-    actor: Writer, task_id: TaskId, repo: Repository, if_match: IfMatch = None
+    actor: WriterDep,
+    task_id: TaskIdDep,
+    repo: RepositoryDep,
+    now: NowDep,
+    if_match: IfMatchDep = None,
 ) -> Response:
     """Delete the task; afterwards it is 404 everywhere."""
-    await service.delete_task(repo, actor=actor, task_id=task_id, if_match=if_match)
+    await service.delete_task(repo, actor=actor, task_id=task_id, if_match=if_match, now=now)
     return Response(status_code=204)

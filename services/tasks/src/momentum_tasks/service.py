@@ -6,11 +6,10 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from momentum_shared.errors import Conflict, NotFound, PreconditionFailed, UnprocessableEntity
-from momentum_shared.events import utcnow
 from momentum_tasks import publishing
 from momentum_tasks.models import NO_DUE_DATE, Task
 from momentum_tasks.pagination import CursorCodec, Position
@@ -105,9 +104,9 @@ async def create_task(
     body: TaskCreate,
     idempotency_key: str | None,
     idempotency_ttl: timedelta,
+    now: datetime,
 ) -> Created:
     await repo.begin_write()
-    now = utcnow()
     if idempotency_key is not None:
         request_hash = _request_hash(body)
         earlier = await repo.claim_idempotency_key(
@@ -162,6 +161,7 @@ async def update_task(
     task_id: uuid.UUID,
     patch: TaskUpdate,
     if_match: str | None,
+    now: datetime,
 ) -> Task:
     task = await _locked_task(repo, actor, task_id)
     _check_precondition(task, if_match)
@@ -175,7 +175,6 @@ async def update_task(
             setattr(task, name, list(value) if name == "tags" else value)
     if not changed:
         return task  # nothing changed: same version, no event
-    now = utcnow()
     if "title" in changed:
         task.title_folded = task.title.lower()
     if "due_at" in changed:
@@ -190,13 +189,17 @@ async def update_task(
 
 
 async def complete_task(
-    repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID, if_match: str | None
+    repo: TaskRepository,
+    *,
+    actor: Actor,
+    task_id: uuid.UUID,
+    if_match: str | None,
+    now: datetime,
 ) -> Task:
     task = await _locked_task(repo, actor, task_id)
     _check_precondition(task, if_match)
     if task.status == "done":
         return task  # already done: changes nothing, emits nothing
-    now = utcnow()
     task.status = "done"
     task.completed_at = now
     task.updated_at = now
@@ -207,7 +210,12 @@ async def complete_task(
 
 
 async def reopen_task(
-    repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID, if_match: str | None
+    repo: TaskRepository,
+    *,
+    actor: Actor,
+    task_id: uuid.UUID,
+    if_match: str | None,
+    now: datetime,
 ) -> Task:
     task = await _locked_task(repo, actor, task_id)
     _check_precondition(task, if_match)
@@ -215,7 +223,7 @@ async def reopen_task(
         return task  # already open: nothing to reopen
     task.status = "open"
     task.completed_at = None
-    task.updated_at = utcnow()
+    task.updated_at = now
     task.version += 1
     await repo.flush()
     publishing.task_reopened(repo.session, task, usertz=actor.usertz)
@@ -223,12 +231,17 @@ async def reopen_task(
 
 
 async def delete_task(
-    repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID, if_match: str | None
+    repo: TaskRepository,
+    *,
+    actor: Actor,
+    task_id: uuid.UUID,
+    if_match: str | None,
+    now: datetime,
 ) -> None:
     task = await _locked_task(repo, actor, task_id)
     _check_precondition(task, if_match)
     await repo.delete(owner_id=actor.owner_id, task_id=task.id)
-    publishing.task_deleted(repo.session, task, usertz=actor.usertz, at=utcnow())
+    publishing.task_deleted(repo.session, task, usertz=actor.usertz, at=now)
 
 
 def _position(task: Task, sort: TaskSort) -> Position:

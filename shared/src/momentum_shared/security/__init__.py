@@ -1,7 +1,7 @@
 """Bearer-token security shared by the gateway and every service."""
 
 from momentum_shared.security.dependencies import (
-    CurrentClaims,
+    ClaimsDep,
     RequireScope,
     bearer_token,
     current_claims,
@@ -22,7 +22,7 @@ from momentum_shared.security.verification import (
 
 __all__ = [
     "Claims",
-    "CurrentClaims",
+    "ClaimsDep",
     "InvalidToken",
     "JwksCache",
     "KeysUnavailable",

@@ -72,7 +72,7 @@ async def current_claims(request: Request) -> Claims:
     return claims
 
 
-CurrentClaims = Annotated[Claims, Depends(current_claims)]
+ClaimsDep = Annotated[Claims, Depends(current_claims)]
 
 
 class RequireScope:
@@ -81,7 +81,7 @@ class RequireScope:
     def __init__(self, scope: str) -> None:
         self.scope = scope
 
-    async def __call__(self, claims: CurrentClaims) -> Claims:
+    async def __call__(self, claims: ClaimsDep) -> Claims:
         if not claims.has_scope(self.scope):
             raise InsufficientScope(self.scope)
         return claims
