@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_auth import repository, service
 from momentum_auth.keys import ALGORITHM, DatabaseJwksTransport, KeyEncryption, PrivateKeys
+from momentum_auth.openapi import document_auth
 from momentum_auth.passwords import PasswordHasher
 from momentum_auth.routes import router
 from momentum_auth.service import AuthContext
@@ -177,4 +178,5 @@ def create_app(
     app.state.settings = settings
     app.state.auth = build_context(settings)
     app.include_router(router)
+    document_auth(app)
     return app

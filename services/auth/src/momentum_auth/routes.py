@@ -85,6 +85,12 @@ HASHING_BUSY: dict[int | str, dict[str, Any]] = {
     503: {"description": "password hashing is full (Retry-After)", **_PROBLEM},
 }
 
+# Routes that need a valid bearer token with the profile scope.
+SIGNED_IN: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, invalid or expired bearer token", **_PROBLEM},
+    403: {"description": "the token lacks the profile scope", **_PROBLEM},
+}
+
 FormField = Annotated[str | None, Form()]
 
 
@@ -121,9 +127,11 @@ def _refused(problem: ProblemError, grant_type: str | None = None) -> Response:
 
 @router.post(
     "/auth/register",
+    operation_id="auth.register",
     status_code=201,
     response_model=UserPublic,
     responses={
+        409: {"description": "an account with this email exists (in any spelling)", **_PROBLEM},
         429: {"description": "too many registrations (Retry-After)", **_PROBLEM},
         **HASHING_BUSY,
     },
@@ -142,7 +150,13 @@ async def register(
     return user_public(user)
 
 
-@oauth.post("/auth/token", response_model=TokenResponse, responses=TOKEN_ERRORS, tags=["tokens"])
+@oauth.post(
+    "/auth/token",
+    operation_id="auth.token",
+    response_model=TokenResponse,
+    responses=TOKEN_ERRORS,
+    tags=["tokens"],
+)
 async def token(
     request: Request,
     session: SessionDep,
@@ -197,7 +211,12 @@ async def token(
 
 @oauth.post(
     "/auth/revoke",
-    responses={200: {"description": "revoked, or the token was not valid (RFC 7009)"}},
+    operation_id="auth.revoke",
+    response_class=Response,
+    responses={
+        200: {"description": "revoked, or the token was not valid (RFC 7009); no body"},
+        400: {"description": "invalid_request: no token, or a malformed form", **_PROBLEM},
+    },
     tags=["tokens"],
 )
 async def revoke(
@@ -218,13 +237,25 @@ async def revoke(
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.get("/auth/me", response_model=UserPublic, tags=["users"])
+@router.get(
+    "/auth/me",
+    operation_id="auth.me",
+    response_model=UserPublic,
+    responses=SIGNED_IN,
+    tags=["users"],
+)
 async def read_me(user: CurrentUser) -> UserPublic:
     """The signed-in user."""
     return user_public(user)
 
 
-@router.patch("/auth/me", response_model=UserPublic, tags=["users"])
+@router.patch(
+    "/auth/me",
+    operation_id="auth.update_me",
+    response_model=UserPublic,
+    responses=SIGNED_IN,
+    tags=["users"],
+)
 async def update_me(data: UserUpdate, user: CurrentUser, session: SessionDep) -> UserPublic:
     """Change the display name or the timezone."""
     updated = await service.update_user(session, user, data, now=utcnow())
@@ -233,9 +264,11 @@ async def update_me(data: UserUpdate, user: CurrentUser, session: SessionDep) ->
 
 @router.post(
     "/auth/me/password",
+    operation_id="auth.change_password",
     status_code=204,
     responses={
-        401: {"description": "the current password is wrong", **_PROBLEM},
+        **SIGNED_IN,
+        401: {"description": "the current password is wrong, or a bad bearer token", **_PROBLEM},
         429: {"description": "too many attempts (Retry-After)", **_PROBLEM},
         **HASHING_BUSY,
     },
@@ -264,7 +297,12 @@ async def change_password(
     return Response(status_code=204)
 
 
-@router.get("/.well-known/jwks.json", response_model=JsonWebKeySet, tags=["discovery"])
+@router.get(
+    "/.well-known/jwks.json",
+    operation_id="auth.jwks",
+    response_model=JsonWebKeySet,
+    tags=["discovery"],
+)
 async def jwks(session: SessionDep, ctx: ContextDep, response: Response) -> JsonWebKeySet:
     """Every public key that may still verify a live access token."""
     response.headers["Cache-Control"] = f"public, max-age={ctx.settings.jwks_max_age_seconds}"
@@ -273,6 +311,7 @@ async def jwks(session: SessionDep, ctx: ContextDep, response: Response) -> Json
 
 @router.get(
     "/.well-known/oauth-authorization-server",
+    operation_id="auth.metadata",
     response_model=AuthorizationServerMetadata,
     tags=["discovery"],
 )
@@ -297,8 +336,13 @@ async def metadata(ctx: ContextDep, response: Response) -> AuthorizationServerMe
 
 @router.post(
     "/auth/admin/keys/rotate",
+    operation_id="auth.rotate_keys",
     status_code=201,
     response_model=SigningKeyPublic,
+    responses={
+        401: SIGNED_IN[401],
+        403: {"description": "the token lacks the admin scope", **_PROBLEM},
+    },
     dependencies=[Depends(current_admin)],
     tags=["admin"],
 )

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.errors import UnprocessableEntity, validation_errors
+from momentum_shared.validation import StorableTextSchema
 from momentum_tasks import service
 from momentum_tasks.dependencies import (
     Codec,
@@ -59,6 +60,7 @@ def _task_response(task: Task, response: Response) -> TaskPublic:
 
 @router.post(
     "",
+    operation_id="tasks.create",
     status_code=201,
     response_model=TaskPublic,
     dependencies=[WakeRelay],
@@ -87,7 +89,12 @@ async def create_task(
     return JSONResponse(created.body, status_code=created.status_code, headers=headers)
 
 
-@router.get("", response_model=TaskPage, responses={400: {"description": "bad cursor", **PROBLEM}})
+@router.get(
+    "",
+    operation_id="tasks.list",
+    response_model=TaskPage,
+    responses={400: {"description": "bad cursor", **PROBLEM}},
+)
 async def list_tasks(
     actor: Reader,
     repo: Repository,
@@ -95,17 +102,36 @@ async def list_tasks(
     status: Annotated[Status | None, Query(description="open or done")] = None,
     priority: Annotated[Priority | None, Query(description="low, normal or high")] = None,
     tag: Annotated[
-        str | None, Query(min_length=1, max_length=32, description="has this tag (exact)")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=32,
+            description="has this tag (exact)",
+            json_schema_extra={"pattern": StorableTextSchema.pattern},
+        ),
     ] = None,
     q: Annotated[
         str | None,
-        Query(min_length=1, max_length=200, description="substring of the title, any case"),
+        Query(
+            min_length=1,
+            max_length=200,
+            description="substring of the title, any case",
+            json_schema_extra={"pattern": StorableTextSchema.pattern},
+        ),
     ] = None,
     due_before: Annotated[
-        str | None, Query(description="due strictly before this RFC 3339 instant")
+        str | None,
+        Query(
+            description="due strictly before this RFC 3339 instant",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     due_after: Annotated[
-        str | None, Query(description="due strictly after this RFC 3339 instant")
+        str | None,
+        Query(
+            description="due strictly after this RFC 3339 instant",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     sort: Annotated[
         TaskSort,
@@ -142,7 +168,12 @@ async def list_tasks(
     )
 
 
-@router.get("/{task_id}", response_model=TaskPublic, responses={404: ONE_TASK[404]})
+@router.get(
+    "/{task_id}",
+    operation_id="tasks.get",
+    response_model=TaskPublic,
+    responses={404: ONE_TASK[404]},
+)
 async def get_task(
     actor: Reader, task_id: TaskId, repo: Repository, response: Response
 ) -> TaskPublic:
@@ -151,7 +182,13 @@ async def get_task(
     return _task_response(task, response)
 
 
-@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[WakeRelay], responses=ONE_TASK)
+@router.patch(
+    "/{task_id}",
+    operation_id="tasks.update",
+    response_model=TaskPublic,
+    dependencies=[WakeRelay],
+    responses=ONE_TASK,
+)
 async def update_task(
     actor: Writer,
     task_id: TaskId,
@@ -168,7 +205,11 @@ async def update_task(
 
 
 @router.post(
-    "/{task_id}/complete", response_model=TaskPublic, responses=ONE_TASK, dependencies=[WakeRelay]
+    "/{task_id}/complete",
+    operation_id="tasks.complete",
+    response_model=TaskPublic,
+    responses=ONE_TASK,
+    dependencies=[WakeRelay],
 )
 async def complete_task(
     actor: Writer, task_id: TaskId, repo: Repository, response: Response, if_match: IfMatch = None
@@ -179,7 +220,11 @@ async def complete_task(
 
 
 @router.post(
-    "/{task_id}/reopen", response_model=TaskPublic, responses=ONE_TASK, dependencies=[WakeRelay]
+    "/{task_id}/reopen",
+    operation_id="tasks.reopen",
+    response_model=TaskPublic,
+    responses=ONE_TASK,
+    dependencies=[WakeRelay],
 )
 async def reopen_task(
     actor: Writer, task_id: TaskId, repo: Repository, response: Response, if_match: IfMatch = None
@@ -191,6 +236,7 @@ async def reopen_task(
 
 @router.delete(
     "/{task_id}",
+    operation_id="tasks.delete",
     status_code=204,
     response_class=Response,
     responses=ONE_TASK,
