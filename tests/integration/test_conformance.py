@@ -115,7 +115,7 @@ def test_schemathesis_finds_no_failure_through_the_gateway(
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600, check=False
+        command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=False
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output.replace(token, "<token>")[-20000:]
