@@ -35,6 +35,7 @@ from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.db import SessionDep
 from momentum_shared.errors import ProblemError
 from momentum_shared.events import utcnow
+from momentum_shared.openapi import examples
 
 
 class OAuthFormRoute(APIRoute):
@@ -91,6 +92,21 @@ SIGNED_IN: dict[int | str, dict[str, Any]] = {
     403: {"description": "the token lacks the profile scope", **_PROBLEM},
 }
 
+USER_EXAMPLE: dict[str, Any] = {
+    "id": "9b2f6d1e-3c4a-4e5f-8a7b-1c2d3e4f5a6b",
+    "email": "ada@example.com",
+    "display_name": "Ada",
+    "timezone": "Europe/Berlin",
+    "created_at": "2026-12-02T09:00:00Z",
+}
+TOKEN_EXAMPLE: dict[str, Any] = {
+    "access_token": "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiYXQrand0In0.e30.c2ln",
+    "token_type": "Bearer",
+    "expires_in": 900,
+    "refresh_token": "rt_9b2f6d1e3c4a4e5f8a7b1c2d3e4f5a6b",
+    "scope": "profile tasks:read tasks:write analytics:read",
+}
+
 FormField = Annotated[str | None, Form()]
 
 
@@ -129,6 +145,16 @@ def _refused(problem: ProblemError, grant_type: str | None = None) -> Response:
     "/auth/register",
     operation_id="auth.register",
     status_code=201,
+    openapi_extra=examples(
+        request={
+            "email": "ada@example.com",
+            "password": "correct horse battery",
+            "display_name": "Ada",
+            "timezone": "Europe/Berlin",
+        },
+        response=USER_EXAMPLE,
+        status=201,
+    ),
     response_model=UserPublic,
     responses={
         409: {"description": "an account with this email exists (in any spelling)", **_PROBLEM},
@@ -153,6 +179,16 @@ async def register(
 @oauth.post(
     "/auth/token",
     operation_id="auth.token",
+    openapi_extra=examples(
+        request={
+            "grant_type": "password",
+            "username": "ada@example.com",
+            "password": "correct horse battery",
+            "scope": "tasks:read tasks:write",
+        },
+        request_media=FORM,
+        response=TOKEN_EXAMPLE,
+    ),
     response_model=TokenResponse,
     responses=TOKEN_ERRORS,
     tags=["tokens"],
@@ -212,6 +248,10 @@ async def token(
 @oauth.post(
     "/auth/revoke",
     operation_id="auth.revoke",
+    openapi_extra=examples(
+        request={"token": TOKEN_EXAMPLE["refresh_token"], "token_type_hint": "refresh_token"},
+        request_media=FORM,
+    ),
     response_class=Response,
     responses={
         200: {"description": "revoked, or the token was not valid (RFC 7009); no body"},
@@ -240,6 +280,7 @@ async def revoke(
 @router.get(
     "/auth/me",
     operation_id="auth.me",
+    openapi_extra=examples(response=USER_EXAMPLE),
     response_model=UserPublic,
     responses=SIGNED_IN,
     tags=["users"],
@@ -252,6 +293,10 @@ async def read_me(user: CurrentUser) -> UserPublic:
 @router.patch(
     "/auth/me",
     operation_id="auth.update_me",
+    openapi_extra=examples(
+        request={"timezone": "America/New_York"},
+        response={**USER_EXAMPLE, "timezone": "America/New_York"},
+    ),
     response_model=UserPublic,
     responses=SIGNED_IN,
     tags=["users"],
@@ -265,6 +310,12 @@ async def update_me(data: UserUpdate, user: CurrentUser, session: SessionDep) ->
 @router.post(
     "/auth/me/password",
     operation_id="auth.change_password",
+    openapi_extra=examples(
+        request={
+            "current_password": "correct horse battery",
+            "new_password": "battery staple horse correct",
+        }
+    ),
     status_code=204,
     responses={
         **SIGNED_IN,
@@ -300,6 +351,20 @@ async def change_password(
 @router.get(
     "/.well-known/jwks.json",
     operation_id="auth.jwks",
+    openapi_extra=examples(
+        response={
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "kid": "k1",
+                    "use": "sig",
+                    "alg": "RS256",
+                    "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7",
+                    "e": "AQAB",
+                }
+            ]
+        }
+    ),
     response_model=JsonWebKeySet,
     tags=["discovery"],
 )
@@ -312,6 +377,19 @@ async def jwks(session: SessionDep, ctx: ContextDep, response: Response) -> Json
 @router.get(
     "/.well-known/oauth-authorization-server",
     operation_id="auth.metadata",
+    openapi_extra=examples(
+        response={
+            "issuer": "https://momentum.example.com",
+            "token_endpoint": "https://momentum.example.com/auth/token",
+            "jwks_uri": "https://momentum.example.com/.well-known/jwks.json",
+            "revocation_endpoint": "https://momentum.example.com/auth/revoke",
+            "grant_types_supported": ["password", "refresh_token"],
+            "scopes_supported": ["profile", "tasks:read", "tasks:write", "analytics:read", "admin"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
+        }
+    ),
     response_model=AuthorizationServerMetadata,
     tags=["discovery"],
 )
@@ -337,6 +415,9 @@ async def metadata(ctx: ContextDep, response: Response) -> AuthorizationServerMe
 @router.post(
     "/auth/admin/keys/rotate",
     operation_id="auth.rotate_keys",
+    openapi_extra=examples(
+        response={"kid": "k2", "alg": "RS256", "created_at": "2026-11-25T09:00:00Z"}, status=201
+    ),
     status_code=201,
     response_model=SigningKeyPublic,
     responses={

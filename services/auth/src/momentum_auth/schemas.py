@@ -68,7 +68,10 @@ class UserCreate(UserBase):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(max_length=320)
+    email: EmailStr = Field(
+        max_length=320,
+        description="case-insensitive and unique; special-use domains (RFC 6761) are refused",
+    )
     password: Password
 
 

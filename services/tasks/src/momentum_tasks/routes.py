@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.errors import UnprocessableEntity, validation_errors
+from momentum_shared.openapi import examples
 from momentum_shared.validation import StorableTextSchema
 from momentum_tasks import service
 from momentum_tasks.dependencies import (
@@ -47,6 +48,26 @@ router = APIRouter(
         503: {"description": "the database cannot be reached", **PROBLEM},
     },
 )
+TASK_EXAMPLE: dict[str, Any] = {
+    "id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+    "title": "Write the report",
+    "description": "The numbers for November",
+    "status": "open",
+    "priority": "high",
+    "due_at": "2026-12-04T17:00:00Z",
+    "tags": ["work"],
+    "created_at": "2026-12-02T09:30:00Z",
+    "updated_at": "2026-12-02T09:30:00Z",
+    "completed_at": None,
+    "version": 1,
+}
+DONE_EXAMPLE = {
+    **TASK_EXAMPLE,
+    "status": "done",
+    "updated_at": "2026-12-03T16:10:00Z",
+    "completed_at": "2026-12-03T16:10:00Z",
+    "version": 2,
+}
 ONE_TASK: dict[int | str, dict[str, Any]] = {
     404: {"description": "absent, deleted or someone else's", **PROBLEM},
     412: {"description": "If-Match is not the current ETag", **PROBLEM},
@@ -62,6 +83,17 @@ def _task_response(task: Task, response: Response) -> TaskPublic:
     "",
     operation_id="tasks.create",
     status_code=201,
+    openapi_extra=examples(
+        request={
+            "title": "Write the report",
+            "description": "The numbers for November",
+            "priority": "high",
+            "due_at": "2026-12-04T17:00:00Z",
+            "tags": ["work"],
+        },
+        response=TASK_EXAMPLE,
+        status=201,
+    ),
     response_model=TaskPublic,
     dependencies=[WakeRelay],
     responses={413: {"description": "body too large", **PROBLEM}},
@@ -93,6 +125,7 @@ async def create_task(
     "",
     operation_id="tasks.list",
     response_model=TaskPage,
+    openapi_extra=examples(response={"items": [TASK_EXAMPLE], "next_cursor": None}),
     responses={400: {"description": "bad cursor", **PROBLEM}},
 )
 async def list_tasks(
@@ -173,6 +206,7 @@ async def list_tasks(
     operation_id="tasks.get",
     response_model=TaskPublic,
     responses={404: ONE_TASK[404]},
+    openapi_extra=examples(response=TASK_EXAMPLE),
 )
 async def get_task(
     actor: Reader, task_id: TaskId, repo: Repository, response: Response
@@ -186,6 +220,16 @@ async def get_task(
     "/{task_id}",
     operation_id="tasks.update",
     response_model=TaskPublic,
+    openapi_extra=examples(
+        request={"priority": "normal", "due_at": None},
+        response={
+            **TASK_EXAMPLE,
+            "priority": "normal",
+            "due_at": None,
+            "updated_at": "2026-12-02T11:00:00Z",
+            "version": 2,
+        },
+    ),
     dependencies=[WakeRelay],
     responses=ONE_TASK,
 )
@@ -208,6 +252,7 @@ async def update_task(
     "/{task_id}/complete",
     operation_id="tasks.complete",
     response_model=TaskPublic,
+    openapi_extra=examples(response=DONE_EXAMPLE),
     responses=ONE_TASK,
     dependencies=[WakeRelay],
 )
@@ -223,6 +268,9 @@ async def complete_task(
     "/{task_id}/reopen",
     operation_id="tasks.reopen",
     response_model=TaskPublic,
+    openapi_extra=examples(
+        response={**TASK_EXAMPLE, "updated_at": "2026-12-03T16:20:00Z", "version": 3}
+    ),
     responses=ONE_TASK,
     dependencies=[WakeRelay],
 )
