@@ -1,21 +1,29 @@
 """The merged OpenAPI document holds for the running system: schemathesis, through the gateway.
 
 Schemathesis (a third-party property-based API tester) reads the gateway's merged document
-and sends every operation examples, coverage cases and fuzzed requests, with a real token
-that has every scope (an admin's), and runs every check it has (``--checks all``): statuses,
-content types, headers and bodies must be the ones the document declares, requests valid
-by the schema must be accepted and invalid ones rejected, ``Allow`` must list the methods
-the document has, and so on.
+and sends every operation its examples, coverage cases and fuzzed requests, with a real
+token that has every scope (an admin's), and runs every check it has (``--checks all``):
+statuses, content types, headers and bodies must be the ones the document declares,
+requests valid by the schema must be accepted and invalid ones rejected, ``Allow`` must
+list the methods the document has, and so on. No check and no operation is left out.
 
-Deliberate configuration:
+Deliberate configuration (``schemathesis.toml`` and ``schemathesis_hooks.py`` beside this
+file, each entry with its reason):
 
 - ``--phases examples,coverage,fuzzing``: the stateful phase is off because the document
   declares no OpenAPI links, so that phase would only repeat the fuzzing with random ids.
-- ``--max-examples`` bounds the fuzzing so the run stays within a minute or two; the
-  ``--seed`` is fixed so a failure can be reproduced with the same command.
-- ``--workers 1`` and a generous gateway rate limit: the gateway's per-user limit would
-  otherwise answer 429 to a fast fuzzer. 429 is documented, so it would still conform,
-  but it would hide the services' own answers.
+- ``--max-examples`` bounds the fuzzing so the run stays near a minute; the ``--seed`` is
+  fixed so a failure can be reproduced with the same command; the cache of earlier
+  failures is off, so every run starts afresh.
+- "valid data is accepted" also accepts 412 (a well-formed If-Match that is stale), and
+  for ``analytics.weekly_report`` 422 (a well-formed week that starts after today) and
+  for ``tasks.list`` 400 (a cursor the list did not issue): each depends on state or the
+  date, which no schema can say, and docs/spec says so. Invalid data must still be refused.
+- The hooks teach the generator two formats the schema names (IANA time zones, email
+  addresses at real domains) and give each valid request its own Idempotency-Key.
+- ``--workers 1`` and a generous gateway burst: the gateway's rate limits would otherwise
+  answer 429 to a fast fuzzer. 429 is documented, so that would still conform, but it
+  would hide the services' own answers.
 """
 
 from __future__ import annotations
