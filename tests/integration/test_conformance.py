@@ -43,7 +43,9 @@ from tests.integration.conftest import Stack, start_stack
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery staple"
-MAX_EXAMPLES = 12
+# A longer or another run: MOMENTUM_CONFORMANCE_MAX_EXAMPLES=200 MOMENTUM_CONFORMANCE_SEED=7.
+MAX_EXAMPLES = int(os.environ.get("MOMENTUM_CONFORMANCE_MAX_EXAMPLES", "12"))
+SEED = int(os.environ.get("MOMENTUM_CONFORMANCE_SEED", "20261202"))
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
@@ -112,7 +114,7 @@ def test_schemathesis_finds_no_failure_through_the_gateway(
         "--max-examples",
         str(MAX_EXAMPLES),
         "--seed",
-        "20261202",
+        str(SEED),
         "--workers",
         "1",
         "--request-timeout",
