@@ -33,7 +33,7 @@ from momentum_auth.schemas import (
 )
 from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.db import SessionDep
-from momentum_shared.errors import ProblemError
+from momentum_shared.errors import PROBLEM_JSON, ProblemError, problem_body
 from momentum_shared.events import utcnow
 from momentum_shared.openapi import examples
 
@@ -72,14 +72,39 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 CLIENT_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+
+
+def _oauth_error(status: int, error: str, detail: str, description: str) -> dict[str, Any]:
+    """A documented token-endpoint error (RFC 6749 §5.2 ``error``), with an example."""
+    example = problem_body(status, detail=detail, extra={"error": error})
+    return {"description": description, "content": {PROBLEM_JSON: {"example": example}}}
+
+
 TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "invalid_request, unsupported_grant_type or invalid_scope", **_PROBLEM},
-    401: {"description": "invalid_grant: wrong credentials or a bad refresh token", **_PROBLEM},
-    429: {"description": "too many sign-in attempts (Retry-After)", **_PROBLEM},
-    503: {
-        "description": "temporarily_unavailable: password hashing is full (Retry-After)",
-        **_PROBLEM,
-    },
+    400: _oauth_error(
+        400,
+        "unsupported_grant_type",
+        "grant_type must be password or refresh_token",
+        "invalid_request, unsupported_grant_type or invalid_scope",
+    ),
+    401: _oauth_error(
+        401,
+        "invalid_grant",
+        "the email or password is wrong",
+        "invalid_grant: wrong credentials or a bad refresh token",
+    ),
+    429: _oauth_error(
+        429,
+        "invalid_grant",
+        "too many failed sign-ins; retry after the Retry-After delay",
+        "too many sign-in attempts (Retry-After)",
+    ),
+    503: _oauth_error(
+        503,
+        "temporarily_unavailable",
+        "the server is busy; retry after the Retry-After delay",
+        "temporarily_unavailable: password hashing is full (Retry-After)",
+    ),
 }
 # Registration and password changes hash too: a full hashing pool answers 503.
 HASHING_BUSY: dict[int | str, dict[str, Any]] = {
@@ -255,7 +280,9 @@ async def token(
     response_class=Response,
     responses={
         200: {"description": "revoked, or the token was not valid (RFC 7009); no body"},
-        400: {"description": "invalid_request: no token, or a malformed form", **_PROBLEM},
+        400: _oauth_error(
+            400, "invalid_request", "token is required", "invalid_request: no token, or a bad form"
+        ),
     },
     tags=["tokens"],
 )
