@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from momentum_gateway.routing import Rule, match
+from momentum_shared.errors import PROBLEM_JSON, InsufficientScope, problem_body
 from momentum_shared.openapi import PROBLEM_SCHEMAS, problem_response
 
 logger = logging.getLogger("momentum.gateway.openapi")
@@ -125,6 +126,13 @@ def _as_proxied(operation: dict[str, Any], rule: Rule) -> dict[str, Any]:
             statuses[403] = f"the token lacks the scope {rule.scope}"
     for status, description in statuses.items():
         responses.setdefault(str(status), problem_response(status, description))
+    if rule.scope and "403" in responses:
+        # The example names the scope this route needs, as the real refusal does.
+        forbidden = copy.deepcopy(responses["403"])
+        refusal = InsufficientScope(rule.scope)
+        example = problem_body(403, title=refusal.title, detail=refusal.detail, extra=refusal.extra)
+        forbidden.setdefault("content", {}).setdefault(PROBLEM_JSON, {})["example"] = example
+        responses["403"] = forbidden
     operation["responses"] = dict(sorted(responses.items()))
     return operation
 

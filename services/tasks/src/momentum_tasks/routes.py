@@ -96,7 +96,21 @@ def _task_response(task: Task, response: Response) -> TaskPublic:
     ),
     response_model=TaskPublic,
     dependencies=[WakeRelay],
-    responses={413: {"description": "body too large", **PROBLEM}},
+    responses={
+        400: {
+            "description": "a malformed Idempotency-Key, or a body that cannot be parsed",
+            **PROBLEM,
+        },
+        409: {
+            "description": "the first request with this Idempotency-Key is in progress",
+            **PROBLEM,
+        },
+        413: {"description": "body too large", **PROBLEM},
+        422: {
+            "description": "the body did not validate, or the key was used with another body",
+            **PROBLEM,
+        },
+    },
 )
 async def create_task(
     body: TaskCreate,
