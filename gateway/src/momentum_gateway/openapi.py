@@ -18,16 +18,22 @@ from typing import Any
 import httpx
 
 from momentum_gateway.routing import Rule, match
+from momentum_shared.errors import PROBLEM_JSON, InsufficientScope, problem_body
+from momentum_shared.openapi import PROBLEM_SCHEMAS, problem_response
 
 logger = logging.getLogger("momentum.gateway.openapi")
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-SCOPES = {
-    "profile": "your own account",
-    "tasks:read": "read your tasks",
-    "tasks:write": "create and change your tasks",
-    "analytics:read": "your streaks and reports",
-    "admin": "operator actions",
+SCHEME = "bearer"
+# What the gateway itself may answer on any proxied route, before or instead of the service.
+GATEWAY_STATUSES: dict[int, str] = {
+    400: "a malformed request: the path has dot segments or bad escapes, a bad header",
+    408: "the request body did not arrive in time (the gateway closes the connection)",
+    429: "over the gateway's rate or concurrency limit (Retry-After)",
+    431: "the request headers are too large",
+    502: "the service failed or broke off its answer",
+    503: "the service is unavailable or the gateway is overloaded (Retry-After)",
+    504: "the service did not answer in time",
 }
 _PARAM = re.compile(r"\{[^}/]+\}")
 
@@ -88,28 +94,65 @@ def merge(
                 rule = match(method.upper(), _sample_path(template), table)
                 if rule is None or rule.service != service:
                     continue  # not reachable through the gateway (health, metrics, …)
-                operation = dict(operation)
-                if rule.public:
-                    operation["security"] = []
-                else:
-                    operation["security"] = [{"bearer": [rule.scope] if rule.scope else []}]
-                kept[method] = operation
+                kept[method] = _as_proxied(operation, rule)
             if any(m in kept for m in METHODS):
                 paths[template] = kept
+    for name, schema in PROBLEM_SCHEMAS.items():
+        schemas.setdefault(name, copy.deepcopy(schema))
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(schemas.items())),
-            "securitySchemes": {
-                "bearer": {
-                    "type": "oauth2",
-                    "description": "RS256 access tokens (RFC 9068) from POST /auth/token",
-                    "flows": {"password": {"tokenUrl": "/auth/token", "scopes": SCOPES}},
-                }
-            },
+            "securitySchemes": {SCHEME: _security_scheme(documents, table)},
         },
+    }
+
+
+def _as_proxied(operation: dict[str, Any], rule: Rule) -> dict[str, Any]:
+    """``operation`` as the gateway serves it: its security, and the gateway's own statuses."""
+    operation = dict(operation)
+    responses = dict(operation.get("responses", {}))
+    statuses = dict(GATEWAY_STATUSES)
+    if operation.get("requestBody"):
+        statuses[413] = "the request body is larger than the gateway proxies"
+    if rule.public:
+        operation["security"] = []
+    else:
+        operation["security"] = [{SCHEME: [rule.scope] if rule.scope else []}]
+        statuses[401] = "missing, invalid, expired or revoked bearer token"
+        if rule.scope:
+            statuses[403] = f"the token lacks the scope {rule.scope}"
+    for status, description in statuses.items():
+        responses.setdefault(str(status), problem_response(status, description))
+    if rule.scope and "403" in responses:
+        # The example names the scope this route needs, as the real refusal does.
+        forbidden = copy.deepcopy(responses["403"])
+        refusal = InsufficientScope(rule.scope)
+        example = problem_body(403, title=refusal.title, detail=refusal.detail, extra=refusal.extra)
+        forbidden.setdefault("content", {}).setdefault(PROBLEM_JSON, {})["example"] = example
+        responses["403"] = forbidden
+    operation["responses"] = dict(sorted(responses.items()))
+    return operation
+
+
+def _security_scheme(documents: dict[str, dict[str, Any]], table: tuple[Rule, ...]) -> Any:
+    """The OAuth2 password flow, with the scopes auth's document declares.
+
+    Auth owns the scopes; while its document is unavailable, the scopes the routing table
+    demands are listed without descriptions.
+    """
+    declared = (
+        documents.get("auth", {}).get("components", {}).get("securitySchemes", {}).get(SCHEME)
+    )
+    if isinstance(declared, dict):
+        return copy.deepcopy(declared)
+    scopes = {rule.scope: rule.scope for rule in table if rule.scope}
+    return {
+        "type": "oauth2",
+        "description": "RS256 access tokens (RFC 9068) from POST /auth/token",
+        "flows": {"password": {"tokenUrl": "/auth/token", "scopes": dict(sorted(scopes.items()))}},
     }
 
 

@@ -11,6 +11,7 @@ from momentum_shared.bodies import BodyLimitMiddleware
 from momentum_shared.errors import install_error_handlers
 from momentum_shared.health import Readiness, health_router
 from momentum_shared.metrics import MetricsMiddleware, metrics_router, with_internal_port
+from momentum_shared.openapi import install_openapi
 from momentum_shared.requestid import RequestIdMiddleware
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -38,6 +39,7 @@ def build_app(
     app.state.service = service
     app.state.readiness = Readiness()
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health_router(detailed=internal_port is None))
     if internal_port is None:
         app.include_router(metrics_router())

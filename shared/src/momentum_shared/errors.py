@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from momentum_shared.db import DATABASE_UNREACHABLE
 
@@ -230,12 +231,29 @@ async def _validation_handler(_request: Request, exc: Exception) -> ProblemRespo
     )
 
 
-async def _http_handler(_request: Request, exc: Exception) -> ProblemResponse:
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path.
+
+    Starlette's 405 lists only the methods of the first route whose path matched, though
+    several routes may share a path (``GET`` and ``PATCH /auth/me``).
+    """
+    allowed: list[str] = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+async def _http_handler(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
     if exc.status_code == 404 and detail == "Not Found":
         detail = "no such resource"
-    return problem_response(exc.status_code, detail=detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (methods := allowed_methods(request)):
+        headers["Allow"] = ", ".join(methods)
+    return problem_response(exc.status_code, detail=detail, headers=headers)
 
 
 async def _database_unavailable_handler(request: Request, exc: Exception) -> ProblemResponse:

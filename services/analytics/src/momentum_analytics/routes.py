@@ -10,9 +10,51 @@ from momentum_analytics import service
 from momentum_analytics.dependencies import ReaderDep, RepositoryDep
 from momentum_analytics.schemas import StreaksPublic, WeeklyReport
 from momentum_shared.bodies import BearerFirstRoute
+from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
 
+# YYYY-Www for years 0001 to 9999 and weeks 01 to 53.
+WEEK_PATTERN = r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-W(0[1-9]|[1-4][0-9]|5[0-3])$"
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+
+STREAK_EXAMPLE: dict[str, Any] = {"current": 3, "longest": 9, "last_active_date": "2026-12-02"}
+STREAKS_EXAMPLE: dict[str, Any] = {
+    "user_id": "9b2f6d1e-3c4a-4e5f-8a7b-1c2d3e4f5a6b",
+    "timezone": "Europe/Berlin",
+    "today": "2026-12-02",
+    "login": STREAK_EXAMPLE,
+    "completion": {"current": 2, "longest": 5, "last_active_date": "2026-12-02"},
+}
+_DAYS = [
+    {"date": f"2026-11-{day}", "logins": logins, "tasks_created": created, "tasks_completed": done}
+    for day, logins, created, done in (
+        (23, 1, 2, 1),
+        (24, 1, 0, 1),
+        (25, 0, 0, 0),
+        (26, 2, 3, 2),
+        (27, 1, 1, 1),
+        (28, 0, 0, 0),
+        (29, 0, 0, 0),
+    )
+]
+WEEKLY_EXAMPLE: dict[str, Any] = {
+    "user_id": "9b2f6d1e-3c4a-4e5f-8a7b-1c2d3e4f5a6b",
+    "week": "2026-W48",
+    "timezone": "Europe/Berlin",
+    "start_date": "2026-11-23",
+    "end_date": "2026-11-29",
+    "totals": {"logins": 5, "tasks_created": 6, "tasks_completed": 5, "active_days": 4},
+    "days": _DAYS,
+    "streaks": {
+        "login": STREAK_EXAMPLE,
+        "completion": {"current": 2, "longest": 5, "last_active_date": "2026-12-02"},
+    },
+    "previous_week": {
+        "week": "2026-W47",
+        "totals": {"logins": 3, "tasks_created": 4, "tasks_completed": 2, "active_days": 3},
+    },
+    "generated_at": "2026-12-02T10:00:00Z",
+}
 
 router = APIRouter(
     prefix="/analytics",
@@ -26,7 +68,12 @@ router = APIRouter(
 )
 
 
-@router.get("/streaks", response_model=StreaksPublic)
+@router.get(
+    "/streaks",
+    operation_id="analytics.streaks",
+    response_model=StreaksPublic,
+    openapi_extra=examples(response=STREAKS_EXAMPLE),
+)
 async def get_streaks(claims: ReaderDep, repo: RepositoryDep, now: NowDep) -> StreaksPublic:
     """The caller's login and completion streaks as of today in the token's timezone."""
     return await service.get_streaks(
@@ -36,6 +83,8 @@ async def get_streaks(claims: ReaderDep, repo: RepositoryDep, now: NowDep) -> St
 
 @router.get(
     "/reports/weekly",
+    operation_id="analytics.weekly_report",
+    openapi_extra=examples(response=WEEKLY_EXAMPLE),
     response_model=WeeklyReport,
     responses={422: {"description": "a malformed week, or one that starts after today", **PROBLEM}},
 )
@@ -45,7 +94,14 @@ async def get_weekly_report(
     now: NowDep,
     week: Annotated[
         str | None,
-        Query(description="ISO week YYYY-Www; default the week that contains today"),
+        Query(
+            description=(
+                "ISO week YYYY-Www; default the week that contains today. 422 for week 53"
+                " of a year without one, or a week that starts after today"
+            ),
+            # Documented only: the service says which of the two is wrong, in its own 422.
+            json_schema_extra={"pattern": WEEK_PATTERN},
+        ),
     ] = None,
 ) -> WeeklyReport:
     """The caller's activity in one ISO week, with the week before and the streaks."""

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from momentum_auth.context import AuthContext
 from momentum_auth.models import OUTBOX
+from momentum_auth.openapi import document_auth
 from momentum_auth.passwords import PasswordHasher
 from momentum_auth.publishing import STREAMS
 from momentum_auth.routes import router
@@ -125,4 +126,5 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     )
     install_state(app, AuthState(settings=settings, auth=build_context(settings)))
     app.include_router(router)
+    document_auth(app)
     return app

@@ -34,7 +34,8 @@ from momentum_auth.schemas import (
 from momentum_auth.signing_keys import rotation
 from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.db import SessionDep
-from momentum_shared.errors import ProblemError
+from momentum_shared.errors import PROBLEM_JSON, ProblemError, problem_body
+from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
 
 
@@ -73,18 +74,64 @@ NO_STORE = errors.NO_STORE
 CLIENT_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+
+
+def _oauth_error(status: int, error: str, detail: str, description: str) -> dict[str, Any]:
+    """A documented token-endpoint error (RFC 6749 §5.2 ``error``), with an example."""
+    example = problem_body(status, detail=detail, extra={"error": error})
+    return {"description": description, "content": {PROBLEM_JSON: {"example": example}}}
+
+
 TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "invalid_request, unsupported_grant_type or invalid_scope", **_PROBLEM},
-    401: {"description": "invalid_grant: wrong credentials or a bad refresh token", **_PROBLEM},
-    429: {"description": "too many sign-in attempts (Retry-After)", **_PROBLEM},
-    503: {
-        "description": "temporarily_unavailable: password hashing is full (Retry-After)",
-        **_PROBLEM,
-    },
+    400: _oauth_error(
+        400,
+        "unsupported_grant_type",
+        "grant_type must be password or refresh_token",
+        "invalid_request, unsupported_grant_type or invalid_scope",
+    ),
+    401: _oauth_error(
+        401,
+        "invalid_grant",
+        "the email or password is wrong",
+        "invalid_grant: wrong credentials or a bad refresh token",
+    ),
+    429: _oauth_error(
+        429,
+        "invalid_grant",
+        "too many failed sign-ins; retry after the Retry-After delay",
+        "too many sign-in attempts (Retry-After)",
+    ),
+    503: _oauth_error(
+        503,
+        "temporarily_unavailable",
+        "the server is busy; retry after the Retry-After delay",
+        "temporarily_unavailable: password hashing is full (Retry-After)",
+    ),
 }
 # Registration and password changes hash too: a full hashing pool answers 503.
 HASHING_BUSY: dict[int | str, dict[str, Any]] = {
     503: {"description": "password hashing is full (Retry-After)", **_PROBLEM},
+}
+
+# Routes that need a valid bearer token with the profile scope.
+SIGNED_IN: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, invalid or expired bearer token", **_PROBLEM},
+    403: {"description": "the token lacks the profile scope", **_PROBLEM},
+}
+
+USER_EXAMPLE: dict[str, Any] = {
+    "id": "9b2f6d1e-3c4a-4e5f-8a7b-1c2d3e4f5a6b",
+    "email": "ada@example.com",
+    "display_name": "Ada",
+    "timezone": "Europe/Berlin",
+    "created_at": "2026-12-02T09:00:00Z",
+}
+TOKEN_EXAMPLE: dict[str, Any] = {
+    "access_token": "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiYXQrand0In0.e30.c2ln",
+    "token_type": "Bearer",
+    "expires_in": 900,
+    "refresh_token": "rt_9b2f6d1e3c4a4e5f8a7b1c2d3e4f5a6b",
+    "scope": "profile tasks:read tasks:write analytics:read",
 }
 
 FormField = Annotated[str | None, Form()]
@@ -114,9 +161,21 @@ async def _malformed_form(request: Request) -> ProblemError | None:
 
 @router.post(
     "/auth/register",
+    operation_id="auth.register",
     status_code=201,
+    openapi_extra=examples(
+        request={
+            "email": "ada@example.com",
+            "password": "correct horse battery",
+            "display_name": "Ada",
+            "timezone": "Europe/Berlin",
+        },
+        response=USER_EXAMPLE,
+        status=201,
+    ),
     response_model=UserPublic,
     responses={
+        409: {"description": "an account with this email exists (in any spelling)", **_PROBLEM},
         429: {"description": "too many registrations (Retry-After)", **_PROBLEM},
         **HASHING_BUSY,
     },
@@ -136,7 +195,23 @@ async def register(
     return user_public(user)
 
 
-@oauth.post("/auth/token", response_model=TokenResponse, responses=TOKEN_ERRORS, tags=["tokens"])
+@oauth.post(
+    "/auth/token",
+    operation_id="auth.token",
+    openapi_extra=examples(
+        request={
+            "grant_type": "password",
+            "username": "ada@example.com",
+            "password": "correct horse battery",
+            "scope": "tasks:read tasks:write",
+        },
+        request_media=FORM,
+        response=TOKEN_EXAMPLE,
+    ),
+    response_model=TokenResponse,
+    responses=TOKEN_ERRORS,
+    tags=["tokens"],
+)
 async def token(
     request: Request,
     session: SessionDep,
@@ -188,7 +263,18 @@ async def token(
 
 @oauth.post(
     "/auth/revoke",
-    responses={200: {"description": "revoked, or the token was not valid (RFC 7009)"}},
+    operation_id="auth.revoke",
+    openapi_extra=examples(
+        request={"token": TOKEN_EXAMPLE["refresh_token"], "token_type_hint": "refresh_token"},
+        request_media=FORM,
+    ),
+    response_class=Response,
+    responses={
+        200: {"description": "revoked, or the token was not valid (RFC 7009); no body"},
+        400: _oauth_error(
+            400, "invalid_request", "token is required", "invalid_request: no token, or a bad form"
+        ),
+    },
     tags=["tokens"],
 )
 async def revoke(
@@ -210,13 +296,30 @@ async def revoke(
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.get("/auth/me", response_model=UserPublic, tags=["users"])
+@router.get(
+    "/auth/me",
+    operation_id="auth.me",
+    openapi_extra=examples(response=USER_EXAMPLE),
+    response_model=UserPublic,
+    responses=SIGNED_IN,
+    tags=["users"],
+)
 async def read_me(user: CurrentUserDep) -> UserPublic:
     """The signed-in user."""
     return user_public(user)
 
 
-@router.patch("/auth/me", response_model=UserPublic, tags=["users"])
+@router.patch(
+    "/auth/me",
+    operation_id="auth.update_me",
+    openapi_extra=examples(
+        request={"timezone": "America/New_York"},
+        response={**USER_EXAMPLE, "timezone": "America/New_York"},
+    ),
+    response_model=UserPublic,
+    responses=SIGNED_IN,
+    tags=["users"],
+)
 async def update_me(
     data: UserUpdate, user: CurrentUserDep, session: SessionDep, now: NowDep
 ) -> UserPublic:
@@ -227,8 +330,16 @@ async def update_me(
 
 @router.post(
     "/auth/me/password",
+    operation_id="auth.change_password",
+    openapi_extra=examples(
+        request={
+            "current_password": "correct horse battery",
+            "new_password": "battery staple horse correct",
+        }
+    ),
     status_code=204,
     responses={
+        **SIGNED_IN,
         403: {
             "description": "the current password is wrong (urn:momentum:problem:wrong-password)",
             **_PROBLEM,
@@ -260,7 +371,26 @@ async def change_password(
     return Response(status_code=204)
 
 
-@router.get("/.well-known/jwks.json", response_model=JsonWebKeySet, tags=["discovery"])
+@router.get(
+    "/.well-known/jwks.json",
+    operation_id="auth.jwks",
+    openapi_extra=examples(
+        response={
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "kid": "k1",
+                    "use": "sig",
+                    "alg": "RS256",
+                    "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7",
+                    "e": "AQAB",
+                }
+            ]
+        }
+    ),
+    response_model=JsonWebKeySet,
+    tags=["discovery"],
+)
 async def jwks(
     session: SessionDep, ctx: ContextDep, response: Response, now: NowDep
 ) -> JsonWebKeySet:
@@ -271,6 +401,20 @@ async def jwks(
 
 @router.get(
     "/.well-known/oauth-authorization-server",
+    operation_id="auth.metadata",
+    openapi_extra=examples(
+        response={
+            "issuer": "https://momentum.example.com",
+            "token_endpoint": "https://momentum.example.com/auth/token",
+            "jwks_uri": "https://momentum.example.com/.well-known/jwks.json",
+            "revocation_endpoint": "https://momentum.example.com/auth/revoke",
+            "grant_types_supported": ["password", "refresh_token"],
+            "scopes_supported": ["profile", "tasks:read", "tasks:write", "analytics:read", "admin"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
+        }
+    ),
     response_model=AuthorizationServerMetadata,
     tags=["discovery"],
 )
@@ -295,8 +439,16 @@ async def metadata(ctx: ContextDep, response: Response) -> AuthorizationServerMe
 
 @router.post(
     "/auth/admin/keys/rotate",
+    operation_id="auth.rotate_keys",
+    openapi_extra=examples(
+        response={"kid": "k2", "alg": "RS256", "created_at": "2026-11-25T09:00:00Z"}, status=201
+    ),
     status_code=201,
     response_model=SigningKeyPublic,
+    responses={
+        401: SIGNED_IN[401],
+        403: {"description": "the token lacks the admin scope", **_PROBLEM},
+    },
     dependencies=[Depends(current_admin)],
     tags=["admin"],
 )

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic.json_schema import WithJsonSchema
 
 from momentum_shared.events import UtcDateTime
-from momentum_shared.validation import storable_text
+from momentum_shared.validation import StorableTextSchema, storable_text
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
@@ -31,7 +32,21 @@ def _iana_timezone(value: str) -> str:
     return value
 
 
-Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_timezone)]
+# JSON Schema has no format for time zones: "iana-time-zone" names the IANA database's.
+TIMEZONE_FORMAT = "iana-time-zone"
+Timezone = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(_iana_timezone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 64,
+            "format": TIMEZONE_FORMAT,
+            "examples": ["Europe/Berlin"],
+        }
+    ),
+]
 Password = Annotated[
     str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH, repr=False)
 ]
@@ -39,6 +54,7 @@ DisplayName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(storable_text),
+    StorableTextSchema(),
 ]
 
 
@@ -52,7 +68,10 @@ class UserCreate(UserBase):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(max_length=320)
+    email: EmailStr = Field(
+        max_length=320,
+        description="case-insensitive and unique; special-use domains (RFC 6761) are refused",
+    )
     password: Password
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, Header, Request
+from fastapi import BackgroundTasks, Depends, Header, Path, Request
 
 from momentum_shared.db import SessionDep
 from momentum_shared.errors import BadRequest, NotFound
@@ -60,7 +60,9 @@ async def get_cursor_codec(request: Request) -> CursorCodec:
 CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]
 
 
-async def task_id_from_path(task_id: str) -> uuid.UUID:
+async def task_id_from_path(
+    task_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})],
+) -> uuid.UUID:
     """A path id that is not a UUID names no task: 404, the same as someone else's."""
     try:
         return uuid.UUID(task_id)
@@ -71,8 +73,20 @@ async def task_id_from_path(task_id: str) -> uuid.UUID:
 TaskIdDep = Annotated[uuid.UUID, Depends(task_id_from_path)]
 
 
+# Printable ASCII, not blank only (HTTP strips the blanks around a header value).
+IDEMPOTENCY_KEY = r"^[ -~]*[!-~][ -~]*$"
+
+
 async def idempotency_key(
-    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1 to 255 printable ASCII characters (400 otherwise)",
+            # Documented only: the check below answers 400, as the spec says, not 422.
+            json_schema_extra={"minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY},
+        ),
+    ] = None,
 ) -> str | None:
     if key is None:
         return None
@@ -82,7 +96,14 @@ async def idempotency_key(
 
 
 IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
-IfMatchDep = Annotated[str | None, Header(alias="If-Match")]
+IfMatchDep = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        # Any text: what is not * or a matching entity tag is 412 (docs/spec/README.md §2.7).
+        description='* or entity tags such as "3" (the ETag); 412 unless one matches',
+    ),
+]
 
 
 async def wake_relay_after_response(request: Request, background: BackgroundTasks) -> None:

@@ -11,7 +11,9 @@ from pydantic import ValidationError
 
 from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.errors import UnprocessableEntity, validation_errors
+from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
+from momentum_shared.validation import StorableTextSchema
 from momentum_tasks import service
 from momentum_tasks.dependencies import (
     CursorCodecDep,
@@ -47,6 +49,26 @@ router = APIRouter(
         503: {"description": "the database cannot be reached", **PROBLEM},
     },
 )
+TASK_EXAMPLE: dict[str, Any] = {
+    "id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+    "title": "Write the report",
+    "description": "The numbers for November",
+    "status": "open",
+    "priority": "high",
+    "due_at": "2026-12-04T17:00:00Z",
+    "tags": ["work"],
+    "created_at": "2026-12-02T09:30:00Z",
+    "updated_at": "2026-12-02T09:30:00Z",
+    "completed_at": None,
+    "version": 1,
+}
+DONE_EXAMPLE = {
+    **TASK_EXAMPLE,
+    "status": "done",
+    "updated_at": "2026-12-03T16:10:00Z",
+    "completed_at": "2026-12-03T16:10:00Z",
+    "version": 2,
+}
 ONE_TASK: dict[int | str, dict[str, Any]] = {
     404: {"description": "absent, deleted or someone else's", **PROBLEM},
     412: {"description": "If-Match is not the current ETag", **PROBLEM},
@@ -60,10 +82,36 @@ def _task_response(task: Task, response: Response) -> TaskPublic:
 
 @router.post(
     "",
+    operation_id="tasks.create",
     status_code=201,
+    openapi_extra=examples(
+        request={
+            "title": "Write the report",
+            "description": "The numbers for November",
+            "priority": "high",
+            "due_at": "2026-12-04T17:00:00Z",
+            "tags": ["work"],
+        },
+        response=TASK_EXAMPLE,
+        status=201,
+    ),
     response_model=TaskPublic,
     dependencies=[WakeRelay],
-    responses={413: {"description": "body too large", **PROBLEM}},
+    responses={
+        400: {
+            "description": "a malformed Idempotency-Key, or a body that cannot be parsed",
+            **PROBLEM,
+        },
+        409: {
+            "description": "the first request with this Idempotency-Key is in progress",
+            **PROBLEM,
+        },
+        413: {"description": "body too large", **PROBLEM},
+        422: {
+            "description": "the body did not validate, or the key was used with another body",
+            **PROBLEM,
+        },
+    },
 )
 async def create_task(
     body: TaskCreate,
@@ -90,7 +138,13 @@ async def create_task(
     return JSONResponse(created.body, status_code=created.status_code, headers=headers)
 
 
-@router.get("", response_model=TaskPage, responses={400: {"description": "bad cursor", **PROBLEM}})
+@router.get(
+    "",
+    operation_id="tasks.list",
+    response_model=TaskPage,
+    openapi_extra=examples(response={"items": [TASK_EXAMPLE], "next_cursor": None}),
+    responses={400: {"description": "bad cursor", **PROBLEM}},
+)
 async def list_tasks(
     actor: ReaderDep,
     repo: RepositoryDep,
@@ -98,17 +152,36 @@ async def list_tasks(
     status: Annotated[Status | None, Query(description="open or done")] = None,
     priority: Annotated[Priority | None, Query(description="low, normal or high")] = None,
     tag: Annotated[
-        str | None, Query(min_length=1, max_length=32, description="has this tag (exact)")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=32,
+            description="has this tag (exact)",
+            json_schema_extra={"pattern": StorableTextSchema.pattern},
+        ),
     ] = None,
     q: Annotated[
         str | None,
-        Query(min_length=1, max_length=200, description="substring of the title, any case"),
+        Query(
+            min_length=1,
+            max_length=200,
+            description="substring of the title, any case",
+            json_schema_extra={"pattern": StorableTextSchema.pattern},
+        ),
     ] = None,
     due_before: Annotated[
-        str | None, Query(description="due strictly before this RFC 3339 instant")
+        str | None,
+        Query(
+            description="due strictly before this RFC 3339 instant",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     due_after: Annotated[
-        str | None, Query(description="due strictly after this RFC 3339 instant")
+        str | None,
+        Query(
+            description="due strictly after this RFC 3339 instant",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     sort: Annotated[
         TaskSort,
@@ -145,7 +218,13 @@ async def list_tasks(
     )
 
 
-@router.get("/{task_id}", response_model=TaskPublic, responses={404: ONE_TASK[404]})
+@router.get(
+    "/{task_id}",
+    operation_id="tasks.get",
+    response_model=TaskPublic,
+    responses={404: ONE_TASK[404]},
+    openapi_extra=examples(response=TASK_EXAMPLE),
+)
 async def get_task(
     actor: ReaderDep, task_id: TaskIdDep, repo: RepositoryDep, response: Response
 ) -> TaskPublic:
@@ -154,7 +233,23 @@ async def get_task(
     return _task_response(task, response)
 
 
-@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[WakeRelay], responses=ONE_TASK)
+@router.patch(
+    "/{task_id}",
+    operation_id="tasks.update",
+    response_model=TaskPublic,
+    openapi_extra=examples(
+        request={"priority": "normal", "due_at": None},
+        response={
+            **TASK_EXAMPLE,
+            "priority": "normal",
+            "due_at": None,
+            "updated_at": "2026-12-02T11:00:00Z",
+            "version": 2,
+        },
+    ),
+    dependencies=[WakeRelay],
+    responses=ONE_TASK,
+)
 async def update_task(
     actor: WriterDep,
     task_id: TaskIdDep,
@@ -172,7 +267,12 @@ async def update_task(
 
 
 @router.post(
-    "/{task_id}/complete", response_model=TaskPublic, responses=ONE_TASK, dependencies=[WakeRelay]
+    "/{task_id}/complete",
+    operation_id="tasks.complete",
+    response_model=TaskPublic,
+    openapi_extra=examples(response=DONE_EXAMPLE),
+    responses=ONE_TASK,
+    dependencies=[WakeRelay],
 )
 async def complete_task(
     actor: WriterDep,
@@ -190,7 +290,14 @@ async def complete_task(
 
 
 @router.post(
-    "/{task_id}/reopen", response_model=TaskPublic, responses=ONE_TASK, dependencies=[WakeRelay]
+    "/{task_id}/reopen",
+    operation_id="tasks.reopen",
+    response_model=TaskPublic,
+    openapi_extra=examples(
+        response={**TASK_EXAMPLE, "updated_at": "2026-12-03T16:20:00Z", "version": 3}
+    ),
+    responses=ONE_TASK,
+    dependencies=[WakeRelay],
 )
 async def reopen_task(
     actor: WriterDep,
@@ -207,6 +314,7 @@ async def reopen_task(
 
 @router.delete(
     "/{task_id}",
+    operation_id="tasks.delete",
     status_code=204,
     response_class=Response,
     responses=ONE_TASK,

@@ -19,9 +19,10 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from momentum_shared.events import format_utc
-from momentum_shared.validation import storable_text
+from momentum_shared.validation import StorableTextSchema, storable_text
 from momentum_tasks.models import NO_DUE_DATE
 
 _RFC3339_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
@@ -51,7 +52,7 @@ UtcDateTime = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]
 Instant = Annotated[
     AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable_instant)
 ]
-Text = Annotated[str, AfterValidator(storable_text)]
+Text = Annotated[str, AfterValidator(storable_text), StorableTextSchema()]
 Title = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
 Description = Annotated[Text, StringConstraints(max_length=10_000)]
 Tag = Annotated[Text, StringConstraints(min_length=1, max_length=32)]
@@ -84,11 +85,12 @@ class TaskUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
+    # Omitted or a value; null is refused (the schema says so: SkipJsonSchema hides None).
+    title: Title | SkipJsonSchema[None] = None
     description: Description | None = None
-    priority: Priority | None = None
+    priority: Priority | SkipJsonSchema[None] = None
     due_at: Instant | None = None
-    tags: Tags | None = None
+    tags: Tags | SkipJsonSchema[None] = None
 
     @field_validator("title", "priority", "tags")
     @classmethod
