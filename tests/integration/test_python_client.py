@@ -17,25 +17,19 @@ import httpx
 import pytest
 
 from momentum_client import AuthenticatedClient, Client
-from momentum_client.api.analytics import (
-    get_streaks_analytics_streaks_get as get_streaks,
-)
-from momentum_client.api.analytics import (
-    get_weekly_report_analytics_reports_weekly_get as get_weekly_report,
-)
-from momentum_client.api.tasks import (
-    complete_task_tasks_task_id_complete_post as complete_task,
-)
-from momentum_client.api.tasks import create_task_tasks_post as create_task
-from momentum_client.api.tasks import delete_task_tasks_task_id_delete as delete_task
-from momentum_client.api.tasks import get_task_tasks_task_id_get as get_task
-from momentum_client.api.tasks import list_tasks_tasks_get as list_tasks
-from momentum_client.api.tasks import update_task_tasks_task_id_patch as update_task
-from momentum_client.api.tokens import token_auth_token_post as token
-from momentum_client.api.users import read_me_auth_me_get as read_me
-from momentum_client.api.users import register_auth_register_post as register
+from momentum_client.api.analytics import analytics_streaks as get_streaks
+from momentum_client.api.analytics import analytics_weekly_report as get_weekly_report
+from momentum_client.api.tasks import tasks_complete as complete_task
+from momentum_client.api.tasks import tasks_create as create_task
+from momentum_client.api.tasks import tasks_delete as delete_task
+from momentum_client.api.tasks import tasks_get as get_task
+from momentum_client.api.tasks import tasks_list as list_tasks
+from momentum_client.api.tasks import tasks_update as update_task
+from momentum_client.api.tokens import auth_token as token
+from momentum_client.api.users import auth_me as read_me
+from momentum_client.api.users import auth_register as register
 from momentum_client.models import (
-    BodyTokenAuthTokenPost,
+    AuthTokenForm,
     StreaksPublic,
     TaskCreate,
     TaskPage,
@@ -93,7 +87,7 @@ def signed_in(stack: Stack, anonymous: Client) -> tuple[UserPublic, Authenticate
 
     issued = token.sync_detailed(
         client=anonymous,
-        body=BodyTokenAuthTokenPost(grant_type="password", username=email, password=PASSWORD),
+        body=AuthTokenForm(grant_type="password", username=email, password=PASSWORD),
     )
     assert issued.status_code == HTTPStatus.OK, issued.content
     assert isinstance(issued.parsed, TokenResponse)
@@ -137,7 +131,7 @@ def test_the_readme_walk_through_the_generated_client(stack: Stack, anonymous: C
         assert page.next_cursor is None
 
         changed = update_task.sync_detailed(
-            str(task.id), client=authed, body=TaskUpdate(description="two pages"), if_match='"1"'
+            task.id, client=authed, body=TaskUpdate(description="two pages"), if_match='"1"'
         )
         assert changed.status_code == HTTPStatus.OK, changed.content
         assert isinstance(changed.parsed, TaskPublic)
@@ -145,16 +139,16 @@ def test_the_readme_walk_through_the_generated_client(stack: Stack, anonymous: C
         assert changed.headers["etag"] == '"2"'
 
         # An If-Match from before the change is refused, and nothing changes.
-        stale = complete_task.sync_detailed(str(task.id), client=authed, if_match='"1"')
+        stale = complete_task.sync_detailed(task.id, client=authed, if_match='"1"')
         assert stale.status_code == HTTPStatus.PRECONDITION_FAILED
         assert stale.headers["etag"] == '"2"'
         assert stale.headers["content-type"].startswith("application/problem+json")
         assert problem(stale.content)["status"] == 412
-        still_open = get_task.sync(str(task.id), client=authed)
+        still_open = get_task.sync(task.id, client=authed)
         assert isinstance(still_open, TaskPublic)
         assert (still_open.status, still_open.version) == ("open", 2)
 
-        done = complete_task.sync_detailed(str(task.id), client=authed, if_match='"2"')
+        done = complete_task.sync_detailed(task.id, client=authed, if_match='"2"')
         assert done.status_code == HTTPStatus.OK, done.content
         assert isinstance(done.parsed, TaskPublic)
         assert done.parsed.status == TaskPublicStatus.DONE
@@ -180,45 +174,20 @@ def test_the_readme_walk_through_the_generated_client(stack: Stack, anonymous: C
         assert (totals.logins, totals.tasks_created, totals.tasks_completed) == (1, 1, 1)
         assert totals.active_days == 1
 
-        removed = delete_task.sync_detailed(str(task.id), client=authed)
+        removed = delete_task.sync_detailed(task.id, client=authed)
         assert removed.status_code == HTTPStatus.NO_CONTENT
-        gone = get_task.sync_detailed(str(task.id), client=authed)
+        gone = get_task.sync_detailed(task.id, client=authed)
         assert gone.status_code == HTTPStatus.NOT_FOUND
         assert problem(gone.content)["status"] == 404
-
-
-def test_a_validation_error_through_the_client(stack: Stack, anonymous: Client) -> None:
-    _, authed = signed_in(stack, anonymous)
-    with authed:
-        # Sent through the client's own HTTP session (base URL and bearer token set): the
-        # generated call cannot decode this answer until the documents describe problems.
-        refused = authed.get_httpx_client().post("/tasks", json=TaskCreate(title="").to_dict())
-        assert refused.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
-        assert refused.headers["content-type"].startswith("application/problem+json")
-        body = problem(refused.content)
-        assert body["status"] == 422
-        assert [error["loc"] for error in body["errors"]] == [["body", "title"]]
-        listed = list_tasks.sync(client=authed)
-        assert isinstance(listed, TaskPage)
-        assert listed.items == []
 
 
 def test_wrong_credentials_are_refused_through_the_client(anonymous: Client) -> None:
     refused = token.sync_detailed(
         client=anonymous,
-        body=BodyTokenAuthTokenPost(
-            grant_type="password", username="nobody@example.com", password=PASSWORD
-        ),
+        body=AuthTokenForm(grant_type="password", username="nobody@example.com", password=PASSWORD),
     )
     assert refused.status_code == HTTPStatus.UNAUTHORIZED
     assert problem(refused.content)["error"] == "invalid_grant"
-
-
-# The two tests below need documents that describe the problem+json errors the API sends:
-# today the 4xx answers have no schema, and 422 is declared as FastAPI's HTTPValidationError,
-# which the client cannot decode a problem into. Once the documents describe problems and
-# `make client` has run, they pass: strict, so the suite then fails until the marks are gone.
-PROBLEMS_UNDOCUMENTED = "the service documents do not describe problem+json errors yet"
 
 
 def decoded_problem(parsed: Any) -> dict[str, Any]:
@@ -229,20 +198,22 @@ def decoded_problem(parsed: Any) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=PROBLEMS_UNDOCUMENTED)
 def test_a_validation_error_decodes_into_the_clients_problem_model(
     stack: Stack, anonymous: Client
 ) -> None:
     _, authed = signed_in(stack, anonymous)
     with authed:
         refused = create_task.sync_detailed(client=authed, body=TaskCreate(title=""))
+        listed = list_tasks.sync(client=authed)
     assert refused.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert refused.headers["content-type"].startswith("application/problem+json")
     body = decoded_problem(refused.parsed)
     assert (body["type"], body["status"]) == ("about:blank", 422)
     assert [error["loc"] for error in body["errors"]] == [["body", "title"]]
+    assert isinstance(listed, TaskPage)  # nothing was created
+    assert listed.items == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=PROBLEMS_UNDOCUMENTED)
 def test_a_stale_if_match_decodes_into_the_clients_problem_model(
     stack: Stack, anonymous: Client
 ) -> None:
@@ -250,7 +221,7 @@ def test_a_stale_if_match_decodes_into_the_clients_problem_model(
     with authed:
         created = create_task.sync(client=authed, body=TaskCreate(title="Write the report"))
         assert isinstance(created, TaskPublic)
-        stale = complete_task.sync_detailed(str(created.id), client=authed, if_match='"0"')
+        stale = complete_task.sync_detailed(created.id, client=authed, if_match='"0"')
     assert stale.status_code == HTTPStatus.PRECONDITION_FAILED
     body = decoded_problem(stale.parsed)
     assert (body["type"], body["status"]) == ("about:blank", 412)

@@ -1,16 +1,15 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .auth_revoke_form import AuthRevokeForm
+from .auth_token_form import AuthTokenForm
 from .authorization_server_metadata import AuthorizationServerMetadata
-from .body_revoke_auth_revoke_post import BodyRevokeAuthRevokePost
-from .body_token_auth_token_post import BodyTokenAuthTokenPost
 from .day_report import DayReport
-from .http_validation_error import HTTPValidationError
 from .json_web_key_set import JsonWebKeySet
 from .json_web_key_set_keys_item import JsonWebKeySetKeysItem
-from .list_tasks_tasks_get_priority_type_0 import ListTasksTasksGetPriorityType0
-from .list_tasks_tasks_get_status_type_0 import ListTasksTasksGetStatusType0
 from .password_change import PasswordChange
 from .previous_week import PreviousWeek
+from .problem import Problem
+from .problem_field_error import ProblemFieldError
 from .signing_key_public import SigningKeyPublic
 from .streak import Streak
 from .streaks_public import StreaksPublic
@@ -22,29 +21,28 @@ from .task_public_priority import TaskPublicPriority
 from .task_public_status import TaskPublicStatus
 from .task_sort import TaskSort
 from .task_update import TaskUpdate
-from .task_update_priority_type_0 import TaskUpdatePriorityType0
+from .task_update_priority import TaskUpdatePriority
+from .tasks_list_priority_type_0 import TasksListPriorityType0
+from .tasks_list_status_type_0 import TasksListStatusType0
 from .token_response import TokenResponse
 from .user_create import UserCreate
 from .user_public import UserPublic
 from .user_update import UserUpdate
-from .validation_error import ValidationError
-from .validation_error_context import ValidationErrorContext
 from .week_streaks import WeekStreaks
 from .week_totals import WeekTotals
 from .weekly_report import WeeklyReport
 
 __all__ = (
+    "AuthRevokeForm",
+    "AuthTokenForm",
     "AuthorizationServerMetadata",
-    "BodyRevokeAuthRevokePost",
-    "BodyTokenAuthTokenPost",
     "DayReport",
-    "HTTPValidationError",
     "JsonWebKeySet",
     "JsonWebKeySetKeysItem",
-    "ListTasksTasksGetPriorityType0",
-    "ListTasksTasksGetStatusType0",
     "PasswordChange",
     "PreviousWeek",
+    "Problem",
+    "ProblemFieldError",
     "SigningKeyPublic",
     "Streak",
     "StreaksPublic",
@@ -56,13 +54,13 @@ __all__ = (
     "TaskPublicStatus",
     "TaskSort",
     "TaskUpdate",
-    "TaskUpdatePriorityType0",
+    "TaskUpdatePriority",
+    "TasksListPriorityType0",
+    "TasksListStatusType0",
     "TokenResponse",
     "UserCreate",
     "UserPublic",
     "UserUpdate",
-    "ValidationError",
-    "ValidationErrorContext",
     "WeekStreaks",
     "WeekTotals",
     "WeeklyReport",

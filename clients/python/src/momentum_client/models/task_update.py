@@ -6,7 +6,7 @@ from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 
-from ..models.task_update_priority_type_0 import TaskUpdatePriorityType0
+from ..models.task_update_priority import TaskUpdatePriority
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="TaskUpdate")
@@ -19,16 +19,16 @@ class TaskUpdate:
     Attributes:
         description (None | str | Unset):
         due_at (datetime.datetime | None | Unset):
-        priority (None | TaskUpdatePriorityType0 | Unset):
-        tags (list[str] | None | Unset):
-        title (None | str | Unset):
+        priority (TaskUpdatePriority | Unset):
+        tags (list[str] | Unset):
+        title (str | Unset):
     """
 
     description: str | Unset | None = UNSET
     due_at: datetime.datetime | Unset | None = UNSET
-    priority: TaskUpdatePriorityType0 | Unset | None = UNSET
-    tags: list[str] | Unset | None = UNSET
-    title: str | Unset | None = UNSET
+    priority: TaskUpdatePriority | Unset = UNSET
+    tags: list[str] | Unset = UNSET
+    title: str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         description: str | Unset | None
@@ -45,28 +45,15 @@ class TaskUpdate:
         else:
             due_at = self.due_at
 
-        priority: str | Unset | None
-        if isinstance(self.priority, Unset):
-            priority = UNSET
-        elif isinstance(self.priority, TaskUpdatePriorityType0):
+        priority: str | Unset = UNSET
+        if not isinstance(self.priority, Unset):
             priority = self.priority.value
-        else:
-            priority = self.priority
 
-        tags: list[str] | Unset | None
-        if isinstance(self.tags, Unset):
-            tags = UNSET
-        elif isinstance(self.tags, list):
+        tags: list[str] | Unset = UNSET
+        if not isinstance(self.tags, Unset):
             tags = self.tags
 
-        else:
-            tags = self.tags
-
-        title: str | Unset | None
-        if isinstance(self.title, Unset):
-            title = UNSET
-        else:
-            title = self.title
+        title = self.title
 
         field_dict: dict[str, Any] = {}
 
@@ -114,48 +101,16 @@ class TaskUpdate:
 
         due_at = _parse_due_at(d.pop("due_at", UNSET))
 
-        def _parse_priority(data: object) -> TaskUpdatePriorityType0 | Unset | None:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            try:
-                if not isinstance(data, str):
-                    raise TypeError()
-                priority_type_0 = TaskUpdatePriorityType0(data)
+        _priority = d.pop("priority", UNSET)
+        priority: TaskUpdatePriority | Unset
+        if isinstance(_priority, Unset):
+            priority = UNSET
+        else:
+            priority = TaskUpdatePriority(_priority)
 
-                return priority_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | TaskUpdatePriorityType0 | Unset, data)
+        tags = cast(list[str], d.pop("tags", UNSET))
 
-        priority = _parse_priority(d.pop("priority", UNSET))
-
-        def _parse_tags(data: object) -> list[str] | Unset | None:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            try:
-                if not isinstance(data, list):
-                    raise TypeError()
-                tags_type_0 = cast(list[str], data)
-
-                return tags_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[str] | None | Unset, data)
-
-        tags = _parse_tags(d.pop("tags", UNSET))
-
-        def _parse_title(data: object) -> str | Unset | None:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        title = _parse_title(d.pop("title", UNSET))
+        title = d.pop("title", UNSET)
 
         task_update = cls(
             description=description,

@@ -15,7 +15,7 @@ class UserCreate:
     """``POST /auth/register``.
 
     Attributes:
-        email (str):
+        email (str): case-insensitive and unique; special-use domains (RFC 6761) are refused
         password (str):
         display_name (None | str | Unset):
         timezone (str | Unset):  Default: 'UTC'.

@@ -5,7 +5,8 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.authorization_server_metadata import AuthorizationServerMetadata
+from ...models.problem import Problem
+from ...models.user_public import UserPublic
 from ...types import Response
 
 
@@ -13,7 +14,7 @@ def _get_kwargs() -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
         "method": "get",
-        "url": "/.well-known/oauth-authorization-server",
+        "url": "/auth/me",
     }
 
     return _kwargs
@@ -21,11 +22,56 @@ def _get_kwargs() -> dict[str, Any]:
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> AuthorizationServerMetadata | None:
+) -> Problem | UserPublic | None:
     if response.status_code == 200:
-        response_200 = AuthorizationServerMetadata.from_dict(response.json())
+        response_200 = UserPublic.from_dict(response.json())
 
         return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -35,7 +81,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[AuthorizationServerMetadata]:
+) -> Response[Problem | UserPublic]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -46,18 +92,18 @@ def _build_response(
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
-) -> Response[AuthorizationServerMetadata]:
-    """Metadata
+    client: AuthenticatedClient,
+) -> Response[Problem | UserPublic]:
+    """Read Me
 
-     RFC 8414 authorization-server metadata.
+     The signed-in user.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[AuthorizationServerMetadata]
+        Response[Problem | UserPublic]
     """
 
     kwargs = _get_kwargs()
@@ -71,18 +117,18 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
-) -> AuthorizationServerMetadata | None:
-    """Metadata
+    client: AuthenticatedClient,
+) -> Problem | UserPublic | None:
+    """Read Me
 
-     RFC 8414 authorization-server metadata.
+     The signed-in user.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        AuthorizationServerMetadata
+        Problem | UserPublic
     """
 
     return sync_detailed(
@@ -92,18 +138,18 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
-) -> Response[AuthorizationServerMetadata]:
-    """Metadata
+    client: AuthenticatedClient,
+) -> Response[Problem | UserPublic]:
+    """Read Me
 
-     RFC 8414 authorization-server metadata.
+     The signed-in user.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[AuthorizationServerMetadata]
+        Response[Problem | UserPublic]
     """
 
     kwargs = _get_kwargs()
@@ -115,18 +161,18 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
-) -> AuthorizationServerMetadata | None:
-    """Metadata
+    client: AuthenticatedClient,
+) -> Problem | UserPublic | None:
+    """Read Me
 
-     RFC 8414 authorization-server metadata.
+     The signed-in user.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        AuthorizationServerMetadata
+        Problem | UserPublic
     """
 
     return (

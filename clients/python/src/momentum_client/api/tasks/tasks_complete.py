@@ -1,17 +1,19 @@
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
+from uuid import UUID
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.http_validation_error import HTTPValidationError
+from ...models.problem import Problem
+from ...models.task_public import TaskPublic
 from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
-    task_id: str,
+    task_id: UUID,
     *,
     if_match: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
@@ -20,8 +22,8 @@ def _get_kwargs(
         headers["If-Match"] = if_match
 
     _kwargs: dict[str, Any] = {
-        "method": "delete",
-        "url": "/tasks/{task_id}".format(
+        "method": "post",
+        "url": "/tasks/{task_id}/complete".format(
             task_id=quote(str(task_id), safe=""),
         ),
     }
@@ -32,35 +34,71 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | HTTPValidationError | None:
-    if response.status_code == 204:
-        response_204 = cast(Any, None)
-        return response_204
+) -> Problem | TaskPublic | None:
+    if response.status_code == 200:
+        response_200 = TaskPublic.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
 
     if response.status_code == 401:
-        response_401 = cast(Any, None)
+        response_401 = Problem.from_dict(response.json())
+
         return response_401
 
     if response.status_code == 403:
-        response_403 = cast(Any, None)
+        response_403 = Problem.from_dict(response.json())
+
         return response_403
 
     if response.status_code == 404:
-        response_404 = cast(Any, None)
+        response_404 = Problem.from_dict(response.json())
+
         return response_404
 
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
     if response.status_code == 412:
-        response_412 = cast(Any, None)
+        response_412 = Problem.from_dict(response.json())
+
         return response_412
 
     if response.status_code == 422:
-        response_422 = HTTPValidationError.from_dict(response.json())
+        response_422 = Problem.from_dict(response.json())
 
         return response_422
 
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -70,7 +108,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | HTTPValidationError]:
+) -> Response[Problem | TaskPublic]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -80,25 +118,26 @@ def _build_response(
 
 
 def sync_detailed(
-    task_id: str,
+    task_id: UUID,
     *,
     client: AuthenticatedClient,
     if_match: None | str | Unset = UNSET,
-) -> Response[Any | HTTPValidationError]:
-    """Delete Task
+) -> Response[Problem | TaskPublic]:
+    """Complete Task
 
-     Delete the task; afterwards it is 404 everywhere.
+     Mark the task done; on a task already done this changes and emits nothing.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
+        task_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError]
+        Response[Problem | TaskPublic]
     """
 
     kwargs = _get_kwargs(
@@ -114,25 +153,26 @@ def sync_detailed(
 
 
 def sync(
-    task_id: str,
+    task_id: UUID,
     *,
     client: AuthenticatedClient,
     if_match: None | str | Unset = UNSET,
-) -> Any | HTTPValidationError | None:
-    """Delete Task
+) -> Problem | TaskPublic | None:
+    """Complete Task
 
-     Delete the task; afterwards it is 404 everywhere.
+     Mark the task done; on a task already done this changes and emits nothing.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
+        task_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError
+        Problem | TaskPublic
     """
 
     return sync_detailed(
@@ -143,25 +183,26 @@ def sync(
 
 
 async def asyncio_detailed(
-    task_id: str,
+    task_id: UUID,
     *,
     client: AuthenticatedClient,
     if_match: None | str | Unset = UNSET,
-) -> Response[Any | HTTPValidationError]:
-    """Delete Task
+) -> Response[Problem | TaskPublic]:
+    """Complete Task
 
-     Delete the task; afterwards it is 404 everywhere.
+     Mark the task done; on a task already done this changes and emits nothing.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
+        task_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError]
+        Response[Problem | TaskPublic]
     """
 
     kwargs = _get_kwargs(
@@ -175,25 +216,26 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    task_id: str,
+    task_id: UUID,
     *,
     client: AuthenticatedClient,
     if_match: None | str | Unset = UNSET,
-) -> Any | HTTPValidationError | None:
-    """Delete Task
+) -> Problem | TaskPublic | None:
+    """Complete Task
 
-     Delete the task; afterwards it is 404 everywhere.
+     Mark the task done; on a task already done this changes and emits nothing.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
+        task_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError
+        Problem | TaskPublic
     """
 
     return (

@@ -1,63 +1,93 @@
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.body_token_auth_token_post import BodyTokenAuthTokenPost
-from ...models.http_validation_error import HTTPValidationError
-from ...models.token_response import TokenResponse
-from ...types import UNSET, Response, Unset
+from ...models.problem import Problem
+from ...models.task_public import TaskPublic
+from ...types import Response
 
 
 def _get_kwargs(
-    *,
-    body: BodyTokenAuthTokenPost | Unset = UNSET,
+    task_id: UUID,
 ) -> dict[str, Any]:
-    headers: dict[str, Any] = {}
 
     _kwargs: dict[str, Any] = {
-        "method": "post",
-        "url": "/auth/token",
+        "method": "get",
+        "url": "/tasks/{task_id}".format(
+            task_id=quote(str(task_id), safe=""),
+        ),
     }
 
-    if not isinstance(body, Unset):
-        _kwargs["data"] = body.to_dict()
-    headers["Content-Type"] = "application/x-www-form-urlencoded"
-
-    _kwargs["headers"] = headers
     return _kwargs
 
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | HTTPValidationError | TokenResponse | None:
+) -> Problem | TaskPublic | None:
     if response.status_code == 200:
-        response_200 = TokenResponse.from_dict(response.json())
+        response_200 = TaskPublic.from_dict(response.json())
 
         return response_200
 
     if response.status_code == 400:
-        response_400 = cast(Any, None)
+        response_400 = Problem.from_dict(response.json())
+
         return response_400
 
     if response.status_code == 401:
-        response_401 = cast(Any, None)
+        response_401 = Problem.from_dict(response.json())
+
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
     if response.status_code == 422:
-        response_422 = HTTPValidationError.from_dict(response.json())
+        response_422 = Problem.from_dict(response.json())
 
         return response_422
 
     if response.status_code == 429:
-        response_429 = cast(Any, None)
+        response_429 = Problem.from_dict(response.json())
+
         return response_429
 
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -67,7 +97,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | HTTPValidationError | TokenResponse]:
+) -> Response[Problem | TaskPublic]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -77,27 +107,27 @@ def _build_response(
 
 
 def sync_detailed(
+    task_id: UUID,
     *,
-    client: AuthenticatedClient | Client,
-    body: BodyTokenAuthTokenPost | Unset = UNSET,
-) -> Response[Any | HTTPValidationError | TokenResponse]:
-    """Token
+    client: AuthenticatedClient,
+) -> Response[Problem | TaskPublic]:
+    """Get Task
 
-     Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants.
+     One of the caller's tasks; 404 if it is absent, deleted or someone else's.
 
     Args:
-        body (BodyTokenAuthTokenPost | Unset):
+        task_id (UUID):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TokenResponse]
+        Response[Problem | TaskPublic]
     """
 
     kwargs = _get_kwargs(
-        body=body,
+        task_id=task_id,
     )
 
     response = client.get_httpx_client().request(
@@ -108,53 +138,53 @@ def sync_detailed(
 
 
 def sync(
+    task_id: UUID,
     *,
-    client: AuthenticatedClient | Client,
-    body: BodyTokenAuthTokenPost | Unset = UNSET,
-) -> Any | HTTPValidationError | TokenResponse | None:
-    """Token
+    client: AuthenticatedClient,
+) -> Problem | TaskPublic | None:
+    """Get Task
 
-     Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants.
+     One of the caller's tasks; 404 if it is absent, deleted or someone else's.
 
     Args:
-        body (BodyTokenAuthTokenPost | Unset):
+        task_id (UUID):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TokenResponse
+        Problem | TaskPublic
     """
 
     return sync_detailed(
+        task_id=task_id,
         client=client,
-        body=body,
     ).parsed
 
 
 async def asyncio_detailed(
+    task_id: UUID,
     *,
-    client: AuthenticatedClient | Client,
-    body: BodyTokenAuthTokenPost | Unset = UNSET,
-) -> Response[Any | HTTPValidationError | TokenResponse]:
-    """Token
+    client: AuthenticatedClient,
+) -> Response[Problem | TaskPublic]:
+    """Get Task
 
-     Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants.
+     One of the caller's tasks; 404 if it is absent, deleted or someone else's.
 
     Args:
-        body (BodyTokenAuthTokenPost | Unset):
+        task_id (UUID):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TokenResponse]
+        Response[Problem | TaskPublic]
     """
 
     kwargs = _get_kwargs(
-        body=body,
+        task_id=task_id,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -163,28 +193,28 @@ async def asyncio_detailed(
 
 
 async def asyncio(
+    task_id: UUID,
     *,
-    client: AuthenticatedClient | Client,
-    body: BodyTokenAuthTokenPost | Unset = UNSET,
-) -> Any | HTTPValidationError | TokenResponse | None:
-    """Token
+    client: AuthenticatedClient,
+) -> Problem | TaskPublic | None:
+    """Get Task
 
-     Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants.
+     One of the caller's tasks; 404 if it is absent, deleted or someone else's.
 
     Args:
-        body (BodyTokenAuthTokenPost | Unset):
+        task_id (UUID):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TokenResponse
+        Problem | TaskPublic
     """
 
     return (
         await asyncio_detailed(
+            task_id=task_id,
             client=client,
-            body=body,
         )
     ).parsed

@@ -1,7 +1,7 @@
 from enum import StrEnum
 
 
-class TaskUpdatePriorityType0(StrEnum):
+class TasksListPriorityType0(StrEnum):
     HIGH = "high"
     LOW = "low"
     NORMAL = "normal"

@@ -1,10 +1,11 @@
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.problem import Problem
 from ...models.weekly_report import WeeklyReport
 from ...types import UNSET, Response, Unset
 
@@ -36,27 +37,61 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | WeeklyReport | None:
+) -> Problem | WeeklyReport | None:
     if response.status_code == 200:
         response_200 = WeeklyReport.from_dict(response.json())
 
         return response_200
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
     if response.status_code == 401:
-        response_401 = cast(Any, None)
+        response_401 = Problem.from_dict(response.json())
+
         return response_401
 
     if response.status_code == 403:
-        response_403 = cast(Any, None)
+        response_403 = Problem.from_dict(response.json())
+
         return response_403
 
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
     if response.status_code == 422:
-        response_422 = cast(Any, None)
+        response_422 = Problem.from_dict(response.json())
+
         return response_422
 
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -66,7 +101,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | WeeklyReport]:
+) -> Response[Problem | WeeklyReport]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -79,20 +114,21 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     week: None | str | Unset = UNSET,
-) -> Response[Any | WeeklyReport]:
+) -> Response[Problem | WeeklyReport]:
     """Get Weekly Report
 
      The caller's activity in one ISO week, with the week before and the streaks.
 
     Args:
-        week (None | str | Unset): ISO week YYYY-Www; default the week that contains today
+        week (None | str | Unset): ISO week YYYY-Www; default the week that contains today. 422
+            for week 53 of a year without one, or a week that starts after today
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | WeeklyReport]
+        Response[Problem | WeeklyReport]
     """
 
     kwargs = _get_kwargs(
@@ -110,20 +146,21 @@ def sync(
     *,
     client: AuthenticatedClient,
     week: None | str | Unset = UNSET,
-) -> Any | WeeklyReport | None:
+) -> Problem | WeeklyReport | None:
     """Get Weekly Report
 
      The caller's activity in one ISO week, with the week before and the streaks.
 
     Args:
-        week (None | str | Unset): ISO week YYYY-Www; default the week that contains today
+        week (None | str | Unset): ISO week YYYY-Www; default the week that contains today. 422
+            for week 53 of a year without one, or a week that starts after today
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | WeeklyReport
+        Problem | WeeklyReport
     """
 
     return sync_detailed(
@@ -136,20 +173,21 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     week: None | str | Unset = UNSET,
-) -> Response[Any | WeeklyReport]:
+) -> Response[Problem | WeeklyReport]:
     """Get Weekly Report
 
      The caller's activity in one ISO week, with the week before and the streaks.
 
     Args:
-        week (None | str | Unset): ISO week YYYY-Www; default the week that contains today
+        week (None | str | Unset): ISO week YYYY-Www; default the week that contains today. 422
+            for week 53 of a year without one, or a week that starts after today
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | WeeklyReport]
+        Response[Problem | WeeklyReport]
     """
 
     kwargs = _get_kwargs(
@@ -165,20 +203,21 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     week: None | str | Unset = UNSET,
-) -> Any | WeeklyReport | None:
+) -> Problem | WeeklyReport | None:
     """Get Weekly Report
 
      The caller's activity in one ISO week, with the week before and the streaks.
 
     Args:
-        week (None | str | Unset): ISO week YYYY-Www; default the week that contains today
+        week (None | str | Unset): ISO week YYYY-Www; default the week that contains today. 422
+            for week 53 of a year without one, or a week that starts after today
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | WeeklyReport
+        Problem | WeeklyReport
     """
 
     return (

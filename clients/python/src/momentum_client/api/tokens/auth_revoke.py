@@ -1,58 +1,84 @@
 from http import HTTPStatus
 from typing import Any, cast
-from urllib.parse import quote
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.http_validation_error import HTTPValidationError
-from ...models.task_public import TaskPublic
+from ...models.auth_revoke_form import AuthRevokeForm
+from ...models.problem import Problem
 from ...types import Response
 
 
 def _get_kwargs(
-    task_id: str,
+    *,
+    body: AuthRevokeForm,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
 
     _kwargs: dict[str, Any] = {
-        "method": "get",
-        "url": "/tasks/{task_id}".format(
-            task_id=quote(str(task_id), safe=""),
-        ),
+        "method": "post",
+        "url": "/auth/revoke",
     }
 
+    _kwargs["data"] = body.to_dict()
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+
+    _kwargs["headers"] = headers
     return _kwargs
 
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | HTTPValidationError | TaskPublic | None:
+) -> Any | Problem | None:
     if response.status_code == 200:
-        response_200 = TaskPublic.from_dict(response.json())
-
+        response_200 = cast(Any, None)
         return response_200
 
-    if response.status_code == 401:
-        response_401 = cast(Any, None)
-        return response_401
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
 
-    if response.status_code == 403:
-        response_403 = cast(Any, None)
-        return response_403
+        return response_400
 
-    if response.status_code == 404:
-        response_404 = cast(Any, None)
-        return response_404
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
 
     if response.status_code == 422:
-        response_422 = HTTPValidationError.from_dict(response.json())
+        response_422 = Problem.from_dict(response.json())
 
         return response_422
 
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -62,7 +88,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | HTTPValidationError | TaskPublic]:
+) -> Response[Any | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -72,27 +98,27 @@ def _build_response(
 
 
 def sync_detailed(
-    task_id: str,
     *,
-    client: AuthenticatedClient,
-) -> Response[Any | HTTPValidationError | TaskPublic]:
-    """Get Task
+    client: AuthenticatedClient | Client,
+    body: AuthRevokeForm,
+) -> Response[Any | Problem]:
+    """Revoke
 
-     One of the caller's tasks; 404 if it is absent, deleted or someone else's.
+     Revocation endpoint (RFC 7009): revokes the token's whole family.
 
     Args:
-        task_id (str):
+        body (AuthRevokeForm):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TaskPublic]
+        Response[Any | Problem]
     """
 
     kwargs = _get_kwargs(
-        task_id=task_id,
+        body=body,
     )
 
     response = client.get_httpx_client().request(
@@ -103,53 +129,53 @@ def sync_detailed(
 
 
 def sync(
-    task_id: str,
     *,
-    client: AuthenticatedClient,
-) -> Any | HTTPValidationError | TaskPublic | None:
-    """Get Task
+    client: AuthenticatedClient | Client,
+    body: AuthRevokeForm,
+) -> Any | Problem | None:
+    """Revoke
 
-     One of the caller's tasks; 404 if it is absent, deleted or someone else's.
+     Revocation endpoint (RFC 7009): revokes the token's whole family.
 
     Args:
-        task_id (str):
+        body (AuthRevokeForm):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TaskPublic
+        Any | Problem
     """
 
     return sync_detailed(
-        task_id=task_id,
         client=client,
+        body=body,
     ).parsed
 
 
 async def asyncio_detailed(
-    task_id: str,
     *,
-    client: AuthenticatedClient,
-) -> Response[Any | HTTPValidationError | TaskPublic]:
-    """Get Task
+    client: AuthenticatedClient | Client,
+    body: AuthRevokeForm,
+) -> Response[Any | Problem]:
+    """Revoke
 
-     One of the caller's tasks; 404 if it is absent, deleted or someone else's.
+     Revocation endpoint (RFC 7009): revokes the token's whole family.
 
     Args:
-        task_id (str):
+        body (AuthRevokeForm):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TaskPublic]
+        Response[Any | Problem]
     """
 
     kwargs = _get_kwargs(
-        task_id=task_id,
+        body=body,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -158,28 +184,28 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    task_id: str,
     *,
-    client: AuthenticatedClient,
-) -> Any | HTTPValidationError | TaskPublic | None:
-    """Get Task
+    client: AuthenticatedClient | Client,
+    body: AuthRevokeForm,
+) -> Any | Problem | None:
+    """Revoke
 
-     One of the caller's tasks; 404 if it is absent, deleted or someone else's.
+     Revocation endpoint (RFC 7009): revokes the token's whole family.
 
     Args:
-        task_id (str):
+        body (AuthRevokeForm):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TaskPublic
+        Any | Problem
     """
 
     return (
         await asyncio_detailed(
-            task_id=task_id,
             client=client,
+            body=body,
         )
     ).parsed

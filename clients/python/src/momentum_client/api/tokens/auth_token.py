@@ -1,30 +1,29 @@
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.http_validation_error import HTTPValidationError
-from ...models.user_create import UserCreate
-from ...models.user_public import UserPublic
+from ...models.auth_token_form import AuthTokenForm
+from ...models.problem import Problem
+from ...models.token_response import TokenResponse
 from ...types import Response
 
 
 def _get_kwargs(
     *,
-    body: UserCreate,
+    body: AuthTokenForm,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
 
     _kwargs: dict[str, Any] = {
         "method": "post",
-        "url": "/auth/register",
+        "url": "/auth/token",
     }
 
-    _kwargs["json"] = body.to_dict()
-
-    headers["Content-Type"] = "application/json"
+    _kwargs["data"] = body.to_dict()
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
 
     _kwargs["headers"] = headers
     return _kwargs
@@ -32,24 +31,61 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | HTTPValidationError | UserPublic | None:
-    if response.status_code == 201:
-        response_201 = UserPublic.from_dict(response.json())
+) -> Problem | TokenResponse | None:
+    if response.status_code == 200:
+        response_200 = TokenResponse.from_dict(response.json())
 
-        return response_201
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
 
     if response.status_code == 422:
-        response_422 = HTTPValidationError.from_dict(response.json())
+        response_422 = Problem.from_dict(response.json())
 
         return response_422
 
     if response.status_code == 429:
-        response_429 = cast(Any, None)
+        response_429 = Problem.from_dict(response.json())
+
         return response_429
 
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -59,7 +95,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | HTTPValidationError | UserPublic]:
+) -> Response[Problem | TokenResponse]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -71,21 +107,21 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: UserCreate,
-) -> Response[Any | HTTPValidationError | UserPublic]:
-    """Register
+    body: AuthTokenForm,
+) -> Response[Problem | TokenResponse]:
+    """Token
 
-     Create a user; the email is case-insensitive and unique.
+     Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants.
 
     Args:
-        body (UserCreate): ``POST /auth/register``.
+        body (AuthTokenForm):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | UserPublic]
+        Response[Problem | TokenResponse]
     """
 
     kwargs = _get_kwargs(
@@ -102,21 +138,21 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
-    body: UserCreate,
-) -> Any | HTTPValidationError | UserPublic | None:
-    """Register
+    body: AuthTokenForm,
+) -> Problem | TokenResponse | None:
+    """Token
 
-     Create a user; the email is case-insensitive and unique.
+     Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants.
 
     Args:
-        body (UserCreate): ``POST /auth/register``.
+        body (AuthTokenForm):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | UserPublic
+        Problem | TokenResponse
     """
 
     return sync_detailed(
@@ -128,21 +164,21 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: UserCreate,
-) -> Response[Any | HTTPValidationError | UserPublic]:
-    """Register
+    body: AuthTokenForm,
+) -> Response[Problem | TokenResponse]:
+    """Token
 
-     Create a user; the email is case-insensitive and unique.
+     Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants.
 
     Args:
-        body (UserCreate): ``POST /auth/register``.
+        body (AuthTokenForm):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | UserPublic]
+        Response[Problem | TokenResponse]
     """
 
     kwargs = _get_kwargs(
@@ -157,21 +193,21 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
-    body: UserCreate,
-) -> Any | HTTPValidationError | UserPublic | None:
-    """Register
+    body: AuthTokenForm,
+) -> Problem | TokenResponse | None:
+    """Token
 
-     Create a user; the email is case-insensitive and unique.
+     Token endpoint (RFC 6749): the ``password`` and ``refresh_token`` grants.
 
     Args:
-        body (UserCreate): ``POST /auth/register``.
+        body (AuthTokenForm):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | UserPublic
+        Problem | TokenResponse
     """
 
     return (

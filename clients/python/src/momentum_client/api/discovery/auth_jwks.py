@@ -5,15 +5,16 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.signing_key_public import SigningKeyPublic
+from ...models.json_web_key_set import JsonWebKeySet
+from ...models.problem import Problem
 from ...types import Response
 
 
 def _get_kwargs() -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
-        "method": "post",
-        "url": "/auth/admin/keys/rotate",
+        "method": "get",
+        "url": "/.well-known/jwks.json",
     }
 
     return _kwargs
@@ -21,11 +22,46 @@ def _get_kwargs() -> dict[str, Any]:
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> SigningKeyPublic | None:
-    if response.status_code == 201:
-        response_201 = SigningKeyPublic.from_dict(response.json())
+) -> JsonWebKeySet | Problem | None:
+    if response.status_code == 200:
+        response_200 = JsonWebKeySet.from_dict(response.json())
 
-        return response_201
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -35,7 +71,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[SigningKeyPublic]:
+) -> Response[JsonWebKeySet | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -46,18 +82,18 @@ def _build_response(
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient,
-) -> Response[SigningKeyPublic]:
-    """Rotate Keys
+    client: AuthenticatedClient | Client,
+) -> Response[JsonWebKeySet | Problem]:
+    """Jwks
 
-     Rotate the signing key: the already published next key signs from now on.
+     Every public key that may still verify a live access token.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[SigningKeyPublic]
+        Response[JsonWebKeySet | Problem]
     """
 
     kwargs = _get_kwargs()
@@ -71,18 +107,18 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient,
-) -> SigningKeyPublic | None:
-    """Rotate Keys
+    client: AuthenticatedClient | Client,
+) -> JsonWebKeySet | Problem | None:
+    """Jwks
 
-     Rotate the signing key: the already published next key signs from now on.
+     Every public key that may still verify a live access token.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        SigningKeyPublic
+        JsonWebKeySet | Problem
     """
 
     return sync_detailed(
@@ -92,18 +128,18 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient,
-) -> Response[SigningKeyPublic]:
-    """Rotate Keys
+    client: AuthenticatedClient | Client,
+) -> Response[JsonWebKeySet | Problem]:
+    """Jwks
 
-     Rotate the signing key: the already published next key signs from now on.
+     Every public key that may still verify a live access token.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[SigningKeyPublic]
+        Response[JsonWebKeySet | Problem]
     """
 
     kwargs = _get_kwargs()
@@ -115,18 +151,18 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient,
-) -> SigningKeyPublic | None:
-    """Rotate Keys
+    client: AuthenticatedClient | Client,
+) -> JsonWebKeySet | Problem | None:
+    """Jwks
 
-     Rotate the signing key: the already published next key signs from now on.
+     Every public key that may still verify a live access token.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        SigningKeyPublic
+        JsonWebKeySet | Problem
     """
 
     return (

@@ -1,28 +1,25 @@
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.http_validation_error import HTTPValidationError
-from ...models.task_create import TaskCreate
-from ...models.task_public import TaskPublic
-from ...types import UNSET, Response, Unset
+from ...models.problem import Problem
+from ...models.user_create import UserCreate
+from ...models.user_public import UserPublic
+from ...types import Response
 
 
 def _get_kwargs(
     *,
-    body: TaskCreate,
-    idempotency_key: None | str | Unset = UNSET,
+    body: UserCreate,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
-    if not isinstance(idempotency_key, Unset):
-        headers["Idempotency-Key"] = idempotency_key
 
     _kwargs: dict[str, Any] = {
         "method": "post",
-        "url": "/tasks",
+        "url": "/auth/register",
     }
 
     _kwargs["json"] = body.to_dict()
@@ -35,32 +32,61 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | HTTPValidationError | TaskPublic | None:
+) -> Problem | UserPublic | None:
     if response.status_code == 201:
-        response_201 = TaskPublic.from_dict(response.json())
+        response_201 = UserPublic.from_dict(response.json())
 
         return response_201
 
-    if response.status_code == 401:
-        response_401 = cast(Any, None)
-        return response_401
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
 
-    if response.status_code == 403:
-        response_403 = cast(Any, None)
-        return response_403
+        return response_400
+
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
+    if response.status_code == 409:
+        response_409 = Problem.from_dict(response.json())
+
+        return response_409
 
     if response.status_code == 413:
-        response_413 = cast(Any, None)
+        response_413 = Problem.from_dict(response.json())
+
         return response_413
 
     if response.status_code == 422:
-        response_422 = HTTPValidationError.from_dict(response.json())
+        response_422 = Problem.from_dict(response.json())
 
         return response_422
 
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -70,7 +96,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | HTTPValidationError | TaskPublic]:
+) -> Response[Problem | UserPublic]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -81,29 +107,26 @@ def _build_response(
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient,
-    body: TaskCreate,
-    idempotency_key: None | str | Unset = UNSET,
-) -> Response[Any | HTTPValidationError | TaskPublic]:
-    """Create Task
+    client: AuthenticatedClient | Client,
+    body: UserCreate,
+) -> Response[Problem | UserPublic]:
+    """Register
 
-     Create a task; a repeated Idempotency-Key with the same body replays the first response.
+     Create a user; the email is case-insensitive and unique.
 
     Args:
-        idempotency_key (None | str | Unset):
-        body (TaskCreate): Body of ``POST /tasks``.
+        body (UserCreate): ``POST /auth/register``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TaskPublic]
+        Response[Problem | UserPublic]
     """
 
     kwargs = _get_kwargs(
         body=body,
-        idempotency_key=idempotency_key,
     )
 
     response = client.get_httpx_client().request(
@@ -115,58 +138,52 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient,
-    body: TaskCreate,
-    idempotency_key: None | str | Unset = UNSET,
-) -> Any | HTTPValidationError | TaskPublic | None:
-    """Create Task
+    client: AuthenticatedClient | Client,
+    body: UserCreate,
+) -> Problem | UserPublic | None:
+    """Register
 
-     Create a task; a repeated Idempotency-Key with the same body replays the first response.
+     Create a user; the email is case-insensitive and unique.
 
     Args:
-        idempotency_key (None | str | Unset):
-        body (TaskCreate): Body of ``POST /tasks``.
+        body (UserCreate): ``POST /auth/register``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TaskPublic
+        Problem | UserPublic
     """
 
     return sync_detailed(
         client=client,
         body=body,
-        idempotency_key=idempotency_key,
     ).parsed
 
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient,
-    body: TaskCreate,
-    idempotency_key: None | str | Unset = UNSET,
-) -> Response[Any | HTTPValidationError | TaskPublic]:
-    """Create Task
+    client: AuthenticatedClient | Client,
+    body: UserCreate,
+) -> Response[Problem | UserPublic]:
+    """Register
 
-     Create a task; a repeated Idempotency-Key with the same body replays the first response.
+     Create a user; the email is case-insensitive and unique.
 
     Args:
-        idempotency_key (None | str | Unset):
-        body (TaskCreate): Body of ``POST /tasks``.
+        body (UserCreate): ``POST /auth/register``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TaskPublic]
+        Response[Problem | UserPublic]
     """
 
     kwargs = _get_kwargs(
         body=body,
-        idempotency_key=idempotency_key,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -176,30 +193,27 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient,
-    body: TaskCreate,
-    idempotency_key: None | str | Unset = UNSET,
-) -> Any | HTTPValidationError | TaskPublic | None:
-    """Create Task
+    client: AuthenticatedClient | Client,
+    body: UserCreate,
+) -> Problem | UserPublic | None:
+    """Register
 
-     Create a task; a repeated Idempotency-Key with the same body replays the first response.
+     Create a user; the email is case-insensitive and unique.
 
     Args:
-        idempotency_key (None | str | Unset):
-        body (TaskCreate): Body of ``POST /tasks``.
+        body (UserCreate): ``POST /auth/register``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TaskPublic
+        Problem | UserPublic
     """
 
     return (
         await asyncio_detailed(
             client=client,
             body=body,
-            idempotency_key=idempotency_key,
         )
     ).parsed

@@ -1,7 +1,7 @@
 from enum import StrEnum
 
 
-class ListTasksTasksGetStatusType0(StrEnum):
+class TasksListStatusType0(StrEnum):
     DONE = "done"
     OPEN = "open"
 

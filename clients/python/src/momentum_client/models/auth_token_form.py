@@ -8,11 +8,11 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
-T = TypeVar("T", bound="BodyTokenAuthTokenPost")
+T = TypeVar("T", bound="AuthTokenForm")
 
 
 @_attrs_define
-class BodyTokenAuthTokenPost:
+class AuthTokenForm:
     """
     Attributes:
         client_id (None | str | Unset):
@@ -29,7 +29,7 @@ class BodyTokenAuthTokenPost:
     refresh_token: str | Unset | None = UNSET
     scope: str | Unset | None = UNSET
     username: str | Unset | None = UNSET
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+    additional_properties: dict[str, str] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         client_id: str | Unset | None
@@ -144,7 +144,7 @@ class BodyTokenAuthTokenPost:
 
         username = _parse_username(d.pop("username", UNSET))
 
-        body_token_auth_token_post = cls(
+        auth_token_form = cls(
             client_id=client_id,
             grant_type=grant_type,
             password=password,
@@ -153,17 +153,17 @@ class BodyTokenAuthTokenPost:
             username=username,
         )
 
-        body_token_auth_token_post.additional_properties = d
-        return body_token_auth_token_post
+        auth_token_form.additional_properties = d
+        return auth_token_form
 
     @property
     def additional_keys(self) -> list[str]:
         return list(self.additional_properties.keys())
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> str:
         return self.additional_properties[key]
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: str) -> None:
         self.additional_properties[key] = value
 
     def __delitem__(self, key: str) -> None:

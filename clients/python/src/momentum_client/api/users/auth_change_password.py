@@ -5,8 +5,8 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.http_validation_error import HTTPValidationError
 from ...models.password_change import PasswordChange
+from ...models.problem import Problem
 from ...types import Response
 
 
@@ -31,27 +31,65 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | HTTPValidationError | None:
+) -> Any | Problem | None:
     if response.status_code == 204:
         response_204 = cast(Any, None)
         return response_204
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
     if response.status_code == 401:
-        response_401 = cast(Any, None)
+        response_401 = Problem.from_dict(response.json())
+
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
+
     if response.status_code == 422:
-        response_422 = HTTPValidationError.from_dict(response.json())
+        response_422 = Problem.from_dict(response.json())
 
         return response_422
 
     if response.status_code == 429:
-        response_429 = cast(Any, None)
+        response_429 = Problem.from_dict(response.json())
+
         return response_429
 
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -61,7 +99,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | HTTPValidationError]:
+) -> Response[Any | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -74,7 +112,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: PasswordChange,
-) -> Response[Any | HTTPValidationError]:
+) -> Response[Any | Problem]:
     """Change Password
 
      Change the password; every other session of the user is revoked.
@@ -87,7 +125,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError]
+        Response[Any | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -105,7 +143,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: PasswordChange,
-) -> Any | HTTPValidationError | None:
+) -> Any | Problem | None:
     """Change Password
 
      Change the password; every other session of the user is revoked.
@@ -118,7 +156,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError
+        Any | Problem
     """
 
     return sync_detailed(
@@ -131,7 +169,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: PasswordChange,
-) -> Response[Any | HTTPValidationError]:
+) -> Response[Any | Problem]:
     """Change Password
 
      Change the password; every other session of the user is revoked.
@@ -144,7 +182,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError]
+        Response[Any | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -160,7 +198,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: PasswordChange,
-) -> Any | HTTPValidationError | None:
+) -> Any | Problem | None:
     """Change Password
 
      Change the password; every other session of the user is revoked.
@@ -173,7 +211,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError
+        Any | Problem
     """
 
     return (

@@ -1,31 +1,30 @@
 from http import HTTPStatus
-from typing import Any, cast
-from urllib.parse import quote
+from typing import Any
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.http_validation_error import HTTPValidationError
-from ...models.task_public import TaskPublic
-from ...types import UNSET, Response, Unset
+from ...models.problem import Problem
+from ...models.user_public import UserPublic
+from ...models.user_update import UserUpdate
+from ...types import Response
 
 
 def _get_kwargs(
-    task_id: str,
     *,
-    if_match: None | str | Unset = UNSET,
+    body: UserUpdate,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
-    if not isinstance(if_match, Unset):
-        headers["If-Match"] = if_match
 
     _kwargs: dict[str, Any] = {
-        "method": "post",
-        "url": "/tasks/{task_id}/reopen".format(
-            task_id=quote(str(task_id), safe=""),
-        ),
+        "method": "patch",
+        "url": "/auth/me",
     }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
 
     _kwargs["headers"] = headers
     return _kwargs
@@ -33,36 +32,66 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | HTTPValidationError | TaskPublic | None:
+) -> Problem | UserPublic | None:
     if response.status_code == 200:
-        response_200 = TaskPublic.from_dict(response.json())
+        response_200 = UserPublic.from_dict(response.json())
 
         return response_200
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
     if response.status_code == 401:
-        response_401 = cast(Any, None)
+        response_401 = Problem.from_dict(response.json())
+
         return response_401
 
     if response.status_code == 403:
-        response_403 = cast(Any, None)
+        response_403 = Problem.from_dict(response.json())
+
         return response_403
 
-    if response.status_code == 404:
-        response_404 = cast(Any, None)
-        return response_404
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
 
-    if response.status_code == 412:
-        response_412 = cast(Any, None)
-        return response_412
+        return response_408
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
 
     if response.status_code == 422:
-        response_422 = HTTPValidationError.from_dict(response.json())
+        response_422 = Problem.from_dict(response.json())
 
         return response_422
 
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -72,7 +101,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | HTTPValidationError | TaskPublic]:
+) -> Response[Problem | UserPublic]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -82,30 +111,28 @@ def _build_response(
 
 
 def sync_detailed(
-    task_id: str,
     *,
     client: AuthenticatedClient,
-    if_match: None | str | Unset = UNSET,
-) -> Response[Any | HTTPValidationError | TaskPublic]:
-    """Reopen Task
+    body: UserUpdate,
+) -> Response[Problem | UserPublic]:
+    """Update Me
 
-     Mark the task open again and clear its completion time.
+     Change the display name or the timezone.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
+        body (UserUpdate): ``PATCH /auth/me``: only the fields sent change; ``display_name: null``
+            clears it.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TaskPublic]
+        Response[Problem | UserPublic]
     """
 
     kwargs = _get_kwargs(
-        task_id=task_id,
-        if_match=if_match,
+        body=body,
     )
 
     response = client.get_httpx_client().request(
@@ -116,59 +143,55 @@ def sync_detailed(
 
 
 def sync(
-    task_id: str,
     *,
     client: AuthenticatedClient,
-    if_match: None | str | Unset = UNSET,
-) -> Any | HTTPValidationError | TaskPublic | None:
-    """Reopen Task
+    body: UserUpdate,
+) -> Problem | UserPublic | None:
+    """Update Me
 
-     Mark the task open again and clear its completion time.
+     Change the display name or the timezone.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
+        body (UserUpdate): ``PATCH /auth/me``: only the fields sent change; ``display_name: null``
+            clears it.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TaskPublic
+        Problem | UserPublic
     """
 
     return sync_detailed(
-        task_id=task_id,
         client=client,
-        if_match=if_match,
+        body=body,
     ).parsed
 
 
 async def asyncio_detailed(
-    task_id: str,
     *,
     client: AuthenticatedClient,
-    if_match: None | str | Unset = UNSET,
-) -> Response[Any | HTTPValidationError | TaskPublic]:
-    """Reopen Task
+    body: UserUpdate,
+) -> Response[Problem | UserPublic]:
+    """Update Me
 
-     Mark the task open again and clear its completion time.
+     Change the display name or the timezone.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
+        body (UserUpdate): ``PATCH /auth/me``: only the fields sent change; ``display_name: null``
+            clears it.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TaskPublic]
+        Response[Problem | UserPublic]
     """
 
     kwargs = _get_kwargs(
-        task_id=task_id,
-        if_match=if_match,
+        body=body,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -177,31 +200,29 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    task_id: str,
     *,
     client: AuthenticatedClient,
-    if_match: None | str | Unset = UNSET,
-) -> Any | HTTPValidationError | TaskPublic | None:
-    """Reopen Task
+    body: UserUpdate,
+) -> Problem | UserPublic | None:
+    """Update Me
 
-     Mark the task open again and clear its completion time.
+     Change the display name or the timezone.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
+        body (UserUpdate): ``PATCH /auth/me``: only the fields sent change; ``display_name: null``
+            clears it.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TaskPublic
+        Problem | UserPublic
     """
 
     return (
         await asyncio_detailed(
-            task_id=task_id,
             client=client,
-            if_match=if_match,
+            body=body,
         )
     ).parsed

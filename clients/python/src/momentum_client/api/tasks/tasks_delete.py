@@ -1,21 +1,19 @@
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import quote
+from uuid import UUID
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.http_validation_error import HTTPValidationError
-from ...models.task_public import TaskPublic
-from ...models.task_update import TaskUpdate
+from ...models.problem import Problem
 from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
-    task_id: str,
+    task_id: UUID,
     *,
-    body: TaskUpdate,
     if_match: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -23,15 +21,11 @@ def _get_kwargs(
         headers["If-Match"] = if_match
 
     _kwargs: dict[str, Any] = {
-        "method": "patch",
+        "method": "delete",
         "url": "/tasks/{task_id}".format(
             task_id=quote(str(task_id), safe=""),
         ),
     }
-
-    _kwargs["json"] = body.to_dict()
-
-    headers["Content-Type"] = "application/json"
 
     _kwargs["headers"] = headers
     return _kwargs
@@ -39,36 +33,70 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | HTTPValidationError | TaskPublic | None:
-    if response.status_code == 200:
-        response_200 = TaskPublic.from_dict(response.json())
+) -> Any | Problem | None:
+    if response.status_code == 204:
+        response_204 = cast(Any, None)
+        return response_204
 
-        return response_200
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
 
     if response.status_code == 401:
-        response_401 = cast(Any, None)
+        response_401 = Problem.from_dict(response.json())
+
         return response_401
 
     if response.status_code == 403:
-        response_403 = cast(Any, None)
+        response_403 = Problem.from_dict(response.json())
+
         return response_403
 
     if response.status_code == 404:
-        response_404 = cast(Any, None)
+        response_404 = Problem.from_dict(response.json())
+
         return response_404
 
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
     if response.status_code == 412:
-        response_412 = cast(Any, None)
+        response_412 = Problem.from_dict(response.json())
+
         return response_412
 
     if response.status_code == 422:
-        response_422 = HTTPValidationError.from_dict(response.json())
+        response_422 = Problem.from_dict(response.json())
 
         return response_422
 
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -78,7 +106,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | HTTPValidationError | TaskPublic]:
+) -> Response[Any | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -88,33 +116,30 @@ def _build_response(
 
 
 def sync_detailed(
-    task_id: str,
+    task_id: UUID,
     *,
     client: AuthenticatedClient,
-    body: TaskUpdate,
     if_match: None | str | Unset = UNSET,
-) -> Response[Any | HTTPValidationError | TaskPublic]:
-    """Update Task
+) -> Response[Any | Problem]:
+    """Delete Task
 
-     Change title, description, priority, due date or tags; 412 when If-Match is stale.
+     Delete the task; afterwards it is 404 everywhere.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
-        body (TaskUpdate): Body of ``PATCH /tasks/{id}``: only the fields present change; status
-            has its own routes.
+        task_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TaskPublic]
+        Response[Any | Problem]
     """
 
     kwargs = _get_kwargs(
         task_id=task_id,
-        body=body,
         if_match=if_match,
     )
 
@@ -126,66 +151,60 @@ def sync_detailed(
 
 
 def sync(
-    task_id: str,
+    task_id: UUID,
     *,
     client: AuthenticatedClient,
-    body: TaskUpdate,
     if_match: None | str | Unset = UNSET,
-) -> Any | HTTPValidationError | TaskPublic | None:
-    """Update Task
+) -> Any | Problem | None:
+    """Delete Task
 
-     Change title, description, priority, due date or tags; 412 when If-Match is stale.
+     Delete the task; afterwards it is 404 everywhere.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
-        body (TaskUpdate): Body of ``PATCH /tasks/{id}``: only the fields present change; status
-            has its own routes.
+        task_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TaskPublic
+        Any | Problem
     """
 
     return sync_detailed(
         task_id=task_id,
         client=client,
-        body=body,
         if_match=if_match,
     ).parsed
 
 
 async def asyncio_detailed(
-    task_id: str,
+    task_id: UUID,
     *,
     client: AuthenticatedClient,
-    body: TaskUpdate,
     if_match: None | str | Unset = UNSET,
-) -> Response[Any | HTTPValidationError | TaskPublic]:
-    """Update Task
+) -> Response[Any | Problem]:
+    """Delete Task
 
-     Change title, description, priority, due date or tags; 412 when If-Match is stale.
+     Delete the task; afterwards it is 404 everywhere.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
-        body (TaskUpdate): Body of ``PATCH /tasks/{id}``: only the fields present change; status
-            has its own routes.
+        task_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TaskPublic]
+        Response[Any | Problem]
     """
 
     kwargs = _get_kwargs(
         task_id=task_id,
-        body=body,
         if_match=if_match,
     )
 
@@ -195,35 +214,32 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    task_id: str,
+    task_id: UUID,
     *,
     client: AuthenticatedClient,
-    body: TaskUpdate,
     if_match: None | str | Unset = UNSET,
-) -> Any | HTTPValidationError | TaskPublic | None:
-    """Update Task
+) -> Any | Problem | None:
+    """Delete Task
 
-     Change title, description, priority, due date or tags; 412 when If-Match is stale.
+     Delete the task; afterwards it is 404 everywhere.
 
     Args:
-        task_id (str):
-        if_match (None | str | Unset):
-        body (TaskUpdate): Body of ``PATCH /tasks/{id}``: only the fields present change; status
-            has its own routes.
+        task_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TaskPublic
+        Any | Problem
     """
 
     return (
         await asyncio_detailed(
             task_id=task_id,
             client=client,
-            body=body,
             if_match=if_match,
         )
     ).parsed

@@ -1,7 +1,7 @@
 from enum import StrEnum
 
 
-class ListTasksTasksGetPriorityType0(StrEnum):
+class TaskUpdatePriority(StrEnum):
     HIGH = "high"
     LOW = "low"
     NORMAL = "normal"

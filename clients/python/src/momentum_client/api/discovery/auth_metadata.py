@@ -5,41 +5,63 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.body_revoke_auth_revoke_post import BodyRevokeAuthRevokePost
-from ...models.http_validation_error import HTTPValidationError
-from ...types import UNSET, Response, Unset
+from ...models.authorization_server_metadata import AuthorizationServerMetadata
+from ...models.problem import Problem
+from ...types import Response
 
 
-def _get_kwargs(
-    *,
-    body: BodyRevokeAuthRevokePost | Unset = UNSET,
-) -> dict[str, Any]:
-    headers: dict[str, Any] = {}
+def _get_kwargs() -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
-        "method": "post",
-        "url": "/auth/revoke",
+        "method": "get",
+        "url": "/.well-known/oauth-authorization-server",
     }
 
-    if not isinstance(body, Unset):
-        _kwargs["data"] = body.to_dict()
-    headers["Content-Type"] = "application/x-www-form-urlencoded"
-
-    _kwargs["headers"] = headers
     return _kwargs
 
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | HTTPValidationError | None:
+) -> AuthorizationServerMetadata | Problem | None:
     if response.status_code == 200:
-        response_200 = response.json()
+        response_200 = AuthorizationServerMetadata.from_dict(response.json())
+
         return response_200
 
-    if response.status_code == 422:
-        response_422 = HTTPValidationError.from_dict(response.json())
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
 
-        return response_422
+        return response_400
+
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -49,7 +71,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | HTTPValidationError]:
+) -> Response[AuthorizationServerMetadata | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -61,26 +83,20 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: BodyRevokeAuthRevokePost | Unset = UNSET,
-) -> Response[Any | HTTPValidationError]:
-    """Revoke
+) -> Response[AuthorizationServerMetadata | Problem]:
+    """Metadata
 
-     Revocation endpoint (RFC 7009): revokes the token's whole family.
-
-    Args:
-        body (BodyRevokeAuthRevokePost | Unset):
+     RFC 8414 authorization-server metadata.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError]
+        Response[AuthorizationServerMetadata | Problem]
     """
 
-    kwargs = _get_kwargs(
-        body=body,
-    )
+    kwargs = _get_kwargs()
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -92,52 +108,41 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
-    body: BodyRevokeAuthRevokePost | Unset = UNSET,
-) -> Any | HTTPValidationError | None:
-    """Revoke
+) -> AuthorizationServerMetadata | Problem | None:
+    """Metadata
 
-     Revocation endpoint (RFC 7009): revokes the token's whole family.
-
-    Args:
-        body (BodyRevokeAuthRevokePost | Unset):
+     RFC 8414 authorization-server metadata.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError
+        AuthorizationServerMetadata | Problem
     """
 
     return sync_detailed(
         client=client,
-        body=body,
     ).parsed
 
 
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: BodyRevokeAuthRevokePost | Unset = UNSET,
-) -> Response[Any | HTTPValidationError]:
-    """Revoke
+) -> Response[AuthorizationServerMetadata | Problem]:
+    """Metadata
 
-     Revocation endpoint (RFC 7009): revokes the token's whole family.
-
-    Args:
-        body (BodyRevokeAuthRevokePost | Unset):
+     RFC 8414 authorization-server metadata.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError]
+        Response[AuthorizationServerMetadata | Problem]
     """
 
-    kwargs = _get_kwargs(
-        body=body,
-    )
+    kwargs = _get_kwargs()
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -147,26 +152,21 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
-    body: BodyRevokeAuthRevokePost | Unset = UNSET,
-) -> Any | HTTPValidationError | None:
-    """Revoke
+) -> AuthorizationServerMetadata | Problem | None:
+    """Metadata
 
-     Revocation endpoint (RFC 7009): revokes the token's whole family.
-
-    Args:
-        body (BodyRevokeAuthRevokePost | Unset):
+     RFC 8414 authorization-server metadata.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError
+        AuthorizationServerMetadata | Problem
     """
 
     return (
         await asyncio_detailed(
             client=client,
-            body=body,
         )
     ).parsed

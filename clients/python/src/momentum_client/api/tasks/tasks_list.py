@@ -1,22 +1,22 @@
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.http_validation_error import HTTPValidationError
-from ...models.list_tasks_tasks_get_priority_type_0 import ListTasksTasksGetPriorityType0
-from ...models.list_tasks_tasks_get_status_type_0 import ListTasksTasksGetStatusType0
+from ...models.problem import Problem
 from ...models.task_page import TaskPage
 from ...models.task_sort import TaskSort
+from ...models.tasks_list_priority_type_0 import TasksListPriorityType0
+from ...models.tasks_list_status_type_0 import TasksListStatusType0
 from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     *,
-    status: ListTasksTasksGetStatusType0 | None | Unset = UNSET,
-    priority: ListTasksTasksGetPriorityType0 | None | Unset = UNSET,
+    status: None | TasksListStatusType0 | Unset = UNSET,
+    priority: None | TasksListPriorityType0 | Unset = UNSET,
     tag: None | str | Unset = UNSET,
     q: None | str | Unset = UNSET,
     due_before: None | str | Unset = UNSET,
@@ -31,7 +31,7 @@ def _get_kwargs(
     json_status: str | Unset | None
     if isinstance(status, Unset):
         json_status = UNSET
-    elif isinstance(status, ListTasksTasksGetStatusType0):
+    elif isinstance(status, TasksListStatusType0):
         json_status = status.value
     else:
         json_status = status
@@ -40,7 +40,7 @@ def _get_kwargs(
     json_priority: str | Unset | None
     if isinstance(priority, Unset):
         json_priority = UNSET
-    elif isinstance(priority, ListTasksTasksGetPriorityType0):
+    elif isinstance(priority, TasksListPriorityType0):
         json_priority = priority.value
     else:
         json_priority = priority
@@ -102,32 +102,61 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | HTTPValidationError | TaskPage | None:
+) -> Problem | TaskPage | None:
     if response.status_code == 200:
         response_200 = TaskPage.from_dict(response.json())
 
         return response_200
 
     if response.status_code == 400:
-        response_400 = cast(Any, None)
+        response_400 = Problem.from_dict(response.json())
+
         return response_400
 
     if response.status_code == 401:
-        response_401 = cast(Any, None)
+        response_401 = Problem.from_dict(response.json())
+
         return response_401
 
     if response.status_code == 403:
-        response_403 = cast(Any, None)
+        response_403 = Problem.from_dict(response.json())
+
         return response_403
 
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
     if response.status_code == 422:
-        response_422 = HTTPValidationError.from_dict(response.json())
+        response_422 = Problem.from_dict(response.json())
 
         return response_422
 
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -137,7 +166,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | HTTPValidationError | TaskPage]:
+) -> Response[Problem | TaskPage]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -149,8 +178,8 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    status: ListTasksTasksGetStatusType0 | None | Unset = UNSET,
-    priority: ListTasksTasksGetPriorityType0 | None | Unset = UNSET,
+    status: None | TasksListStatusType0 | Unset = UNSET,
+    priority: None | TasksListPriorityType0 | Unset = UNSET,
     tag: None | str | Unset = UNSET,
     q: None | str | Unset = UNSET,
     due_before: None | str | Unset = UNSET,
@@ -158,14 +187,14 @@ def sync_detailed(
     sort: TaskSort | Unset = UNSET,
     limit: int | Unset = 20,
     cursor: None | str | Unset = UNSET,
-) -> Response[Any | HTTPValidationError | TaskPage]:
+) -> Response[Problem | TaskPage]:
     """List Tasks
 
      List the caller's tasks, filtered and sorted, one keyset page at a time.
 
     Args:
-        status (ListTasksTasksGetStatusType0 | None | Unset): open or done
-        priority (ListTasksTasksGetPriorityType0 | None | Unset): low, normal or high
+        status (None | TasksListStatusType0 | Unset): open or done
+        priority (None | TasksListPriorityType0 | Unset): low, normal or high
         tag (None | str | Unset): has this tag (exact)
         q (None | str | Unset): substring of the title, any case
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
@@ -179,7 +208,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TaskPage]
+        Response[Problem | TaskPage]
     """
 
     kwargs = _get_kwargs(
@@ -204,8 +233,8 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    status: ListTasksTasksGetStatusType0 | None | Unset = UNSET,
-    priority: ListTasksTasksGetPriorityType0 | None | Unset = UNSET,
+    status: None | TasksListStatusType0 | Unset = UNSET,
+    priority: None | TasksListPriorityType0 | Unset = UNSET,
     tag: None | str | Unset = UNSET,
     q: None | str | Unset = UNSET,
     due_before: None | str | Unset = UNSET,
@@ -213,14 +242,14 @@ def sync(
     sort: TaskSort | Unset = UNSET,
     limit: int | Unset = 20,
     cursor: None | str | Unset = UNSET,
-) -> Any | HTTPValidationError | TaskPage | None:
+) -> Problem | TaskPage | None:
     """List Tasks
 
      List the caller's tasks, filtered and sorted, one keyset page at a time.
 
     Args:
-        status (ListTasksTasksGetStatusType0 | None | Unset): open or done
-        priority (ListTasksTasksGetPriorityType0 | None | Unset): low, normal or high
+        status (None | TasksListStatusType0 | Unset): open or done
+        priority (None | TasksListPriorityType0 | Unset): low, normal or high
         tag (None | str | Unset): has this tag (exact)
         q (None | str | Unset): substring of the title, any case
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
@@ -234,7 +263,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TaskPage
+        Problem | TaskPage
     """
 
     return sync_detailed(
@@ -254,8 +283,8 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    status: ListTasksTasksGetStatusType0 | None | Unset = UNSET,
-    priority: ListTasksTasksGetPriorityType0 | None | Unset = UNSET,
+    status: None | TasksListStatusType0 | Unset = UNSET,
+    priority: None | TasksListPriorityType0 | Unset = UNSET,
     tag: None | str | Unset = UNSET,
     q: None | str | Unset = UNSET,
     due_before: None | str | Unset = UNSET,
@@ -263,14 +292,14 @@ async def asyncio_detailed(
     sort: TaskSort | Unset = UNSET,
     limit: int | Unset = 20,
     cursor: None | str | Unset = UNSET,
-) -> Response[Any | HTTPValidationError | TaskPage]:
+) -> Response[Problem | TaskPage]:
     """List Tasks
 
      List the caller's tasks, filtered and sorted, one keyset page at a time.
 
     Args:
-        status (ListTasksTasksGetStatusType0 | None | Unset): open or done
-        priority (ListTasksTasksGetPriorityType0 | None | Unset): low, normal or high
+        status (None | TasksListStatusType0 | Unset): open or done
+        priority (None | TasksListPriorityType0 | Unset): low, normal or high
         tag (None | str | Unset): has this tag (exact)
         q (None | str | Unset): substring of the title, any case
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
@@ -284,7 +313,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | HTTPValidationError | TaskPage]
+        Response[Problem | TaskPage]
     """
 
     kwargs = _get_kwargs(
@@ -307,8 +336,8 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    status: ListTasksTasksGetStatusType0 | None | Unset = UNSET,
-    priority: ListTasksTasksGetPriorityType0 | None | Unset = UNSET,
+    status: None | TasksListStatusType0 | Unset = UNSET,
+    priority: None | TasksListPriorityType0 | Unset = UNSET,
     tag: None | str | Unset = UNSET,
     q: None | str | Unset = UNSET,
     due_before: None | str | Unset = UNSET,
@@ -316,14 +345,14 @@ async def asyncio(
     sort: TaskSort | Unset = UNSET,
     limit: int | Unset = 20,
     cursor: None | str | Unset = UNSET,
-) -> Any | HTTPValidationError | TaskPage | None:
+) -> Problem | TaskPage | None:
     """List Tasks
 
      List the caller's tasks, filtered and sorted, one keyset page at a time.
 
     Args:
-        status (ListTasksTasksGetStatusType0 | None | Unset): open or done
-        priority (ListTasksTasksGetPriorityType0 | None | Unset): low, normal or high
+        status (None | TasksListStatusType0 | Unset): open or done
+        priority (None | TasksListPriorityType0 | Unset): low, normal or high
         tag (None | str | Unset): has this tag (exact)
         q (None | str | Unset): substring of the title, any case
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
@@ -337,7 +366,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | HTTPValidationError | TaskPage
+        Problem | TaskPage
     """
 
     return (

@@ -1,10 +1,11 @@
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.problem import Problem
 from ...models.streaks_public import StreaksPublic
 from ...types import Response
 
@@ -21,23 +22,56 @@ def _get_kwargs() -> dict[str, Any]:
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | StreaksPublic | None:
+) -> Problem | StreaksPublic | None:
     if response.status_code == 200:
         response_200 = StreaksPublic.from_dict(response.json())
 
         return response_200
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
     if response.status_code == 401:
-        response_401 = cast(Any, None)
+        response_401 = Problem.from_dict(response.json())
+
         return response_401
 
     if response.status_code == 403:
-        response_403 = cast(Any, None)
+        response_403 = Problem.from_dict(response.json())
+
         return response_403
 
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
     if response.status_code == 503:
-        response_503 = cast(Any, None)
+        response_503 = Problem.from_dict(response.json())
+
         return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -47,7 +81,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | StreaksPublic]:
+) -> Response[Problem | StreaksPublic]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -59,7 +93,7 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[Any | StreaksPublic]:
+) -> Response[Problem | StreaksPublic]:
     """Get Streaks
 
      The caller's login and completion streaks as of today in the token's timezone.
@@ -69,7 +103,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | StreaksPublic]
+        Response[Problem | StreaksPublic]
     """
 
     kwargs = _get_kwargs()
@@ -84,7 +118,7 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-) -> Any | StreaksPublic | None:
+) -> Problem | StreaksPublic | None:
     """Get Streaks
 
      The caller's login and completion streaks as of today in the token's timezone.
@@ -94,7 +128,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | StreaksPublic
+        Problem | StreaksPublic
     """
 
     return sync_detailed(
@@ -105,7 +139,7 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[Any | StreaksPublic]:
+) -> Response[Problem | StreaksPublic]:
     """Get Streaks
 
      The caller's login and completion streaks as of today in the token's timezone.
@@ -115,7 +149,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | StreaksPublic]
+        Response[Problem | StreaksPublic]
     """
 
     kwargs = _get_kwargs()
@@ -128,7 +162,7 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-) -> Any | StreaksPublic | None:
+) -> Problem | StreaksPublic | None:
     """Get Streaks
 
      The caller's login and completion streaks as of today in the token's timezone.
@@ -138,7 +172,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | StreaksPublic
+        Problem | StreaksPublic
     """
 
     return (
