@@ -91,7 +91,7 @@ async def test_the_stream_may_appear_after_the_gateway_started(
 
         async def waiting() -> bool:
             checks = (await internal_get(http, "/readyz")).json()["checks"]
-            return bool(checks["revocations"]["status"] == "waiting for stream")
+            return bool(checks["revocations"]["state"] == "waiting for stream")
 
         await eventually(waiting)
         assert (await internal_get(http, "/readyz")).status_code == 200  # never unready for NATS
@@ -150,7 +150,8 @@ async def test_an_empty_stream_is_caught_up_at_once(
 
         async def caught_up() -> bool:
             info = (await internal_get(http, "/readyz")).json()["checks"]["revocations"]
-            return bool(info["status"] == "subscribed" and info["caught_up"])
+            ok = info["status"] == "ok" and info["state"] == "subscribed"
+            return bool(ok and info["caught_up"])
 
         await eventually(caught_up)
 
@@ -167,7 +168,8 @@ async def test_a_new_gateway_replays_from_the_horizon_not_the_start_of_the_strea
 
         async def caught_up() -> bool:
             info = (await internal_get(http, "/readyz")).json()["checks"]["revocations"]
-            return bool(info["status"] == "subscribed" and info["caught_up"])
+            ok = info["status"] == "ok" and info["state"] == "subscribed"
+            return bool(ok and info["caught_up"])
 
         await eventually(caught_up)
         await revoke(nats_url, user, recent, expires_in=3600)

@@ -29,6 +29,7 @@ from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge
 
 from momentum_shared.events import AUTH_STREAM, CloudEvent, SessionRevoked
+from momentum_shared.lifespan import worker_status
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import NatsAuth, connect
 from momentum_shared.settings import RevocationSettings
@@ -157,14 +158,16 @@ class RevocationListener:
     def status(self) -> dict[str, Any]:
         """For ``/readyz``: the feed's state (only ``check_caught_up`` gates readiness)."""
         connected = self._nc is not None and self._nc.is_connected
-        return {
-            "status": self.state if connected or self.state != "subscribed" else "disconnected",
-            "nats_connected": connected,
-            "caught_up": self.caught_up,
-            "revoked_sessions": len(self.revocations),
-            "events": self.events,
-            "last_error": self.last_error,
-        }
+        state = self.state if connected or self.state != "subscribed" else "disconnected"
+        return worker_status(
+            state == "subscribed",
+            state=state,
+            nats_connected=connected,
+            caught_up=self.caught_up,
+            revoked_sessions=len(self.revocations),
+            events=self.events,
+            last_error=self.last_error,
+        )
 
     async def check_caught_up(self) -> None:
         """Readiness: every revocation in the stream at start-up has been read.
