@@ -237,10 +237,13 @@ def allowed_methods(request: Request) -> list[str]:
     Starlette's 405 lists only the methods of the first route whose path matched, though
     several routes may share a path (``GET`` and ``PATCH /auth/me``).
     """
+    app = request.scope.get("app")
+    if app is None:  # raised outside an app: the exception's own Allow header stands
+        return []
     allowed: list[str] = []
     for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
         scope = {**request.scope, "method": method}
-        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+        if any(route.matches(scope)[0] == Match.FULL for route in app.router.routes):
             allowed.append(method)
     return allowed
 
