@@ -7,12 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from momentum_auth.models import AuthBase
+from momentum_devtools.testing.databases import schema_differences
 from momentum_shared.migrations import downgrade, upgrade
 from services.auth.tests.conftest import ALEMBIC_INI
 
@@ -38,19 +36,8 @@ def tables(url: str) -> set[str]:
     return asyncio.run(read())
 
 
-def diff(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, AuthBase.metadata))
-
-
 async def test_models_match_the_migrations(database_url: str) -> None:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            changes = await connection.run_sync(diff)
-    finally:
-        await engine.dispose()
-    assert changes == []
+    assert await schema_differences(database_url, AuthBase.metadata) == []
 
 
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from momentum_devtools.testing.databases import DatabaseTemplates
+from momentum_devtools.testing.databases import DatabaseTemplates, schema_differences
 from momentum_shared.migrations import downgrade, upgrade
 from momentum_tasks.models import TasksBase
 
@@ -20,23 +18,12 @@ ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 TASKS_TABLES = {"tasks", "task_tags", "idempotency_keys"}
 
 
-def diff(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, TasksBase.metadata))
-
-
 def table_names(connection: Connection) -> set[str]:
     return set(sa.inspect(connection).get_table_names())
 
 
 async def test_models_match_the_migrations(database_url: str) -> None:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            changes = await connection.run_sync(diff)
-    finally:
-        await engine.dispose()
-    assert changes == []
+    assert await schema_differences(database_url, TasksBase.metadata) == []
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])

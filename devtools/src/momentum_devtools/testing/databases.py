@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from momentum_devtools.testing.resources import (
     POSTGRES_HINT,
@@ -95,3 +99,19 @@ def require_postgres(admin_url: str | None) -> None:
     if in_ci():
         pytest.fail(f"CI=true and {POSTGRES_HINT}", pytrace=False)
     pytest.skip(POSTGRES_HINT)
+
+
+async def schema_differences(url: str, metadata: sa.MetaData) -> list[object]:
+    """What alembic's autogenerate finds between the migrated database at ``url`` and
+    ``metadata`` (types included): empty when the migrations build what the models say."""
+
+    def compare(connection: sa.Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(compare)
+    finally:
+        await engine.dispose()
