@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from momentum_devtools.natsserver import free_port
+from momentum_shared.state import shared_state
 
 
 class UvicornThread:
@@ -255,5 +256,7 @@ async def internal_get(http: httpx.AsyncClient, path: str) -> httpx.Response:
     assert isinstance(transport, httpx.ASGITransport)
     app = transport.app
     assert isinstance(app, FastAPI)
-    async with httpx.AsyncClient(base_url=app.state.internal_url, timeout=5) as internal:
+    async with httpx.AsyncClient(
+        base_url=str(shared_state(app).internal_url), timeout=5
+    ) as internal:
         return await internal.get(path)

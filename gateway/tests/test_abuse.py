@@ -20,12 +20,13 @@ from gateway.tests.support import UvicornThread
 from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.issuer import TestIssuer
 from momentum_gateway.pipeline import Gateway
+from momentum_gateway.state import gateway_state
 
 
 def gateway_of(server: UvicornThread) -> Gateway:
     app = server.server.config.app
     assert isinstance(app, FastAPI)
-    gateway: Gateway = app.state.gateway
+    gateway = gateway_state(app).gateway
     return gateway
 
 
@@ -141,7 +142,7 @@ async def test_waiting_for_an_upstream_connection_is_bounded_by_a_503_with_retry
     app = app_factory(
         upstream_pool_size=1, upstream_pool_timeout_seconds=0.3, upstream_timeout_seconds=5
     )
-    gateway: Gateway = app.state.gateway
+    gateway = gateway_state(app).gateway
     async with running_app(app) as http:
         proxy = gateway.proxy
         assert proxy is not None

@@ -23,6 +23,7 @@ from gateway.tests.support import internal_get
 from momentum_devtools.testing.apps import running_app
 from momentum_devtools.testing.issuer import TestIssuer
 from momentum_gateway.routing import TABLE, has_dot_segments, match
+from momentum_shared.state import shared_state
 
 
 def b64(data: bytes) -> str:
@@ -406,7 +407,7 @@ async def test_readiness_waits_for_the_jwks(
     app_factory: Callable[..., FastAPI], issuer: TestIssuer
 ) -> None:
     app = app_factory(jwks_url="http://127.0.0.1:9/nothing")
-    app.state.jwks_client = None  # a real client, towards a port where nothing listens
+    shared_state(app).jwks_client = None  # a real client, towards a port where nothing listens
     async with running_app(app) as http:
         response = await internal_get(http, "/readyz")
         assert response.status_code == 503
@@ -427,7 +428,7 @@ async def test_a_good_token_is_503_while_the_jwks_cannot_be_loaded(
     app_factory: Callable[..., FastAPI], issuer: TestIssuer
 ) -> None:
     app = app_factory(jwks_url="http://127.0.0.1:9/nothing")
-    app.state.jwks_client = None  # a real client, towards a port where nothing listens
+    shared_state(app).jwks_client = None  # a real client, towards a port where nothing listens
     async with running_app(app) as http:
         response = await http.get("/tasks/1", headers=issuer.bearer())
         assert response.status_code == 503, response.text
@@ -476,14 +477,14 @@ async def test_metrics_and_readiness_details_are_served_on_the_internal_port_onl
         assert (await internal_get(http, "/healthz")).status_code == 200
     # The internal listener stops with the app.
     with pytest.raises(httpx.ConnectError):
-        await httpx.AsyncClient().get(app.state.internal_url + "/metrics")
+        await httpx.AsyncClient().get(str(shared_state(app).internal_url) + "/metrics")
 
 
 async def test_a_public_readyz_that_is_not_ready_names_nothing(
     app_factory: Callable[..., FastAPI],
 ) -> None:
     app = app_factory(jwks_url="http://127.0.0.1:9/nothing")
-    app.state.jwks_client = None
+    shared_state(app).jwks_client = None
     async with running_app(app) as http:
         response = await http.get("/readyz")
         assert response.status_code == 503

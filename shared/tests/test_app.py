@@ -16,6 +16,7 @@ from momentum_devtools.testing.apps import running_app
 from momentum_shared.app import build_app
 from momentum_shared.errors import Conflict, NotFound, TooManyRequests
 from momentum_shared.logs import JsonFormatter
+from momentum_shared.state import shared_state
 
 
 class Item(BaseModel):
@@ -29,8 +30,8 @@ def make_app(*, ready: bool = True) -> FastAPI:
             if not ready:
                 raise ConnectionError("down")
 
-        app.state.readiness.require("database", database)
-        app.state.readiness.inform("nats", lambda: {"connected": False})
+        shared_state(app).readiness.require("database", database)
+        shared_state(app).readiness.inform("nats", lambda: {"connected": False})
         yield
 
     app = build_app(service="demo", title="demo", version="0", lifespan=lifespan)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from momentum_shared.health import Readiness
 from momentum_shared.lifespan import PeriodicJob, Status, service_lifespan, worker_status
 from momentum_shared.settings import DatabaseSettings
+from momentum_shared.state import SharedState, install_shared_state, shared_state
 
 
 class Worker:
@@ -39,7 +40,7 @@ class Worker:
 
 def an_app() -> FastAPI:
     app = FastAPI()
-    app.state.readiness = Readiness()
+    install_shared_state(app, SharedState(service="test", readiness=Readiness()))
     return app
 
 
@@ -53,7 +54,7 @@ async def test_workers_stop_latest_first_each_cancelled_then_closed(tmp_path: Pa
         runtime.start("second", second, inform="second")
         await first.running.wait()
         await second.running.wait()
-        ready, checks = await app.state.readiness.evaluate()
+        ready, checks = await shared_state(app).readiness.evaluate()
         assert ready
         assert checks["database"] == {"status": "ok"}
         assert checks["second"] == {"status": "ok", "name": "second"}

@@ -42,6 +42,7 @@ from momentum_shared.security import (
     TokenVerifier,
 )
 from momentum_shared.security.verification import MAX_TOKEN_BYTES
+from momentum_shared.state import shared_state
 
 ISSUER = "http://127.0.0.1:8000"
 AUDIENCE = "momentum-api"
@@ -793,7 +794,7 @@ async def nothing(_app: FastAPI) -> AsyncIterator[None]:
 
 def dependency_app(verifier: TokenVerifier) -> FastAPI:
     app = build_app(service="probe", title="probe", version="0", lifespan=nothing)
-    app.state.verifier = verifier
+    shared_state(app).verifier = verifier
 
     @app.get("/me")
     async def me(claims: ClaimsDep) -> dict[str, str]:

@@ -14,6 +14,7 @@ from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.app import build_app
 from momentum_shared.security import Claims, RequireScope, running_verifier
 from momentum_shared.settings import TokenVerificationSettings
+from momentum_shared.state import shared_state
 
 
 def make_app(jwks_client: httpx.AsyncClient) -> FastAPI:
@@ -25,7 +26,7 @@ def make_app(jwks_client: httpx.AsyncClient) -> FastAPI:
             yield
 
     app = build_app(service="demo", title="demo", version="0", lifespan=lifespan)
-    app.state.jwks_client = jwks_client
+    shared_state(app).jwks_client = jwks_client
 
     @app.get("/whoami")
     async def whoami(claims: Annotated[Claims, Depends(RequireScope("profile"))]) -> str:

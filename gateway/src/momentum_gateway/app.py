@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from typing import cast
 
 import httpx
 from fastapi import FastAPI
@@ -17,9 +18,11 @@ from momentum_gateway.openapi import OpenApiAggregator
 from momentum_gateway.pipeline import Gateway, GatewayMiddleware
 from momentum_gateway.proxy import UpstreamProxy
 from momentum_gateway.settings import GatewaySettings
+from momentum_gateway.state import GatewayState, gateway_state, install_gateway_state
 from momentum_shared.app import build_app
 from momentum_shared.logs import configure_logging
 from momentum_shared.security import following_revocations, running_verifier
+from momentum_shared.state import shared_state
 
 TITLE = "Momentum"
 DESCRIPTION = "The Momentum API: the only public entry to auth, tasks and analytics."
@@ -27,8 +30,9 @@ DESCRIPTION = "The Momentum API: the only public entry to auth, tasks and analyt
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: GatewaySettings = app.state.settings
-    gateway: Gateway = app.state.gateway
+    settings = cast(GatewaySettings, shared_state(app).settings)
+    state = gateway_state(app)
+    gateway = state.gateway
     exit_stack = contextlib.AsyncExitStack()
     gateway.verifier = await exit_stack.enter_async_context(running_verifier(app, settings))
 
@@ -48,7 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         version=app.version,
         description=DESCRIPTION,
     )
-    app.state.openapi = aggregator
+    state.openapi = aggregator
     try:
         yield
     finally:
@@ -83,9 +87,10 @@ def create_app(
     app.router.routes[:] = _without_path(app.router.routes, "/openapi.json")
     app.include_router(router)
     gateway = Gateway(settings)
-    app.state.settings = settings
-    app.state.jwks_client = jwks_client
-    app.state.gateway = gateway
+    shared = shared_state(app)
+    shared.settings = settings
+    shared.jwks_client = jwks_client
+    install_gateway_state(app, GatewayState(gateway=gateway))
     # Innermost of the house middleware: request ids and metrics wrap proxied requests too,
     # and FastAPI's router only sees the gateway's own paths.
     app.user_middleware.append(Middleware(GatewayMiddleware, gateway=gateway))

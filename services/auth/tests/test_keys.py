@@ -33,6 +33,7 @@ from momentum_devtools.testing.databases import DatabaseTemplates
 from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
 from momentum_shared.events import utcnow
 from momentum_shared.security import JwksCache, TokenVerifier
+from momentum_shared.state import shared_state
 from services.auth.tests.conftest import ALEMBIC_INI, make_settings
 from services.auth.tests.support import (
     bearer,
@@ -504,7 +505,9 @@ async def test_random_kids_cost_at_most_one_key_reload_per_cooldown_yet_rotated_
     admin = await make_admin(app)
     admin_access = (await tokens(client, admin))["access_token"]
     user = await register(client)
-    jwks = app.state.verifier.jwks
+    verifier = shared_state(app).verifier
+    assert verifier is not None
+    jwks = verifier.jwks
     # The admin's token has been verified, so the key set is loaded.
     assert (await client.get("/auth/me", headers=bearer(admin_access))).is_success
     before = jwks.fetch_count

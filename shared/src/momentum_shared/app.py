@@ -13,6 +13,7 @@ from momentum_shared.health import Readiness, health_router
 from momentum_shared.metrics import MetricsMiddleware, metrics_router, with_internal_port
 from momentum_shared.openapi import install_openapi
 from momentum_shared.requestid import RequestIdMiddleware
+from momentum_shared.state import SharedState, install_shared_state
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -36,16 +37,15 @@ def build_app(
     if internal_port is not None:
         lifespan = with_internal_port(lifespan, host=internal_port[0], port=internal_port[1])
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
-    app.state.service = service
-    app.state.readiness = Readiness()
+    shared = install_shared_state(app, SharedState(service=service, readiness=Readiness()))
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(health_router(detailed=internal_port is None))
     if internal_port is None:
         app.include_router(metrics_router())
     if limit_bodies:
-        # The limit comes from app.state.settings, which every factory sets after this.
-        app.add_middleware(BodyLimitMiddleware, state=app.state)
+        # The limit comes from the shared state's settings, which every factory sets after this.
+        app.add_middleware(BodyLimitMiddleware, state=shared)
     # Added last so it runs first: metrics see the final status, every response gets an id.
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(RequestIdMiddleware)

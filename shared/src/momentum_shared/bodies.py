@@ -15,11 +15,11 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from momentum_shared.errors import PROBLEM_JSON, problem_body
 from momentum_shared.security.dependencies import CLAIMS_SCOPE_KEY, current_claims
+from momentum_shared.state import SharedState
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
 # For an app without settings (the limit of ``MomentumSettings.max_body_bytes``).
@@ -51,13 +51,13 @@ def declares_body(scope: Scope) -> bool:
 class BodyLimitMiddleware:
     """413 problem+json as soon as a request body passes ``max_body_bytes``.
 
-    The limit is the app's ``state.settings.max_body_bytes`` (1 MiB without settings), read
+    The limit is the app's ``SharedState.settings.max_body_bytes`` (1 MiB without settings), read
     on the first request with a body. A request without one passes straight through. When
     the app answers before it has read the whole body (a 401, a 413), the answer closes the
     connection, so the server stops reading what is left.
     """
 
-    def __init__(self, app: ASGIApp, *, state: State) -> None:
+    def __init__(self, app: ASGIApp, *, state: SharedState) -> None:
         self.app = app
         self.state = state
         self._limit: int | None = None
@@ -65,7 +65,7 @@ class BodyLimitMiddleware:
     @property
     def limit(self) -> int:
         if self._limit is None:
-            settings = getattr(self.state, "settings", None)
+            settings = self.state.settings
             self._limit = int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
         return self._limit
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from momentum_shared.errors import problem_response
+from momentum_shared.state import shared_state
 
 Check = Callable[[], Awaitable[None]]
 Info = Callable[[], dict[str, Any]]
@@ -60,7 +61,7 @@ def health_router(*, detailed: bool = True) -> APIRouter:
     @router.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
         """200 when every required dependency answers, 503 naming what is missing."""
-        readiness: Readiness = request.app.state.readiness
+        readiness = shared_state(request.app).readiness
         ready, checks = await readiness.evaluate()
         if not detailed:
             if ready:

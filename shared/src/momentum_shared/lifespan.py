@@ -24,6 +24,7 @@ from momentum_shared.db import check_database, create_engine, create_session_fac
 from momentum_shared.events import format_utc, utcnow
 from momentum_shared.health import Readiness
 from momentum_shared.settings import DatabaseSettings
+from momentum_shared.state import shared_state
 
 logger = logging.getLogger("momentum.lifespan")
 
@@ -165,7 +166,7 @@ async def service_lifespan(
     """The engine, the session factory and the database readiness check; workers stopped
     and the engine disposed on the way out, whatever happened inside."""
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    readiness: Readiness = app.state.readiness
+    readiness = shared_state(app).readiness
     runtime = ServiceRuntime(engine, create_session_factory(engine), readiness, service)
     readiness.require("database", lambda: check_database(engine))
     try:

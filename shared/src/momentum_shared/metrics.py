@@ -27,6 +27,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from momentum_shared.health import Readiness, health_router
+from momentum_shared.state import SharedState, install_shared_state, shared_state
 
 logger = logging.getLogger("momentum.metrics")
 
@@ -109,7 +110,7 @@ def metrics_router() -> APIRouter:
 def internal_app(readiness: Readiness) -> FastAPI:
     """``/metrics``, ``/healthz`` and the detailed ``/readyz``, for a service's internal port."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    app.state.readiness = readiness
+    install_shared_state(app, SharedState(service="internal", readiness=readiness))
     app.include_router(health_router())
     app.include_router(metrics_router())
     return app
@@ -154,14 +155,15 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 def with_internal_port(lifespan: Lifespan, *, host: str, port: int) -> Lifespan:
     """``lifespan``, with the app's ``internal_app`` served on ``host:port`` around it.
 
-    The URL it is served on is ``app.state.internal_url``.
+    The URL it is served on is ``shared_state(app).internal_url``.
     """
 
     @contextlib.asynccontextmanager
     async def wrapped(app: FastAPI) -> AsyncIterator[None]:
-        internal = internal_app(app.state.readiness)
+        shared = shared_state(app)
+        internal = internal_app(shared.readiness)
         async with serving_internal(internal, host=host, port=port) as url:
-            app.state.internal_url = url
+            shared.internal_url = url
             async with lifespan(app):
                 yield
 

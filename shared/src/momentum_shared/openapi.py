@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from momentum_shared.errors import PROBLEM_JSON, ProblemError, problem_body
+from momentum_shared.state import shared_state
 
 PROBLEM_REF = "#/components/schemas/Problem"
 DOCS_ASSETS = "/docs/assets"
@@ -235,9 +236,7 @@ def oauth2_password_scheme(
 
 def declare_security_scheme(app: FastAPI, name: str, scheme: Mapping[str, Any]) -> None:
     """Add ``scheme`` to ``app``'s document under ``components.securitySchemes.<name>``."""
-    schemes: dict[str, Any] = getattr(app.state, "openapi_security_schemes", {})
-    schemes[name] = dict(scheme)
-    app.state.openapi_security_schemes = schemes
+    shared_state(app).openapi_security_schemes[name] = dict(scheme)
     app.openapi_schema = None
 
 
@@ -262,9 +261,7 @@ def examples(
 
 def customize_openapi(app: FastAPI, change: Callable[[dict[str, Any]], None]) -> None:
     """Have ``change`` edit ``app``'s document after it is refined (what FastAPI cannot say)."""
-    changes: list[Callable[[dict[str, Any]], None]] = getattr(app.state, "openapi_changes", [])
-    changes.append(change)
-    app.state.openapi_changes = changes
+    shared_state(app).openapi_changes.append(change)
     app.openapi_schema = None
 
 
@@ -299,11 +296,12 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = copy.deepcopy(generate())
-            schemes = getattr(app.state, "openapi_security_schemes", None)
+            shared = shared_state(app)
+            schemes = shared.openapi_security_schemes
             if schemes:
                 document.setdefault("components", {})["securitySchemes"] = copy.deepcopy(schemes)
             document = refine(document)
-            for change in getattr(app.state, "openapi_changes", []):
+            for change in shared.openapi_changes:
                 change(document)
             app.openapi_schema = document
         return app.openapi_schema

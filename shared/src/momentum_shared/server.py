@@ -1,7 +1,7 @@
 """The one way every Momentum program serves HTTP: uvicorn with httptools, with read limits.
 
 ``python -m momentum_shared.server momentum_tasks.app:create_app --port 8002`` builds the app
-with its factory, reads the limits from the app's settings (``app.state.settings``) and runs
+with its factory, reads the limits from the app's settings (``shared_state(app).settings``) and runs
 uvicorn with :class:`LimitedHttpToolsProtocol`, which adds what httptools lacks: a deadline
 for the request line and headers, one for the body, a bound on the header block's size and
 on its number of fields (431), and a bound on the requests served per connection. uvicorn's
@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from momentum_shared.errors import PROBLEM_JSON, problem_body
 from momentum_shared.settings import MomentumSettings
+from momentum_shared.state import shared_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +210,9 @@ def protocol_class(limits: ServerLimits) -> type[LimitedHttpToolsProtocol]:
 
 
 def app_settings(app: FastAPI) -> MomentumSettings:
-    settings = getattr(app.state, "settings", None)
+    settings = shared_state(app).settings
     if not isinstance(settings, MomentumSettings):
-        raise TypeError("the app factory must set app.state.settings to the program's settings")
+        raise TypeError("the app factory must set the program's settings in its shared state")
     return settings
 
 

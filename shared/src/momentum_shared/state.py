@@ -9,7 +9,7 @@ lookup on ``app.state`` like before, but typed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 
@@ -21,13 +21,57 @@ from momentum_shared.events import utcnow
 from momentum_shared.settings import MomentumSettings
 
 if TYPE_CHECKING:
+    import httpx
+
+    from momentum_shared.health import Readiness
     from momentum_shared.lifespan import ServiceRuntime
     from momentum_shared.outbox import OutboxRelay
+    from momentum_shared.security.revocation import RevocationList, RevocationListener
+    from momentum_shared.security.verification import TokenVerifier
 
 SettingsT = TypeVar("SettingsT", bound=MomentumSettings)
 StateT = TypeVar("StateT", bound="ServiceState[Any]")
 
 _KEY = "service_state"
+_SHARED_KEY = "momentum"
+
+
+@dataclass(eq=False)
+class SharedState:
+    """What the shared infrastructure keeps on every app, the gateway's too: set by
+    ``build_app`` and the shared set-ups, read through ``shared_state(app)``."""
+
+    service: str
+    readiness: Readiness
+    settings: MomentumSettings | None = None
+    """the program's settings (the server and the body limit read them)"""
+    jwks_client: httpx.AsyncClient | None = None
+    """the HTTP client the verifier fetches the JWKS with (tests pass one); None: its own"""
+    verifier: TokenVerifier | None = None
+    revocations: RevocationList | None = None
+    revocation_listener: RevocationListener | None = None
+    internal_url: str | None = None
+    """where the internal port (``/metrics``, detailed ``/readyz``) is served, when it is"""
+    openapi_security_schemes: dict[str, Any] = field(default_factory=dict)
+    openapi_changes: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+
+
+def request_shared_state(request: Request) -> SharedState:
+    """``shared_state`` of the app serving ``request``, without the check (per request)."""
+    return cast(SharedState, getattr(request.app.state, _SHARED_KEY))
+
+
+def install_shared_state(app: FastAPI, shared: SharedState) -> SharedState:
+    setattr(app.state, _SHARED_KEY, shared)
+    return shared
+
+
+def shared_state(app: FastAPI) -> SharedState:
+    """The ``SharedState`` of a house app (``build_app`` installed it)."""
+    shared = getattr(app.state, _SHARED_KEY, None)
+    if not isinstance(shared, SharedState):
+        raise TypeError("not a Momentum app: build it with momentum_shared.app.build_app")
+    return shared
 
 
 @dataclass(eq=False)
@@ -61,9 +105,9 @@ class ServiceState(Generic[SettingsT]):
 
 
 def install_state(app: FastAPI, state: StateT) -> StateT:
-    """Store ``state`` on ``app`` (its settings also where the shared server reads them)."""
+    """Store ``state`` on ``app`` (its settings also in the shared state, for the server)."""
     setattr(app.state, _KEY, state)
-    app.state.settings = state.settings
+    shared_state(app).settings = state.settings
     return state
 
 

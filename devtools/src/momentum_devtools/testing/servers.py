@@ -16,6 +16,7 @@ from momentum_devtools.testing.resources import free_port
 from momentum_shared.app import build_app
 from momentum_shared.server import build_config
 from momentum_shared.settings import MomentumSettings
+from momentum_shared.state import shared_state
 
 
 def echo_app(**settings: object) -> FastAPI:
@@ -26,7 +27,7 @@ def echo_app(**settings: object) -> FastAPI:
         yield
 
     app = build_app(service="demo", title="demo", version="0", lifespan=lifespan)
-    app.state.settings = MomentumSettings.model_validate(
+    shared_state(app).settings = MomentumSettings.model_validate(
         {"environment": "test", "log_json": False, **settings}
     )
 

@@ -22,7 +22,7 @@ from momentum_shared.events import utcnow
 from momentum_shared.lifespan import service_lifespan
 from momentum_shared.logs import configure_logging
 from momentum_shared.security import following_revocations, running_verifier
-from momentum_shared.state import install_state
+from momentum_shared.state import install_state, shared_state
 
 
 @asynccontextmanager
@@ -69,6 +69,6 @@ def create_app(
         lifespan=lifespan,
     )
     install_state(app, AnalyticsState(settings=settings, clock=clock or utcnow))
-    app.state.jwks_client = jwks_client  # read by the shared verifier set-up
+    shared_state(app).jwks_client = jwks_client  # read by the shared verifier set-up
     app.include_router(router)
     return app

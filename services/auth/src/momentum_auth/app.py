@@ -28,7 +28,7 @@ from momentum_shared.lifespan import service_lifespan
 from momentum_shared.logs import configure_logging
 from momentum_shared.outbox import OutboxRelay, RelaySettings
 from momentum_shared.security import JwksCache, TokenVerifier
-from momentum_shared.state import install_state
+from momentum_shared.state import install_state, shared_state
 
 logger = logging.getLogger("momentum.auth")
 
@@ -84,7 +84,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         session_factory = runtime.session_factory
         jwks_client = httpx.AsyncClient(transport=DatabaseJwksTransport(session_factory))
         stack.push_async_callback(jwks_client.aclose)
-        context.verifier = app.state.verifier = build_self_verifier(settings, jwks_client)
+        context.verifier = build_self_verifier(settings, jwks_client)
+        shared_state(app).verifier = context.verifier
         stack.push_async_callback(context.verifier.jwks.aclose)
         context.keys.on_first_use = context.verifier.jwks.expect
 

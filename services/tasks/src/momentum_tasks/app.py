@@ -21,7 +21,7 @@ from momentum_shared.logs import configure_logging
 from momentum_shared.outbox import OutboxRelay, RelaySettings
 from momentum_shared.security.revocation import following_revocations
 from momentum_shared.security.setup import running_verifier
-from momentum_shared.state import install_state
+from momentum_shared.state import install_state, shared_state
 from momentum_tasks.models import OUTBOX
 from momentum_tasks.pagination import CursorCodec
 from momentum_tasks.publishing import STREAMS
@@ -89,6 +89,6 @@ def create_app(
     )
     codec = CursorCodec(settings.cursor_secret.get_secret_value().encode())
     install_state(app, TasksState(settings=settings, cursor_codec=codec))
-    app.state.jwks_client = jwks_client  # read by the shared verifier set-up
+    shared_state(app).jwks_client = jwks_client  # read by the shared verifier set-up
     app.include_router(router)
     return app

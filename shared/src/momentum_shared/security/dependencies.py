@@ -7,13 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from momentum_shared.errors import InsufficientScope, ServiceUnavailable, Unauthorized
-from momentum_shared.security.revocation import RevocationList
 from momentum_shared.security.verification import (
     Claims,
     InvalidToken,
     KeysUnavailable,
-    TokenVerifier,
 )
+from momentum_shared.state import request_shared_state
 
 
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -51,7 +50,7 @@ async def current_claims(request: Request) -> Claims:
     """The verified claims of the request's bearer token (never from the query string).
 
     A token of a revoked session is refused like the gateway refuses it, wherever the app
-    follows the revocations (``app.state.revocations``).
+    follows the revocations (the shared state's ``revocations``).
     """
     verified = request.scope.get(CLAIMS_SCOPE_KEY)
     if isinstance(verified, Claims):
@@ -59,14 +58,17 @@ async def current_claims(request: Request) -> Claims:
     token = bearer_token(request.scope["headers"])
     if token is None:
         raise Unauthorized("a bearer token is required", error=None)
-    verifier: TokenVerifier = request.app.state.verifier
+    shared = request_shared_state(request)
+    verifier = shared.verifier
+    if verifier is None:
+        raise ServiceUnavailable("tokens cannot be verified yet")
     try:
         claims = await verifier.verify(token)
     except KeysUnavailable as exc:
         raise ServiceUnavailable(str(exc)) from None
     except InvalidToken as exc:
         raise Unauthorized(str(exc)) from None
-    revocations: RevocationList | None = getattr(request.app.state, "revocations", None)
+    revocations = shared.revocations
     if revocations is not None and revocations.is_revoked(claims.sid):
         raise Unauthorized("the session of this token was revoked")
     return claims

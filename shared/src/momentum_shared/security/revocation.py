@@ -33,6 +33,7 @@ from momentum_shared.lifespan import worker_status
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import NatsAuth, connect
 from momentum_shared.settings import RevocationSettings
+from momentum_shared.state import shared_state
 
 logger = logging.getLogger("momentum.revocation")
 
@@ -339,7 +340,7 @@ async def following_revocations(
     name: str,
     revocations: RevocationList | None = None,
 ) -> AsyncIterator[RevocationList]:
-    """Install ``app.state.revocations`` (checked by ``current_claims``) and keep it fed.
+    """Install the app's revocation list (checked by ``current_claims``) and keep it fed.
 
     The replica is unready until the list has caught up with the stream; after that, NATS
     being down is only reported. With ``revocation_enabled`` off the list stays empty.
@@ -347,14 +348,15 @@ async def following_revocations(
     if revocations is None:
         revocations = RevocationList()
     revocations.leeway = float(settings.token_leeway_seconds)
-    app.state.revocations = revocations
+    shared = shared_state(app)
+    shared.revocations = revocations
     if not settings.revocation_enabled:
         yield revocations
         return
     listener = build_listener(settings, revocations, name=name)
-    app.state.revocation_listener = listener
-    app.state.readiness.require("revocations_caught_up", listener.check_caught_up)
-    app.state.readiness.inform("revocations", listener.status)
+    shared.revocation_listener = listener
+    shared.readiness.require("revocations_caught_up", listener.check_caught_up)
+    shared.readiness.inform("revocations", listener.status)
     listener.start()
     try:
         yield revocations

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from momentum_shared.security.jwks import JwksCache
 from momentum_shared.security.verification import TokenVerifier
 from momentum_shared.settings import TokenVerificationSettings
+from momentum_shared.state import shared_state
 
 
 def build_verifier(
@@ -38,14 +39,15 @@ def build_verifier(
 async def running_verifier(
     app: FastAPI, settings: TokenVerificationSettings
 ) -> AsyncIterator[TokenVerifier]:
-    """Install ``app.state.verifier``, load the JWKS in the background, gate /readyz on it.
+    """Install the app's verifier, load the JWKS in the background, gate /readyz on it.
 
     No request can be authenticated before the keys are known, so every app that
     verifies tokens is unready until the first JWKS fetch succeeds.
     """
-    verifier = build_verifier(settings, client=getattr(app.state, "jwks_client", None))
-    app.state.verifier = verifier
-    app.state.readiness.require("jwks", verifier.jwks.check_ready)
+    shared = shared_state(app)
+    verifier = build_verifier(settings, client=shared.jwks_client)
+    shared.verifier = verifier
+    shared.readiness.require("jwks", verifier.jwks.check_ready)
     loader = asyncio.create_task(verifier.jwks.load_until_ready(), name="jwks-loader")
     try:
         yield verifier
