@@ -6,14 +6,19 @@ entry point's config, with the deadlines shortened to half a second.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
+from pydantic_settings import SettingsConfigDict
 
 from momentum_devtools.testing.servers import echo_app, read_answer, serving, status_of
+from momentum_shared.server import build_config
+from momentum_shared.settings import MomentumSettings
+from momentum_shared.state import shared_state
 
 DEADLINE = 0.5
 # Generous against a loaded machine, still far below what a held connection would show.
@@ -154,3 +159,23 @@ def test_a_connection_serves_a_bounded_number_of_requests() -> None:
         answer = read_answer(sock, timeout=WAIT)
     assert answer.count(b"HTTP/1.1 200") == 2
     assert b"connection: close" in answer.lower()
+
+
+def test_the_server_names_variables_that_set_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class DemoSettings(MomentumSettings):
+        model_config = SettingsConfigDict(env_prefix="MOMENTUM_DEMO_", extra="ignore")
+
+    monkeypatch.setenv("MOMENTUM_DEMO_LOG_LEVL", "DEBUG")
+    monkeypatch.setenv("MOMENTUM_DEMO_LOG_LEVEL", "INFO")
+
+    def factory() -> FastAPI:
+        app = echo_app()
+        shared_state(app).settings = DemoSettings(environment="test", log_json=False)
+        return app
+
+    with caplog.at_level(logging.WARNING, logger="momentum.server"):
+        build_config(factory)
+    named = [getattr(record, "variable", None) for record in caplog.records]
+    assert named == ["MOMENTUM_DEMO_LOG_LEVL"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,8 +25,10 @@ from uvicorn.importer import import_from_string
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from momentum_shared.errors import PROBLEM_JSON, problem_body
-from momentum_shared.settings import MomentumSettings
+from momentum_shared.settings import MomentumSettings, unknown_variables
 from momentum_shared.state import shared_state
+
+logger = logging.getLogger("momentum.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +251,11 @@ def build_config(
     )
     config.load()
     settings = app_settings(built[0])
+    for name in unknown_variables(settings):
+        logger.warning(
+            "environment variable names no setting; it is ignored (docs/configuration.md)",
+            extra={"variable": name},
+        )
     config.timeout_keep_alive = settings.http_keep_alive_timeout_seconds  # type: ignore[assignment]
     config.http_protocol_class = protocol_class(ServerLimits.from_settings(settings))
     return config

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import re
 import string
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -34,6 +36,36 @@ _CLASSES = (
     (frozenset(string.digits), 10),
 )
 _OTHER_CHARACTERS = 33  # printable ASCII punctuation and space
+
+
+# What Kubernetes sets for a Service whose name reads like a program's prefix (service links:
+# a Service ``momentum-auth`` gives ``MOMENTUM_AUTH_SERVICE_HOST``, ``MOMENTUM_AUTH_PORT``, …).
+_SERVICE_LINK = re.compile(
+    r"SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?"
+)
+
+
+def unknown_variables(
+    settings: BaseSettings, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """The variables with the program's prefix that name none of its settings.
+
+    They are ignored, so a misspelt or renamed setting would silently keep its default; the
+    server names them at start. Kubernetes' service-link variables are not settings either.
+    """
+    prefix = str(settings.model_config.get("env_prefix") or "").upper()
+    if not prefix:
+        return []
+    known = {prefix + name.upper() for name in type(settings).model_fields}
+    unknown = []
+    for name in os.environ if environ is None else environ:
+        upper = name.upper()
+        if not upper.startswith(prefix) or upper in known:
+            continue
+        if _SERVICE_LINK.fullmatch(upper[len(prefix) :]):
+            continue
+        unknown.append(name)
+    return sorted(unknown)
 
 
 def secret_bits(value: str) -> float:
