@@ -128,8 +128,9 @@ class DevStack:
             "NATS_URL": self.nats_url,
             "JWKS_URL": f"{auth}/.well-known/jwks.json",
             "TOKEN_ISSUER": self.gateway_url,
-            "ISSUER": self.gateway_url,
         }
+        if name == "auth":  # the issuer it puts in tokens; the others only verify it
+            values["ISSUER"] = self.gateway_url
         if self.nats is not None:  # the embedded server: each program is its own user
             values.update(NATS_USER=name, NATS_PASSWORD=self.nats.passwords[name])
         if name != "gateway":
