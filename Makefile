@@ -51,6 +51,8 @@ lint-python: sync
 lint-deploy: sync
 	@if [ -x deploy/validate ]; then deploy/validate; else echo "deploy/validate missing"; exit 1; fi
 
+# One JSON object per benchmark on stdout; BENCH_DB=postgresql|sqlite picks the services'
+# database where a benchmark has one (sqlite unless set).
 bench: sync
 	@for b in bench/*/run; do [ -x "$$b" ] && "$$b"; done
 
