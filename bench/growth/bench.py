@@ -256,7 +256,8 @@ def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             assert cursor, f"no next_cursor after page {page}"
         deep_url = f"{tasks_url}/tasks?limit={PAGE_SIZE}&cursor={cursor}"
         status, body = request_json("GET", deep_url, tasks_token)
-        assert status == 200 and len(body["items"]) == PAGE_SIZE, body
+        assert status == 200, body
+        assert len(body["items"]) == PAGE_SIZE, body
         assert not set(first_ids) & {item["id"] for item in body["items"]}
 
         analytics_url = servers["analytics"].url
