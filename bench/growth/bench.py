@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import random
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -292,6 +293,35 @@ def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         }
 
 
+_PROCESS = {"tasks_page_1": "tasks", "tasks_deep_page": "tasks", "hello": "hello"}
+
+
+def _profile(args: argparse.Namespace, load: Load, pid: int) -> None:
+    seconds = max(5, round(args.duration * 3))
+    spy = subprocess.Popen(
+        [
+            os.environ.get("PY_SPY", "py-spy"),
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(seconds),
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            str(args.profile_out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run_load(load, connections=args.connections, duration=seconds + 1, loadgen=args.loadgen)
+    spy.wait(timeout=60)
+    log(f"profile of {args.profile} written to {args.profile_out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks of the measured user")
@@ -305,6 +335,13 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 5)))
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--profile",
+        choices=SIDES,
+        help="after the rounds, load this side once more under py-spy (PY_SPY, default py-spy)"
+        " and write the raw profile to --profile-out",
+    )
+    parser.add_argument("--profile-out", type=Path, default=Path("growth-profile.txt"))
     standard_arguments(parser)
     args = parser.parse_args()
     if args.quick:
@@ -337,6 +374,9 @@ def main() -> None:
                     f"p50 {result.p50_ms:.2f} ms, errors {result.errors}"
                 )
 
+        if args.profile:
+            _profile(args, loads[args.profile], pids[_PROCESS.get(args.profile, "analytics")])
+
     def figures(side: str, process: str) -> dict[str, Any]:
         served = sum(r.requests for r in runs[side])
         used = sum(r.cpu.get(process, 0.0) for r in runs[side])
@@ -348,8 +388,7 @@ def main() -> None:
             "errors": sum(r.errors for r in runs[side]),
         }
 
-    process = {"tasks_page_1": "tasks", "tasks_deep_page": "tasks", "hello": "hello"}
-    result = {side: figures(side, process.get(side, "analytics")) for side in SIDES}
+    result = {side: figures(side, _PROCESS.get(side, "analytics")) for side in SIDES}
 
     def growth(small: str, large: str) -> dict[str, Any]:
         # Cost ratio: how many times slower the large side is (1.0 = no growth).

@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from momentum_analytics.models import (
+    COMPLETION,
+    LOGIN,
     AnalyticsBase,
     AnalyticsUser,
     DailyActivity,
@@ -87,6 +89,51 @@ class DeadLetterRow:
     payload: bytes
     error: str
     failed_at: datetime
+
+
+# The read path's statements are built once: their cache keys are then computed once too.
+_DAYS = (
+    sa.select(
+        _daily.c.local_date,
+        _daily.c.logins,
+        _daily.c.login_events,
+        _daily.c.tasks_created,
+        _daily.c.tasks_completed,
+    )
+    .where(
+        (_daily.c.user_id == sa.bindparam("user_id", type_=sa.Uuid))
+        & (_daily.c.local_date >= sa.bindparam("start", type_=sa.Date))
+        & (_daily.c.local_date <= sa.bindparam("end", type_=sa.Date))
+    )
+    .order_by(_daily.c.local_date)
+)
+
+
+def _latest_runs(kinds: tuple[str, ...]) -> sa.CompoundSelect[Any]:
+    seeks = [
+        sa.select(
+            sa.literal(kind, sa.String).label("kind"),
+            _runs.c.start_date,
+            _runs.c.end_date,
+            _runs.c.length,
+            _runs.c.longest_before,
+        )
+        .where(
+            (_runs.c.user_id == sa.bindparam("user_id", type_=sa.Uuid))
+            & (_runs.c.kind == kind)
+            & (_runs.c.start_date <= sa.bindparam("day", type_=sa.Date))
+        )
+        .order_by(_runs.c.start_date.desc())
+        .limit(1)
+        .subquery()
+        for kind in kinds
+    ]
+    return sa.union_all(*(sa.select(*seek.c) for seek in seeks))
+
+
+_LATEST_RUNS: dict[tuple[str, ...], sa.CompoundSelect[Any]] = {
+    (LOGIN, COMPLETION): _latest_runs((LOGIN, COMPLETION))
+}
 
 
 class AnalyticsRepository(Repository):
@@ -222,21 +269,8 @@ class AnalyticsRepository(Repository):
 
     async def days(self, user_id: uuid.UUID, start: date, end: date) -> list[Day]:
         """The user's day rows from ``start`` to ``end`` inclusive (one index range)."""
-        rows = await self.execute(
-            sa.select(
-                _daily.c.local_date,
-                _daily.c.logins,
-                _daily.c.login_events,
-                _daily.c.tasks_created,
-                _daily.c.tasks_completed,
-            )
-            .where(
-                (_daily.c.user_id == user_id)
-                & (_daily.c.local_date >= start)
-                & (_daily.c.local_date <= end)
-            )
-            .order_by(_daily.c.local_date)
-        )
+        connection = await self.session.connection()
+        rows = await connection.execute(_DAYS, {"user_id": user_id, "start": start, "end": end})
         return [
             Day(
                 local_date=row.local_date,
@@ -324,6 +358,19 @@ class AnalyticsRepository(Repository):
             )
         ).one_or_none()
         return None if row is None else self._run(row)
+
+    async def runs_at_or_before(
+        self, user_id: uuid.UUID, kinds: Sequence[str], day: date
+    ) -> dict[str, Run]:
+        """For each kind, the run starting last on or before ``day``: one statement, one
+        index seek per kind (the report's streaks in one round trip)."""
+        key = tuple(kinds)
+        statement = _LATEST_RUNS.get(key)
+        if statement is None:
+            statement = _latest_runs(key)
+        connection = await self.session.connection()
+        rows = await connection.execute(statement, {"user_id": user_id, "day": day})
+        return {row.kind: self._run(row) for row in rows}
 
     async def run_before(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
         """The last run starting strictly before ``day``."""

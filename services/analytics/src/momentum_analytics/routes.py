@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from momentum_analytics import service
-from momentum_analytics.dependencies import ReaderDep, RepositoryDep
+from momentum_analytics.dependencies import ReaderDep, ReadRepositoryDep
 from momentum_analytics.schemas import StreaksPublic, WeeklyReport
 from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.openapi import examples
@@ -74,7 +74,7 @@ router = APIRouter(
     response_model=StreaksPublic,
     openapi_extra=examples(response=STREAKS_EXAMPLE),
 )
-async def get_streaks(claims: ReaderDep, repo: RepositoryDep, now: NowDep) -> StreaksPublic:
+async def get_streaks(claims: ReaderDep, repo: ReadRepositoryDep, now: NowDep) -> StreaksPublic:
     """The caller's login and completion streaks as of today in the token's timezone."""
     return await service.get_streaks(
         repo, user_id=claims.user_id, timezone=claims.timezone, now=now
@@ -90,7 +90,7 @@ async def get_streaks(claims: ReaderDep, repo: RepositoryDep, now: NowDep) -> St
 )
 async def get_weekly_report(
     claims: ReaderDep,
-    repo: RepositoryDep,
+    repo: ReadRepositoryDep,
     now: NowDep,
     week: Annotated[
         str | None,

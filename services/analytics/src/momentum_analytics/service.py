@@ -246,6 +246,14 @@ async def streak(repo: AnalyticsRepository, user_id: uuid.UUID, kind: str, as_of
     return streak_as_of(await repo.run_at_or_before(user_id, kind, as_of), as_of)
 
 
+async def streaks(
+    repo: AnalyticsRepository, user_id: uuid.UUID, as_of: date
+) -> tuple[Streak, Streak]:
+    """The login and completion streaks as of ``as_of``, in one query."""
+    runs = await repo.runs_at_or_before(user_id, (LOGIN, COMPLETION), as_of)
+    return streak_as_of(runs.get(LOGIN), as_of), streak_as_of(runs.get(COMPLETION), as_of)
+
+
 def today_in(now: datetime, timezone: str) -> date:
     """Rule: "today" is the current date in the caller's timezone."""
     return local_date(now, timezone)
@@ -255,12 +263,9 @@ async def get_streaks(
     repo: AnalyticsRepository, *, user_id: uuid.UUID, timezone: str, now: datetime
 ) -> StreaksPublic:
     today = today_in(now, timezone)
+    login, completion = await streaks(repo, user_id, today)
     return StreaksPublic(
-        user_id=user_id,
-        timezone=timezone,
-        today=today,
-        login=await streak(repo, user_id, LOGIN, today),
-        completion=await streak(repo, user_id, COMPLETION, today),
+        user_id=user_id, timezone=timezone, today=today, login=login, completion=completion
     )
 
 
@@ -338,6 +343,7 @@ async def get_weekly_report(
             )
         )
     as_of = min(end, today)
+    login, completion = await streaks(repo, user_id, as_of)
     return WeeklyReport(
         user_id=user_id,
         week=week_label(start),
@@ -346,10 +352,7 @@ async def get_weekly_report(
         end_date=end,
         totals=_totals(this_week),
         days=days,
-        streaks=WeekStreaks(
-            login=await streak(repo, user_id, LOGIN, as_of),
-            completion=await streak(repo, user_id, COMPLETION, as_of),
-        ),
+        streaks=WeekStreaks(login=login, completion=completion),
         previous_week=PreviousWeek(week=week_label(previous_start), totals=_totals(previous_week)),
         generated_at=now,
     )
