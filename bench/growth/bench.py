@@ -388,11 +388,11 @@ def main() -> None:
             "errors": sum(r.errors for r in runs[side]),
         }
 
-    result = {side: figures(side, _PROCESS.get(side, "analytics")) for side in SIDES}
+    by_side = {side: figures(side, _PROCESS.get(side, "analytics")) for side in SIDES}
 
     def growth(small: str, large: str) -> dict[str, Any]:
         # Cost ratio: how many times slower the large side is (1.0 = no growth).
-        value = ratio(result[small]["rps"], result[large]["rps"])
+        value = ratio(by_side[small]["rps"], by_side[large]["rps"])
         return {
             "baseline": small,
             "measured": large,
@@ -401,11 +401,11 @@ def main() -> None:
             "met": value is not None and value <= GROWTH_TARGET,
         }
 
-    weekly_vs_hello = ratio(result["weekly_long_history"]["rps"], result["hello"]["rps"])
+    weekly_vs_hello = ratio(by_side["weekly_long_history"]["rps"], by_side["hello"]["rps"])
     report = {
         "benchmark": "growth",
         "database": args.db,
-        "figures": result,
+        "figures": by_side,
         "targets": {
             "tasks_deep_page_vs_page_1": growth("tasks_page_1", "tasks_deep_page"),
             "weekly_long_history_vs_one_week": growth("weekly_one_week", "weekly_long_history"),
@@ -418,7 +418,7 @@ def main() -> None:
                 "met": weekly_vs_hello is not None and weekly_vs_hello >= HELLO_TARGET,
             },
         },
-        "errors": sum(r["errors"] for r in result.values()),
+        "errors": sum(r["errors"] for r in by_side.values()),
         "config": {
             "tasks_seeded": target["tasks_seeded"],
             "deep_page": target["deep_page"],
