@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -37,6 +37,20 @@ _dead = _table(DeadLetter)
 
 # Projection tables a rebuild empties (the inbox included; dead letters are kept).
 PROJECTION_TABLES = (_inbox, _users, _daily, _tasks, _floating, _runs)
+
+
+# Keys of the set-based writes of a batch.
+DayKey = tuple[uuid.UUID, date]  # (user_id, local_date)
+TaskKey = tuple[uuid.UUID, date, str, uuid.UUID]  # (user_id, local_date, kind, task_id)
+RunKey = tuple[uuid.UUID, str]  # (user_id, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class DayDelta:
+    logins: int = 0
+    login_events: int = 0
+    tasks_created: int = 0
+    tasks_completed: int = 0
 
 
 def _storable(text: str) -> str:
@@ -109,6 +123,30 @@ class AnalyticsRepository(Repository):
         )
         result = await self.execute(statement)
         return result.rowcount == 1
+
+    async def record_processed_many(
+        self, events: Sequence[tuple[str, str]], at: datetime
+    ) -> set[str]:
+        """Insert ``(event_id, event_type)`` rows into the inbox in one statement; the ids
+        that were new (the others were already processed). Ids must be distinct.
+
+        On PostgreSQL a concurrent insert of the same id waits for the other transaction
+        and then does nothing, so exactly one of two replicas applies the event.
+        """
+        if not events:
+            return set()
+        statement = (
+            self.insert(_inbox)
+            .values(
+                [
+                    {"event_id": event_id, "event_type": event_type, "processed_at": at}
+                    for event_id, event_type in events
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(_inbox.c.event_id)
+        )
+        return set((await self.execute(statement)).scalars())
 
     # -- users ---------------------------------------------------------------------------
 
@@ -220,6 +258,77 @@ class AnalyticsRepository(Repository):
             return 0
         return int(remaining or 0)
 
+    async def bump_days(self, deltas: Mapping[DayKey, DayDelta]) -> dict[DayKey, tuple[int, int]]:
+        """Add to many days' counts in one statement; each day's new (login_events,
+        tasks_completed)."""
+        if not deltas:
+            return {}
+        statement = self.insert(_daily).values(
+            [
+                {
+                    "user_id": user_id,
+                    "local_date": local_date,
+                    "logins": delta.logins,
+                    "login_events": delta.login_events,
+                    "tasks_created": delta.tasks_created,
+                    "tasks_completed": delta.tasks_completed,
+                }
+                for (user_id, local_date), delta in deltas.items()
+            ]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["user_id", "local_date"],
+            set_={
+                name: _daily.c[name] + statement.excluded[name]
+                for name in ("logins", "login_events", "tasks_created", "tasks_completed")
+            },
+        ).returning(
+            _daily.c.user_id, _daily.c.local_date, _daily.c.login_events, _daily.c.tasks_completed
+        )
+        rows = await self.execute(statement)
+        return {
+            (row.user_id, row.local_date): (int(row.login_events), int(row.tasks_completed))
+            for row in rows
+        }
+
+    async def bump_tasks(self, deltas: Mapping[TaskKey, int]) -> dict[TaskKey, int]:
+        """Add events behind many (day, kind, task) keys in one statement; each key's new
+        count. Rows left at 0 or below are deleted (one more statement, only when any is)."""
+        if not deltas:
+            return {}
+        statement = self.insert(_tasks).values(
+            [
+                {
+                    "user_id": user_id,
+                    "local_date": local_date,
+                    "kind": kind,
+                    "task_id": task_id,
+                    "events": delta,
+                }
+                for (user_id, local_date, kind, task_id), delta in deltas.items()
+            ]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["user_id", "local_date", "kind", "task_id"],
+            set_={"events": _tasks.c.events + statement.excluded.events},
+        ).returning(
+            _tasks.c.user_id, _tasks.c.local_date, _tasks.c.kind, _tasks.c.task_id, _tasks.c.events
+        )
+        counts = {
+            (row.user_id, row.local_date, row.kind, row.task_id): int(row.events)
+            for row in await self.execute(statement)
+        }
+        gone = [key for key, events in counts.items() if events <= 0]
+        if gone:
+            await self.execute(
+                sa.delete(_tasks).where(
+                    sa.tuple_(
+                        _tasks.c.user_id, _tasks.c.local_date, _tasks.c.kind, _tasks.c.task_id
+                    ).in_(gone)
+                )
+            )
+        return counts
+
     async def days(self, user_id: uuid.UUID, start: date, end: date) -> list[Day]:
         """The user's day rows from ``start`` to ``end`` inclusive (one index range)."""
         rows = await self.execute(
@@ -294,6 +403,55 @@ class AnalyticsRepository(Repository):
             for row in rows
         ]
 
+    async def add_floating_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert floating events (``event_id, user_id, kind, task_id, occurred_at,
+        local_date``) in one statement."""
+        if rows:
+            await self.execute(sa.insert(_floating).values(list(rows)))
+
+    async def floating_events_of(
+        self, user_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Floating]]:
+        """The floating events of several users, in one query."""
+        found: dict[uuid.UUID, list[Floating]] = {user_id: [] for user_id in user_ids}
+        if not user_ids:
+            return found
+        rows = await self.execute(
+            sa.select(
+                _floating.c.user_id,
+                _floating.c.event_id,
+                _floating.c.kind,
+                _floating.c.task_id,
+                _floating.c.occurred_at,
+                _floating.c.local_date,
+            )
+            .where(_floating.c.user_id.in_(list(user_ids)))
+            .order_by(_floating.c.user_id, _floating.c.event_id)
+        )
+        for row in rows:
+            found[row.user_id].append(
+                Floating(row.event_id, row.kind, row.task_id, row.occurred_at, row.local_date)
+            )
+        return found
+
+    async def move_floating_many(self, moves: Sequence[tuple[uuid.UUID, str, date]]) -> None:
+        """Set the local date of floating events ``(user_id, event_id, local_date)``."""
+        if not moves:
+            return
+        connection = await self.session.connection()
+        await connection.execute(
+            sa.update(_floating)
+            .where(
+                (_floating.c.user_id == sa.bindparam("b_user_id"))
+                & (_floating.c.event_id == sa.bindparam("b_event_id"))
+            )
+            .values(local_date=sa.bindparam("b_local_date")),
+            [
+                {"b_user_id": user_id, "b_event_id": event_id, "b_local_date": local_date}
+                for user_id, event_id, local_date in moves
+            ],
+        )
+
     async def move_floating(self, user_id: uuid.UUID, event_id: str, local_date: date) -> None:
         await self.execute(
             sa.update(_floating)
@@ -354,6 +512,64 @@ class AnalyticsRepository(Repository):
             .order_by(_runs.c.start_date)
         )
         return [self._run(row) for row in rows]
+
+    async def runs_ending_from(
+        self, user_ids: Sequence[uuid.UUID], cut: date
+    ) -> dict[RunKey, list[Run]]:
+        """Every run of these users that ends on or after ``cut``, by (user, kind), in order."""
+        found: dict[RunKey, list[Run]] = {}
+        if not user_ids:
+            return found
+        rows = await self.execute(
+            sa.select(_runs.c.user_id, _runs.c.kind, *self._run_columns())
+            .where(_runs.c.user_id.in_(list(user_ids)) & (_runs.c.end_date >= cut))
+            .order_by(_runs.c.user_id, _runs.c.kind, _runs.c.start_date)
+        )
+        for row in rows:
+            found.setdefault((row.user_id, row.kind), []).append(self._run(row))
+        return found
+
+    async def longest_ending_before(self, keys: Sequence[RunKey], cut: date) -> dict[RunKey, int]:
+        """The longest run ending before ``cut`` of each (user, kind) (absent: none)."""
+        if not keys:
+            return {}
+        rows = await self.execute(
+            sa.select(_runs.c.user_id, _runs.c.kind, sa.func.max(_runs.c.length).label("longest"))
+            .where(
+                sa.tuple_(_runs.c.user_id, _runs.c.kind).in_(list(keys)) & (_runs.c.end_date < cut)
+            )
+            .group_by(_runs.c.user_id, _runs.c.kind)
+        )
+        return {(row.user_id, row.kind): int(row.longest) for row in rows}
+
+    async def replace_runs(
+        self,
+        deleted: Sequence[tuple[uuid.UUID, str, date]],
+        inserted: Sequence[tuple[uuid.UUID, str, Run]],
+    ) -> None:
+        """Delete runs by (user, kind, start), then insert runs: two statements at most."""
+        if deleted:
+            await self.execute(
+                sa.delete(_runs).where(
+                    sa.tuple_(_runs.c.user_id, _runs.c.kind, _runs.c.start_date).in_(list(deleted))
+                )
+            )
+        if inserted:
+            await self.execute(
+                sa.insert(_runs).values(
+                    [
+                        {
+                            "user_id": user_id,
+                            "kind": kind,
+                            "start_date": run.start,
+                            "end_date": run.end,
+                            "length": run.length,
+                            "longest_before": run.longest_before,
+                        }
+                        for user_id, kind, run in inserted
+                    ]
+                )
+            )
 
     async def insert_run(self, user_id: uuid.UUID, kind: str, run: Run) -> None:
         await self.execute(
