@@ -137,16 +137,26 @@ class AnalyticsRepository(Repository):
             return set()
         statement = (
             self.insert(_inbox)
-            .values(
-                [
-                    {"event_id": event_id, "event_type": event_type, "processed_at": at}
-                    for event_id, event_type in events
-                ]
-            )
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(_inbox.c.event_id)
         )
-        return set((await self.execute(statement)).scalars())
+        rows = [
+            {"event_id": event_id, "event_type": event_type, "processed_at": at}
+            for event_id, event_type in events
+        ]
+        return set((await self.execute_many(statement, rows)).scalars())
+
+    async def execute_many(
+        self, statement: sa.Executable, rows: Sequence[Mapping[str, Any]]
+    ) -> sa.CursorResult[Any]:
+        """One statement for many rows: compiled (and cached) once, whatever the row count.
+
+        An ``INSERT … RETURNING`` goes out as one multi-row statement per page of rows
+        (SQLAlchemy's "insertmanyvalues"), not a statement per row.
+        """
+        connection = await self.session.connection()
+        result: sa.CursorResult[Any] = await connection.execute(statement, list(rows))
+        return result
 
     # -- users ---------------------------------------------------------------------------
 
@@ -155,10 +165,9 @@ class AnalyticsRepository(Repository):
         ordered = sorted(set(user_ids))
         if not ordered:
             return {}
-        await self.execute(
-            self.insert(_users)
-            .values([{"user_id": user_id} for user_id in ordered])
-            .on_conflict_do_nothing(index_elements=["user_id"])
+        await self.execute_many(
+            self.insert(_users).on_conflict_do_nothing(index_elements=["user_id"]),
+            [{"user_id": user_id} for user_id in ordered],
         )
         rows = await self.execute(
             sa.select(
@@ -263,19 +272,7 @@ class AnalyticsRepository(Repository):
         tasks_completed)."""
         if not deltas:
             return {}
-        statement = self.insert(_daily).values(
-            [
-                {
-                    "user_id": user_id,
-                    "local_date": local_date,
-                    "logins": delta.logins,
-                    "login_events": delta.login_events,
-                    "tasks_created": delta.tasks_created,
-                    "tasks_completed": delta.tasks_completed,
-                }
-                for (user_id, local_date), delta in deltas.items()
-            ]
-        )
+        statement = self.insert(_daily)
         statement = statement.on_conflict_do_update(
             index_elements=["user_id", "local_date"],
             set_={
@@ -285,10 +282,20 @@ class AnalyticsRepository(Repository):
         ).returning(
             _daily.c.user_id, _daily.c.local_date, _daily.c.login_events, _daily.c.tasks_completed
         )
-        rows = await self.execute(statement)
+        rows = [
+            {
+                "user_id": user_id,
+                "local_date": local_date,
+                "logins": delta.logins,
+                "login_events": delta.login_events,
+                "tasks_created": delta.tasks_created,
+                "tasks_completed": delta.tasks_completed,
+            }
+            for (user_id, local_date), delta in deltas.items()
+        ]
         return {
             (row.user_id, row.local_date): (int(row.login_events), int(row.tasks_completed))
-            for row in rows
+            for row in await self.execute_many(statement, rows)
         }
 
     async def bump_tasks(self, deltas: Mapping[TaskKey, int]) -> dict[TaskKey, int]:
@@ -296,27 +303,26 @@ class AnalyticsRepository(Repository):
         count. Rows left at 0 or below are deleted (one more statement, only when any is)."""
         if not deltas:
             return {}
-        statement = self.insert(_tasks).values(
-            [
-                {
-                    "user_id": user_id,
-                    "local_date": local_date,
-                    "kind": kind,
-                    "task_id": task_id,
-                    "events": delta,
-                }
-                for (user_id, local_date, kind, task_id), delta in deltas.items()
-            ]
-        )
+        statement = self.insert(_tasks)
         statement = statement.on_conflict_do_update(
             index_elements=["user_id", "local_date", "kind", "task_id"],
             set_={"events": _tasks.c.events + statement.excluded.events},
         ).returning(
             _tasks.c.user_id, _tasks.c.local_date, _tasks.c.kind, _tasks.c.task_id, _tasks.c.events
         )
+        rows = [
+            {
+                "user_id": user_id,
+                "local_date": local_date,
+                "kind": kind,
+                "task_id": task_id,
+                "events": delta,
+            }
+            for (user_id, local_date, kind, task_id), delta in deltas.items()
+        ]
         counts = {
             (row.user_id, row.local_date, row.kind, row.task_id): int(row.events)
-            for row in await self.execute(statement)
+            for row in await self.execute_many(statement, rows)
         }
         gone = [key for key, events in counts.items() if events <= 0]
         if gone:
@@ -407,7 +413,7 @@ class AnalyticsRepository(Repository):
         """Insert floating events (``event_id, user_id, kind, task_id, occurred_at,
         local_date``) in one statement."""
         if rows:
-            await self.execute(sa.insert(_floating).values(list(rows)))
+            await self.execute_many(sa.insert(_floating), rows)
 
     async def floating_events_of(
         self, user_ids: Sequence[uuid.UUID]
@@ -438,8 +444,7 @@ class AnalyticsRepository(Repository):
         """Set the local date of floating events ``(user_id, event_id, local_date)``."""
         if not moves:
             return
-        connection = await self.session.connection()
-        await connection.execute(
+        await self.execute_many(
             sa.update(_floating)
             .where(
                 (_floating.c.user_id == sa.bindparam("b_user_id"))
@@ -555,20 +560,19 @@ class AnalyticsRepository(Repository):
                 )
             )
         if inserted:
-            await self.execute(
-                sa.insert(_runs).values(
-                    [
-                        {
-                            "user_id": user_id,
-                            "kind": kind,
-                            "start_date": run.start,
-                            "end_date": run.end,
-                            "length": run.length,
-                            "longest_before": run.longest_before,
-                        }
-                        for user_id, kind, run in inserted
-                    ]
-                )
+            await self.execute_many(
+                sa.insert(_runs),
+                [
+                    {
+                        "user_id": user_id,
+                        "kind": kind,
+                        "start_date": run.start,
+                        "end_date": run.end,
+                        "length": run.length,
+                        "longest_before": run.longest_before,
+                    }
+                    for user_id, kind, run in inserted
+                ],
             )
 
     async def insert_run(self, user_id: uuid.UUID, kind: str, run: Run) -> None:
