@@ -1,4 +1,4 @@
-"""Analytics ingestion: events/s applied by the real consumer against a raw fetch+ack of the same stream.
+"""Analytics ingestion: events/s the real consumer applies, against a raw fetch+ack of one stream.
 
 Starts an embedded NATS and a migrated database of its own, publishes N valid CloudEvents
 (``tasks.task.created`` for 200 users, and completions of some of those tasks) onto
@@ -37,7 +37,10 @@ RAW_BATCH = 500
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo")
 
 
-def synthetic_events(count: int, *, seed: int = 11) -> tuple[list[tuple[str, bytes]], dict[str, int]]:
+Events = list[tuple[str, bytes]]  # (subject, CloudEvent JSON)
+
+
+def synthetic_events(count: int, *, seed: int = 11) -> tuple[Events, dict[str, int]]:
     """``count`` valid events (as the tasks service builds them) and what they must yield."""
     from momentum_shared.events import CloudEvent, TaskCompleted, TaskCreated
 
@@ -46,7 +49,7 @@ def synthetic_events(count: int, *, seed: int = 11) -> tuple[list[tuple[str, byt
     zones = {user: ZONES[index % len(ZONES)] for index, user in enumerate(users)}
     start = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
     open_tasks: list[tuple[uuid.UUID, uuid.UUID]] = []
-    payloads: list[tuple[str, bytes]] = []
+    payloads: Events = []
     created = completed = 0
     for index in range(count):
         when = start + timedelta(minutes=7 * index)
@@ -54,7 +57,11 @@ def synthetic_events(count: int, *, seed: int = 11) -> tuple[list[tuple[str, byt
             user, task = open_tasks.pop(rng.randrange(len(open_tasks)))
             completion = TaskCompleted(task_id=task, user_id=user, completed_at=when, due_at=None)
             event = CloudEvent.of(
-                completion, source="/momentum/tasks", subject=str(user), usertz=zones[user], time=when
+                completion,
+                source="/momentum/tasks",
+                subject=str(user),
+                usertz=zones[user],
+                time=when,
             )
             completed += 1
         else:
@@ -76,7 +83,7 @@ def synthetic_events(count: int, *, seed: int = 11) -> tuple[list[tuple[str, byt
     return payloads, {"events": count, "tasks_created": created, "tasks_completed": completed}
 
 
-async def publish(nats_url: str, payloads: list[tuple[str, bytes]]) -> None:
+async def publish(nats_url: str, payloads: Events) -> None:
     from momentum_shared.events import CLOUDEVENTS_CONTENT_TYPE, TASK_STREAM
     from momentum_shared.nats import connect, ensure_stream
 
@@ -185,7 +192,9 @@ async def analytics_round(
             await asyncio.gather(task, return_exceptions=True)
         # The projection must hold exactly what the events say.
         async with engine.connect() as connection:
-            inbox = (await connection.execute(sa.text("SELECT count(*) FROM processed_events"))).scalar_one()
+            inbox = (
+                await connection.execute(sa.text("SELECT count(*) FROM processed_events"))
+            ).scalar_one()
             totals = (
                 await connection.execute(
                     sa.text(
@@ -194,7 +203,11 @@ async def analytics_round(
                     )
                 )
             ).one()
-        got = {"events": int(inbox), "tasks_created": int(totals[0]), "tasks_completed": int(totals[1])}
+        got = {
+            "events": int(inbox),
+            "tasks_created": int(totals[0]),
+            "tasks_completed": int(totals[1]),
+        }
         if got != expected:
             raise SystemExit(f"the projection is wrong after ingestion: {got} != {expected}")
         nc = await connect(nats_url, name="bench-ingest-cleanup")
@@ -209,7 +222,7 @@ async def analytics_round(
 
 
 async def measure(
-    db_url: str, nats_url: str, payloads: list[tuple[str, bytes]], expected: dict[str, int], rounds: int
+    db_url: str, nats_url: str, payloads: Events, expected: dict[str, int], rounds: int
 ) -> dict[str, Any]:
     count = len(payloads)
     log(f"publishing {count} events for {USERS} users")
@@ -245,13 +258,13 @@ def main() -> None:
     from momentum_shared.migrations import upgrade
 
     payloads, expected = synthetic_events(count)
-    with workdir("momentum-bench-ingest-") as directory:
-        with EmbeddedNats(directory / "nats") as nats_server:
-            with database_url(args.db, "analytics", directory) as db_url:
-                upgrade(ANALYTICS_INI, db_url)
-                figures = asyncio.run(
-                    measure(db_url, nats_server.admin_url, payloads, expected, rounds)
-                )
+    with (
+        workdir("momentum-bench-ingest-") as directory,
+        EmbeddedNats(directory / "nats") as nats_server,
+        database_url(args.db, "analytics", directory) as db_url,
+    ):
+        upgrade(ANALYTICS_INI, db_url)
+        figures = asyncio.run(measure(db_url, nats_server.admin_url, payloads, expected, rounds))
     raw_rate = median(figures["raw"])
     ingest_rate = median(figures["analytics"])
     value = ratio(ingest_rate, raw_rate)

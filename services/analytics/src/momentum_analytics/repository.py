@@ -110,20 +110,6 @@ class AnalyticsRepository(Repository):
 
     # -- inbox ---------------------------------------------------------------------------
 
-    async def record_processed(self, event_id: str, event_type: str, at: datetime) -> bool:
-        """Insert into the inbox; False when the event was already processed.
-
-        On PostgreSQL a concurrent insert of the same id waits for the other transaction
-        and then does nothing, so exactly one of two replicas applies the event.
-        """
-        statement = (
-            self.insert(_inbox)
-            .values(event_id=event_id, event_type=event_type, processed_at=at)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-        )
-        result = await self.execute(statement)
-        return result.rowcount == 1
-
     async def record_processed_many(
         self, events: Sequence[tuple[str, str]], at: datetime
     ) -> set[str]:
@@ -196,87 +182,16 @@ class AnalyticsRepository(Repository):
 
     # -- days ----------------------------------------------------------------------------
 
-    async def bump_day(
-        self,
-        user_id: uuid.UUID,
-        local_date: date,
-        *,
-        logins: int = 0,
-        login_events: int = 0,
-        tasks_created: int = 0,
-        tasks_completed: int = 0,
-    ) -> tuple[int, int]:
-        """Add to one day's counts; the day's new (login_events, tasks_completed)."""
-        statement = (
-            self.insert(_daily)
-            .values(
-                user_id=user_id,
-                local_date=local_date,
-                logins=logins,
-                login_events=login_events,
-                tasks_created=tasks_created,
-                tasks_completed=tasks_completed,
-            )
-            .on_conflict_do_update(
-                index_elements=["user_id", "local_date"],
-                set_={
-                    "logins": _daily.c.logins + logins,
-                    "login_events": _daily.c.login_events + login_events,
-                    "tasks_created": _daily.c.tasks_created + tasks_created,
-                    "tasks_completed": _daily.c.tasks_completed + tasks_completed,
-                },
-            )
-            .returning(_daily.c.login_events, _daily.c.tasks_completed)
-        )
-        row = (await self.execute(statement)).one()
-        return int(row.login_events), int(row.tasks_completed)
-
-    async def bump_task(
-        self, user_id: uuid.UUID, local_date: date, kind: str, task_id: uuid.UUID, delta: int
-    ) -> int:
-        """Add ``delta`` events behind (day, kind, task); the new count (the row goes at 0)."""
-        key = (
-            (_tasks.c.user_id == user_id)
-            & (_tasks.c.local_date == local_date)
-            & (_tasks.c.kind == kind)
-            & (_tasks.c.task_id == task_id)
-        )
-        if delta > 0:
-            statement = (
-                self.insert(_tasks)
-                .values(
-                    user_id=user_id, local_date=local_date, kind=kind, task_id=task_id, events=delta
-                )
-                .on_conflict_do_update(
-                    index_elements=["user_id", "local_date", "kind", "task_id"],
-                    set_={"events": _tasks.c.events + delta},
-                )
-                .returning(_tasks.c.events)
-            )
-            return int((await self.execute(statement)).scalar_one())
-        remaining = (
-            await self.execute(
-                sa.update(_tasks)
-                .where(key)
-                .values(events=_tasks.c.events + delta)
-                .returning(_tasks.c.events)
-            )
-        ).scalar_one_or_none()
-        if remaining is not None and remaining <= 0:
-            await self.execute(sa.delete(_tasks).where(key))
-            return 0
-        return int(remaining or 0)
-
     async def bump_days(self, deltas: Mapping[DayKey, DayDelta]) -> dict[DayKey, tuple[int, int]]:
         """Add to many days' counts in one statement; each day's new (login_events,
         tasks_completed)."""
         if not deltas:
             return {}
-        statement = self.insert(_daily)
-        statement = statement.on_conflict_do_update(
+        insert = self.insert(_daily)
+        statement = insert.on_conflict_do_update(
             index_elements=["user_id", "local_date"],
             set_={
-                name: _daily.c[name] + statement.excluded[name]
+                name: _daily.c[name] + insert.excluded[name]
                 for name in ("logins", "login_events", "tasks_created", "tasks_completed")
             },
         ).returning(
@@ -303,10 +218,10 @@ class AnalyticsRepository(Repository):
         count. Rows left at 0 or below are deleted (one more statement, only when any is)."""
         if not deltas:
             return {}
-        statement = self.insert(_tasks)
-        statement = statement.on_conflict_do_update(
+        insert = self.insert(_tasks)
+        statement = insert.on_conflict_do_update(
             index_elements=["user_id", "local_date", "kind", "task_id"],
-            set_={"events": _tasks.c.events + statement.excluded.events},
+            set_={"events": _tasks.c.events + insert.excluded.events},
         ).returning(
             _tasks.c.user_id, _tasks.c.local_date, _tasks.c.kind, _tasks.c.task_id, _tasks.c.events
         )
@@ -365,50 +280,6 @@ class AnalyticsRepository(Repository):
 
     # -- floating events -----------------------------------------------------------------
 
-    async def add_floating(
-        self,
-        user_id: uuid.UUID,
-        *,
-        event_id: str,
-        kind: str,
-        task_id: uuid.UUID | None,
-        occurred_at: datetime,
-        local_date: date,
-    ) -> None:
-        await self.execute(
-            sa.insert(_floating).values(
-                event_id=event_id,
-                user_id=user_id,
-                kind=kind,
-                task_id=task_id,
-                occurred_at=occurred_at,
-                local_date=local_date,
-            )
-        )
-
-    async def floating_events(self, user_id: uuid.UUID) -> list[Floating]:
-        rows = await self.execute(
-            sa.select(
-                _floating.c.event_id,
-                _floating.c.kind,
-                _floating.c.task_id,
-                _floating.c.occurred_at,
-                _floating.c.local_date,
-            )
-            .where(_floating.c.user_id == user_id)
-            .order_by(_floating.c.event_id)
-        )
-        return [
-            Floating(
-                row.event_id,
-                row.kind,
-                row.task_id,
-                row.occurred_at,
-                row.local_date,
-            )
-            for row in rows
-        ]
-
     async def add_floating_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert floating events (``event_id, user_id, kind, task_id, occurred_at,
         local_date``) in one statement."""
@@ -457,13 +328,6 @@ class AnalyticsRepository(Repository):
             ],
         )
 
-    async def move_floating(self, user_id: uuid.UUID, event_id: str, local_date: date) -> None:
-        await self.execute(
-            sa.update(_floating)
-            .where((_floating.c.user_id == user_id) & (_floating.c.event_id == event_id))
-            .values(local_date=local_date)
-        )
-
     # -- streak runs ---------------------------------------------------------------------
 
     def _run_key(self, user_id: uuid.UUID, kind: str) -> sa.ColumnElement[bool]:
@@ -484,28 +348,6 @@ class AnalyticsRepository(Repository):
                 .where(self._run_key(user_id, kind) & (_runs.c.start_date <= day))
                 .order_by(_runs.c.start_date.desc())
                 .limit(1)
-            )
-        ).one_or_none()
-        return None if row is None else self._run(row)
-
-    async def run_before(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
-        """The last run starting strictly before ``day``."""
-        row = (
-            await self.execute(
-                sa.select(*self._run_columns())
-                .where(self._run_key(user_id, kind) & (_runs.c.start_date < day))
-                .order_by(_runs.c.start_date.desc())
-                .limit(1)
-            )
-        ).one_or_none()
-        return None if row is None else self._run(row)
-
-    async def run_starting(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
-        row = (
-            await self.execute(
-                sa.select(*self._run_columns()).where(
-                    self._run_key(user_id, kind) & (_runs.c.start_date == day)
-                )
             )
         ).one_or_none()
         return None if row is None else self._run(row)
@@ -574,41 +416,6 @@ class AnalyticsRepository(Repository):
                     for user_id, kind, run in inserted
                 ],
             )
-
-    async def insert_run(self, user_id: uuid.UUID, kind: str, run: Run) -> None:
-        await self.execute(
-            sa.insert(_runs).values(
-                user_id=user_id,
-                kind=kind,
-                start_date=run.start,
-                end_date=run.end,
-                length=run.length,
-                longest_before=run.longest_before,
-            )
-        )
-
-    async def update_run(
-        self, user_id: uuid.UUID, kind: str, start: date, *, end: date, length: int
-    ) -> None:
-        await self.execute(
-            sa.update(_runs)
-            .where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
-            .values(end_date=end, length=length)
-        )
-
-    async def set_longest_before(
-        self, user_id: uuid.UUID, kind: str, start: date, longest_before: int
-    ) -> None:
-        await self.execute(
-            sa.update(_runs)
-            .where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
-            .values(longest_before=longest_before)
-        )
-
-    async def delete_run(self, user_id: uuid.UUID, kind: str, start: date) -> None:
-        await self.execute(
-            sa.delete(_runs).where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
-        )
 
     # -- operations (operator commands, not user data) -----------------------------------
 
