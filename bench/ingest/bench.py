@@ -16,7 +16,7 @@ import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from momentum_devtools.benchmarking import (
     ROOT,
@@ -29,6 +29,9 @@ from momentum_devtools.benchmarking import (
     standard_arguments,
     workdir,
 )
+
+if TYPE_CHECKING:
+    from momentum_devtools.natsserver import EmbeddedNats
 
 ANALYTICS_INI = ROOT / "services" / "analytics" / "alembic.ini"
 TARGETS = {"postgresql": 0.5, "sqlite": 0.3}
@@ -124,7 +127,10 @@ async def raw_round(nats_url: str, count: int, durable: str) -> float:
         subscription = await js.pull_subscribe_bind(durable=durable, stream=TASK_STREAM)
         seen = 0
         first: float | None = None
+        deadline = time.monotonic() + 120.0
         while seen < count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the raw consumer got {seen} of {count} events in 120 s")
             try:
                 messages = await subscription.fetch(RAW_BATCH, timeout=1.0)
             except TimeoutError:
@@ -144,10 +150,11 @@ async def raw_round(nats_url: str, count: int, durable: str) -> float:
 
 
 async def analytics_round(
-    db_url: str, nats_url: str, count: int, durable: str, expected: dict[str, int]
+    db_url: str, nats: EmbeddedNats, count: int, durable: str, expected: dict[str, int]
 ) -> tuple[float, int]:
     """The service's consumer on a fresh durable; events/s from first fetch to last applied."""
     import sqlalchemy as sa
+    from pydantic import SecretStr
 
     from momentum_analytics.consumer import EventConsumer
     from momentum_analytics.repository import AnalyticsRepository
@@ -161,8 +168,13 @@ async def analytics_round(
     try:
         async with UnitOfWork(factory) as uow:
             await AnalyticsRepository(uow.session).clear_projections()
+        # The service's own NATS user and permissions (whatever the environment says).
         settings = AnalyticsSettings(
-            database_url=db_url, nats_url=nats_url, consumer_durable=durable
+            database_url=db_url,
+            nats_url=nats.url,
+            nats_user="analytics",
+            nats_password=SecretStr(nats.passwords["analytics"]),
+            consumer_durable=durable,
         )
         consumer = EventConsumer(factory, settings, streams=(TASK_STREAM,))
         handled = 0
@@ -210,7 +222,7 @@ async def analytics_round(
         }
         if got != expected:
             raise SystemExit(f"the projection is wrong after ingestion: {got} != {expected}")
-        nc = await connect(nats_url, name="bench-ingest-cleanup")
+        nc = await connect(nats.admin_url, name="bench-ingest-cleanup")
         try:
             await nc.jetstream().delete_consumer(TASK_STREAM, durable)
         finally:
@@ -222,8 +234,9 @@ async def analytics_round(
 
 
 async def measure(
-    db_url: str, nats_url: str, payloads: Events, expected: dict[str, int], rounds: int
+    db_url: str, nats: EmbeddedNats, payloads: Events, expected: dict[str, int], rounds: int
 ) -> dict[str, Any]:
+    nats_url = nats.admin_url
     count = len(payloads)
     log(f"publishing {count} events for {USERS} users")
     await publish(nats_url, payloads)
@@ -238,7 +251,7 @@ async def measure(
                 rate = await raw_round(nats_url, count, durable)
                 raw.append(rate)
             else:
-                rate, batches = await analytics_round(db_url, nats_url, count, durable, expected)
+                rate, batches = await analytics_round(db_url, nats, count, durable, expected)
                 ingest.append(rate)
                 batch_counts.append(batches)
             log(f"round {round_no + 1} {side}: {rate:.0f} events/s")
@@ -264,7 +277,7 @@ def main() -> None:
         database_url(args.db, "analytics", directory) as db_url,
     ):
         upgrade(ANALYTICS_INI, db_url)
-        figures = asyncio.run(measure(db_url, nats_server.admin_url, payloads, expected, rounds))
+        figures = asyncio.run(measure(db_url, nats_server, payloads, expected, rounds))
     raw_rate = median(figures["raw"])
     ingest_rate = median(figures["analytics"])
     value = ratio(ingest_rate, raw_rate)
