@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -360,31 +360,42 @@ class AnalyticsRepository(Repository):
         )
         return [self._run(row) for row in rows]
 
-    async def runs_ending_from(
-        self, user_ids: Sequence[uuid.UUID], cut: date
-    ) -> dict[RunKey, list[Run]]:
-        """Every run of these users that ends on or after ``cut``, by (user, kind), in order."""
+    @staticmethod
+    def _by_cut(
+        cuts: Mapping[RunKey, date], ends: Callable[[date], sa.ColumnElement[bool]]
+    ) -> sa.ColumnElement[bool]:
+        """(user, kind) in each group of keys sharing a cut, and the run's end against it."""
+        groups: dict[date, list[RunKey]] = {}
+        for key, cut in cuts.items():
+            groups.setdefault(cut, []).append(key)
+        return sa.or_(
+            *(
+                sa.tuple_(_runs.c.user_id, _runs.c.kind).in_(keys) & ends(cut)
+                for cut, keys in sorted(groups.items())
+            )
+        )
+
+    async def runs_ending_from(self, cuts: Mapping[RunKey, date]) -> dict[RunKey, list[Run]]:
+        """The runs of each (user, kind) that end on or after its cut, in order (one query)."""
         found: dict[RunKey, list[Run]] = {}
-        if not user_ids:
+        if not cuts:
             return found
         rows = await self.execute(
             sa.select(_runs.c.user_id, _runs.c.kind, *self._run_columns())
-            .where(_runs.c.user_id.in_(list(user_ids)) & (_runs.c.end_date >= cut))
+            .where(self._by_cut(cuts, lambda cut: _runs.c.end_date >= cut))
             .order_by(_runs.c.user_id, _runs.c.kind, _runs.c.start_date)
         )
         for row in rows:
             found.setdefault((row.user_id, row.kind), []).append(self._run(row))
         return found
 
-    async def longest_ending_before(self, keys: Sequence[RunKey], cut: date) -> dict[RunKey, int]:
-        """The longest run ending before ``cut`` of each (user, kind) (absent: none)."""
-        if not keys:
+    async def longest_ending_before(self, cuts: Mapping[RunKey, date]) -> dict[RunKey, int]:
+        """The longest run ending before its cut of each (user, kind) (absent: none)."""
+        if not cuts:
             return {}
         rows = await self.execute(
             sa.select(_runs.c.user_id, _runs.c.kind, sa.func.max(_runs.c.length).label("longest"))
-            .where(
-                sa.tuple_(_runs.c.user_id, _runs.c.kind).in_(list(keys)) & (_runs.c.end_date < cut)
-            )
+            .where(self._by_cut(cuts, lambda cut: _runs.c.end_date < cut))
             .group_by(_runs.c.user_id, _runs.c.kind)
         )
         return {(row.user_id, row.kind): int(row.longest) for row in rows}

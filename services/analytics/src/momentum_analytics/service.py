@@ -205,18 +205,20 @@ async def apply_streak_days(
 ) -> None:
     """Make days active (True) or inactive (False) in the runs of (user, kind), set-based.
 
-    Only runs ending on or after the day before the earliest changed day can change (a run
-    merges only with a neighbour); they are read in one query, recomputed in Python with
-    their ``longest_before`` and written back as deletes plus inserts of what differs.
+    Only runs ending on or after the day before a (user, kind)'s earliest changed day can
+    change (a run merges only with a neighbour); they are read in one query, recomputed in
+    Python with their ``longest_before`` and written back as deletes plus inserts of what
+    differs.
     """
     changes = {key: days for key, days in changes.items() if days}
     if not changes:
         return
-    cut = min(day for days in changes.values() for day in days) - ONE_DAY
-    window = await repo.runs_ending_from(sorted({user_id for user_id, _ in changes}), cut)
+    cuts = _cuts({key: min(days) - ONE_DAY for key, days in changes.items()})
+    window = await repo.runs_ending_from(cuts)
     # The first run of the window knows the longest before it; without one, ask for it.
-    missing = sorted(key for key in changes if not window.get(key))
-    before = await repo.longest_ending_before(missing, cut)
+    before = await repo.longest_ending_before(
+        {key: cut for key, cut in cuts.items() if not window.get(key)}
+    )
     deleted: list[tuple[uuid.UUID, str, date]] = []
     inserted: list[tuple[uuid.UUID, str, Run]] = []
     for key, days in sorted(changes.items()):
@@ -240,6 +242,24 @@ async def apply_streak_days(
             if old_by_start.get(start) != run
         ]
     await repo.replace_runs(deleted, inserted)
+
+
+RECENT = timedelta(days=7)
+
+
+def _cuts(cuts: Mapping[RunKey, date]) -> dict[RunKey, date]:
+    """At most two distinct cuts, so the window query keeps one of two cached shapes.
+
+    The (user, kind)s whose changes are recent (live traffic: today and yesterday) share
+    the earliest of their cuts; the others (late events, a replay) share theirs. A late
+    event then widens only its own group's read, not every user's.
+    """
+    newest = max(cuts.values())
+    recent = [cut for cut in cuts.values() if cut >= newest - RECENT]
+    old = [cut for cut in cuts.values() if cut < newest - RECENT]
+    recent_cut = min(recent)
+    old_cut = min(old, default=recent_cut)
+    return {key: recent_cut if cut >= newest - RECENT else old_cut for key, cut in cuts.items()}
 
 
 def _toggle(spans: list[tuple[date, date]], day: date, active: bool) -> None:
