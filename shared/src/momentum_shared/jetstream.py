@@ -219,23 +219,50 @@ class JetStreamConsumer:
     async def _pump(
         self, stream: str, subscription: JetStreamContext.PullSubscription, state: StreamState
     ) -> None:
+        """Fetch and hand over batches, the next fetch running while a batch is applied.
+
+        ``fetch`` first takes what is already pending without waiting (so a backlog is read
+        in full batches back to back), and only when nothing is pending lingers until the
+        first message arrives, which it returns at once: a lone message is never held back
+        waiting for a batch to fill, and the timeout only bounds an idle wait.
+        """
         last_lag = 0.0
         labels = (self.service, self.options.durable, stream)
-        while True:
-            try:
-                messages = await subscription.fetch(
-                    self.options.batch_size, timeout=self.options.fetch_timeout
-                )
-            except TimeoutError:  # nats' subclass, or asyncio's own at the deadline
-                messages = []  # nothing to do: normal when the stream is idle
-            if messages:
-                await self.handler(stream, messages)
-            if time.monotonic() - last_lag >= self.options.lag_interval:
-                info = await subscription.consumer_info()
-                state.pending, state.ack_pending = info.num_pending, info.num_ack_pending
-                CONSUMER_PENDING.labels(*labels).set(info.num_pending or 0)
-                CONSUMER_ACK_PENDING.labels(*labels).set(info.num_ack_pending or 0)
-                last_lag = time.monotonic()
+        prefetch = asyncio.create_task(self._fetch(subscription))
+        try:
+            while True:
+                messages = await prefetch
+                prefetch = asyncio.create_task(self._fetch(subscription))
+                if messages:
+                    await self.handler(stream, messages)
+                if time.monotonic() - last_lag >= self.options.lag_interval:
+                    info = await subscription.consumer_info()
+                    state.pending, state.ack_pending = info.num_pending, info.num_ack_pending
+                    CONSUMER_PENDING.labels(*labels).set(info.num_pending or 0)
+                    CONSUMER_ACK_PENDING.labels(*labels).set(info.num_ack_pending or 0)
+                    last_lag = time.monotonic()
+        finally:
+            await self._release(prefetch)
+
+    async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
+        try:
+            return await subscription.fetch(
+                self.options.batch_size, timeout=self.options.fetch_timeout
+            )
+        except TimeoutError:  # nats' subclass, or asyncio's own at the deadline
+            return []  # nothing to do: normal when the stream is idle
+
+    @staticmethod
+    async def _release(prefetch: asyncio.Task[list[Msg]]) -> None:
+        """Stopping: hand messages fetched ahead back to JetStream for another replica."""
+        if not prefetch.done():
+            prefetch.cancel()
+        await asyncio.wait({prefetch})
+        if prefetch.cancelled() or prefetch.exception() is not None:
+            return
+        for message in prefetch.result():
+            with contextlib.suppress(Exception):
+                await message.nak()
 
     # -- replay ------------------------------------------------------------------------------
 

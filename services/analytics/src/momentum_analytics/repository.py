@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -39,6 +39,20 @@ _dead = _table(DeadLetter)
 
 # Projection tables a rebuild empties (the inbox included; dead letters are kept).
 PROJECTION_TABLES = (_inbox, _users, _daily, _tasks, _floating, _runs)
+
+
+# Keys of the set-based writes of a batch.
+DayKey = tuple[uuid.UUID, date]  # (user_id, local_date)
+TaskKey = tuple[uuid.UUID, date, str, uuid.UUID]  # (user_id, local_date, kind, task_id)
+RunKey = tuple[uuid.UUID, str]  # (user_id, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class DayDelta:
+    logins: int = 0
+    login_events: int = 0
+    tasks_created: int = 0
+    tasks_completed: int = 0
 
 
 def _storable(text: str) -> str:
@@ -143,19 +157,39 @@ class AnalyticsRepository(Repository):
 
     # -- inbox ---------------------------------------------------------------------------
 
-    async def record_processed(self, event_id: str, event_type: str, at: datetime) -> bool:
-        """Insert into the inbox; False when the event was already processed.
+    async def record_processed_many(
+        self, events: Sequence[tuple[str, str]], at: datetime
+    ) -> set[str]:
+        """Insert ``(event_id, event_type)`` rows into the inbox in one statement; the ids
+        that were new (the others were already processed). Ids must be distinct.
 
         On PostgreSQL a concurrent insert of the same id waits for the other transaction
         and then does nothing, so exactly one of two replicas applies the event.
         """
+        if not events:
+            return set()
         statement = (
             self.insert(_inbox)
-            .values(event_id=event_id, event_type=event_type, processed_at=at)
             .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(_inbox.c.event_id)
         )
-        result = await self.execute(statement)
-        return result.rowcount == 1
+        rows = [
+            {"event_id": event_id, "event_type": event_type, "processed_at": at}
+            for event_id, event_type in events
+        ]
+        return set((await self.execute_many(statement, rows)).scalars())
+
+    async def execute_many(
+        self, statement: sa.Executable, rows: Sequence[Mapping[str, Any]]
+    ) -> sa.CursorResult[Any]:
+        """One statement for many rows: compiled (and cached) once, whatever the row count.
+
+        An ``INSERT … RETURNING`` goes out as one multi-row statement per page of rows
+        (SQLAlchemy's "insertmanyvalues"), not a statement per row.
+        """
+        connection = await self.session.connection()
+        result: sa.CursorResult[Any] = await connection.execute(statement, list(rows))
+        return result
 
     # -- users ---------------------------------------------------------------------------
 
@@ -164,10 +198,9 @@ class AnalyticsRepository(Repository):
         ordered = sorted(set(user_ids))
         if not ordered:
             return {}
-        await self.execute(
-            self.insert(_users)
-            .values([{"user_id": user_id} for user_id in ordered])
-            .on_conflict_do_nothing(index_elements=["user_id"])
+        await self.execute_many(
+            self.insert(_users).on_conflict_do_nothing(index_elements=["user_id"]),
+            [{"user_id": user_id} for user_id in ordered],
         )
         rows = await self.execute(
             sa.select(
@@ -196,76 +229,73 @@ class AnalyticsRepository(Repository):
 
     # -- days ----------------------------------------------------------------------------
 
-    async def bump_day(
-        self,
-        user_id: uuid.UUID,
-        local_date: date,
-        *,
-        logins: int = 0,
-        login_events: int = 0,
-        tasks_created: int = 0,
-        tasks_completed: int = 0,
-    ) -> tuple[int, int]:
-        """Add to one day's counts; the day's new (login_events, tasks_completed)."""
-        statement = (
-            self.insert(_daily)
-            .values(
-                user_id=user_id,
-                local_date=local_date,
-                logins=logins,
-                login_events=login_events,
-                tasks_created=tasks_created,
-                tasks_completed=tasks_completed,
-            )
-            .on_conflict_do_update(
-                index_elements=["user_id", "local_date"],
-                set_={
-                    "logins": _daily.c.logins + logins,
-                    "login_events": _daily.c.login_events + login_events,
-                    "tasks_created": _daily.c.tasks_created + tasks_created,
-                    "tasks_completed": _daily.c.tasks_completed + tasks_completed,
-                },
-            )
-            .returning(_daily.c.login_events, _daily.c.tasks_completed)
+    async def bump_days(self, deltas: Mapping[DayKey, DayDelta]) -> dict[DayKey, tuple[int, int]]:
+        """Add to many days' counts in one statement; each day's new (login_events,
+        tasks_completed)."""
+        if not deltas:
+            return {}
+        insert = self.insert(_daily)
+        statement = insert.on_conflict_do_update(
+            index_elements=["user_id", "local_date"],
+            set_={
+                name: _daily.c[name] + insert.excluded[name]
+                for name in ("logins", "login_events", "tasks_created", "tasks_completed")
+            },
+        ).returning(
+            _daily.c.user_id, _daily.c.local_date, _daily.c.login_events, _daily.c.tasks_completed
         )
-        row = (await self.execute(statement)).one()
-        return int(row.login_events), int(row.tasks_completed)
+        rows = [
+            {
+                "user_id": user_id,
+                "local_date": local_date,
+                "logins": delta.logins,
+                "login_events": delta.login_events,
+                "tasks_created": delta.tasks_created,
+                "tasks_completed": delta.tasks_completed,
+            }
+            for (user_id, local_date), delta in deltas.items()
+        ]
+        return {
+            (row.user_id, row.local_date): (int(row.login_events), int(row.tasks_completed))
+            for row in await self.execute_many(statement, rows)
+        }
 
-    async def bump_task(
-        self, user_id: uuid.UUID, local_date: date, kind: str, task_id: uuid.UUID, delta: int
-    ) -> int:
-        """Add ``delta`` events behind (day, kind, task); the new count (the row goes at 0)."""
-        key = (
-            (_tasks.c.user_id == user_id)
-            & (_tasks.c.local_date == local_date)
-            & (_tasks.c.kind == kind)
-            & (_tasks.c.task_id == task_id)
+    async def bump_tasks(self, deltas: Mapping[TaskKey, int]) -> dict[TaskKey, int]:
+        """Add events behind many (day, kind, task) keys in one statement; each key's new
+        count. Rows left at 0 or below are deleted (one more statement, only when any is)."""
+        if not deltas:
+            return {}
+        insert = self.insert(_tasks)
+        statement = insert.on_conflict_do_update(
+            index_elements=["user_id", "local_date", "kind", "task_id"],
+            set_={"events": _tasks.c.events + insert.excluded.events},
+        ).returning(
+            _tasks.c.user_id, _tasks.c.local_date, _tasks.c.kind, _tasks.c.task_id, _tasks.c.events
         )
-        if delta > 0:
-            statement = (
-                self.insert(_tasks)
-                .values(
-                    user_id=user_id, local_date=local_date, kind=kind, task_id=task_id, events=delta
-                )
-                .on_conflict_do_update(
-                    index_elements=["user_id", "local_date", "kind", "task_id"],
-                    set_={"events": _tasks.c.events + delta},
-                )
-                .returning(_tasks.c.events)
-            )
-            return int((await self.execute(statement)).scalar_one())
-        remaining = (
+        rows = [
+            {
+                "user_id": user_id,
+                "local_date": local_date,
+                "kind": kind,
+                "task_id": task_id,
+                "events": delta,
+            }
+            for (user_id, local_date, kind, task_id), delta in deltas.items()
+        ]
+        counts = {
+            (row.user_id, row.local_date, row.kind, row.task_id): int(row.events)
+            for row in await self.execute_many(statement, rows)
+        }
+        gone = [key for key, events in counts.items() if events <= 0]
+        if gone:
             await self.execute(
-                sa.update(_tasks)
-                .where(key)
-                .values(events=_tasks.c.events + delta)
-                .returning(_tasks.c.events)
+                sa.delete(_tasks).where(
+                    sa.tuple_(
+                        _tasks.c.user_id, _tasks.c.local_date, _tasks.c.kind, _tasks.c.task_id
+                    ).in_(gone)
+                )
             )
-        ).scalar_one_or_none()
-        if remaining is not None and remaining <= 0:
-            await self.execute(sa.delete(_tasks).where(key))
-            return 0
-        return int(remaining or 0)
+        return counts
 
     async def days(self, user_id: uuid.UUID, start: date, end: date) -> list[Day]:
         """The user's day rows from ``start`` to ``end`` inclusive (one index range)."""
@@ -284,55 +314,52 @@ class AnalyticsRepository(Repository):
 
     # -- floating events -----------------------------------------------------------------
 
-    async def add_floating(
-        self,
-        user_id: uuid.UUID,
-        *,
-        event_id: str,
-        kind: str,
-        task_id: uuid.UUID | None,
-        occurred_at: datetime,
-        local_date: date,
-    ) -> None:
-        await self.execute(
-            sa.insert(_floating).values(
-                event_id=event_id,
-                user_id=user_id,
-                kind=kind,
-                task_id=task_id,
-                occurred_at=occurred_at,
-                local_date=local_date,
-            )
-        )
+    async def add_floating_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert floating events (``event_id, user_id, kind, task_id, occurred_at,
+        local_date``) in one statement."""
+        if rows:
+            await self.execute_many(sa.insert(_floating), rows)
 
-    async def floating_events(self, user_id: uuid.UUID) -> list[Floating]:
+    async def floating_events_of(
+        self, user_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Floating]]:
+        """The floating events of several users, in one query."""
+        found: dict[uuid.UUID, list[Floating]] = {user_id: [] for user_id in user_ids}
+        if not user_ids:
+            return found
         rows = await self.execute(
             sa.select(
+                _floating.c.user_id,
                 _floating.c.event_id,
                 _floating.c.kind,
                 _floating.c.task_id,
                 _floating.c.occurred_at,
                 _floating.c.local_date,
             )
-            .where(_floating.c.user_id == user_id)
-            .order_by(_floating.c.event_id)
+            .where(_floating.c.user_id.in_(list(user_ids)))
+            .order_by(_floating.c.user_id, _floating.c.event_id)
         )
-        return [
-            Floating(
-                row.event_id,
-                row.kind,
-                row.task_id,
-                row.occurred_at,
-                row.local_date,
+        for row in rows:
+            found[row.user_id].append(
+                Floating(row.event_id, row.kind, row.task_id, row.occurred_at, row.local_date)
             )
-            for row in rows
-        ]
+        return found
 
-    async def move_floating(self, user_id: uuid.UUID, event_id: str, local_date: date) -> None:
-        await self.execute(
+    async def move_floating_many(self, moves: Sequence[tuple[uuid.UUID, str, date]]) -> None:
+        """Set the local date of floating events ``(user_id, event_id, local_date)``."""
+        if not moves:
+            return
+        await self.execute_many(
             sa.update(_floating)
-            .where((_floating.c.user_id == user_id) & (_floating.c.event_id == event_id))
-            .values(local_date=local_date)
+            .where(
+                (_floating.c.user_id == sa.bindparam("b_user_id"))
+                & (_floating.c.event_id == sa.bindparam("b_event_id"))
+            )
+            .values(local_date=sa.bindparam("b_local_date")),
+            [
+                {"b_user_id": user_id, "b_event_id": event_id, "b_local_date": local_date}
+                for user_id, event_id, local_date in moves
+            ],
         )
 
     # -- streak runs ---------------------------------------------------------------------
@@ -372,28 +399,6 @@ class AnalyticsRepository(Repository):
         rows = await connection.execute(statement, {"user_id": user_id, "day": day})
         return {row.kind: self._run(row) for row in rows}
 
-    async def run_before(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
-        """The last run starting strictly before ``day``."""
-        row = (
-            await self.execute(
-                sa.select(*self._run_columns())
-                .where(self._run_key(user_id, kind) & (_runs.c.start_date < day))
-                .order_by(_runs.c.start_date.desc())
-                .limit(1)
-            )
-        ).one_or_none()
-        return None if row is None else self._run(row)
-
-    async def run_starting(self, user_id: uuid.UUID, kind: str, day: date) -> Run | None:
-        row = (
-            await self.execute(
-                sa.select(*self._run_columns()).where(
-                    self._run_key(user_id, kind) & (_runs.c.start_date == day)
-                )
-            )
-        ).one_or_none()
-        return None if row is None else self._run(row)
-
     async def runs_from(self, user_id: uuid.UUID, kind: str, day: date) -> list[Run]:
         rows = await self.execute(
             sa.select(*self._run_columns())
@@ -402,40 +407,73 @@ class AnalyticsRepository(Repository):
         )
         return [self._run(row) for row in rows]
 
-    async def insert_run(self, user_id: uuid.UUID, kind: str, run: Run) -> None:
-        await self.execute(
-            sa.insert(_runs).values(
-                user_id=user_id,
-                kind=kind,
-                start_date=run.start,
-                end_date=run.end,
-                length=run.length,
-                longest_before=run.longest_before,
+    @staticmethod
+    def _by_cut(
+        cuts: Mapping[RunKey, date], ends: Callable[[date], sa.ColumnElement[bool]]
+    ) -> sa.ColumnElement[bool]:
+        """(user, kind) in each group of keys sharing a cut, and the run's end against it."""
+        groups: dict[date, list[RunKey]] = {}
+        for key, cut in cuts.items():
+            groups.setdefault(cut, []).append(key)
+        return sa.or_(
+            *(
+                sa.tuple_(_runs.c.user_id, _runs.c.kind).in_(keys) & ends(cut)
+                for cut, keys in sorted(groups.items())
             )
         )
 
-    async def update_run(
-        self, user_id: uuid.UUID, kind: str, start: date, *, end: date, length: int
-    ) -> None:
-        await self.execute(
-            sa.update(_runs)
-            .where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
-            .values(end_date=end, length=length)
+    async def runs_ending_from(self, cuts: Mapping[RunKey, date]) -> dict[RunKey, list[Run]]:
+        """The runs of each (user, kind) that end on or after its cut, in order (one query)."""
+        found: dict[RunKey, list[Run]] = {}
+        if not cuts:
+            return found
+        rows = await self.execute(
+            sa.select(_runs.c.user_id, _runs.c.kind, *self._run_columns())
+            .where(self._by_cut(cuts, lambda cut: _runs.c.end_date >= cut))
+            .order_by(_runs.c.user_id, _runs.c.kind, _runs.c.start_date)
         )
+        for row in rows:
+            found.setdefault((row.user_id, row.kind), []).append(self._run(row))
+        return found
 
-    async def set_longest_before(
-        self, user_id: uuid.UUID, kind: str, start: date, longest_before: int
-    ) -> None:
-        await self.execute(
-            sa.update(_runs)
-            .where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
-            .values(longest_before=longest_before)
+    async def longest_ending_before(self, cuts: Mapping[RunKey, date]) -> dict[RunKey, int]:
+        """The longest run ending before its cut of each (user, kind) (absent: none)."""
+        if not cuts:
+            return {}
+        rows = await self.execute(
+            sa.select(_runs.c.user_id, _runs.c.kind, sa.func.max(_runs.c.length).label("longest"))
+            .where(self._by_cut(cuts, lambda cut: _runs.c.end_date < cut))
+            .group_by(_runs.c.user_id, _runs.c.kind)
         )
+        return {(row.user_id, row.kind): int(row.longest) for row in rows}
 
-    async def delete_run(self, user_id: uuid.UUID, kind: str, start: date) -> None:
-        await self.execute(
-            sa.delete(_runs).where(self._run_key(user_id, kind) & (_runs.c.start_date == start))
-        )
+    async def replace_runs(
+        self,
+        deleted: Sequence[tuple[uuid.UUID, str, date]],
+        inserted: Sequence[tuple[uuid.UUID, str, Run]],
+    ) -> None:
+        """Delete runs by (user, kind, start), then insert runs: two statements at most."""
+        if deleted:
+            await self.execute(
+                sa.delete(_runs).where(
+                    sa.tuple_(_runs.c.user_id, _runs.c.kind, _runs.c.start_date).in_(list(deleted))
+                )
+            )
+        if inserted:
+            await self.execute_many(
+                sa.insert(_runs),
+                [
+                    {
+                        "user_id": user_id,
+                        "kind": kind,
+                        "start_date": run.start,
+                        "end_date": run.end,
+                        "length": run.length,
+                        "longest_before": run.longest_before,
+                    }
+                    for user_id, kind, run in inserted
+                ],
+            )
 
     # -- operations (operator commands, not user data) -----------------------------------
 

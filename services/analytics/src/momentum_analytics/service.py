@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from momentum_analytics.decoding import Fact
 from momentum_analytics.models import COMPLETED, COMPLETION, CREATED, LOGIN
-from momentum_analytics.repository import AnalyticsRepository, Day, Run, UserTimezone
+from momentum_analytics.repository import (
+    AnalyticsRepository,
+    Day,
+    DayDelta,
+    DayKey,
+    Run,
+    RunKey,
+    TaskKey,
+    UserTimezone,
+)
 from momentum_analytics.schemas import (
     DayReport,
     PreviousWeek,
@@ -45,168 +56,262 @@ class Applied:
 async def apply_facts(
     repo: AnalyticsRepository, facts: Sequence[Fact], *, now: datetime
 ) -> Applied:
-    """Apply a batch: the inbox decides what is new, projections change only for new events."""
+    """Apply a batch set-based: a handful of statements whatever its size.
+
+    The inbox decides what is new (one insert); timezones are learned first, so every
+    event without a usable ``usertz`` is placed by its user's last known timezone; the
+    contributions are summed per (day, task) and per day, written with one upsert each;
+    the days whose activity appeared or vanished change the streak runs of their users.
+    The result is that of applying the events one at a time, in any order.
+    """
+    if not facts:
+        return Applied(0, 0)
     users = await repo.lock_users([fact.user_id for fact in facts])
-    applied = duplicates = 0
+    distinct: dict[str, Fact] = {}
     for fact in facts:
-        if not await repo.record_processed(fact.event_id, fact.event_type, now):
-            duplicates += 1
-            continue
-        if fact.kind == "timezone":
-            await _learn_timezone(repo, users, fact)
-        else:
-            await _place(repo, users, fact)
-        applied += 1
-    return Applied(applied, duplicates)
-
-
-async def _learn_timezone(
-    repo: AnalyticsRepository, users: dict[uuid.UUID, UserTimezone], fact: Fact
-) -> None:
-    if fact.timezone is None:
-        return
-    known = users[fact.user_id]
-    if (
-        known.timezone is not None
-        and known.time is not None
-        and (fact.occurred_at, fact.event_id) <= (known.time, known.event_id or "")
-    ):
-        return  # an older announcement arriving late changes nothing
-    await repo.set_user_timezone(
-        fact.user_id, timezone=fact.timezone, time=fact.occurred_at, event_id=fact.event_id
+        distinct.setdefault(fact.event_id, fact)
+    new = await repo.record_processed_many(
+        [(fact.event_id, fact.event_type) for fact in distinct.values()], now
     )
-    users[fact.user_id] = UserTimezone(fact.timezone, fact.occurred_at, fact.event_id)
-    # Events that carried no usable usertz follow the last known timezone: move them.
-    for floating in await repo.floating_events(fact.user_id):
-        moved = local_date(floating.occurred_at, fact.timezone)
-        if moved == floating.local_date:
+    fresh = [fact for fact in distinct.values() if fact.event_id in new]
+    if fresh:
+        changes = _Changes()
+        await _learn_timezones(repo, users, [f for f in fresh if f.kind == "timezone"], changes)
+        floating: list[dict[str, object]] = []
+        for fact in fresh:
+            if fact.kind != "timezone":
+                _place(users, fact, changes, floating)
+        await repo.add_floating_many(floating)
+        await _write(repo, changes)
+    return Applied(len(fresh), len(facts) - len(fresh))
+
+
+class _Changes:
+    """What a batch adds to each (day, kind, task) and to each day, before writing."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[TaskKey, int] = defaultdict(int)
+        self.logins: dict[DayKey, list[int]] = defaultdict(lambda: [0, 0])
+
+    def contribute(
+        self, user_id: uuid.UUID, kind: str, task_id: uuid.UUID | None, day: date, sign: int
+    ) -> None:
+        """Add (sign=+1) or take back (sign=-1) one event's contribution to ``day``."""
+        if kind in ("login_password", "login_refresh"):
+            counts = self.logins[(user_id, day)]
+            counts[0] += sign if kind == "login_password" else 0
+            counts[1] += sign
+        elif task_id is not None:
+            self.tasks[(user_id, day, CREATED if kind == "created" else COMPLETED, task_id)] += sign
+
+
+async def _learn_timezones(
+    repo: AnalyticsRepository,
+    users: dict[uuid.UUID, UserTimezone],
+    facts: Sequence[Fact],
+    changes: _Changes,
+) -> None:
+    learned: dict[uuid.UUID, tuple[str, Fact]] = {}
+    for fact in facts:
+        if fact.timezone is None:
             continue
-        await _contribute(
-            repo, fact.user_id, floating.kind, floating.task_id, floating.local_date, -1
+        known = users[fact.user_id]
+        if fact.user_id in learned:
+            _, latest = learned[fact.user_id]
+            known = UserTimezone(latest.timezone, latest.occurred_at, latest.event_id)
+        if (
+            known.timezone is not None
+            and known.time is not None
+            and (fact.occurred_at, fact.event_id) <= (known.time, known.event_id or "")
+        ):
+            continue  # an older announcement arriving late changes nothing
+        learned[fact.user_id] = (fact.timezone, fact)
+    if not learned:
+        return
+    for user_id, (timezone, fact) in learned.items():
+        await repo.set_user_timezone(
+            user_id, timezone=timezone, time=fact.occurred_at, event_id=fact.event_id
         )
-        await _contribute(repo, fact.user_id, floating.kind, floating.task_id, moved, +1)
-        await repo.move_floating(fact.user_id, floating.event_id, moved)
+        users[user_id] = UserTimezone(timezone, fact.occurred_at, fact.event_id)
+    # Events that carried no usable usertz follow the last known timezone: move them.
+    moves: list[tuple[uuid.UUID, str, date]] = []
+    for user_id, events in (await repo.floating_events_of(sorted(learned))).items():
+        timezone, _ = learned[user_id]
+        for floating in events:
+            moved = local_date(floating.occurred_at, timezone)
+            if moved == floating.local_date:
+                continue
+            changes.contribute(user_id, floating.kind, floating.task_id, floating.local_date, -1)
+            changes.contribute(user_id, floating.kind, floating.task_id, moved, +1)
+            moves.append((user_id, floating.event_id, moved))
+    await repo.move_floating_many(moves)
 
 
-async def _place(
-    repo: AnalyticsRepository, users: dict[uuid.UUID, UserTimezone], fact: Fact
+def _place(
+    users: dict[uuid.UUID, UserTimezone],
+    fact: Fact,
+    changes: _Changes,
+    floating: list[dict[str, object]],
 ) -> None:
     if fact.usertz is not None:
         day = local_date(fact.occurred_at, fact.usertz)
     else:
         day = local_date(fact.occurred_at, users[fact.user_id].timezone or "UTC")
-        await repo.add_floating(
-            fact.user_id,
-            event_id=fact.event_id,
-            kind=fact.kind,
-            task_id=fact.task_id,
-            occurred_at=fact.occurred_at,
-            local_date=day,
+        floating.append(
+            {
+                "event_id": fact.event_id,
+                "user_id": fact.user_id,
+                "kind": fact.kind,
+                "task_id": fact.task_id,
+                "occurred_at": fact.occurred_at,
+                "local_date": day,
+            }
         )
-    await _contribute(repo, fact.user_id, fact.kind, fact.task_id, day, +1)
+    changes.contribute(fact.user_id, fact.kind, fact.task_id, day, +1)
 
 
-async def _contribute(
-    repo: AnalyticsRepository,
-    user_id: uuid.UUID,
-    kind: str,
-    task_id: uuid.UUID | None,
-    day: date,
-    sign: int,
-) -> None:
-    """Add (sign=+1) or take back (sign=-1) one event's contribution to ``day``."""
-    if kind in ("login_password", "login_refresh"):
-        login_events, _ = await repo.bump_day(
-            user_id,
-            day,
-            logins=sign if kind == "login_password" else 0,
-            login_events=sign,
-        )
-        await _follow_transition(repo, user_id, LOGIN, day, sign, login_events)
-        return
-    if task_id is None:
-        return
-    task_kind = CREATED if kind == "created" else COMPLETED
-    events = await repo.bump_task(user_id, day, task_kind, task_id, sign)
+def _presence(after: int, delta: int) -> int:
+    """+1 when a count turned positive, -1 when it stopped being positive, else 0."""
+    return (after > 0) - (after - delta > 0)
+
+
+async def _write(repo: AnalyticsRepository, changes: _Changes) -> None:
     # Distinct task ids: only the first event of a task on a day (or the last one leaving) counts.
-    if not ((sign > 0 and events == 1) or (sign < 0 and events == 0)):
-        return
-    if task_kind == CREATED:
-        await repo.bump_day(user_id, day, tasks_created=sign)
-        return
-    _, completed = await repo.bump_day(user_id, day, tasks_completed=sign)
-    await _follow_transition(repo, user_id, COMPLETION, day, sign, completed)
+    task_deltas = {key: delta for key, delta in changes.tasks.items() if delta}
+    days: dict[DayKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for key, counts in changes.logins.items():
+        days[key][0] += counts[0]
+        days[key][1] += counts[1]
+    for (user_id, day, kind, task_id), after in (await repo.bump_tasks(task_deltas)).items():
+        moved = _presence(after, task_deltas[(user_id, day, kind, task_id)])
+        if moved:
+            days[(user_id, day)][2 if kind == CREATED else 3] += moved
+    day_deltas = {key: DayDelta(*counts) for key, counts in days.items() if any(counts)}
+    streak_days: dict[RunKey, dict[date, bool]] = defaultdict(dict)
+    for (user_id, day), (login_events, completed) in (await repo.bump_days(day_deltas)).items():
+        delta = day_deltas[(user_id, day)]
+        for kind, after, change in (
+            (LOGIN, login_events, delta.login_events),
+            (COMPLETION, completed, delta.tasks_completed),
+        ):
+            moved = _presence(after, change)
+            if moved:
+                streak_days[(user_id, kind)][day] = moved > 0
+    await apply_streak_days(repo, streak_days)
 
 
-async def _follow_transition(
-    repo: AnalyticsRepository, user_id: uuid.UUID, kind: str, day: date, sign: int, count: int
+async def apply_streak_days(
+    repo: AnalyticsRepository, changes: Mapping[RunKey, Mapping[date, bool]]
 ) -> None:
-    if sign > 0 and count == 1:
-        await add_streak_day(repo, user_id, kind, day)
-    elif sign < 0 and count == 0:
-        await remove_streak_day(repo, user_id, kind, day)
+    """Make days active (True) or inactive (False) in the runs of (user, kind), set-based.
+
+    Only runs ending on or after the day before a (user, kind)'s earliest changed day can
+    change (a run merges only with a neighbour); they are read in one query, recomputed in
+    Python with their ``longest_before`` and written back as deletes plus inserts of what
+    differs.
+    """
+    changes = {key: days for key, days in changes.items() if days}
+    if not changes:
+        return
+    cuts = _cuts({key: min(days) - ONE_DAY for key, days in changes.items()})
+    window = await repo.runs_ending_from(cuts)
+    # The first run of the window knows the longest before it; without one, ask for it.
+    before = await repo.longest_ending_before(
+        {key: cut for key, cut in cuts.items() if not window.get(key)}
+    )
+    deleted: list[tuple[uuid.UUID, str, date]] = []
+    inserted: list[tuple[uuid.UUID, str, Run]] = []
+    for key, days in sorted(changes.items()):
+        old = window.get(key, [])
+        base = old[0].longest_before if old else before.get(key, 0)
+        spans = [(run.start, run.end) for run in old]
+        for day, active in sorted(days.items()):
+            _toggle(spans, day, active)
+        new = _with_longest(spans, base)
+        old_by_start = {run.start: run for run in old}
+        new_by_start = {run.start: run for run in new}
+        user_id, kind = key
+        deleted += [
+            (user_id, kind, start)
+            for start, run in old_by_start.items()
+            if new_by_start.get(start) != run
+        ]
+        inserted += [
+            (user_id, kind, run)
+            for start, run in new_by_start.items()
+            if old_by_start.get(start) != run
+        ]
+    await repo.replace_runs(deleted, inserted)
+
+
+RECENT = timedelta(days=7)
+
+
+def _cuts(cuts: Mapping[RunKey, date]) -> dict[RunKey, date]:
+    """At most two distinct cuts, so the window query keeps one of two cached shapes.
+
+    The (user, kind)s whose changes are recent (live traffic: today and yesterday) share
+    the earliest of their cuts; the others (late events, a replay) share theirs. A late
+    event then widens only its own group's read, not every user's.
+    """
+    newest = max(cuts.values())
+    recent = [cut for cut in cuts.values() if cut >= newest - RECENT]
+    old = [cut for cut in cuts.values() if cut < newest - RECENT]
+    recent_cut = min(recent)
+    old_cut = min(old, default=recent_cut)
+    return {key: recent_cut if cut >= newest - RECENT else old_cut for key, cut in cuts.items()}
+
+
+def _toggle(spans: list[tuple[date, date]], day: date, active: bool) -> None:
+    """Add ``day`` to (or take it out of) sorted disjoint, non-adjacent ``(start, end)`` spans."""
+    index = bisect_right(spans, (day, date.max)) - 1  # the span starting on or before day
+    inside = index >= 0 and spans[index][1] >= day
+    if not active:
+        if not inside:
+            return
+        start, end = spans[index]
+        pieces = []
+        if start < day:
+            pieces.append((start, day - ONE_DAY))
+        if day < end:
+            pieces.append((day + ONE_DAY, end))
+        spans[index : index + 1] = pieces
+        return
+    if inside:
+        return
+    left = index >= 0 and spans[index][1] == day - ONE_DAY
+    right = index + 1 < len(spans) and spans[index + 1][0] == day + ONE_DAY
+    if left and right:
+        spans[index : index + 2] = [(spans[index][0], spans[index + 1][1])]
+    elif left:
+        spans[index] = (spans[index][0], day)
+    elif right:
+        spans[index + 1] = (day, spans[index + 1][1])
+    else:
+        spans.insert(index + 1, (day, day))
+
+
+def _with_longest(spans: Sequence[tuple[date, date]], longest: int) -> list[Run]:
+    runs: list[Run] = []
+    for start, end in spans:
+        length = (end - start).days + 1
+        runs.append(Run(start, end, length, longest))
+        longest = max(longest, length)
+    return runs
 
 
 async def add_streak_day(
     repo: AnalyticsRepository, user_id: uuid.UUID, kind: str, day: date
 ) -> None:
     """Make ``day`` part of the runs, merging with its neighbours (any arrival order)."""
-    left = await repo.run_at_or_before(user_id, kind, day)
-    if left is not None and left.end >= day:
-        return
-    right = await repo.run_starting(user_id, kind, day + ONE_DAY)
-    if left is not None and left.end == day - ONE_DAY:
-        end = day
-        if right is not None:
-            end = right.end
-            await repo.delete_run(user_id, kind, right.start)
-        await repo.update_run(
-            user_id, kind, left.start, end=end, length=(end - left.start).days + 1
-        )
-        changed = left.start
-    elif right is not None:
-        await repo.delete_run(user_id, kind, right.start)
-        await repo.insert_run(user_id, kind, Run(day, right.end, right.length + 1, 0))
-        changed = day
-    else:
-        await repo.insert_run(user_id, kind, Run(day, day, 1, 0))
-        changed = day
-    await _fix_longest_before(repo, user_id, kind, changed)
+    await apply_streak_days(repo, {(user_id, kind): {day: True}})
 
 
 async def remove_streak_day(
     repo: AnalyticsRepository, user_id: uuid.UUID, kind: str, day: date
 ) -> None:
     """Take ``day`` out of its run, splitting it in two when it was inside."""
-    run = await repo.run_at_or_before(user_id, kind, day)
-    if run is None or run.end < day:
-        return
-    await repo.delete_run(user_id, kind, run.start)
-    if run.start < day:
-        await repo.insert_run(
-            user_id, kind, Run(run.start, day - ONE_DAY, (day - run.start).days, 0)
-        )
-    if day < run.end:
-        await repo.insert_run(user_id, kind, Run(day + ONE_DAY, run.end, (run.end - day).days, 0))
-    await _fix_longest_before(repo, user_id, kind, run.start)
-
-
-async def _fix_longest_before(
-    repo: AnalyticsRepository, user_id: uuid.UUID, kind: str, start: date
-) -> None:
-    """Recompute ``longest_before`` from the run at ``start`` on, stopping once it agrees.
-
-    Runs after the changed ones kept their lengths, so once a stored value matches the
-    recomputed one every later value matches too. Appending today costs one row.
-    """
-    previous = await repo.run_before(user_id, kind, start)
-    longest = max(previous.longest_before, previous.length) if previous else 0
-    for index, run in enumerate(await repo.runs_from(user_id, kind, start)):
-        if run.longest_before != longest:
-            await repo.set_longest_before(user_id, kind, run.start, longest)
-        elif index >= 1:
-            break
-        longest = max(longest, run.length)
+    await apply_streak_days(repo, {(user_id, kind): {day: False}})
 
 
 def runs_of(days: Sequence[date]) -> list[Run]:

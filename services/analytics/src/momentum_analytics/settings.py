@@ -18,8 +18,8 @@ class AnalyticsSettings(DatabaseSettings, RevocationSettings):
     """run the JetStream consumer inside the web process"""
     consumer_durable: str = Field(default="analytics", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     """name of the durable JetStream consumer shared by the replicas"""
-    consumer_batch_size: int = Field(default=200, ge=1, le=1000)
-    """messages fetched and applied per transaction"""
+    consumer_batch_size: int = Field(default=500, ge=1, le=1000)
+    """most messages fetched and applied per transaction (a fetch returns what is pending)"""
     consumer_fetch_timeout_seconds: float = Field(default=1.0, gt=0)
     """how long a fetch waits for messages"""
     consumer_ack_wait_seconds: float = Field(default=30.0, gt=0)
