@@ -123,6 +123,7 @@ class Stack:
         self.directory = directory
         self.servers: dict[str, Uvicorn] = {}
         self.pool_no = 0
+        self.email = ""
 
     def password_grant(self) -> dict[str, Any]:
         status, body = request_json(
@@ -203,7 +204,7 @@ def stack(args: argparse.Namespace) -> Iterator[Stack]:
             running.servers["auth"] = auth
             auth.wait_ready()
             for name in ("tasks", "analytics"):
-                server = MomentumServer(
+                server: Uvicorn = MomentumServer(
                     name,
                     f"momentum_{name}.app:create_app",
                     env=service_env(name),
@@ -264,7 +265,9 @@ def seed(running: Stack, tasks: int) -> dict[str, Any]:
         assert status == 201, body
         ids.append(body["id"])
     for task_id in ids[:5]:
-        status, body = request_json("POST", f"{servers['tasks'].url}/tasks/{task_id}/complete", token)
+        status, body = request_json(
+            "POST", f"{servers['tasks'].url}/tasks/{task_id}/complete", token
+        )
         assert status == 200, body
     # The events reach analytics through the outbox and NATS: wait until the report shows them.
     deadline = time.monotonic() + 30
@@ -394,7 +397,8 @@ def main() -> None:
 
         log(f"leak: {args.leak_warmup} requests of the mix through the gateway")
         warm_count, warm_errors = mix(args.leak_warmup)
-        rss_early = {name: rss_bytes(pids[name]) for name in ("tasks", "analytics", "auth", "gateway")}
+        watched = ("tasks", "analytics", "auth", "gateway")
+        rss_early = {name: rss_bytes(pids[name]) for name in watched}
         log(f"leak: {args.leak_requests} requests more")
         started = time.monotonic()
         long_count, long_errors = mix(args.leak_requests)

@@ -1,4 +1,4 @@
-"""``bench/hotpath --quick`` still runs on both databases and prints its JSON (figures not judged)."""
+"""``bench/hotpath --quick`` runs on both databases and prints its JSON (figures not judged)."""
 
 from __future__ import annotations
 
