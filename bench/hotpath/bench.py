@@ -290,7 +290,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--leak-requests", type=int, default=200_000)
+    parser.add_argument(
+        "--leak-requests",
+        type=int,
+        default=int(os.environ.get("BENCH_LEAK_REQUESTS", 200_000)),
+        help="requests of the mix after the first RSS reading (BENCH_LEAK_REQUESTS sets it too;"
+        " at the mix's few hundred req/s the default 200,000 takes 10-20 minutes)",
+    )
     parser.add_argument("--leak-warmup", type=int, default=2_000)
     parser.add_argument(
         "--pin",
@@ -302,7 +308,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 1.0
-        args.leak_warmup, args.leak_requests = 300, 3_000
+        args.leak_warmup, args.leak_requests = 300, 1_500
     args.service_cpus = "0" if args.pin else None
     args.gateway_cpus = "1" if args.pin else None
     load_before = os.getloadavg()
