@@ -42,6 +42,7 @@ __all__ = [
     "ROOT",
     "JwksServer",
     "Load",
+    "MomentumServer",
     "Result",
     "Uvicorn",
     "alternate",
@@ -237,6 +238,51 @@ class Uvicorn:
         self.log_file.close()
 
 
+class MomentumServer(Uvicorn):
+    """A program served the way Momentum serves it: ``python -m momentum_shared.server``.
+
+    uvicorn with httptools, uvloop (uvicorn's ``auto`` loop), access log off and the read
+    limits of the program's settings (``LimitedHttpToolsProtocol``), one process.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        factory: str,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        logdir: Path,
+        cpus: str | None = None,
+    ) -> None:
+        self.name = name
+        self.port = port or free_port()
+        self.log_path = logdir / f"{name}.log"
+        command = [
+            *pinned(cpus),
+            sys.executable,
+            "-m",
+            "momentum_shared.server",
+            factory,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "5",
+        ]
+        self.log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command,
+            env={**os.environ, **(env or {})},
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+
+
 class JwksServer:
     """A small real HTTP server publishing an issuer's JWKS, as auth would."""
 
@@ -332,6 +378,9 @@ class Load:
 
     ``next_request`` (optional) returns ``(url, body)`` for each request, e.g. a fresh
     refresh token or a fresh idempotency key; otherwise ``url`` and ``body`` are reused.
+    ``script`` (optional, wrk only) is Lua appended to the generated wrk script: it may
+    define ``request``/``response`` (a request built per request by wrk itself, a response
+    read, ``wrk.thread:stop()`` after a count); with it, ``run_load``'s ``duration`` is a cap.
     """
 
     url: str
@@ -340,6 +389,7 @@ class Load:
     body: bytes | None = None
     expect: tuple[int, ...] = (200,)
     next_request: Callable[[], tuple[str, bytes | None]] | None = None
+    script: str | None = None
 
 
 @dataclass
@@ -372,6 +422,8 @@ def _wrk_script(load: Load, directory: Path) -> Path:
         lines.append(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}")
     if load.body is not None:
         lines.append(f"wrk.body = {json.dumps(load.body.decode())}")
+    if load.script is not None:
+        lines.append(load.script)
     path = directory / "request.lua"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -479,8 +531,10 @@ def run_load(
         loadgen == "auto"
         and shutil.which("wrk") is not None
         and load.next_request is None
-        and max_requests is None
+        and (max_requests is None or load.script is not None)
     )
+    if load.script is not None and not use_wrk:
+        raise ValueError("a Load with a wrk script needs wrk")
     before = {name: cpu_seconds(pid) for name, pid in (watch or {}).items()}
     if use_wrk:
         result = _run_wrk(load, connections=connections, duration=duration, cpus=cpus)
