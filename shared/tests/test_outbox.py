@@ -427,3 +427,136 @@ async def wait_until(condition: Any, *, timeout: float = 30.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+# --- wake-ups: a commit wakes the relay; the poll (30 s here) is only the safety net --------
+
+SLOW_POLL = 30.0
+
+
+async def wait_for(condition: Any, *, timeout: float = 10.0) -> None:
+    """Poll ``condition`` (sync or async) until true; fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def published_ids(url: str) -> set[str]:
+    try:
+        return {h["Nats-Msg-Id"] for _, h, _ in await stream_messages(url)}
+    except Exception:  # the stream does not exist yet
+        return set()
+
+
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[OutboxRelay]:
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        await relay.aclose()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def settled(relay: OutboxRelay, sessions: async_sessionmaker[AsyncSession], url: str) -> None:
+    """Let ``relay`` publish a first row and fall into its long poll sleep."""
+    first = await add_events(sessions, 1)
+    await wait_for(lambda: all_published(url, first))
+    await asyncio.sleep(0.3)
+
+
+async def all_published(url: str, ids: list[str]) -> bool:
+    return set(ids) <= await published_ids(url)
+
+
+async def test_a_commit_wakes_the_relay_in_process_without_waiting_for_the_poll(
+    sessions: async_sessionmaker[AsyncSession], nats_url: str
+) -> None:
+    async with running(relay_for(sessions, nats_url, poll_interval_seconds=SLOW_POLL)) as relay:
+        await settled(relay, sessions, nats_url)
+        ids = await add_events(sessions, 3)
+        # Only the commit's wake can publish these before the 30 s poll.
+        await wait_for(lambda: all_published(nats_url, ids))
+
+
+async def test_a_rolled_back_transaction_wakes_nobody_and_publishes_nothing(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine, nats_url: str
+) -> None:
+    async with running(relay_for(sessions, nats_url, poll_interval_seconds=SLOW_POLL)) as relay:
+        await settled(relay, sessions, nats_url)
+        async with sessions() as session:
+            enqueue(session, OutboxEvent, an_event())
+            await session.flush()
+            await session.rollback()
+        (later,) = await add_events(sessions, 1)
+        await wait_for(lambda: all_published(nats_url, [later]))
+        assert len(await published_ids(nats_url)) == 2
+        assert await unpublished(engine) == 0
+
+
+async def test_a_commit_on_another_replica_wakes_the_listening_relays(
+    postgres_url: str, nats_url: str
+) -> None:
+    engines = [
+        await _engine(postgres_url),
+        create_engine(postgres_url),
+        create_engine(postgres_url),
+    ]
+    a, b, writer = (create_session_factory(engine) for engine in engines)
+    try:
+        async with (
+            running(relay_for(a, nats_url, poll_interval_seconds=SLOW_POLL)) as first,
+            running(relay_for(b, nats_url, poll_interval_seconds=SLOW_POLL)) as second,
+        ):
+            await wait_for(lambda: first.listening and second.listening)
+            await settled(first, writer, nats_url)
+            # The writer's engine runs no relay here: only the NOTIFY reaches the relays.
+            ids = await add_events(writer, 5)
+            await wait_for(lambda: all_published(nats_url, ids))
+            assert first.status()["listening"] is True
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_a_lost_listener_reconnects_and_wakes_the_relay_again(
+    postgres_url: str, nats_url: str
+) -> None:
+    relay_engine, writer_engine = await _engine(postgres_url), create_engine(postgres_url)
+    sessions, writer = create_session_factory(relay_engine), create_session_factory(writer_engine)
+    listeners = sa.text(
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+    )
+
+    async def listener_pids() -> list[int]:
+        async with writer_engine.connect() as connection:
+            return list((await connection.execute(listeners)).scalars().all())
+
+    try:
+        async with running(relay_for(sessions, nats_url, poll_interval_seconds=SLOW_POLL)) as relay:
+            await wait_for(lambda: relay.listening)
+            await settled(relay, writer, nats_url)
+            (lost,) = await listener_pids()
+            async with writer_engine.begin() as connection:
+                terminate = sa.text("SELECT pg_terminate_backend(:pid)")
+                assert (await connection.execute(terminate, {"pid": lost})).scalar_one()
+
+            async def listening_again() -> bool:
+                pids = await listener_pids()
+                return relay.listening and len(pids) == 1 and lost not in pids
+
+            await wait_for(listening_again)
+            ids = await add_events(writer, 2)
+            await wait_for(lambda: all_published(nats_url, ids))
+    finally:
+        await relay_engine.dispose()
+        await writer_engine.dispose()

@@ -198,7 +198,10 @@ class OutboxSettings(NatsSettings):
     outbox_poll_interval_seconds: float = Field(
         default=0.2,
         gt=0,
-        description="how often the relay looks for unpublished events (writes also wake it)",
+        description=(
+            "safety-net poll for unpublished events; commits wake the relay at once"
+            " (in-process, and on PostgreSQL every replica by LISTEN/NOTIFY)"
+        ),
     )
     outbox_retention_seconds: float = Field(
         default=7 * 24 * 3600.0,

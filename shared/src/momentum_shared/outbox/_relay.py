@@ -7,17 +7,19 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import asyncpg
 import sqlalchemy as sa
 from nats.aio.client import Client as NATS
 from nats.errors import ConnectionClosedError, NoServersError, OutboundBufferLimitError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from momentum_shared.db import execute
 from momentum_shared.events import CLOUDEVENTS_CONTENT_TYPE, format_utc, utcnow
@@ -41,6 +43,7 @@ from momentum_shared.outbox._metrics import (
     OUTBOX_PUBLISHED,
     OUTBOX_PURGED,
 )
+from momentum_shared.outbox._table import notify_channel, register_waker
 
 logger = logging.getLogger("momentum.outbox")
 
@@ -171,6 +174,13 @@ class OutboxRelay:
         self._last_error_at: datetime | None = None
         self._last_published_at: datetime | None = None
         self._published = 0
+        self._listening = False
+        bind = session_factory.kw.get("bind")
+        self._unregister: Callable[[], None] = (
+            register_waker(bind.sync_engine, table, self)
+            if isinstance(bind, AsyncEngine)
+            else lambda: None
+        )
         NATS_CONNECTED.labels(service).set(0)
 
     # --- public API ------------------------------------------------------------------------
@@ -185,6 +195,7 @@ class OutboxRelay:
             self.connected and self._streams_ready,
             connected=self.connected,
             streams_ready=self._streams_ready,
+            listening=self._listening,
             backlog=self._backlog,
             published=self._published,
             last_published_at=(
@@ -194,12 +205,35 @@ class OutboxRelay:
             last_error_at=format_utc(self._last_error_at) if self._last_error_at else None,
         )
 
+    @property
+    def listening(self) -> bool:
+        """Whether a PostgreSQL ``LISTEN`` connection is up (always false on SQLite)."""
+        return self._listening
+
     def wake(self) -> None:
         """Ask the loop to relay now instead of at the next poll (e.g. right after a commit)."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Connect (retrying forever), ensure the streams, relay until cancelled."""
+        """Connect (retrying forever), ensure the streams, relay until cancelled.
+
+        On PostgreSQL a dedicated connection also ``LISTEN``s for the outbox's channel, so a
+        commit on any replica wakes this relay; the poll is the safety net meanwhile.
+        """
+        listener: asyncio.Task[None] | None = None
+        with contextlib.suppress(Exception):
+            url = _postgres_url(self.session_factory)
+            if url is not None:
+                listener = asyncio.create_task(self._listen(url), name="outbox-listener")
+        try:
+            await self._relay_forever()
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await listener
+
+    async def _relay_forever(self) -> None:
         # Report the backlog before the first connect attempt, which may take a while.
         with contextlib.suppress(Exception):
             await self.refresh_backlog()
@@ -267,6 +301,7 @@ class OutboxRelay:
     async def aclose(self) -> None:
         """Drain pending acks briefly and close the NATS connection."""
         self._closed = True
+        self._unregister()
         self._wake.set()
         nc, self._nc, self._js = self._nc, None, None
         self._streams_ready = False
@@ -341,6 +376,47 @@ class OutboxRelay:
         self._streams_ready = False
         NATS_CONNECTED.labels(self.service).set(1)
         logger.info("outbox relay connected to NATS", extra={"nats_url": settings.nats_url})
+
+    # --- the PostgreSQL wake-up channel -----------------------------------------------------
+
+    async def _listen(self, url: sa.URL) -> None:
+        """Keep one connection listening on the outbox channel; reconnect when it drops."""
+        channel = notify_channel(self.table)
+        backoff = Backoff(maximum=self.settings.max_backoff_seconds)
+        options = url.translate_connect_args(username="user")
+        while not self._closed:
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(
+                    **options, timeout=self.settings.connect_timeout_seconds
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._record_error(exc, log=False)
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            try:
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+                await connection.add_listener(channel, lambda *_args: self._wake.set())
+                self._listening = True
+                backoff.reset()
+                # Rows committed while nobody listened: relay them now, not at the next poll.
+                self._wake.set()
+                logger.info("outbox relay listening", extra={"channel": channel})
+                await lost.wait()
+                logger.warning("outbox listener lost; polling until it is back")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._record_error(exc, log=False)
+                await asyncio.sleep(backoff.next_delay())
+            finally:
+                self._listening = False
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), timeout=1.0)
+                if not connection.is_closed():
+                    connection.terminate()
 
     # --- claiming and publishing -----------------------------------------------------------
 
@@ -442,6 +518,15 @@ class OutboxRelay:
         self._last_error_at = utcnow()
         if log:
             logger.warning("outbox relay waiting", extra={"error": self._last_error})
+
+
+def _postgres_url(session_factory: SessionFactory) -> sa.URL | None:
+    """The URL of the PostgreSQL database behind ``session_factory``; None for any other."""
+    bind = session_factory.kw.get("bind")
+    if bind is None or bind.dialect.name != "postgresql":
+        return None
+    url: sa.URL = bind.url
+    return url
 
 
 def _describe(exc: BaseException) -> str:

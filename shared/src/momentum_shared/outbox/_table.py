@@ -2,18 +2,53 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
-from sqlalchemy.orm import registry
+from sqlalchemy.orm import Session, registry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_shared.db import UtcDateTime
 from momentum_shared.events import CloudEvent, utcnow
 
 TABLE_NAME = "outbox"
+
+# Session.info keys: the outbox tables this transaction added rows to, and whether the
+# session already carries the commit hooks below.
+_PENDING = "momentum_outbox_pending"
+_HOOKED = "momentum_outbox_hooked"
+
+# In-process wakers per engine and outbox table (the relays running in this process on
+# that engine); weak, so a relay or engine that is gone is forgotten.
+_wakers: weakref.WeakKeyDictionary[
+    sa.Engine, weakref.WeakKeyDictionary[sa.Table, weakref.WeakSet[Waker]]
+] = weakref.WeakKeyDictionary()
+
+
+class Waker(Protocol):
+    """Something to wake when a commit added outbox rows (an ``OutboxRelay``)."""
+
+    def wake(self) -> None: ...
+
+
+def notify_channel(table: sa.Table) -> str:
+    """The PostgreSQL channel a commit adding rows to ``table`` notifies (database-scoped)."""
+    return f"momentum_{table.name}"
+
+
+def register_waker(engine: sa.Engine, table: sa.Table, waker: Waker) -> Callable[[], None]:
+    """Wake ``waker`` whenever a session on ``engine`` commits rows into ``table``.
+
+    Returns the undo. Other engines (other replicas) reach it through NOTIFY only.
+    """
+    tables = _wakers.setdefault(engine, weakref.WeakKeyDictionary())
+    wakers = tables.setdefault(table, weakref.WeakSet())
+    wakers.add(waker)
+    return lambda: wakers.discard(waker)
 
 
 def outbox_table(metadata: sa.MetaData) -> sa.Table:
@@ -84,7 +119,48 @@ def outbox_model(owner: registry, name: str = "OutboxEvent") -> type[OutboxEvent
 def enqueue(
     session: AsyncSession | SAAsyncSession, model: type[OutboxEvent], event: CloudEvent
 ) -> None:
-    """Add ``event`` to the outbox inside the caller's transaction (flushes, never commits)."""
+    """Add ``event`` to the outbox inside the caller's transaction (flushes, never commits).
+
+    The commit that makes the row visible also wakes the relays: on PostgreSQL a
+    ``pg_notify`` sent in the same transaction reaches every replica's listening relay
+    (and is dropped with a rollback); in this process the relays of the table are woken
+    right after the commit, before the response is written.
+    """
+    sync = session.sync_session
     session.add(
         model(id=event.id, subject=event.type, payload=event.to_json(), created_at=event.time)
     )
+    pending: set[sa.Table] = sync.info.setdefault(_PENDING, set())
+    pending.add(model.__table__)
+    if not sync.info.get(_HOOKED):
+        sync.info[_HOOKED] = True
+        sa.event.listen(sync, "before_commit", _notify_replicas)
+        sa.event.listen(sync, "after_commit", _wake_this_process)
+        sa.event.listen(sync, "after_rollback", _forget_pending)
+
+
+def _notify_replicas(session: Session) -> None:
+    pending: set[sa.Table] = session.info.get(_PENDING, set())
+    if not pending:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return  # SQLite: a single host, the in-process wake is all there is
+    for table in pending:
+        connection.execute(sa.select(sa.func.pg_notify(notify_channel(table), "")))
+
+
+def _wake_this_process(session: Session) -> None:
+    pending: set[sa.Table] = session.info.pop(_PENDING, set())
+    bind = session.bind
+    engine = bind.engine if bind is not None else None
+    tables = _wakers.get(engine) if engine is not None else None
+    if not tables:
+        return
+    for table in pending:
+        for waker in list(tables.get(table, ())):
+            waker.wake()
+
+
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
