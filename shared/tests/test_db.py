@@ -9,7 +9,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from momentum_shared.db import UnitOfWork, create_engine, create_session_factory, is_sqlite
+from momentum_shared.db import (
+    UnitOfWork,
+    create_engine,
+    create_session_factory,
+    execute,
+    is_sqlite,
+)
 
 notes = sa.Table(
     "notes",
@@ -84,15 +90,15 @@ class Commits:
 async def test_a_block_that_only_reads_does_not_commit(engine: AsyncEngine) -> None:
     commits = Commits(engine)
     async with UnitOfWork(create_session_factory(engine)) as uow:
-        await uow.session.exec(sa.select(notes.c.id))
-        await uow.session.exec(sa.select(sa.func.count()).select_from(notes))
+        await execute(uow.session, sa.select(notes.c.id))
+        await execute(uow.session, sa.select(sa.func.count()).select_from(notes))
     assert commits.count == 0
 
 
 async def test_a_block_that_writes_after_reading_commits_once(engine: AsyncEngine) -> None:
     commits = Commits(engine)
     async with UnitOfWork(create_session_factory(engine)) as uow:
-        await uow.session.exec(sa.select(notes.c.id))
+        await execute(uow.session, sa.select(notes.c.id))
         await uow.session.exec(notes.insert().values(id=str(uuid.uuid4()), body="kept"))
     assert commits.count == 1
     assert await count(engine) == 1
@@ -104,7 +110,7 @@ async def test_a_read_after_a_write_elsewhere_still_does_not_commit(engine: Asyn
         await uow.session.exec(notes.insert().values(id=str(uuid.uuid4()), body="kept"))
     commits = Commits(engine)
     async with UnitOfWork(session_factory) as uow:
-        await uow.session.exec(sa.select(notes.c.id))
+        await execute(uow.session, sa.select(notes.c.id))
     assert commits.count == 0
 
 
@@ -122,7 +128,7 @@ async def test_a_failed_write_after_a_read_rolls_back(engine: AsyncEngine) -> No
 
     async def read_write_then_fail() -> None:
         async with UnitOfWork(create_session_factory(engine)) as uow:
-            await uow.session.exec(sa.select(notes.c.id))
+            await execute(uow.session, sa.select(notes.c.id))
             await uow.session.exec(notes.insert().values(id=str(uuid.uuid4()), body="lost"))
             raise RuntimeError("boom")
 
