@@ -150,7 +150,9 @@ def track_writes(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "commit")
     @event.listens_for(sync_engine, "rollback")
     def _on_end(connection: sa.Connection) -> None:
-        connection.info.pop(_WROTE, None)
+        # An invalidated connection (the database went away) is discarded with its mark.
+        if not connection.invalidated:
+            connection.info.pop(_WROTE, None)
 
     _TRACKED.add(sync_engine)
 
