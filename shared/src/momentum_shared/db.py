@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Annotated, Any
+from weakref import WeakSet
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -117,7 +118,43 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         _configure_sqlite(engine)
+    track_writes(engine)
     return engine
+
+
+# Engines whose connections say whether their open transaction has written anything; a unit
+# of work on any other engine commits whatever it did, as if it had written.
+_TRACKED: WeakSet[sa.Engine] = WeakSet()
+_WROTE = "momentum_wrote"
+
+
+def track_writes(engine: AsyncEngine) -> None:
+    """Mark a connection as written to by any statement but a ``SELECT``, until its
+    transaction ends, so a unit of work that only read can end without ``COMMIT``."""
+    sync_engine = engine.sync_engine
+    if sync_engine in _TRACKED:
+        return
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _on_execute(
+        connection: sa.Connection,
+        _cursor: Any,
+        statement: str,
+        _parameters: Any,
+        _context: Any,
+        _executemany: bool,
+    ) -> None:
+        if connection.info.get(_WROTE) is None and statement.lstrip()[:6].upper() != "SELECT":
+            connection.info[_WROTE] = True
+
+    @event.listens_for(sync_engine, "commit")
+    @event.listens_for(sync_engine, "rollback")
+    def _on_end(connection: sa.Connection) -> None:
+        # An invalidated connection (the database went away) is discarded with its mark.
+        if not connection.invalidated:
+            connection.info.pop(_WROTE, None)
+
+    _TRACKED.add(sync_engine)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -139,7 +176,9 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 class UnitOfWork:
     """One transaction: commits when the block succeeds, rolls back on any error.
 
-    Code below the unit of work only flushes; it never commits.
+    A block that only read ends without ``COMMIT`` (its transaction is rolled back when the
+    session closes, which releases the same locks and snapshot). Code below the unit of work
+    only flushes; it never commits.
     """
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
@@ -174,12 +213,27 @@ class UnitOfWork:
         session = self.session
         try:
             if exc_type is None and not self._committed:
-                await session.commit()
+                if await _wrote(session):
+                    await session.commit()
             elif exc_type is not None:
                 await session.rollback()
         finally:
             await session.close()
             self._session = None
+
+
+async def _wrote(session: AsyncSession) -> bool:
+    """Whether committing ``session`` would change anything: pending ORM changes, or a
+    statement other than ``SELECT`` in its transaction (always true on an untracked engine)."""
+    sync_session = session.sync_session
+    if sync_session.new or sync_session.deleted or sync_session.dirty:
+        return True
+    if sync_session.get_transaction() is None:
+        return False
+    connection = (await session.connection()).sync_connection
+    if connection is None or connection.engine not in _TRACKED:
+        return True
+    return bool(connection.info.get(_WROTE))
 
 
 async def check_database(engine: AsyncEngine) -> None:
@@ -189,7 +243,8 @@ async def check_database(engine: AsyncEngine) -> None:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: commits before the response is sent, rolls back on error."""
+    """The request's unit of work: commits before the response is sent if it wrote anything,
+    rolls back on error."""
     async with UnitOfWork(request_state(request).session_factory) as uow:
         yield uow.session
 
