@@ -162,9 +162,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # WAL lets readers run beside the writer; busy_timeout waits instead of failing.
         cursor = dbapi_connection.cursor()
+        # busy_timeout first: switching to WAL takes a lock that replicas opening a fresh
+        # database at the same moment would otherwise be refused ("database is locked").
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
