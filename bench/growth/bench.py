@@ -52,6 +52,8 @@ from momentum_devtools.benchmarking import (
 TASKS_INI = ROOT / "services" / "tasks" / "alembic.ini"
 ANALYTICS_INI = ROOT / "services" / "analytics" / "alembic.ini"
 HERE = Path(__file__).resolve().parent
+# The one baseline app of every benchmark (bench/hotpath/hello.py).
+HELLO_DIR = HERE.parent / "hotpath"
 PAGE_SIZE = 20
 GROWTH_TARGET = 1.5
 HELLO_TARGET = 0.15
@@ -232,7 +234,7 @@ def stack(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                     "MOMENTUM_ANALYTICS_LOG_LEVEL": "WARNING",
                 },
             ),
-            "hello": Uvicorn("hello", "hello:create_app", logdir=directory, app_dir=HERE),
+            "hello": Uvicorn("hello", "hello:create_app", logdir=directory, app_dir=HELLO_DIR),
         }
         for server in servers.values():
             exits.callback(server.stop)
@@ -429,7 +431,7 @@ def main() -> None:
             "duration_s": args.duration,
             "rounds": args.rounds,
             "statistic": "median of alternated rounds; growth ratio = rps(small) / rps(large)",
-            "baseline_server": "bench/growth/hello.py (bare FastAPI hello), uvicorn uvloop +"
+            "baseline_server": "bench/hotpath/hello.py (bare FastAPI hello), uvicorn uvloop +"
             " httptools, access log off, 1 worker",
             "quick": args.quick,
         },

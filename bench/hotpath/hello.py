@@ -1,4 +1,4 @@
-"""The baseline of ``bench/hotpath``: a bare FastAPI app with one ``GET /hello``.
+"""The baseline of bench/hotpath and bench/growth: a bare FastAPI app with one ``GET /hello``.
 
 Served by ``momentum_devtools.benchmarking.Uvicorn`` (uvloop, httptools, access log off, one
 worker), the flags the issue's baseline names, whatever server Momentum itself uses.

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import run_quick
 
 pytestmark = pytest.mark.integration
 
@@ -21,15 +17,7 @@ if os.environ.get("MOMENTUM_TEST_POSTGRES_URL"):
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_the_growth_benchmark_runs_and_prints_its_figures(dialect: str) -> None:
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "growth" / "bench.py"), "--quick", "--db", dialect],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    report = json.loads(completed.stdout)
+    report = run_quick("growth", "--db", dialect)
     assert report["database"] == dialect
     assert report["errors"] == 0
     for side in ("tasks_page_1", "tasks_deep_page", "weekly_one_week", "weekly_long_history"):

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import run_quick
 
 pytestmark = pytest.mark.integration
 
@@ -22,15 +18,7 @@ PROCESSES = ("tasks", "analytics", "auth", "gateway")
 def test_the_hotpath_benchmark_runs_and_prints_every_route_and_process(db: str) -> None:
     if db == "postgresql" and not os.environ.get("MOMENTUM_TEST_POSTGRES_URL"):
         pytest.skip("MOMENTUM_TEST_POSTGRES_URL is not set")
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "hotpath" / "bench.py"), "--quick", "--db", db],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    report = json.loads(completed.stdout)
+    report = run_quick("hotpath", "--db", db)
     assert report["config"]["db"] == db
     assert report["errors"] == 0, report["routes"]
     assert report["hello_rps"] > 0
