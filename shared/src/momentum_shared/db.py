@@ -3,6 +3,7 @@ timestamp column type, the repository base and what "the database is unreachable
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import TracebackType
@@ -157,18 +158,42 @@ def track_writes(engine: AsyncEngine) -> None:
     _TRACKED.add(sync_engine)
 
 
+# How long a connection to a fresh SQLite file retries switching it to WAL while other
+# connections race to do the same.
+_WAL_SWITCH_SECONDS = 5.0
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # WAL lets readers run beside the writer; busy_timeout waits instead of failing.
         cursor = dbapi_connection.cursor()
-        # busy_timeout first: switching to WAL takes a lock that replicas opening a fresh
-        # database at the same moment would otherwise be refused ("database is locked").
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
+        try:
+            cursor.execute("PRAGMA busy_timeout=30000")
+            _switch_to_wal(cursor)
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``journal_mode=WAL``, which persists in the file: once one connection switched it the
+    others find it done. Switching takes an exclusive lock that SQLite refuses at once,
+    without its busy handler, when connections opening a fresh file race; so retry briefly."""
+    deadline = time.monotonic() + _WAL_SWITCH_SECONDS
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        row = cursor.fetchone()
+        if row is not None and str(row[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
