@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,10 +14,13 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from momentum_devtools.testing.apps import running_app
+from momentum_devtools.testing.databases import DatabaseTemplates
 from momentum_devtools.testing.issuer import TestIssuer
 from momentum_tasks.app import create_app
 from services.tasks.tests.conftest import make_settings
 from services.tasks.tests.support import Headers
+
+ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
 
 class TcpProxy:
@@ -61,10 +65,15 @@ class TcpProxy:
 
 
 @pytest.fixture
-async def proxy(database_url: str) -> AsyncIterator[TcpProxy]:
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("a network outage needs a database behind a socket")
+def postgres_url(database_templates: DatabaseTemplates, tmp_path: Path) -> Iterator[str]:
+    """A network outage needs a database behind a socket: PostgreSQL only."""
+    with database_templates.database(ALEMBIC_INI, "postgresql", tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+async def proxy(postgres_url: str) -> AsyncIterator[TcpProxy]:
+    url = make_url(postgres_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     await proxy.start()
     yield proxy
@@ -72,9 +81,9 @@ async def proxy(database_url: str) -> AsyncIterator[TcpProxy]:
 
 
 async def test_requests_answer_503_while_postgres_is_unreachable_then_recover(
-    database_url: str, proxy: TcpProxy, issuer: TestIssuer, alice: Headers
+    postgres_url: str, proxy: TcpProxy, issuer: TestIssuer, alice: Headers
 ) -> None:
-    url = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
+    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
     settings = make_settings(url.render_as_string(hide_password=False), outbox_relay_enabled=False)
     app: FastAPI = create_app(settings, jwks_client=issuer.client())
     async with running_app(app) as client:
