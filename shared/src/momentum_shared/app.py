@@ -14,6 +14,7 @@ from momentum_shared.metrics import MetricsMiddleware, metrics_router, with_inte
 from momentum_shared.openapi import install_openapi
 from momentum_shared.requestid import RequestIdMiddleware
 from momentum_shared.state import SharedState, install_shared_state
+from momentum_shared.tracing import configure_tracing, instrument_app
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -49,4 +50,7 @@ def build_app(
     # Added last so it runs first: metrics see the final status, every response gets an id.
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost when tracing is on (OTEL_TRACES_EXPORTER set): the server span covers it all.
+    configure_tracing(service)
+    instrument_app(app)
     return app

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_shared.state import request_state
+from momentum_shared.tracing import instrument_engine
 
 # Errors that say the database cannot be reached right now, not that a statement is wrong:
 # an API answers 503 for them, a consumer retries the message instead of dead-lettering it.
@@ -120,6 +121,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     if is_sqlite(url):
         _configure_sqlite(engine)
     track_writes(engine)
+    instrument_engine(engine)
     return engine
 
 

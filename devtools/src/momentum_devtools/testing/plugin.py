@@ -13,6 +13,7 @@ from typing import Any
 import nats as nats_client
 import pytest
 from nats.js.errors import NotFoundError
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from momentum_devtools.natsserver import ROLES, EmbeddedNats
 from momentum_devtools.testing.databases import DatabaseTemplates, require_postgres
@@ -26,6 +27,7 @@ from momentum_devtools.testing.resources import (
     resolve_nats_container,
     resolve_postgres,
 )
+from momentum_devtools.testing.tracing import captured_spans
 from momentum_shared.events import STREAM_SUBJECTS
 
 DIALECTS = ("sqlite", "postgresql")
@@ -153,6 +155,13 @@ def nats_server_factory() -> Iterator[type[EmbeddedNats]]:
     yield Factory
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def traces() -> Iterator[InMemorySpanExporter]:
+    """The spans this test finishes (tracing is switched on for the rest of the session)."""
+    with captured_spans() as exporter:
+        yield exporter
 
 
 @pytest.fixture(scope="session")

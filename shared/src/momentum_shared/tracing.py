@@ -1,0 +1,136 @@
+"""Distributed tracing with OpenTelemetry, configured by the standard ``OTEL_*`` variables.
+
+Tracing is off unless ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``, ``console`` or
+any other registered in the ``opentelemetry_traces_exporter`` entry-point group, several
+separated by commas); ``none``, an empty value or ``OTEL_SDK_DISABLED=true`` keep it off.
+Off means no SDK provider and no instrumentation at all, so a request pays nothing for it.
+(The SDK's own default exporter is ``otlp``; Momentum's is none, so that a laptop or a test
+run never tries to reach a collector that is not there.)
+
+Everything else is the SDK's: ``OTEL_SERVICE_NAME`` (default: the program's name),
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` (default
+``parentbased_always_on``), ``OTEL_EXPORTER_OTLP_PROTOCOL``/``OTEL_EXPORTER_OTLP_ENDPOINT``
+and the batch processor's ``OTEL_BSP_*``.
+
+Once a provider is installed (by :func:`configure_tracing` in a program, or by the test
+plugin's ``traces`` fixture) the instrumentations are switched on process-wide: httpx,
+aiohttp's client and asyncpg at once, each FastAPI app in :func:`instrument_app` and each
+SQLAlchemy engine in :func:`instrument_engine`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib.metadata import entry_points
+from typing import Any
+
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+logger = logging.getLogger("momentum.tracing")
+
+EXPORTER_GROUP = "opentelemetry_traces_exporter"
+
+# Probes and scrapes are polled every few seconds by every kubelet and Prometheus: tracing
+# them would bury the requests that matter.
+EXCLUDED_URLS = "/healthz,/readyz,/metrics"
+
+_provider: TracerProvider | None = None
+
+
+def tracing_enabled() -> bool:
+    """A provider is installed in this process: spans are recorded and exported."""
+    return _provider is not None
+
+
+def exporter_names(environ: os._Environ[str] | dict[str, str] | None = None) -> list[str]:
+    """The exporters ``OTEL_TRACES_EXPORTER`` asks for; empty when tracing stays off."""
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return []
+    names = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    return [] if not names or "none" in names else names
+
+
+def load_exporter(name: str) -> SpanExporter:
+    """The exporter registered under ``name``, as the SDK's own auto-configuration finds it."""
+    found = entry_points(group=EXPORTER_GROUP, name=name)
+    if not found:
+        available = sorted(ep.name for ep in entry_points(group=EXPORTER_GROUP))
+        raise ValueError(
+            f"OTEL_TRACES_EXPORTER names {name!r}, which is not installed "
+            f"(installed: {', '.join(available)})"
+        )
+    exporter_class = next(iter(found)).load()
+    exporter: SpanExporter = exporter_class()
+    return exporter
+
+
+def configure_tracing(service: str) -> bool:
+    """Install a provider from the environment, once per process; True when tracing is on.
+
+    ``service`` names the program in ``service.name`` unless ``OTEL_SERVICE_NAME`` does.
+    """
+    if _provider is not None:
+        return True
+    names = exporter_names()
+    if not names:
+        return False
+    provider = TracerProvider(resource=service_resource(service))
+    for name in names:
+        provider.add_span_processor(BatchSpanProcessor(load_exporter(name)))
+    install_provider(provider)
+    logger.info("tracing on", extra={"exporters": names})
+    return True
+
+
+def service_resource(service: str) -> Resource:
+    attributes: dict[str, Any] = {}
+    if not os.environ.get("OTEL_SERVICE_NAME"):
+        attributes[SERVICE_NAME] = f"momentum-{service}"
+    return Resource.create(attributes)
+
+
+def install_provider(provider: TracerProvider) -> None:
+    """Make ``provider`` the process's and switch on the process-wide instrumentations."""
+    global _provider
+    if _provider is not None:
+        raise RuntimeError("a tracer provider is already installed in this process")
+    trace.set_tracer_provider(provider)
+    _provider = provider
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    AioHttpClientInstrumentor().instrument(tracer_provider=provider)
+    AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Server spans for every request, named by the route template, when tracing is on."""
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls=EXCLUDED_URLS)
+
+
+def instrument_engine(engine: AsyncEngine) -> None:
+    """A span per statement on ``engine`` when tracing is on."""
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=_provider)
+
+
+def shutdown_tracing() -> None:
+    """Export what is buffered (at a program's exit)."""
+    if _provider is not None:
+        _provider.force_flush()
