@@ -9,7 +9,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from momentum_shared.db import Repository, UtcDateTime
 from momentum_tasks.models import IdempotencyKey, Task, TaskTag
@@ -22,6 +21,15 @@ _DESCENDING = {TaskSort.newest_first, TaskSort.due_latest}
 def _like_pattern(text: str) -> str:
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+# Reads return rows of the table, not ORM objects: a read needs no identity map, no change
+# tracking and no hydration into a model (ADR 0011). The same attribute names as `Task`.
+TaskRow = sa.Row[Any]
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_GET_TASK = sa.select(_TASKS).where(
+    _TASKS.c.owner_id == sa.bindparam("owner_id"), _TASKS.c.id == sa.bindparam("task_id")
+)
 
 
 class TaskRepository(Repository):
@@ -53,6 +61,12 @@ class TaskRepository(Repository):
         if for_update:
             query = query.with_for_update()
         return (await self.session.exec(query)).first()
+
+    async def read(self, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> TaskRow | None:
+        """The task as a row, for answering a read (``get`` returns it to be changed)."""
+        connection = await self.session.connection()
+        result = await connection.execute(_GET_TASK, {"owner_id": owner_id, "task_id": task_id})
+        return result.first()
 
     async def add(self, task: Task) -> None:
         self.session.add(task)
@@ -101,13 +115,13 @@ class TaskRepository(Repository):
         sort: TaskSort,
         after: Position | None,
         limit: int,
-    ) -> SelectOfScalar[Task]:
+    ) -> sa.Select[Any]:
         """One page (plus one row, to know whether another page follows) of a keyset scan."""
-        query = select(Task).where(Task.owner_id == owner_id)
+        query = sa.select(_TASKS).where(col(Task.owner_id) == owner_id)
         if filters.status is not None:
-            query = query.where(Task.status == filters.status)
+            query = query.where(col(Task.status) == filters.status)
         if filters.priority is not None:
-            query = query.where(Task.priority == filters.priority)
+            query = query.where(col(Task.priority) == filters.priority)
         if filters.tag is not None:
             query = query.where(
                 sa.exists().where(
@@ -149,11 +163,12 @@ class TaskRepository(Repository):
         sort: TaskSort,
         after: Position | None,
         limit: int,
-    ) -> list[Task]:
+    ) -> list[TaskRow]:
         query = self.list_query(
             owner_id=owner_id, filters=filters, sort=sort, after=after, limit=limit
         )
-        return list((await self.session.exec(query)).all())
+        connection = await self.session.connection()
+        return list((await connection.execute(query)).all())
 
     # --- idempotency keys ----------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from momentum_tasks.dependencies import (
     WriterDep,
 )
 from momentum_tasks.models import Task
+from momentum_tasks.repository import TaskRow
 from momentum_tasks.schemas import (
     Priority,
     Status,
@@ -75,7 +76,7 @@ ONE_TASK: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _task_response(task: Task, response: Response) -> TaskPublic:
+def _task_response(task: Task | TaskRow, response: Response) -> TaskPublic:
     response.headers["ETag"] = service.etag(task.version)
     return service.to_public(task)
 

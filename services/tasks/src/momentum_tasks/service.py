@@ -13,7 +13,7 @@ from momentum_shared.errors import Conflict, NotFound, PreconditionFailed, Unpro
 from momentum_tasks import publishing
 from momentum_tasks.models import NO_DUE_DATE, Task
 from momentum_tasks.pagination import CursorCodec, Position
-from momentum_tasks.repository import TaskRepository
+from momentum_tasks.repository import TaskRepository, TaskRow
 from momentum_tasks.schemas import (
     TaskCreate,
     TaskFilters,
@@ -73,7 +73,7 @@ def _check_precondition(task: Task, if_match: str | None) -> None:
         )
 
 
-def to_public(task: Task) -> TaskPublic:
+def to_public(task: Task | TaskRow) -> TaskPublic:
     return TaskPublic.model_validate(task, from_attributes=True)
 
 
@@ -90,8 +90,8 @@ async def _locked_task(repo: TaskRepository, actor: Actor, task_id: uuid.UUID) -
     return task
 
 
-async def get_task(repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID) -> Task:
-    task = await repo.get(owner_id=actor.owner_id, task_id=task_id)
+async def get_task(repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID) -> TaskRow:
+    task = await repo.read(owner_id=actor.owner_id, task_id=task_id)
     if task is None:
         raise NotFound("no such task")
     return task
@@ -244,7 +244,7 @@ async def delete_task(
     publishing.task_deleted(repo.session, task, usertz=actor.usertz, at=now)
 
 
-def _position(task: Task, sort: TaskSort) -> Position:
+def _position(task: TaskRow, sort: TaskSort) -> Position:
     if sort in (TaskSort.newest_first, TaskSort.oldest_first):
         return Position(key=task.created_at, id=task.id)
     return Position(key=task.due_sort, id=task.id)
