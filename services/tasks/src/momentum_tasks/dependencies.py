@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, Header, Path, Request
+from fastapi import Depends, Header, Path, Request
 
 from momentum_shared.db import SessionDep
 from momentum_shared.errors import BadRequest, NotFound
@@ -104,13 +104,3 @@ IfMatchDep = Annotated[
         description='* or entity tags such as "3" (the ETag); 412 unless one matches',
     ),
 ]
-
-
-async def wake_relay_after_response(request: Request, background: BackgroundTasks) -> None:
-    """Once the change is committed and answered, nudge the in-process relay to publish now."""
-    relay = tasks_state(request).relay
-    if relay is not None:
-        background.add_task(relay.wake)
-
-
-WakeRelay = Depends(wake_relay_after_response)

@@ -23,7 +23,6 @@ from momentum_tasks.dependencies import (
     RepositoryDep,
     SettingsDep,
     TaskIdDep,
-    WakeRelay,
     WriterDep,
 )
 from momentum_tasks.models import Task
@@ -97,7 +96,6 @@ def _task_response(task: Task | TaskRow, response: Response) -> TaskPublic:
         status=201,
     ),
     response_model=TaskPublic,
-    dependencies=[WakeRelay],
     responses={
         400: {
             "description": "a malformed Idempotency-Key, or a body that cannot be parsed",
@@ -248,7 +246,6 @@ async def get_task(
             "version": 2,
         },
     ),
-    dependencies=[WakeRelay],
     responses=ONE_TASK,
 )
 async def update_task(
@@ -273,7 +270,6 @@ async def update_task(
     response_model=TaskPublic,
     openapi_extra=examples(response=DONE_EXAMPLE),
     responses=ONE_TASK,
-    dependencies=[WakeRelay],
 )
 async def complete_task(
     actor: WriterDep,
@@ -298,7 +294,6 @@ async def complete_task(
         response={**TASK_EXAMPLE, "updated_at": "2026-12-03T16:20:00Z", "version": 3}
     ),
     responses=ONE_TASK,
-    dependencies=[WakeRelay],
 )
 async def reopen_task(
     actor: WriterDep,
@@ -319,7 +314,6 @@ async def reopen_task(
     status_code=204,
     response_class=Response,
     responses=ONE_TASK,
-    dependencies=[WakeRelay],
 )
 async def delete_task(
     actor: WriterDep,
