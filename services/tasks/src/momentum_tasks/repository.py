@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,6 +31,68 @@ _TASKS = Task.__table__  # type: ignore[attr-defined]
 _GET_TASK = sa.select(_TASKS).where(
     _TASKS.c.owner_id == sa.bindparam("owner_id"), _TASKS.c.id == sa.bindparam("task_id")
 )
+
+
+def _page_statement(
+    owner_id: uuid.UUID,
+    filters: TaskFilters,
+    sort: TaskSort,
+    after: Position | None,
+    limit: int,
+) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """The page query for this shape of request (built once per shape) and its values."""
+    values: dict[str, Any] = {"owner_id": owner_id, "limit": limit + 1}
+    for name in ("status", "priority", "tag", "due_before", "due_after"):
+        value = getattr(filters, name)
+        if value is not None:
+            values[name] = value
+    if filters.q is not None:
+        values["q"] = _like_pattern(filters.q)
+    if after is not None:
+        values["after_key"] = after.key
+        values["after_id"] = after.id
+    return _page_shape(frozenset(values), sort), values
+
+
+@functools.lru_cache(maxsize=512)
+def _page_shape(present: frozenset[str], sort: TaskSort) -> sa.Select[Any]:
+    def bound(name: str, type_: Any = None) -> Any:
+        return sa.bindparam(name, type_=type_)
+
+    query = sa.select(_TASKS).where(col(Task.owner_id) == bound("owner_id", sa.Uuid))
+    if "status" in present:
+        query = query.where(col(Task.status) == bound("status", sa.String))
+    if "priority" in present:
+        query = query.where(col(Task.priority) == bound("priority", sa.String))
+    if "tag" in present:
+        query = query.where(
+            sa.exists().where(
+                col(TaskTag.owner_id) == bound("owner_id", sa.Uuid),
+                col(TaskTag.tag) == bound("tag", sa.String),
+                col(TaskTag.task_id) == col(Task.id),
+            )
+        )
+    if "q" in present:
+        query = query.where(col(Task.title_folded).like(bound("q", sa.String), escape="\\"))
+    if "due_before" in present:
+        query = query.where(col(Task.due_at) < bound("due_before", UtcDateTime))
+    if "due_after" in present:
+        query = query.where(col(Task.due_at) > bound("due_after", UtcDateTime))
+    key = (
+        col(Task.created_at)
+        if sort in (TaskSort.newest_first, TaskSort.oldest_first)
+        else (col(Task.due_sort))
+    )
+    descending = sort in _DESCENDING
+    if "after_key" in present:
+        row = sa.tuple_(key, col(Task.id))
+        position = sa.tuple_(bound("after_key", UtcDateTime), bound("after_id", sa.Uuid))
+        query = query.where(row < position if descending else row > position)
+    if descending:
+        query = query.order_by(key.desc(), col(Task.id).desc())
+    else:
+        query = query.order_by(key.asc(), col(Task.id).asc())
+    return query.limit(bound("limit", sa.Integer))
 
 
 class TaskRepository(Repository):
@@ -117,43 +180,8 @@ class TaskRepository(Repository):
         limit: int,
     ) -> sa.Select[Any]:
         """One page (plus one row, to know whether another page follows) of a keyset scan."""
-        query = sa.select(_TASKS).where(col(Task.owner_id) == owner_id)
-        if filters.status is not None:
-            query = query.where(col(Task.status) == filters.status)
-        if filters.priority is not None:
-            query = query.where(col(Task.priority) == filters.priority)
-        if filters.tag is not None:
-            query = query.where(
-                sa.exists().where(
-                    col(TaskTag.owner_id) == owner_id,
-                    col(TaskTag.tag) == filters.tag,
-                    col(TaskTag.task_id) == col(Task.id),
-                )
-            )
-        if filters.q is not None:
-            query = query.where(col(Task.title_folded).like(_like_pattern(filters.q), escape="\\"))
-        if filters.due_before is not None:
-            query = query.where(col(Task.due_at) < filters.due_before)
-        if filters.due_after is not None:
-            query = query.where(col(Task.due_at) > filters.due_after)
-        key = (
-            col(Task.created_at)
-            if sort in (TaskSort.newest_first, TaskSort.oldest_first)
-            else (col(Task.due_sort))
-        )
-        descending = sort in _DESCENDING
-        if after is not None:
-            row = sa.tuple_(key, col(Task.id))
-            bound = sa.tuple_(
-                sa.bindparam(None, after.key, type_=UtcDateTime),
-                sa.bindparam(None, after.id, type_=sa.Uuid),
-            )
-            query = query.where(row < bound if descending else row > bound)
-        if descending:
-            query = query.order_by(key.desc(), col(Task.id).desc())
-        else:
-            query = query.order_by(key.asc(), col(Task.id).asc())
-        return query.limit(limit + 1)
+        statement, values = _page_statement(owner_id, filters, sort, after, limit)
+        return statement.params(values)
 
     async def list(
         self,
@@ -164,11 +192,9 @@ class TaskRepository(Repository):
         after: Position | None,
         limit: int,
     ) -> list[TaskRow]:
-        query = self.list_query(
-            owner_id=owner_id, filters=filters, sort=sort, after=after, limit=limit
-        )
+        statement, values = _page_statement(owner_id, filters, sort, after, limit)
         connection = await self.session.connection()
-        return list((await connection.execute(query)).all())
+        return list((await connection.execute(statement, values)).all())
 
     # --- idempotency keys ----------------------------------------------------------------
 
