@@ -208,6 +208,9 @@ def stack(args: argparse.Namespace) -> Iterator[Stack]:
                     # the per-user limits would measure themselves.
                     "MOMENTUM_GATEWAY_RATE_LIMIT_USER_PER_SECOND": "0",
                     "MOMENTUM_GATEWAY_RATE_LIMIT_ADDRESS_PER_SECOND": "0",
+                    # Writes keep their schedule when the stack slows down: room for them.
+                    "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_USER": "1024",
+                    "MOMENTUM_GATEWAY_MAX_IN_FLIGHT_PER_ADDRESS": "1024",
                     "MOMENTUM_GATEWAY_METRICS_PORT": "0",
                 },
                 logdir=directory,
@@ -516,6 +519,16 @@ async def measure(args: argparse.Namespace, running: Stack, seeded: Seeded) -> d
         }
         for name, what in STAGES.items()
     }
+    stages["fetch_after_nats_ms"] = {
+        "what": "consumer_receive_ms - on_nats_ms, sample by sample: how long the fetch held it",
+        **summary(
+            [
+                s.consumer_receive_ms - s.on_nats_ms
+                for s in samples
+                if s.consumer_receive_ms is not None and s.on_nats_ms is not None
+            ]
+        ),
+    }
     return {
         "measured": MEASURED,
         **summary(visible_ms),
@@ -562,6 +575,8 @@ def main() -> None:
     )
     standard_arguments(parser)
     args = parser.parse_args()
+    # run's timeout sends SIGTERM: stop the stack on the way out rather than orphan it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     samples = args.samples or (5 if args.quick else 200)
     args.warmup = 0.5 if args.quick else 2.0
     args.pause_ms = (20.0, 80.0)
