@@ -136,8 +136,13 @@ class CloudEvent(BaseModel):
     time: UtcDateTime = Field(default_factory=utcnow)
     datacontenttype: str = "application/json"
     usertz: str | None = None
-    traceparent: str | None = None
-    tracestate: str | None = None
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C traceparent of the span that published the event (Distributed Tracing)",
+    )
+    tracestate: str | None = Field(
+        default=None, description="W3C tracestate that goes with traceparent, when there is one"
+    )
     data: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod

@@ -142,6 +142,8 @@ class OutboxRelay:
       holding a write lock, so API writes never wait for NATS.
     * Publishes a whole batch with its acks in flight at once (``publish_async``), with
       ``Nats-Msg-Id`` = event id so a re-publish after a crash is dropped by JetStream.
+    * With tracing on, publishes a row that kept its writer's trace context in a PRODUCER
+      span, child of that context, whose own context the message carries (``_tracing``).
     * Marks rows ``published_at`` rather than following an id cursor: ids and sequences
       can commit out of order, a cursor would skip rows.
     * Backs off while NATS is down without touching the rows: the API only inserts.
