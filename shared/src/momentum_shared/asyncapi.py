@@ -35,6 +35,14 @@ def build_document(producers: Mapping[str, str]) -> dict[str, Any]:
                 "properties": {
                     "Nats-Msg-Id": {"type": "string", "description": "the event id"},
                     "Content-Type": {"const": "application/cloudevents+json"},
+                    "traceparent": {
+                        "type": "string",
+                        "description": "W3C Trace Context of the publishing span (tracing on)",
+                    },
+                    "tracestate": {
+                        "type": "string",
+                        "description": "W3C tracestate that goes with traceparent",
+                    },
                 },
             },
             "payload": {

@@ -114,8 +114,17 @@ EVENT_TYPES: dict[str, type[EventData]] = {
 }
 
 
+# Attributes left out of the JSON when they have no value.
+_OPTIONAL_ATTRIBUTES = ("subject", "usertz", "traceparent", "tracestate")
+
+
 class CloudEvent(BaseModel):
-    """A CloudEvents 1.0 structured-mode event; ``usertz`` is Momentum's extension attribute."""
+    """A CloudEvents 1.0 structured-mode event; ``usertz`` is Momentum's extension attribute.
+
+    ``traceparent`` and ``tracestate`` are the CloudEvents Distributed Tracing extension: the
+    W3C trace context of the span that published the event, set by the relay when tracing
+    is on (the same values as the message's headers).
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -127,6 +136,13 @@ class CloudEvent(BaseModel):
     time: UtcDateTime = Field(default_factory=utcnow)
     datacontenttype: str = "application/json"
     usertz: str | None = None
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C traceparent of the span that published the event (Distributed Tracing)",
+    )
+    tracestate: str | None = Field(
+        default=None, description="W3C tracestate that goes with traceparent, when there is one"
+    )
     data: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -153,7 +169,7 @@ class CloudEvent(BaseModel):
 
     def to_json(self) -> bytes:
         # Optional attributes are omitted when unset (CloudEvents 1.0); data keeps its nulls.
-        absent = {name for name in ("subject", "usertz") if getattr(self, name) is None}
+        absent = {name for name in _OPTIONAL_ATTRIBUTES if getattr(self, name) is None}
         return self.model_dump_json(exclude=absent).encode()
 
     @classmethod

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,9 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanContext
 from prometheus_client import Gauge
 
 from momentum_shared.events import STREAM_SUBJECTS
@@ -45,6 +48,27 @@ CONSUMER_ACK_PENDING = Gauge(
     ["service", "durable", "stream"],
     registry=REGISTRY,
 )
+
+
+def producer_context(
+    headers: Mapping[str, str] | None, fallback: Mapping[str, str | None] | None = None
+) -> Context | None:
+    """The trace context of the span that published a message; None when it carries none.
+
+    Read from the message's headers (``traceparent``/``tracestate``), falling back to
+    ``fallback``: the CloudEvent's Distributed Tracing attributes of the same names.
+    """
+    for carrier in (headers, fallback):
+        if carrier and carrier.get("traceparent"):
+            context = propagate.extract(carrier)
+            if trace.get_current_span(context).get_span_context().is_valid:
+                return context
+    return None
+
+
+def span_context_of(context: Context) -> SpanContext:
+    """The span context inside ``context`` (what a ``Link`` points at)."""
+    return trace.get_current_span(context).get_span_context()
 
 
 @dataclass(frozen=True)

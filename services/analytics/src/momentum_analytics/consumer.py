@@ -5,13 +5,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from opentelemetry import trace
+from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
+    MESSAGING_BATCH_MESSAGE_COUNT,
+    MESSAGING_CONSUMER_GROUP_NAME,
+    MESSAGING_DESTINATION_NAME,
+    MESSAGING_MESSAGE_ID,
+    MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE,
+    MESSAGING_SYSTEM,
+    MessagingOperationTypeValues,
+)
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,9 +34,15 @@ from momentum_analytics.service import apply_facts
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_shared.db import DATABASE_UNREACHABLE, UnitOfWork
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM, utcnow
-from momentum_shared.jetstream import ConsumerOptions, JetStreamConsumer
+from momentum_shared.jetstream import (
+    ConsumerOptions,
+    JetStreamConsumer,
+    producer_context,
+    span_context_of,
+)
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import connect
+from momentum_shared.tracing import tracing_enabled
 
 logger = logging.getLogger("momentum.analytics.consumer")
 
@@ -51,6 +69,8 @@ DEAD_LETTERS_STORED = Gauge(
 
 # Errors that say the database is unreachable, not that the message is bad: never dead-letter.
 TRANSIENT_ERRORS = DATABASE_UNREACHABLE
+
+tracer = trace.get_tracer("momentum.analytics")
 
 
 def _event_id(payload: bytes) -> str | None:
@@ -125,6 +145,7 @@ class EventConsumer:
 
     async def handle(self, stream: str, messages: Sequence[Msg]) -> None:
         """Apply a fetched batch in one transaction, then ack; fall back to one by one."""
+        spans = BatchTrace(stream, self.settings.consumer_durable) if tracing_enabled() else None
         batch: list[tuple[Msg, Fact]] = []
         for message in messages:
             try:
@@ -138,29 +159,51 @@ class EventConsumer:
                 EVENTS.labels(stream, "ignored").inc()
                 await _settle(message.ack())
                 continue
+            if spans is not None:
+                spans.take(len(batch), message, fact)
             batch.append((message, fact))
         if not batch:
             return
         try:
-            async with UnitOfWork(self.session_factory) as uow:
-                result = await apply_facts(
-                    AnalyticsRepository(uow.session), [fact for _, fact in batch], now=self.clock()
-                )
+            await self._apply_batch(stream, batch, spans)
+        finally:
+            if spans is not None:
+                spans.end_all()  # those left by a cancellation
+
+    async def _apply_batch(
+        self, stream: str, batch: list[tuple[Msg, Fact]], spans: BatchTrace | None
+    ) -> None:
+        try:
+            with spans.applying(len(batch)) if spans is not None else contextlib.nullcontext():
+                async with UnitOfWork(self.session_factory) as uow:
+                    result = await apply_facts(
+                        AnalyticsRepository(uow.session),
+                        [fact for _, fact in batch],
+                        now=self.clock(),
+                    )
         except Exception as exc:
             # One bad message must not hold back the rest of its batch.
             logger.warning(
                 "batch failed; applying its messages one by one",
                 extra={"stream": stream, "error": f"{type(exc).__name__}: {exc}"},
             )
-            for message, fact in batch:
-                await self._apply_one(stream, message, fact)
+            for index, (message, fact) in enumerate(batch):
+                if spans is None:
+                    await self._apply_one(stream, message, fact)
+                    continue
+                with spans.applying_one(index):
+                    error = await self._apply_one(stream, message, fact)
+                spans.end(index, error)
             return
+        if spans is not None:
+            spans.end_all()  # the batch has committed: its events are visible
         EVENTS.labels(stream, "applied").inc(result.applied)
         EVENTS.labels(stream, "duplicate").inc(result.duplicates)
         for message, _ in batch:
             await _settle(message.ack())
 
-    async def _apply_one(self, stream: str, message: Msg, fact: Fact) -> None:
+    async def _apply_one(self, stream: str, message: Msg, fact: Fact) -> Exception | None:
+        """Apply one message in its own transaction; the error it failed with, if any."""
         try:
             async with UnitOfWork(self.session_factory) as uow:
                 result = await apply_facts(
@@ -168,10 +211,11 @@ class EventConsumer:
                 )
         except Exception as exc:
             await self._failed(stream, message, exc)
-            return
+            return exc
         EVENTS.labels(stream, "applied").inc(result.applied)
         EVENTS.labels(stream, "duplicate").inc(result.duplicates)
         await _settle(message.ack())
+        return None
 
     def _redelivery_delay(self, deliveries: int) -> float:
         return float(
@@ -222,6 +266,81 @@ class EventConsumer:
         DEAD_LETTERS_STORED.set(stored)
         EVENTS.labels(stream, "dead_lettered").inc()
         await _settle(message.term())
+
+
+class BatchTrace:
+    """The spans of one batch, made only when tracing is on.
+
+    Each event taken into the batch gets an ``analytics process <type>`` span whose parent is
+    the span that published it (so the request's own trace shows when its event became
+    visible here), ended once the batch has committed; the batch is one ``analytics apply``
+    span linked to every event's producer span.
+    """
+
+    def __init__(self, stream: str, durable: str) -> None:
+        self.stream = stream
+        self.durable = durable
+        self.links: list[Link] = []
+        self._events: dict[int, Span] = {}
+
+    def take(self, index: int, message: Msg, fact: Fact) -> None:
+        """Start the process span of the batch's ``index``-th event, if it carries a trace."""
+        fallback = {"traceparent": fact.traceparent, "tracestate": fact.tracestate}
+        context = producer_context(message.headers, fallback)
+        if context is None:
+            return
+        self.links.append(Link(span_context_of(context)))
+        self._events[index] = tracer.start_span(
+            f"analytics process {fact.event_type}",
+            context=context,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                **self._attributes("process"),
+                MESSAGING_DESTINATION_NAME: message.subject,
+                MESSAGING_MESSAGE_ID: fact.event_id,
+            },
+        )
+
+    @contextlib.contextmanager
+    def applying(self, count: int) -> Iterator[Span]:
+        """The batch's span, current while the batch is applied and committed."""
+        with tracer.start_as_current_span(
+            "analytics apply",
+            kind=SpanKind.CONSUMER,
+            links=self.links,
+            attributes={**self._attributes("process"), MESSAGING_BATCH_MESSAGE_COUNT: count},
+        ) as span:
+            yield span
+
+    @contextlib.contextmanager
+    def applying_one(self, index: int) -> Iterator[None]:
+        """The event's own span current while it is applied alone (after its batch failed)."""
+        span = self._events.get(index)
+        if span is None:
+            yield
+            return
+        with trace.use_span(span, end_on_exit=False, record_exception=False):
+            yield
+
+    def end(self, index: int, error: BaseException | None = None) -> None:
+        span = self._events.pop(index, None)
+        if span is None:
+            return
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.end()
+
+    def end_all(self) -> None:
+        for index in list(self._events):
+            self.end(index)
+
+    def _attributes(self, operation: str) -> dict[str, str]:
+        return {
+            MESSAGING_SYSTEM: "nats",
+            MESSAGING_OPERATION_NAME: operation,
+            MESSAGING_OPERATION_TYPE: MessagingOperationTypeValues.PROCESS.value,
+            MESSAGING_CONSUMER_GROUP_NAME: self.durable,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,10 @@ class Fact:
     usertz: str | None = None  # only a valid IANA name; None means "use the fallback"
     task_id: uuid.UUID | None = None
     timezone: str | None = None  # the announced timezone of a registered/updated event
+    # The CloudEvent's Distributed Tracing attributes (the span that published it): the
+    # consumer's spans fall back to them when a message carries no trace headers.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 def decode(payload: bytes) -> Fact | None:
@@ -103,6 +107,8 @@ def fact_of(event: CloudEvent, data: object) -> Fact | None:
             usertz=valid_timezone(event.usertz),
             task_id=task_id,
             timezone=timezone,
+            traceparent=event.traceparent,
+            tracestate=event.tracestate,
         )
 
     if isinstance(data, UserRegistered | UserUpdated):

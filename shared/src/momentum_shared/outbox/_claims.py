@@ -42,6 +42,7 @@ class Claimed:
     id: str
     subject: str
     payload: bytes
+    trace_context: str | None = None
 
 
 Outcome = tuple[list[str], dict[str, str]]
@@ -142,10 +143,10 @@ async def claims_for(session_factory: SessionFactory) -> Claims:
     return SqliteLease(session_factory, database)
 
 
-def due_query(table: sa.Table, batch_size: int) -> sa.Select[tuple[str, str, bytes]]:
+def due_query(table: sa.Table, batch_size: int) -> sa.Select[tuple[str, str, bytes, str | None]]:
     """Unpublished rows that are due, oldest first (the order consumers see)."""
     return (
-        sa.select(table.c.id, table.c.subject, table.c.payload)
+        sa.select(table.c.id, table.c.subject, table.c.payload, table.c.trace_context)
         .where(table.c.published_at.is_(None), table.c.available_at <= utcnow())
         .order_by(table.c.created_at, table.c.id)
         .limit(batch_size)

@@ -19,6 +19,7 @@ from nats.errors import ConnectionClosedError, NoServersError, OutboundBufferLim
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
+from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from momentum_shared.db import execute
@@ -44,6 +45,8 @@ from momentum_shared.outbox._metrics import (
     OUTBOX_PURGED,
 )
 from momentum_shared.outbox._table import notify_channel, register_waker
+from momentum_shared.outbox._tracing import end_publish_span, start_publish_span
+from momentum_shared.tracing import tracing_enabled
 
 logger = logging.getLogger("momentum.outbox")
 
@@ -139,6 +142,8 @@ class OutboxRelay:
       holding a write lock, so API writes never wait for NATS.
     * Publishes a whole batch with its acks in flight at once (``publish_async``), with
       ``Nats-Msg-Id`` = event id so a re-publish after a crash is dropped by JetStream.
+    * With tracing on, publishes a row that kept its writer's trace context in a PRODUCER
+      span, child of that context, whose own context the message carries (``_tracing``).
     * Marks rows ``published_at`` rather than following an id cursor: ids and sequences
       can commit out of order, a cursor would skip rows.
     * Backs off while NATS is down without touching the rows: the API only inserts.
@@ -424,22 +429,30 @@ class OutboxRelay:
         """Send the whole batch with every ack in flight; the ids acked and those refused."""
         js = await self._ensure_ready()
         futures: list[asyncio.Future[Any]] = []
+        # The PRODUCER span of each row that carries a trace context, by position in rows.
+        spans: dict[int, Span] = {}
+        traced = tracing_enabled()
         try:
-            for row in rows:
+            for index, row in enumerate(rows):
                 headers = {"Nats-Msg-Id": row.id, "Content-Type": CLOUDEVENTS_CONTENT_TYPE}
+                payload = row.payload
+                if traced and row.trace_context is not None:
+                    spans[index], payload = start_publish_span(row, headers)
                 futures.append(
                     await js.publish_async(
                         row.subject,
-                        row.payload,
+                        payload,
                         wait_stall=self.settings.publish_timeout_seconds,
                         headers=headers,
                     )
                 )
-        except BaseException:
+        except BaseException as interrupted:
             # Cancelling frees each future's slot in nats-py's in-flight window; a future
             # left behind would hold its slot until the client is closed.
             for future in futures:
                 future.cancel()
+            for span in spans.values():
+                end_publish_span(span, interrupted)
             raise
         done, pending = await asyncio.wait(futures, timeout=self.settings.publish_timeout_seconds)
         for future in pending:
@@ -447,7 +460,9 @@ class OutboxRelay:
         published: list[str] = []
         failed: dict[str, str] = {}
         link_error: BaseException | None = None
-        for row, future in zip(rows, futures, strict=True):
+        for index, (row, future) in enumerate(zip(rows, futures, strict=True)):
+            if spans:
+                _end_span(spans.get(index), future, done)
             if future not in done or future.cancelled():
                 link_error = link_error or TimeoutError("no ack before the publish timeout")
                 continue
@@ -518,6 +533,15 @@ class OutboxRelay:
         self._last_error_at = utcnow()
         if log:
             logger.warning("outbox relay waiting", extra={"error": self._last_error})
+
+
+def _end_span(span: Span | None, future: asyncio.Future[Any], done: set[Any]) -> None:
+    if span is None:
+        return
+    if future not in done or future.cancelled():
+        end_publish_span(span, "no ack before the publish timeout")
+    else:
+        end_publish_span(span, future.exception())
 
 
 def _postgres_url(session_factory: SessionFactory) -> sa.URL | None:

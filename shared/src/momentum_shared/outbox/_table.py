@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import ClassVar, Protocol
 
 import sqlalchemy as sa
+from opentelemetry import propagate, trace
 from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
 from sqlalchemy.orm import Session, registry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_shared.db import UtcDateTime
 from momentum_shared.events import CloudEvent, utcnow
+from momentum_shared.tracing import tracing_enabled
 
 TABLE_NAME = "outbox"
 
@@ -56,6 +59,9 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
 
     One row is one event waiting to be (or already) published; ``published_at`` marks it
     done. The relay scans only unpublished rows, which the partial index keeps small.
+    ``trace_context`` is the trace context of the transaction that wrote the row (the
+    propagators' carrier as JSON, ``{"traceparent": …, "tracestate": …}``), NULL when
+    tracing is off or the writer was in no span.
     """
     return sa.Table(
         TABLE_NAME,
@@ -68,6 +74,7 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("published_at", UtcDateTime, nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, default=0, server_default="0"),
         sa.Column("last_error", sa.String(500), nullable=True),
+        sa.Column("trace_context", sa.Text, nullable=True),
         sa.Index(
             "ix_outbox_unpublished",
             "available_at",
@@ -92,8 +99,17 @@ class OutboxEvent:
     published_at: datetime | None
     attempts: int
     last_error: str | None
+    trace_context: str | None
 
-    def __init__(self, *, id: str, subject: str, payload: bytes, created_at: datetime) -> None:
+    def __init__(
+        self,
+        *,
+        id: str,
+        subject: str,
+        payload: bytes,
+        created_at: datetime,
+        trace_context: str | None = None,
+    ) -> None:
         self.id = id
         self.subject = subject
         self.payload = payload
@@ -102,6 +118,7 @@ class OutboxEvent:
         self.published_at = None
         self.attempts = 0
         self.last_error = None
+        self.trace_context = trace_context
 
 
 def outbox_model(owner: registry, name: str = "OutboxEvent") -> type[OutboxEvent]:
@@ -125,10 +142,19 @@ def enqueue(
     ``pg_notify`` sent in the same transaction reaches every replica's listening relay
     (and is dropped with a rollback); in this process the relays of the table are woken
     right after the commit, before the response is written.
+
+    With tracing on, the row keeps the current span's context, so that the relay publishes
+    the event in the same trace as the request that caused it.
     """
     sync = session.sync_session
     session.add(
-        model(id=event.id, subject=event.type, payload=event.to_json(), created_at=event.time)
+        model(
+            id=event.id,
+            subject=event.type,
+            payload=event.to_json(),
+            created_at=event.time,
+            trace_context=current_trace_context() if tracing_enabled() else None,
+        )
     )
     pending: set[sa.Table] = sync.info.setdefault(_PENDING, set())
     pending.add(model.__table__)
@@ -137,6 +163,15 @@ def enqueue(
         sa.event.listen(sync, "before_commit", _notify_replicas)
         sa.event.listen(sync, "after_commit", _wake_this_process)
         sa.event.listen(sync, "after_rollback", _forget_pending)
+
+
+def current_trace_context() -> str | None:
+    """The current span's context as the propagators write it, in JSON; None outside a span."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return json.dumps(carrier, separators=(",", ":")) if carrier else None
 
 
 def _notify_replicas(session: Session) -> None:

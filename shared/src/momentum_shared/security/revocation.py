@@ -26,18 +26,32 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from opentelemetry import trace
+from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
+    MESSAGING_DESTINATION_NAME,
+    MESSAGING_MESSAGE_ID,
+    MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE,
+    MESSAGING_SYSTEM,
+    MessagingOperationTypeValues,
+)
+from opentelemetry.trace import Link, SpanKind
 from prometheus_client import Counter, Gauge
 
 from momentum_shared.events import AUTH_STREAM, CloudEvent, SessionRevoked
+from momentum_shared.jetstream import producer_context, span_context_of
 from momentum_shared.lifespan import worker_status
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.nats import NatsAuth, connect
 from momentum_shared.settings import RevocationSettings
 from momentum_shared.state import shared_state
+from momentum_shared.tracing import tracing_enabled
 
 logger = logging.getLogger("momentum.revocation")
 
 SUBJECT = SessionRevoked.event_type
+
+tracer = trace.get_tracer("momentum.revocation")
 
 REVOKED_SESSIONS = Gauge(
     "momentum_revoked_sessions",
@@ -299,6 +313,29 @@ class RevocationListener:
         if not isinstance(data, SessionRevoked):
             REVOCATION_EVENTS.labels("ignored").inc()
             return
+        if not tracing_enabled():
+            self._revoke(data)
+            return
+        # A span of this replica's own, linked to the one that published the revocation:
+        # every replica reads every revocation, so none of them belongs in auth's trace.
+        context = producer_context(
+            msg.headers, {"traceparent": event.traceparent, "tracestate": event.tracestate}
+        )
+        with tracer.start_as_current_span(
+            "revocations apply",
+            kind=SpanKind.CONSUMER,
+            links=[Link(span_context_of(context))] if context is not None else None,
+            attributes={
+                MESSAGING_SYSTEM: "nats",
+                MESSAGING_DESTINATION_NAME: msg.subject,
+                MESSAGING_OPERATION_NAME: "process",
+                MESSAGING_OPERATION_TYPE: MessagingOperationTypeValues.PROCESS.value,
+                MESSAGING_MESSAGE_ID: event.id,
+            },
+        ):
+            self._revoke(data)
+
+    def _revoke(self, data: SessionRevoked) -> None:
         self.events += 1
         live = self.revocations.revoke(str(data.session_id), data.expires_at.timestamp())
         REVOCATION_EVENTS.labels("applied" if live else "expired").inc()
