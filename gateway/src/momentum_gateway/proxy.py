@@ -5,6 +5,12 @@ Raw ASGI in, raw ASGI out: no Request/Response objects on the hot path. A reques
 connection is taken, so a client that never finishes its body holds none; the wait for a
 free connection is bounded too. Responses stream; a small one with a known length is sent in
 one piece.
+
+Trace context (docs/adr/0012-tracing.md): with tracing on, the gateway takes part in the
+trace, so the client's ``traceparent``/``tracestate`` are not copied; the current context's
+are written instead (the aiohttp instrumentation then replaces them with its client span's).
+With tracing off the gateway is a hop that does not take part, and forwards the client's
+fields unchanged, as W3C Trace Context asks of such a hop.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from momentum_shared.errors import (
     ServiceUnavailable,
 )
 from momentum_shared.metrics import REGISTRY
+from momentum_shared.tracing import TRACE_CONTEXT_HEADERS, inject_context, tracing_enabled
 
 logger = logging.getLogger("momentum.gateway.proxy")
 
@@ -108,14 +115,24 @@ def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return frozenset(names)
 
 
-def upstream_request_headers(scope: Scope, request_id: str) -> list[tuple[str, str]]:
-    """The client's headers minus hop-by-hop and identity ones, plus the forwarding set."""
+# Not copied from the client when the gateway writes its own trace context.
+TRACED_DROPPED = HOP_BY_HOP | TRACE_CONTEXT_HEADERS
+
+
+def upstream_request_headers(
+    scope: Scope, request_id: str, *, dropped: frozenset[bytes] = HOP_BY_HOP
+) -> list[tuple[str, str]]:
+    """The client's headers minus hop-by-hop and identity ones, plus the forwarding set.
+
+    ``dropped`` (which must include ``host``) names the fields not copied: ``HOP_BY_HOP``,
+    or ``TRACED_DROPPED`` when the caller writes the trace context itself.
+    """
     raw: list[tuple[bytes, bytes]] = scope["headers"]
     extra_hop = connection_tokens(raw) if any(n == b"connection" for n, _ in raw) else None
     out: list[tuple[str, str]] = []
     host = ""
     for name, value in raw:
-        if name in HOP_BY_HOP:
+        if name in dropped:
             if name == b"host":
                 host = value.decode("latin-1")
             continue
@@ -177,6 +194,7 @@ class UpstreamProxy:
         self.pool_timeout = settings.upstream_pool_timeout_seconds
         self.retry_after = settings.retry_after_seconds
         self._session: aiohttp.ClientSession | None = None
+        self.traced = tracing_enabled()
         self._slots = {name: asyncio.Semaphore(settings.upstream_pool_size) for name in self._bases}
 
     def in_use(self, service: str) -> int:
@@ -298,7 +316,11 @@ class UpstreamProxy:
         request_id: str,
     ) -> None:
         url = self.url_for(service, scope)
-        headers = upstream_request_headers(scope, request_id)
+        if self.traced:
+            headers = upstream_request_headers(scope, request_id, dropped=TRACED_DROPPED)
+            inject_context(headers)
+        else:
+            headers = upstream_request_headers(scope, request_id)
         attempts = 2 if data is None and method in IDEMPOTENT else 1
         response: aiohttp.ClientResponse | None = None
         error: ProblemError = BadGateway()

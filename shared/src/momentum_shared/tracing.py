@@ -16,6 +16,9 @@ Once a provider is installed (by :func:`configure_tracing` in a program, or by t
 plugin's ``traces`` fixture) the instrumentations are switched on process-wide: httpx,
 aiohttp's client and asyncpg at once, each FastAPI app in :func:`instrument_app` and each
 SQLAlchemy engine in :func:`instrument_engine`.
+
+Code on a hot path asks :func:`tracer` once, at construction: ``None`` means tracing is off
+and the code takes its untraced path, with no span, context or propagation work at all.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from fastapi import FastAPI
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -40,12 +43,42 @@ EXPORTER_GROUP = "opentelemetry_traces_exporter"
 # them would bury the requests that matter.
 EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 
+# The W3C Trace Context fields. A hop that takes part in the trace writes its own; one that
+# does not (tracing off) forwards the client's unchanged.
+TRACE_CONTEXT_HEADERS = frozenset({b"traceparent", b"tracestate"})
+
 _provider: TracerProvider | None = None
 
 
 def tracing_enabled() -> bool:
     """A provider is installed in this process: spans are recorded and exported."""
     return _provider is not None
+
+
+def tracer(name: str) -> trace.Tracer | None:
+    """A tracer of the installed provider, ``None`` when tracing is off."""
+    if _provider is None:
+        return None
+    return _provider.get_tracer(name)
+
+
+def name_server_span(method: str, route: str) -> None:
+    """Name the current request's server span ``METHOD route`` and set its ``http.route``.
+
+    For code that routes requests itself, in front of the framework's router (the
+    gateway), where the instrumentation cannot know the template.
+    """
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+
+
+def inject_context(headers: list[tuple[str, str]]) -> None:
+    """Append the current context's propagation fields (``traceparent``, ``tracestate``)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    headers.extend(carrier.items())
 
 
 def exporter_names(environ: os._Environ[str] | dict[str, str] | None = None) -> list[str]:
@@ -113,12 +146,21 @@ def install_provider(provider: TracerProvider) -> None:
 
 
 def instrument_app(app: FastAPI) -> None:
-    """Server spans for every request, named by the route template, when tracing is on."""
+    """Server spans for every request, named by the route template, when tracing is on.
+
+    One span per request: no child span per ASGI message (``receive``/``send``), which a
+    streamed body would multiply without telling anything the server span does not.
+    """
     if _provider is None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls=EXCLUDED_URLS)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=_provider,
+        excluded_urls=EXCLUDED_URLS,
+        exclude_spans=["receive", "send"],
+    )
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
