@@ -164,12 +164,27 @@ def instrument_app(app: FastAPI) -> None:
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
-    """A span per statement on ``engine`` when tracing is on."""
+    """A span per statement on ``engine`` when tracing is on.
+
+    The engine's listeners are attached directly (what ``SQLAlchemyInstrumentor`` does for an
+    ``engine=`` argument): the instrumentor is a singleton that instruments its first
+    engine only, and refuses SQLAlchemy releases newer than those it names.
+    """
     if _provider is None:
         return
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from opentelemetry.instrumentation.sqlalchemy.version import __version__
+    from opentelemetry.metrics import get_meter
 
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=_provider)
+    name = "opentelemetry.instrumentation.sqlalchemy"
+    connections = get_meter(name, __version__).create_up_down_counter(
+        name="db.client.connections.usage",
+        unit="connections",
+        description="The number of connections that are currently in state described by the "
+        "state attribute.",
+    )
+    tracer_ = _provider.get_tracer(name, __version__)
+    EngineTracer(tracer_, engine.sync_engine, connections)  # type: ignore[no-untyped-call]
 
 
 def shutdown_tracing() -> None:
