@@ -183,8 +183,8 @@ def instrument_engine(engine: AsyncEngine) -> None:
         description="The number of connections that are currently in state described by the "
         "state attribute.",
     )
-    tracer_ = _provider.get_tracer(name, __version__)
-    EngineTracer(tracer_, engine.sync_engine, connections)  # type: ignore[no-untyped-call]
+    statement_tracer = _provider.get_tracer(name, __version__)
+    EngineTracer(statement_tracer, engine.sync_engine, connections)  # type: ignore[no-untyped-call]
 
 
 def shutdown_tracing() -> None:
