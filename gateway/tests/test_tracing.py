@@ -165,6 +165,7 @@ async def test_the_upstream_gets_the_gateways_trace_context_in_place_of_the_clie
             **issuer.bearer(),
             "traceparent": CLIENT_TRACEPARENT,
             "tracestate": "vendor=opaque",
+            "baggage": "tenant=acme",
         },
     )
     assert response.status_code == 200
@@ -177,6 +178,7 @@ async def test_the_upstream_gets_the_gateways_trace_context_in_place_of_the_clie
     # One traceparent, in the client's trace, naming the gateway's call as the parent.
     assert header_values(echoed, "traceparent") == [f"00-{CLIENT_TRACE}-{span_id(call)}-01"]
     assert header_values(echoed, "tracestate") == ["vendor=opaque"]
+    assert header_values(echoed, "baggage") == ["tenant=acme"]
 
 
 async def test_a_malformed_traceparent_starts_a_new_trace_and_its_tracestate_is_dropped(

@@ -7,10 +7,11 @@ free connection is bounded too. Responses stream; a small one with a known lengt
 one piece.
 
 Trace context (docs/adr/0012-tracing.md): with tracing on, the gateway takes part in the
-trace, so the client's ``traceparent``/``tracestate`` are not copied; the current context's
-are written instead (the aiohttp instrumentation then replaces them with its client span's).
-With tracing off the gateway is a hop that does not take part, and forwards the client's
-fields unchanged, as W3C Trace Context asks of such a hop.
+trace, so the client's propagation fields (``traceparent``, ``tracestate``, ``baggage``) are
+not copied; the current context's are written instead (the aiohttp instrumentation then
+names its client span as the parent). With tracing off the gateway is a hop that does not
+take part, and forwards the client's fields unchanged, as W3C Trace Context asks of such a
+hop.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from momentum_shared.errors import (
     ServiceUnavailable,
 )
 from momentum_shared.metrics import REGISTRY
-from momentum_shared.tracing import TRACE_CONTEXT_HEADERS, inject_context, tracing_enabled
+from momentum_shared.tracing import inject_context, propagation_fields, tracing_enabled
 
 logger = logging.getLogger("momentum.gateway.proxy")
 
@@ -115,17 +116,13 @@ def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return frozenset(names)
 
 
-# Not copied from the client when the gateway writes its own trace context.
-TRACED_DROPPED = HOP_BY_HOP | TRACE_CONTEXT_HEADERS
-
-
 def upstream_request_headers(
     scope: Scope, request_id: str, *, dropped: frozenset[bytes] = HOP_BY_HOP
 ) -> list[tuple[str, str]]:
     """The client's headers minus hop-by-hop and identity ones, plus the forwarding set.
 
     ``dropped`` (which must include ``host``) names the fields not copied: ``HOP_BY_HOP``,
-    or ``TRACED_DROPPED`` when the caller writes the trace context itself.
+    plus the propagation fields when the caller writes the trace context itself.
     """
     raw: list[tuple[bytes, bytes]] = scope["headers"]
     extra_hop = connection_tokens(raw) if any(n == b"connection" for n, _ in raw) else None
@@ -195,6 +192,7 @@ class UpstreamProxy:
         self.retry_after = settings.retry_after_seconds
         self._session: aiohttp.ClientSession | None = None
         self.traced = tracing_enabled()
+        self._traced_dropped = HOP_BY_HOP | propagation_fields()
         self._slots = {name: asyncio.Semaphore(settings.upstream_pool_size) for name in self._bases}
 
     def in_use(self, service: str) -> int:
@@ -317,7 +315,7 @@ class UpstreamProxy:
     ) -> None:
         url = self.url_for(service, scope)
         if self.traced:
-            headers = upstream_request_headers(scope, request_id, dropped=TRACED_DROPPED)
+            headers = upstream_request_headers(scope, request_id, dropped=self._traced_dropped)
             inject_context(headers)
         else:
             headers = upstream_request_headers(scope, request_id)

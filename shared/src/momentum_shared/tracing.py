@@ -43,10 +43,6 @@ EXPORTER_GROUP = "opentelemetry_traces_exporter"
 # them would bury the requests that matter.
 EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 
-# The W3C Trace Context fields. A hop that takes part in the trace writes its own; one that
-# does not (tracing off) forwards the client's unchanged.
-TRACE_CONTEXT_HEADERS = frozenset({b"traceparent", b"tracestate"})
-
 _provider: TracerProvider | None = None
 
 
@@ -74,8 +70,19 @@ def name_server_span(method: str, route: str) -> None:
         span.set_attribute("http.route", route)
 
 
+def propagation_fields() -> frozenset[bytes]:
+    """The header names the configured propagators write (``OTEL_PROPAGATORS``; by default
+    ``traceparent``, ``tracestate`` and ``baggage``), lower-case, as ASGI spells them.
+
+    A hop that takes part in the trace writes these itself instead of copying a caller's.
+    """
+    return frozenset(
+        name.lower().encode("latin-1") for name in propagate.get_global_textmap().fields
+    )
+
+
 def inject_context(headers: list[tuple[str, str]]) -> None:
-    """Append the current context's propagation fields (``traceparent``, ``tracestate``)."""
+    """Append the current context's propagation fields (see :func:`propagation_fields`)."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     headers.extend(carrier.items())
