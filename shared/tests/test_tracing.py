@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
@@ -52,3 +54,35 @@ def test_log_lines_written_in_a_span_carry_its_ids(traces: InMemorySpanExporter)
     assert line["span_id"] == format(context.span_id, "016x")
     outside = json.loads(JsonFormatter("demo").format(record))
     assert "trace_id" not in outside
+
+
+@pytest.fixture
+def demo_log_lines() -> Iterator[io.StringIO]:
+    """What the demo app's logger writes, as the JSON lines a deployment would ship."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("demo"))
+    logger = logging.getLogger("demo")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+async def test_log_lines_written_in_a_request_carry_its_trace_beside_its_request_id(
+    traces: InMemorySpanExporter, demo_log_lines: io.StringIO
+) -> None:
+    async with running_app(make_app()) as client:
+        response = await client.get("/items/7")
+    assert response.status_code == 200
+    (server,) = [s for s in traces.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    (line,) = [json.loads(text) for text in demo_log_lines.getvalue().splitlines()]
+    assert line["message"] == "got item"
+    assert line["request_id"] == response.headers["X-Request-ID"]
+    assert server.context is not None
+    assert line["trace_id"] == format(server.context.trace_id, "032x")
+    assert line["span_id"] == format(server.context.span_id, "016x")

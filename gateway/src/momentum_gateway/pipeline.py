@@ -9,16 +9,20 @@ which only ever sees the gateway's own paths (health, readiness, the API descrip
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Span, StatusCode, Tracer
 from prometheus_client import Counter
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from momentum_gateway.proxy import UpstreamProxy
 from momentum_gateway.ratelimit import InFlight, TokenBuckets
-from momentum_gateway.routing import TABLE, Rule, has_dot_segments, match
+from momentum_gateway.routing import TABLE, Rule, has_dot_segments, match, route_template
 from momentum_gateway.settings import GatewaySettings
+from momentum_shared import tracing
 from momentum_shared.errors import (
     BadRequest,
     InsufficientScope,
@@ -30,6 +34,7 @@ from momentum_shared.errors import (
 from momentum_shared.metrics import REGISTRY
 from momentum_shared.requestid import sane_request_id
 from momentum_shared.security import (
+    Claims,
     InvalidToken,
     KeysUnavailable,
     RevocationList,
@@ -90,11 +95,17 @@ def _address_limited(rule: Rule, wait: int) -> TooManyRequests:
 
 
 class GatewayMiddleware:
-    """Proxies every path in the routing table; hands everything else to the app's router."""
+    """Proxies every path in the routing table; hands everything else to the app's router.
+
+    With tracing on, the request's server span is named by its route template, and token
+    verification, rate limiting and the proxying are spans of their own (``gateway.*``);
+    with tracing off (``tracer`` is None) none of that code runs.
+    """
 
     def __init__(self, app: ASGIApp, *, gateway: Gateway) -> None:
         self.app = app
         self.gateway = gateway
+        self.tracer = tracing.tracer("momentum.gateway")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,6 +118,8 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         scope["route"] = rule  # the metrics middleware labels by ``route.path``
+        if self.tracer is not None:
+            tracing.name_server_span(method, route_template(rule, path))
         try:
             await self._handle(rule, scope, receive, send)
         except ProblemError as error:
@@ -135,41 +148,29 @@ class GatewayMiddleware:
         self, rule: Rule, address: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         gateway = self.gateway
-        retry_after = gateway.settings.retry_after_seconds
+        tracer = self.tracer
         if rule.public:
             if rule.limit_by_address and gateway.address_limits.enabled:
-                wait = gateway.address_limits.take(address)
-                if wait:
-                    DENIED.labels("rate_limited").inc()
-                    raise _address_limited(rule, wait)
+                if tracer is None:
+                    self._limit_address(rule, address)
+                else:
+                    with _step(
+                        tracer, "gateway.rate_limit", {"momentum.rate_limit.key": "address"}
+                    ):
+                        self._limit_address(rule, address)
             await self._forward(rule, scope, receive, send)
             return
-        token = bearer_token(scope["headers"])
-        if token is None:
-            DENIED.labels("unauthenticated").inc()
-            raise Unauthorized("a bearer token is required", error=None)
-        verifier = gateway.verifier
-        if verifier is None:
-            raise ServiceUnavailable("the gateway is starting", retry_after=retry_after)
-        try:
-            claims = await verifier.verify(token)
-        except KeysUnavailable as exc:
-            DENIED.labels("keys_unavailable").inc()
-            raise ServiceUnavailable(str(exc), retry_after=retry_after) from None
-        except InvalidToken as exc:
-            DENIED.labels("invalid_token").inc()
-            raise Unauthorized(str(exc)) from None
-        if gateway.revocations.is_revoked(claims.sid):
-            DENIED.labels("revoked").inc()
-            raise Unauthorized("the session of this token was revoked")
-        if rule.scope is not None and rule.scope not in claims.scopes:
-            DENIED.labels("insufficient_scope").inc()
-            raise InsufficientScope(rule.scope)
+        if tracer is None:
+            claims = await self._authenticate(rule, scope)
+        else:
+            with _step(tracer, "gateway.verify_token", {}):
+                claims = await self._authenticate(rule, scope)
         if gateway.user_limits.enabled:
-            wait = gateway.user_limits.take(claims.sub)
-            if wait:
-                DENIED.labels("rate_limited").inc()
-                raise TooManyRequests("too many requests for this user", retry_after=wait)
+            if tracer is None:
+                self._limit_user(claims.sub)
+            else:
+                with _step(tracer, "gateway.rate_limit", {"momentum.rate_limit.key": "user"}):
+                    self._limit_user(claims.sub)
         in_flight = gateway.user_in_flight
         if not in_flight.enabled:
             await self._forward(rule, scope, receive, send)
@@ -182,6 +183,47 @@ class GatewayMiddleware:
         finally:
             in_flight.leave(claims.sub)
 
+    def _limit_address(self, rule: Rule, address: str) -> None:
+        wait = self.gateway.address_limits.take(address)
+        if wait:
+            DENIED.labels("rate_limited").inc()
+            raise _address_limited(rule, wait)
+
+    def _limit_user(self, user: str) -> None:
+        wait = self.gateway.user_limits.take(user)
+        if wait:
+            DENIED.labels("rate_limited").inc()
+            raise TooManyRequests("too many requests for this user", retry_after=wait)
+
+    async def _authenticate(self, rule: Rule, scope: Scope) -> Claims:
+        """The verified claims of the request's bearer token, which must carry ``rule.scope``."""
+        gateway = self.gateway
+        token = bearer_token(scope["headers"])
+        if token is None:
+            DENIED.labels("unauthenticated").inc()
+            raise Unauthorized("a bearer token is required", error=None)
+        verifier = gateway.verifier
+        if verifier is None:
+            raise ServiceUnavailable(
+                "the gateway is starting", retry_after=gateway.settings.retry_after_seconds
+            )
+        try:
+            claims = await verifier.verify(token)
+        except KeysUnavailable as exc:
+            DENIED.labels("keys_unavailable").inc()
+            retry_after = gateway.settings.retry_after_seconds
+            raise ServiceUnavailable(str(exc), retry_after=retry_after) from None
+        except InvalidToken as exc:
+            DENIED.labels("invalid_token").inc()
+            raise Unauthorized(str(exc)) from None
+        if gateway.revocations.is_revoked(claims.sid):
+            DENIED.labels("revoked").inc()
+            raise Unauthorized("the session of this token was revoked")
+        if rule.scope is not None and rule.scope not in claims.scopes:
+            DENIED.labels("insufficient_scope").inc()
+            raise InsufficientScope(rule.scope)
+        return claims
+
     async def _forward(self, rule: Rule, scope: Scope, receive: Receive, send: Send) -> None:
         proxy = self.gateway.proxy
         if proxy is None:
@@ -189,4 +231,42 @@ class GatewayMiddleware:
             raise ServiceUnavailable("the gateway is starting", retry_after=retry_after)
         state = scope.get("state") or {}
         request_id = state.get("request_id") or sane_request_id(None)
-        await proxy.forward(rule.service, scope, receive, send, request_id)
+        tracer = self.tracer
+        if tracer is None:
+            await proxy.forward(rule.service, scope, receive, send, request_id)
+            return
+        with tracer.start_as_current_span(
+            "gateway.proxy", attributes={"momentum.upstream": rule.service}
+        ) as span:
+            await proxy.forward(
+                rule.service, scope, receive, _status_recorder(span, send), request_id
+            )
+
+
+@contextlib.contextmanager
+def _step(tracer: Tracer, name: str, attributes: dict[str, str]) -> Iterator[Span]:
+    """A span for one step of admission; a refusal is an outcome, not an error, below 500."""
+    with tracer.start_as_current_span(
+        name, attributes=attributes, record_exception=False, set_status_on_exception=False
+    ) as span:
+        try:
+            yield span
+        except ProblemError as error:
+            span.set_attribute("momentum.gateway.refused", error.status)
+            if error.status >= 500:
+                span.set_status(StatusCode.ERROR, error.detail)
+            raise
+
+
+def _status_recorder(span: Span, send: Send) -> Send:
+    """``send``, noting the status of the answer on ``span`` (an error from 500 on)."""
+
+    async def recording_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status: int = message["status"]
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
+        await send(message)
+
+    return recording_send

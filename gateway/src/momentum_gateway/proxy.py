@@ -5,6 +5,13 @@ Raw ASGI in, raw ASGI out: no Request/Response objects on the hot path. A reques
 connection is taken, so a client that never finishes its body holds none; the wait for a
 free connection is bounded too. Responses stream; a small one with a known length is sent in
 one piece.
+
+Trace context (docs/adr/0012-tracing.md): with tracing on, the gateway takes part in the
+trace, so the client's propagation fields (``traceparent``, ``tracestate``, ``baggage``) are
+not copied; the current context's are written instead (the aiohttp instrumentation then
+names its client span as the parent). With tracing off the gateway is a hop that does not
+take part, and forwards the client's fields unchanged, as W3C Trace Context asks of such a
+hop.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from momentum_shared.errors import (
     ServiceUnavailable,
 )
 from momentum_shared.metrics import REGISTRY
+from momentum_shared.tracing import inject_context, propagation_fields, tracing_enabled
 
 logger = logging.getLogger("momentum.gateway.proxy")
 
@@ -108,14 +116,20 @@ def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return frozenset(names)
 
 
-def upstream_request_headers(scope: Scope, request_id: str) -> list[tuple[str, str]]:
-    """The client's headers minus hop-by-hop and identity ones, plus the forwarding set."""
+def upstream_request_headers(
+    scope: Scope, request_id: str, *, dropped: frozenset[bytes] = HOP_BY_HOP
+) -> list[tuple[str, str]]:
+    """The client's headers minus hop-by-hop and identity ones, plus the forwarding set.
+
+    ``dropped`` (which must include ``host``) names the fields not copied: ``HOP_BY_HOP``,
+    plus the propagation fields when the caller writes the trace context itself.
+    """
     raw: list[tuple[bytes, bytes]] = scope["headers"]
     extra_hop = connection_tokens(raw) if any(n == b"connection" for n, _ in raw) else None
     out: list[tuple[str, str]] = []
     host = ""
     for name, value in raw:
-        if name in HOP_BY_HOP:
+        if name in dropped:
             if name == b"host":
                 host = value.decode("latin-1")
             continue
@@ -177,6 +191,8 @@ class UpstreamProxy:
         self.pool_timeout = settings.upstream_pool_timeout_seconds
         self.retry_after = settings.retry_after_seconds
         self._session: aiohttp.ClientSession | None = None
+        self.traced = tracing_enabled()
+        self._traced_dropped = HOP_BY_HOP | propagation_fields()
         self._slots = {name: asyncio.Semaphore(settings.upstream_pool_size) for name in self._bases}
 
     def in_use(self, service: str) -> int:
@@ -298,7 +314,11 @@ class UpstreamProxy:
         request_id: str,
     ) -> None:
         url = self.url_for(service, scope)
-        headers = upstream_request_headers(scope, request_id)
+        if self.traced:
+            headers = upstream_request_headers(scope, request_id, dropped=self._traced_dropped)
+            inject_context(headers)
+        else:
+            headers = upstream_request_headers(scope, request_id)
         attempts = 2 if data is None and method in IDEMPOTENT else 1
         response: aiohttp.ClientResponse | None = None
         error: ProblemError = BadGateway()

@@ -1,7 +1,8 @@
 """The routing table: which service owns a path, and what a caller needs to reach it.
 
 This is the one place where routes, upstreams and scopes meet. The proxy, the scope checks,
-the rate limits, the metrics labels and the merged OpenAPI document all read it.
+the rate limits, the metrics labels, the merged OpenAPI document and the trace's span names
+all read it.
 """
 
 from __future__ import annotations
@@ -71,6 +72,67 @@ TABLE: tuple[Rule, ...] = (
     Rule("/analytics", "analytics", scope="analytics:read"),
     Rule("/analytics/*", "analytics", scope="analytics:read"),
 )
+
+
+# The upstreams' route templates, as their OpenAPI documents spell them (the committed ones are
+# compared by gateway/tests/test_tracing.py). A traced request's server span is named by its
+# template, never by the real path; a path no template matches is named by its rule's pattern.
+TEMPLATES: tuple[str, ...] = (
+    "/.well-known/jwks.json",
+    "/.well-known/oauth-authorization-server",
+    "/auth/admin/keys/rotate",
+    "/auth/me",
+    "/auth/me/password",
+    "/auth/register",
+    "/auth/revoke",
+    "/auth/token",
+    "/tasks",
+    "/tasks/{task_id}",
+    "/tasks/{task_id}/complete",
+    "/tasks/{task_id}/reopen",
+    "/analytics/reports/weekly",
+    "/analytics/streaks",
+)
+
+
+def _segments(template: str) -> tuple[str | None, ...]:
+    """A template's segments, ``None`` for a parameter (which matches any one segment)."""
+    return tuple(
+        None if part.startswith("{") and part.endswith("}") else part
+        for part in template.split("/")
+    )
+
+
+def _template_index(
+    templates: tuple[str, ...],
+) -> dict[int, list[tuple[tuple[str | None, ...], str]]]:
+    """Templates by their number of segments, those with fewer parameters first."""
+    index: dict[int, list[tuple[tuple[str | None, ...], str]]] = {}
+    for template in templates:
+        segments = _segments(template)
+        index.setdefault(len(segments), []).append((segments, template))
+    for candidates in index.values():
+        candidates.sort(key=lambda entry: entry[0].count(None))
+    return index
+
+
+_TEMPLATE_INDEX = _template_index(TEMPLATES)
+
+
+def route_template(rule: Rule, path: str) -> str:
+    """The template of the upstream route ``path`` belongs to, else ``rule``'s pattern.
+
+    Bounded like the metrics labels: whatever a client sends, the answer is one of
+    ``TEMPLATES`` or a pattern of the table.
+    """
+    parts = path.split("/")
+    for segments, template in _TEMPLATE_INDEX.get(len(parts), ()):
+        if all(
+            part == segment if segment is not None else part != ""
+            for part, segment in zip(parts, segments, strict=True)
+        ):
+            return template
+    return rule.pattern
 
 
 def _first_segment(path: str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from momentum_shared.bodies import BodyLimitMiddleware
 from momentum_shared.errors import install_error_handlers
@@ -17,6 +18,14 @@ from momentum_shared.state import SharedState, install_shared_state
 from momentum_shared.tracing import configure_tracing, instrument_app
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+NO_NATIVE_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 def build_app(
@@ -37,7 +46,15 @@ def build_app(
     """
     if internal_port is not None:
         lifespan = with_internal_port(lifespan, host=internal_port[0], port=internal_port[1])
-    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        # FastAPI's own telemetry stays out: OTEL_TRACES_EXPORTER is the one switch, and the
+        # server spans are the instrumentation's (momentum_shared/tracing.py).
+        telemetry=NO_NATIVE_TELEMETRY,
+    )
     shared = install_shared_state(app, SharedState(service=service, readiness=Readiness()))
     install_error_handlers(app)
     install_openapi(app)

@@ -16,6 +16,9 @@ Once a provider is installed (by :func:`configure_tracing` in a program, or by t
 plugin's ``traces`` fixture) the instrumentations are switched on process-wide: httpx,
 aiohttp's client and asyncpg at once, each FastAPI app in :func:`instrument_app` and each
 SQLAlchemy engine in :func:`instrument_engine`.
+
+Code on a hot path asks :func:`tracer` once, at construction: ``None`` means tracing is off
+and the code takes its untraced path, with no span, context or propagation work at all.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from fastapi import FastAPI
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -46,6 +49,43 @@ _provider: TracerProvider | None = None
 def tracing_enabled() -> bool:
     """A provider is installed in this process: spans are recorded and exported."""
     return _provider is not None
+
+
+def tracer(name: str) -> trace.Tracer | None:
+    """A tracer of the installed provider, ``None`` when tracing is off."""
+    if _provider is None:
+        return None
+    return _provider.get_tracer(name)
+
+
+def name_server_span(method: str, route: str) -> None:
+    """Name the current request's server span ``METHOD route`` and set its ``http.route``.
+
+    For code that routes requests itself, in front of the framework's router (the
+    gateway), where the instrumentation cannot know the template.
+    """
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+
+
+def propagation_fields() -> frozenset[bytes]:
+    """The header names the configured propagators write (``OTEL_PROPAGATORS``; by default
+    ``traceparent``, ``tracestate`` and ``baggage``), lower-case, as ASGI spells them.
+
+    A hop that takes part in the trace writes these itself instead of copying a caller's.
+    """
+    return frozenset(
+        name.lower().encode("latin-1") for name in propagate.get_global_textmap().fields
+    )
+
+
+def inject_context(headers: list[tuple[str, str]]) -> None:
+    """Append the current context's propagation fields (see :func:`propagation_fields`)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    headers.extend(carrier.items())
 
 
 def exporter_names(environ: os._Environ[str] | dict[str, str] | None = None) -> list[str]:
@@ -113,21 +153,45 @@ def install_provider(provider: TracerProvider) -> None:
 
 
 def instrument_app(app: FastAPI) -> None:
-    """Server spans for every request, named by the route template, when tracing is on."""
+    """Server spans for every request, named by the route template, when tracing is on.
+
+    One span per request: no child span per ASGI message (``receive``/``send``), which a
+    streamed body would multiply without telling anything the server span does not.
+    """
     if _provider is None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls=EXCLUDED_URLS)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=_provider,
+        excluded_urls=EXCLUDED_URLS,
+        exclude_spans=["receive", "send"],
+    )
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
-    """A span per statement on ``engine`` when tracing is on."""
+    """A span per statement on ``engine`` when tracing is on.
+
+    The engine's listeners are attached directly (what ``SQLAlchemyInstrumentor`` does for an
+    ``engine=`` argument): the instrumentor is a singleton that instruments its first
+    engine only, and refuses SQLAlchemy releases newer than those it names.
+    """
     if _provider is None:
         return
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from opentelemetry.instrumentation.sqlalchemy.version import __version__
+    from opentelemetry.metrics import get_meter
 
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=_provider)
+    name = "opentelemetry.instrumentation.sqlalchemy"
+    connections = get_meter(name, __version__).create_up_down_counter(
+        name="db.client.connections.usage",
+        unit="connections",
+        description="The number of connections that are currently in state described by the "
+        "state attribute.",
+    )
+    statement_tracer = _provider.get_tracer(name, __version__)
+    EngineTracer(statement_tracer, engine.sync_engine, connections)  # type: ignore[no-untyped-call]
 
 
 def shutdown_tracing() -> None:

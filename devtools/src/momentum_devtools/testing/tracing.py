@@ -8,7 +8,8 @@ Apps, engines and clients built after that install are traced like a program's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from opentelemetry.context import Context
@@ -58,3 +59,23 @@ def captured_spans() -> Iterator[InMemorySpanExporter]:
         yield exporter
     finally:
         _capture.exporter = None
+
+
+async def spans_until(
+    exporter: InMemorySpanExporter,
+    done: Callable[[Sequence[ReadableSpan]], bool],
+    *,
+    timeout: float = 10.0,
+) -> Sequence[ReadableSpan]:
+    """The finished spans once ``done`` says they are complete, or whatever came in ``timeout``.
+
+    A server in another thread ends its span after the last byte of its answer is sent, so
+    the client may hold the answer before the span is finished.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    spans = exporter.get_finished_spans()
+    while not done(spans) and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+        spans = exporter.get_finished_spans()
+    return spans
