@@ -27,6 +27,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from momentum_shared.errors import PROBLEM_JSON, problem_body
 from momentum_shared.settings import MomentumSettings, unknown_variables
 from momentum_shared.state import shared_state
+from momentum_shared.tracing import shutdown_tracing
 
 logger = logging.getLogger("momentum.server")
 
@@ -280,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
     )
     uvicorn.Server(config).run()
+    shutdown_tracing()  # the app's factory configured it (build_app)
     return 0
 
 
