@@ -9,6 +9,11 @@ the SDK's batch processor to an exporter that drops them, in
 devtools/src/momentum_devtools/tracing.py).
 Then alternates rounds of the same routes through each gateway and prints the throughput
 ratio on/off per route, with the spans the traced programs dropped. Prints one JSON object.
+
+``--untraced-tree DIR`` adds a third pair served from DIR, a checkout of Momentum from
+before tracing with its own ``.venv`` (``git archive <commit> | tar -x -C DIR``, then
+``uv sync --all-packages --frozen`` in it): the ratio off/untraced says what the tracing
+code costs when it is off.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,9 +50,13 @@ from momentum_devtools.benchmarking import (
 from momentum_devtools.tracing import TALLY_VARIABLE, tallied
 
 MODES = ("off", "on")
+# The pair served by a build from before tracing (--untraced-tree).
+UNTRACED = "untraced"
 PASSWORD = "benchmark password 1234"
 # Tracing on at 100% sampling keeps at least this share of the throughput with it off.
 TARGET = 0.85
+# Tracing off is within 2% of the build without tracing.
+OFF_TARGET = 0.98
 ROUTES = {
     "get_task": "GET /tasks/{id} via the gateway",
     "list_tasks": "GET /tasks via the gateway (first page, 20 items)",
@@ -56,8 +66,9 @@ TRACED = {"OTEL_TRACES_EXPORTER": "discard", "OTEL_TRACES_SAMPLER": "always_on"}
 
 
 class Stack:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, modes: tuple[str, ...]) -> None:
         self.directory = directory
+        self.modes = modes
         self.servers: dict[str, MomentumServer] = {}
         self.tally = directory / "discarded-spans"
         self.tally.mkdir()
@@ -78,16 +89,36 @@ def stack(args: argparse.Namespace) -> Iterator[Stack]:
     # The untraced side is the default: no OTEL_* of the caller's may reach any program.
     for name in [name for name in os.environ if name.startswith("OTEL_")]:
         del os.environ[name]
+    tree: Path | None = args.untraced_tree
+    modes = (*MODES, UNTRACED) if tree is not None else MODES
     with workdir("momentum-bench-tracing-") as directory, contextlib.ExitStack() as resources:
-        running = Stack(directory)
+        running = Stack(directory, modes)
         nats_server = resources.enter_context(EmbeddedNats(directory / "nats"))
         urls = {
             name: resources.enter_context(database_url(args.db, name, directory))
-            for name in ("auth", "tasks-off", "tasks-on")
+            for name in ("auth", *(f"tasks-{mode}" for mode in modes))
         }
         for name, url in urls.items():
+            if name == f"tasks-{UNTRACED}" and tree is not None:
+                # That build's own migrations, by its own interpreter.
+                subprocess.run(
+                    [
+                        str(tree / ".venv/bin/python"),
+                        "-m",
+                        "alembic",
+                        "-c",
+                        str(tree / "services/tasks/alembic.ini"),
+                        "upgrade",
+                        "head",
+                    ],
+                    env={**os.environ, "MOMENTUM_TASKS_DATABASE_URL": url},
+                    cwd=tree,
+                    check=True,
+                    capture_output=True,
+                )
+                continue
             upgrade(ROOT / "services" / name.split("-")[0] / "alembic.ini", url)
-        gateway_ports = {mode: free_port() for mode in MODES}
+        gateway_ports = {mode: free_port() for mode in modes}
         auth_port = free_port()
         # Both gateways front the same auth: tokens name the first as their issuer.
         issuer = f"http://127.0.0.1:{gateway_ports['off']}"
@@ -126,7 +157,7 @@ def stack(args: argparse.Namespace) -> Iterator[Stack]:
             )
             running.servers["auth"] = auth
             auth.wait_ready()
-            for mode in MODES:
+            for mode in modes:
                 running.servers[f"tasks-{mode}"] = MomentumServer(
                     f"tasks-{mode}",
                     "momentum_tasks.app:create_app",
@@ -136,8 +167,9 @@ def stack(args: argparse.Namespace) -> Iterator[Stack]:
                     },
                     logdir=directory,
                     cpus=args.service_cpus,
+                    tree=tree if mode == UNTRACED else None,
                 )
-            for mode in MODES:
+            for mode in modes:
                 running.servers[f"gateway-{mode}"] = MomentumServer(
                     f"gateway-{mode}",
                     "momentum_gateway.app:create_app",
@@ -157,6 +189,7 @@ def stack(args: argparse.Namespace) -> Iterator[Stack]:
                     },
                     logdir=directory,
                     cpus=args.gateway_cpus,
+                    tree=tree if mode == UNTRACED else None,
                 )
             for name, server in running.servers.items():
                 if name != "auth":
@@ -192,7 +225,7 @@ def seed(running: Stack, tasks: int) -> dict[str, Any]:
     assert status == 200, body
     token = body["access_token"]
     paths = {}
-    for mode in MODES:
+    for mode in running.modes:
         ids = []
         for number in range(tasks):
             status, body = request_json(
@@ -214,6 +247,13 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=os.environ.get("BENCH_PIN", "1") == "1" and can_pin(),
         help="auth and both tasks on CPU 0, both gateways and wrk on CPU 1 (taskset)",
+    )
+    parser.add_argument(
+        "--untraced-tree",
+        type=Path,
+        default=None,
+        help="a checkout of Momentum from before tracing, with its .venv: a third pair served"
+        " from it measures tracing off against no tracing code at all",
     )
     standard_arguments(parser)
     args = parser.parse_args()
@@ -252,7 +292,7 @@ def main() -> None:
                 watch={name: pid for name, pid in pids.items() if name.endswith(mode)},
             )
 
-        sides = [f"{route}:{mode}" for route in ROUTES for mode in MODES]
+        sides = [f"{route}:{mode}" for route in ROUTES for mode in running.modes]
         if not args.quick:
             log(f"warming up {len(sides)} sides")
             for side in sides:
@@ -284,6 +324,18 @@ def main() -> None:
             "on_p50_ms": round(median([r.p50_ms for r in on]), 3),
             "errors": sum(r.errors for r in [*off, *on]),
         }
+        if UNTRACED in running.modes:
+            untraced = runs[f"{route}:{UNTRACED}"]
+            untraced_rps = median([r.rps for r in untraced])
+            off_value = ratio(off_rps, untraced_rps)
+            routes[route].update(
+                untraced_rps=round(untraced_rps, 1),
+                off_over_untraced=off_value,
+                off_target=OFF_TARGET,
+                off_met=off_value is not None and off_value >= OFF_TARGET,
+                untraced_cpu_us_per_request=cpu_us(untraced),
+            )
+            routes[route]["errors"] += sum(r.errors for r in untraced)
     traced_requests = sum(
         r.requests for side, results in runs.items() for r in results if side.endswith(":on")
     )
@@ -293,7 +345,7 @@ def main() -> None:
             "routes": routes,
             "spans_discarded": running.discarded,
             "traced_requests_measured": traced_requests,
-            "met": all(r["met"] for r in routes.values()),
+            "met": all(r["met"] and r.get("off_met", True) for r in routes.values()),
             "errors": sum(r["errors"] for r in routes.values()),
             "config": {
                 "db": args.db,
@@ -304,6 +356,7 @@ def main() -> None:
                 "statistic": "median of alternated rounds",
                 "off": "OTEL_TRACES_EXPORTER unset",
                 "on": " ".join(f"{k}={v}" for k, v in TRACED.items()),
+                "untraced": str(args.untraced_tree) if args.untraced_tree else None,
                 "server": "python -m momentum_shared.server (uvicorn, httptools, uvloop)",
                 "pinning": "auth and tasks on CPU 0; gateways and wrk on CPU 1"
                 if args.pin
