@@ -317,9 +317,12 @@ def main() -> None:
             "ratio": value,
             "target": TARGET,
             "met": value is not None and value >= TARGET,
-            # CPU of the gateway and tasks together, per request.
+            # CPU of the gateway and tasks together, per request, and the ratio of off's to
+            # on's: the throughput ratio of CPU-bound servers, steadier than req/s on a
+            # machine shared with other work.
             "off_cpu_us_per_request": cpu_us(off),
             "on_cpu_us_per_request": cpu_us(on),
+            "cpu_ratio": ratio(cpu_us(off), cpu_us(on)),
             "off_p50_ms": round(median([r.p50_ms for r in off]), 3),
             "on_p50_ms": round(median([r.p50_ms for r in on]), 3),
             "errors": sum(r.errors for r in [*off, *on]),
@@ -331,6 +334,7 @@ def main() -> None:
             routes[route].update(
                 untraced_rps=round(untraced_rps, 1),
                 off_over_untraced=off_value,
+                off_cpu_ratio=ratio(cpu_us(untraced), cpu_us(off)),
                 off_target=OFF_TARGET,
                 off_met=off_value is not None and off_value >= OFF_TARGET,
                 untraced_cpu_us_per_request=cpu_us(untraced),
