@@ -6,8 +6,9 @@ Every object is validated against the Kubernetes JSON schemas bundled with
 kubernetes-validate (offline, strict: unknown fields are errors) at KUBERNETES_VERSION.
 Custom resources are validated against the schemas in deploy/schemas/. On top of the
 schemas it checks what a schema cannot: the security settings of every container, the
-probes, the objects each service needs, and what each overlay promises (one replica of
-everything in dev, three NATS nodes and three-replica streams in prod). Exits 1 on any
+probes, the objects each service needs, the tracing pipeline (the OpenTelemetry Collector,
+the exporters the programs name), and what each overlay promises (one replica of everything
+in dev; three NATS nodes, three-replica streams and sampled tracing in prod). Exits 1 on any
 failure, listing all of them.
 """
 
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -48,6 +50,17 @@ STREAM_OWNERS = ("auth", "tasks")
 REQUIRED_SECRETS = {
     "auth": "MOMENTUM_AUTH_KEY_ENCRYPTION_KEY",
     "tasks": "MOMENTUM_TASKS_CURSOR_SECRET",
+}
+
+# The collector every program sends its spans to (OTLP: gRPC 4317, HTTP 4318).
+COLLECTOR = "otel-collector"
+OTLP_PORTS = {"otlp-grpc": 4317, "otlp-http": 4318}
+# The exporters OTEL_TRACES_EXPORTER may name: those an image carries (momentum-shared's
+# dependencies), not the workspace's development ones (devtools' discard).
+IMAGE_EXPORTERS = {
+    ep.name
+    for ep in entry_points(group="opentelemetry_traces_exporter")
+    if ep.dist is None or ep.dist.name != "momentum-devtools"
 }
 
 Manifest = dict[str, Any]
@@ -294,6 +307,113 @@ def config_value(objects: list[Manifest], prefix: str, key: str) -> str | None:
     return None
 
 
+def _selected_names(selector: Manifest) -> set[str]:
+    """The app.kubernetes.io/name values a pod selector matches (labels or an In expression)."""
+    names = set()
+    if "app.kubernetes.io/name" in selector.get("matchLabels", {}):
+        names.add(selector["matchLabels"]["app.kubernetes.io/name"])
+    for expression in selector.get("matchExpressions", []):
+        if expression["key"] == "app.kubernetes.io/name" and expression["operator"] == "In":
+            names.update(expression["values"])
+    return names
+
+
+def _ports(rule: Manifest) -> set[int]:
+    return {port["port"] for port in rule.get("ports", [])}
+
+
+def check_tracing(overlay: str, objects: list[Manifest], report: Report) -> None:
+    """The collector, its way in from every program and out to a backend; the programs' OTEL_*."""
+    where = f"{overlay}: {COLLECTOR}"
+    report.check(COLLECTOR in by_kind(objects, "Deployment"), f"{where}: no Deployment")
+    service_ports = {
+        port.get("name"): port["port"]
+        for port in dig(by_kind(objects, "Service"), COLLECTOR, "spec", "ports") or []
+    }
+    report.check(
+        service_ports == OTLP_PORTS, f"{where}: the Service must expose exactly {OTLP_PORTS}"
+    )
+    config_text = config_value(objects, f"{COLLECTOR}-config", "config.yaml")
+    config = yaml.safe_load(config_text) if config_text else {}
+    pipeline = dig(config, "service", "pipelines", "traces") or {}
+    report.check(
+        "otlp" in pipeline.get("receivers", []) and "otlphttp" in pipeline.get("exporters", []),
+        f"{where}: the traces pipeline must receive otlp and export otlphttp",
+    )
+    protocols = dig(config, "receivers", "otlp", "protocols") or {}
+    report.check(
+        {"grpc", "http"} <= set(protocols), f"{where}: OTLP must be received over gRPC and HTTP"
+    )
+    report.check(
+        dig(config, "exporters", "otlphttp", "endpoint")
+        == "${env:MOMENTUM_TRACES_BACKEND_ENDPOINT}",
+        f"{where}: the backend must come from MOMENTUM_TRACES_BACKEND_ENDPOINT",
+    )
+    backend = config_value(objects, f"{COLLECTOR}-env", "MOMENTUM_TRACES_BACKEND_ENDPOINT")
+    report.check(
+        (backend or "").startswith(("http://", "https://")), f"{where}: no backend endpoint"
+    )
+    policies = by_kind(objects, "NetworkPolicy")
+    own = dig(policies, COLLECTOR, "spec") or {}
+    admitted = {
+        name
+        for rule in own.get("ingress", [])
+        if _ports(rule) >= set(OTLP_PORTS.values())
+        for peer in rule.get("from", [])
+        for name in _selected_names(peer.get("podSelector", {}))
+    }
+    report.check(
+        admitted >= set(SERVICES), f"{where}: its NetworkPolicy does not admit every program"
+    )
+    report.check(bool(own.get("egress")), f"{where}: its NetworkPolicy reaches no backend")
+    exporting = dig(policies, "otel-export", "spec") or {}
+    reaches = any(
+        COLLECTOR in _selected_names(peer.get("podSelector", {}))
+        for rule in exporting.get("egress", [])
+        for peer in rule.get("to", [])
+    )
+    report.check(
+        reaches and _selected_names(exporting.get("podSelector", {})) >= set(SERVICES),
+        f"{overlay}: not every program may reach the collector (NetworkPolicy otel-export)",
+    )
+    for name in SERVICES:
+        at = f"{overlay}: {name}"
+
+        def value(key: str, name: str = name) -> str | None:
+            return config_value(objects, f"{name}-config", key)
+
+        exporters = [e.strip() for e in (value("OTEL_TRACES_EXPORTER") or "").split(",")]
+        exporters = [e for e in exporters if e and e != "none"]
+        for exporter in exporters:
+            report.check(
+                exporter in IMAGE_EXPORTERS,
+                f"{at}: OTEL_TRACES_EXPORTER names {exporter!r}, which the image does not have"
+                f" (it has {', '.join(sorted(IMAGE_EXPORTERS))})",
+            )
+        if not exporters:
+            report.check(overlay != "prod", f"{at}: tracing is off in prod")
+            continue
+        endpoint = value("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
+        report.check(
+            endpoint.startswith(f"http://{COLLECTOR}:"),
+            f"{at}: spans are not sent to the collector ({endpoint or 'no endpoint'})",
+        )
+        report.check(
+            value("OTEL_SERVICE_NAME") == f"momentum-{name}",
+            f"{at}: OTEL_SERVICE_NAME is not momentum-{name}",
+        )
+        if overlay == "prod":
+            report.check(
+                value("OTEL_TRACES_SAMPLER") == "parentbased_traceidratio",
+                f"{at}: prod samples with {value('OTEL_TRACES_SAMPLER')}, not a ratio",
+            )
+            try:
+                ratio = float(value("OTEL_TRACES_SAMPLER_ARG") or "")
+            except ValueError:
+                ratio = -1.0
+            report.check(0 < ratio <= 1, f"{at}: no sampling ratio in (0, 1]")
+
+
 def check_dev(objects: list[Manifest], report: Report) -> None:
     for name, deployment in by_kind(objects, "Deployment").items():
         report.check(deployment["spec"].get("replicas") == 1, f"dev: {name} is not 1 replica")
@@ -413,6 +533,7 @@ def check_overlay(overlay: str, objects: list[Manifest], report: Report) -> dict
     counts = validate_schemas(overlay, objects, report)
     check_pods(overlay, objects, report)
     check_services(overlay, objects, report)
+    check_tracing(overlay, objects, report)
     check_nats_config(overlay, objects, report)
     OVERLAY_CHECKS[overlay](objects, report)
     return counts
@@ -470,6 +591,21 @@ MUTATIONS: dict[str, Callable[[list[Manifest]], object]] = {
     "broken nats.conf": lambda o: find_config(o, "nats-config")["data"].update(
         {"nats.conf": "jetstream {"}
     ),
+    "an exporter the image lacks": lambda o: find_config(o, "tasks-config")["data"].update(
+        OTEL_TRACES_EXPORTER="otlp_proto_grcp"
+    ),
+    "every trace kept in prod": lambda o: find_config(o, "auth-config")["data"].update(
+        OTEL_TRACES_SAMPLER="always_on"
+    ),
+    "spans sent past the collector": lambda o: find_config(o, "gateway-config")["data"].update(
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://tempo.observability:4317"
+    ),
+    "no OTLP/HTTP port on the collector": lambda o: find(o, "Service", COLLECTOR)["spec"][
+        "ports"
+    ].pop(),
+    "a program cut off from the collector": lambda o: find(o, "NetworkPolicy", "otel-export")[
+        "spec"
+    ]["podSelector"]["matchExpressions"][0]["values"].remove("analytics"),
 }
 
 

@@ -281,3 +281,18 @@ def test_without_auths_stream_the_others_are_not_started(tmp_path: Path) -> None
         assert [child.name for child in stack.children] == ["auth"]
     finally:
         stack.stop()
+
+
+def test_the_opentelemetry_variables_reach_every_program(tmp_path: Path) -> None:
+    env = {
+        "MOMENTUM_DATA_DIR": str(tmp_path),
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.5",
+    }
+    stack = DevStack(env, echo=False)
+    for app in APPS:
+        child = stack.child_env(app.name)
+        assert child["OTEL_TRACES_EXPORTER"] == "console", app.name
+        assert child["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio", app.name
+        assert child["OTEL_TRACES_SAMPLER_ARG"] == "0.5", app.name

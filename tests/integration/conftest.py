@@ -72,10 +72,15 @@ def port_is_free(port: int) -> bool:
 
 
 def start_stack(
-    tmp_path: Path, nats_url: str, database_urls: dict[str, str], *, timeout: float = 120.0
+    tmp_path: Path,
+    nats_url: str,
+    database_urls: dict[str, str],
+    *,
+    timeout: float = 120.0,
+    env: dict[str, str] | None = None,
 ) -> Stack:
     ports = {name: free_port() for name in SERVICES}
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env.update(
         MOMENTUM_DATA_DIR=str(tmp_path / "data"),
         MOMENTUM_NATS_URL=nats_url,

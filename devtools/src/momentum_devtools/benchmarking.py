@@ -243,6 +243,8 @@ class MomentumServer(Uvicorn):
 
     uvicorn with httptools, uvloop (uvicorn's ``auto`` loop), access log off and the read
     limits of the program's settings (``LimitedHttpToolsProtocol``), one process.
+    ``tree`` serves the program from another checkout of Momentum (its own ``.venv``), e.g.
+    a build from before a change, to measure the change against it in the same run.
     """
 
     def __init__(
@@ -254,13 +256,14 @@ class MomentumServer(Uvicorn):
         env: dict[str, str] | None = None,
         logdir: Path,
         cpus: str | None = None,
+        tree: Path | None = None,
     ) -> None:
         self.name = name
         self.port = port or free_port()
         self.log_path = logdir / f"{name}.log"
         command = [
             *pinned(cpus),
-            sys.executable,
+            str(tree / ".venv" / "bin" / "python") if tree is not None else sys.executable,
             "-m",
             "momentum_shared.server",
             factory,
@@ -279,7 +282,7 @@ class MomentumServer(Uvicorn):
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            cwd=ROOT,
+            cwd=tree or ROOT,
         )
 
 

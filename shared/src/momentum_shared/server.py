@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -27,6 +28,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from momentum_shared.errors import PROBLEM_JSON, problem_body
 from momentum_shared.settings import MomentumSettings, unknown_variables
 from momentum_shared.state import shared_state
+from momentum_shared.tracing import shutdown_tracing
 
 logger = logging.getLogger("momentum.server")
 
@@ -219,6 +221,18 @@ def app_settings(app: FastAPI) -> MomentumSettings:
     return settings
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, exporting buffered spans once the app has shut down.
+
+    After a graceful stop uvicorn raises the signal it caught again, so the process ends by
+    it: neither code after ``run()`` nor ``atexit`` runs, and this is the last chance.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        shutdown_tracing()  # configured by the app's factory (build_app)
+
+
 def build_config(
     factory: Callable[[], FastAPI],
     *,
@@ -279,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=args.access_log,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
     )
-    uvicorn.Server(config).run()
+    _Server(config).run()
     return 0
 
 

@@ -13,6 +13,7 @@ from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
 from momentum_shared.events import format_utc
+from momentum_shared.program import traced_program
 
 
 def _print(document: object) -> None:
@@ -59,6 +60,7 @@ async def _run(command: str, settings: AnalyticsSettings, ids: Sequence[int] | N
         await engine.dispose()
 
 
+@traced_program("analytics")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="momentum-analytics",

@@ -21,6 +21,7 @@ from momentum_shared.db import UnitOfWork, create_engine, create_session_factory
 from momentum_shared.errors import Conflict, UnprocessableEntity
 from momentum_shared.events import format_utc, utcnow
 from momentum_shared.outbox import run_service_relay
+from momentum_shared.program import traced_program
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -109,6 +110,7 @@ def _explain(exc: ValidationError) -> str:
     )
 
 
+@traced_program("auth")
 def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
     try:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from momentum_shared.db import create_engine, create_session_factory
 from momentum_shared.outbox import run_service_relay
+from momentum_shared.program import traced_program
 from momentum_tasks.app import purge_expired_idempotency_keys
 from momentum_tasks.publishing import STREAMS
 from momentum_tasks.settings import TasksSettings
@@ -21,6 +22,7 @@ async def purge_idempotency_keys(settings: TasksSettings) -> int:
         await engine.dispose()
 
 
+@traced_program("tasks")
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="momentum-tasks", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from momentum_shared.db import create_engine, create_session_factory
 from momentum_shared.outbox._relay import OutboxRelay, RelayConfigurable, RelaySettings
 from momentum_shared.outbox._table import outbox_table
+from momentum_shared.tracing import configure_tracing, shutdown_tracing
 
 
 async def run_standalone(
@@ -25,6 +26,7 @@ async def run_standalone(
     """
     if not streams:
         raise ValueError("a relay publishes to at least one stream")
+    configure_tracing(service)  # before the engine, which is instrumented when tracing is on
     engine = create_engine(database_url)
     relay = OutboxRelay(
         create_session_factory(engine),
@@ -48,6 +50,7 @@ async def run_standalone(
                 loop.remove_signal_handler(sig)
         await relay.aclose()
         await engine.dispose()
+        shutdown_tracing()
 
 
 class ServiceRelaySettings(RelayConfigurable, Protocol):
