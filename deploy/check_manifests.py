@@ -56,12 +56,13 @@ REQUIRED_SECRETS = {
 COLLECTOR = "otel-collector"
 OTLP_PORTS = {"otlp-grpc": 4317, "otlp-http": 4318}
 # The exporters OTEL_TRACES_EXPORTER may name: those an image carries (momentum-shared's
-# dependencies), not the workspace's development ones (devtools' discard).
+# dependencies), not the workspace's development ones (devtools' discard), and `otlp`, which
+# momentum_shared.tracing resolves by the OTLP protocol variable.
 IMAGE_EXPORTERS = {
     ep.name
     for ep in entry_points(group="opentelemetry_traces_exporter")
     if ep.dist is None or ep.dist.name != "momentum-devtools"
-}
+} | {"otlp"}
 
 Manifest = dict[str, Any]
 

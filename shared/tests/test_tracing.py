@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from momentum_devtools.testing.apps import running_app
 from momentum_shared.logs import JsonFormatter
-from momentum_shared.tracing import exporter_names, load_exporter
+from momentum_shared.tracing import exporter_names, load_exporter, otlp_exporter_name
 from shared.tests.test_app import make_app
 
 
@@ -86,3 +86,15 @@ async def test_log_lines_written_in_a_request_carry_its_trace_beside_its_request
     assert server.context is not None
     assert line["trace_id"] == format(server.context.trace_id, "032x")
     assert line["span_id"] == format(server.context.span_id, "016x")
+
+
+def test_otlp_means_the_package_of_the_configured_protocol() -> None:
+    assert otlp_exporter_name({}) == "otlp_proto_http"
+    assert otlp_exporter_name({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}) == "otlp_proto_grpc"
+    traces_only = {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+    }
+    assert otlp_exporter_name(traces_only) == "otlp_proto_http"
+    with pytest.raises(ValueError, match="'http/json'"):
+        otlp_exporter_name({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})

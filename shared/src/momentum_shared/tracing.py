@@ -13,8 +13,8 @@ Everything else is the SDK's: ``OTEL_SERVICE_NAME`` (default: the program's name
 and the batch processor's ``OTEL_BSP_*``.
 
 Once a provider is installed (by :func:`configure_tracing` in a program, or by the test
-plugin's ``traces`` fixture) the instrumentations are switched on process-wide: httpx,
-aiohttp's client and asyncpg at once, each FastAPI app in :func:`instrument_app` and each
+plugin's ``traces`` fixture) the instrumentations are switched on process-wide: httpx and
+aiohttp's client at once, each FastAPI app in :func:`instrument_app` and each
 SQLAlchemy engine in :func:`instrument_engine`.
 
 Code on a hot path asks :func:`tracer` once, at construction: ``None`` means tracing is off
@@ -97,8 +97,31 @@ def exporter_names(environ: os._Environ[str] | dict[str, str] | None = None) -> 
     return [] if not names or "none" in names else names
 
 
+# ``otlp`` is not an entry point of its own: as in the SDK's auto-configuration, the protocol
+# variables choose the package (the specification's default protocol is http/protobuf).
+_OTLP_BY_PROTOCOL = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
+
+
+def otlp_exporter_name(environ: os._Environ[str] | dict[str, str] | None = None) -> str:
+    """The registered exporter ``otlp`` stands for under ``OTEL_EXPORTER_OTLP_*PROTOCOL``."""
+    env = os.environ if environ is None else environ
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    if protocol not in _OTLP_BY_PROTOCOL:
+        raise ValueError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL is {protocol!r}; Momentum's images carry "
+            f"{' and '.join(sorted(_OTLP_BY_PROTOCOL))}"
+        )
+    return _OTLP_BY_PROTOCOL[protocol]
+
+
 def load_exporter(name: str) -> SpanExporter:
     """The exporter registered under ``name``, as the SDK's own auto-configuration finds it."""
+    if name == "otlp":
+        name = otlp_exporter_name()
     found = entry_points(group=EXPORTER_GROUP, name=name)
     if not found:
         available = sorted(ep.name for ep in entry_points(group=EXPORTER_GROUP))
@@ -144,12 +167,12 @@ def install_provider(provider: TracerProvider) -> None:
     trace.set_tracer_provider(provider)
     _provider = provider
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     AioHttpClientInstrumentor().instrument(tracer_provider=provider)
-    AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
+    # No asyncpg instrumentation: SQLAlchemy's spans already cover every statement on both
+    # databases, and asyncpg's would repeat each one on PostgreSQL (ADR 0012).
 
 
 def instrument_app(app: FastAPI) -> None:
