@@ -1,6 +1,7 @@
 """Validates rendered Kubernetes manifests: schemas, custom resources and Momentum's rules.
 
-Usage: check_manifests.py OVERLAY=RENDERED.yaml [OVERLAY=RENDERED.yaml ...]
+Usage: check_manifests.py OVERLAY=RENDERED.yaml [OVERLAY=RENDERED.yaml ...] [drill=DRILL.yaml]
+       check_manifests.py --prometheus-rules RENDERED.yaml   (the rule groups, for promtool)
 
 Every object is validated against the Kubernetes JSON schemas bundled with
 kubernetes-validate (offline, strict: unknown fields are errors) at KUBERNETES_VERSION.
@@ -8,7 +9,8 @@ Custom resources are validated against the schemas in deploy/schemas/. On top of
 schemas it checks what a schema cannot: the security settings of every container, the
 probes, the objects each service needs, and what each overlay promises (one replica of
 everything in dev, three NATS nodes and three-replica streams in prod). Exits 1 on any
-failure, listing all of them.
+failure, listing all of them. ``drill=`` names the manifests deploy/restore-drill applies
+(``--render``): they are held to the schemas only.
 """
 
 from __future__ import annotations
@@ -31,10 +33,23 @@ import yaml
 KUBERNETES_VERSION = "1.32.0"
 DEPLOY_DIR = Path(__file__).resolve().parent
 REPO_ROOT = DEPLOY_DIR.parent
+# Each custom resource's schema, written from its project's API reference (the CRDs are not
+# downloaded); deploy/schemas/README.md says which reference each one follows.
 SCHEMAS = {
-    ("postgresql.cnpg.io/v1", "Cluster"): DEPLOY_DIR / "schemas" / "cluster-postgresql-v1.json",
-    ("postgresql.cnpg.io/v1", "Database"): DEPLOY_DIR / "schemas" / "database-postgresql-v1.json",
+    (api, kind): DEPLOY_DIR / "schemas" / f"{kind.lower()}-{api.split('.')[0]}-v1.json"
+    for api, kind in [
+        ("postgresql.cnpg.io/v1", "Cluster"),
+        ("postgresql.cnpg.io/v1", "Database"),
+        ("postgresql.cnpg.io/v1", "ScheduledBackup"),
+        ("postgresql.cnpg.io/v1", "Pooler"),
+        ("barmancloud.cnpg.io/v1", "ObjectStore"),
+        ("monitoring.coreos.com/v1", "PodMonitor"),
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ]
 }
+# The CloudNativePG plugin that archives WAL and takes the base backups.
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 # Custom resources left unvalidated, each with the reason. None today.
 SKIPPED_CUSTOM_RESOURCES: dict[tuple[str, str], str] = {}
 
@@ -337,6 +352,41 @@ def check_prod(objects: list[Manifest], report: Report) -> None:
     report.check(
         not by_kind(objects, "StatefulSet").get("postgres"), "prod: a stand-alone PostgreSQL"
     )
+    check_backups(objects, report)
+
+
+def check_backups(objects: list[Manifest], report: Report) -> None:
+    """WAL archived to an ObjectStore whose credentials come from a Secret, and a schedule
+    of base backups of the same Cluster through the same plugin."""
+    cluster = by_kind(objects, "Cluster").get("momentum-db", {})
+    archivers = [
+        plugin
+        for plugin in dig(cluster, "spec", "plugins") or []
+        if plugin.get("name") == BARMAN_PLUGIN and plugin.get("isWALArchiver") is True
+    ]
+    report.check(len(archivers) == 1, "prod: momentum-db archives no WAL (Barman Cloud plugin)")
+    stores = by_kind(objects, "ObjectStore")
+    store_name = dig(archivers, 0, "parameters", "barmanObjectName")
+    store = stores.get(store_name or "")
+    report.check(
+        store is not None, f"prod: momentum-db archives to a missing ObjectStore {store_name}"
+    )
+    credentials = dig(store, "spec", "configuration", "s3Credentials") or {}
+    report.check(
+        all(dig(credentials, part, "name") for part in ("accessKeyId", "secretAccessKey")),
+        "prod: the ObjectStore's credentials are not from a Secret",
+    )
+    report.check(
+        bool(dig(store, "spec", "retentionPolicy")), "prod: backups are never pruned (retention)"
+    )
+    schedules = [
+        backup
+        for backup in by_kind(objects, "ScheduledBackup").values()
+        if dig(backup, "spec", "cluster", "name") == "momentum-db"
+        and dig(backup, "spec", "method") == "plugin"
+        and dig(backup, "spec", "pluginConfiguration", "name") == BARMAN_PLUGIN
+    ]
+    report.check(bool(schedules), "prod: no ScheduledBackup of momentum-db through the plugin")
 
 
 def _throwaway_certificate(directory: Path) -> None:
@@ -470,6 +520,11 @@ MUTATIONS: dict[str, Callable[[list[Manifest]], object]] = {
     "broken nats.conf": lambda o: find_config(o, "nats-config")["data"].update(
         {"nats.conf": "jetstream {"}
     ),
+    "no WAL archiving": lambda o: find(o, "Cluster", "momentum-db")["spec"].pop("plugins"),
+    "no scheduled backup": lambda o: o.remove(find(o, "ScheduledBackup", "momentum-db-nightly")),
+    "bad ScheduledBackup schedule": lambda o: find(o, "ScheduledBackup", "momentum-db-nightly")[
+        "spec"
+    ].update(schedule="0 2 * * *"),
 }
 
 
@@ -492,12 +547,30 @@ def self_test(objects: list[Manifest]) -> list[str]:
     return missed
 
 
+def write_prometheus_rules(objects: list[Manifest]) -> int:
+    """Every PrometheusRule's groups as one Prometheus rule file on stdout (promtool's input)."""
+    groups = [
+        group
+        for obj in objects
+        if obj["kind"] == "PrometheusRule"
+        for group in obj["spec"]["groups"]
+    ]
+    sys.stdout.write(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    return 0 if groups else 1
+
+
 def main(argv: list[str]) -> int:
     report = Report()
     rendered_prod: list[Manifest] = []
+    if argv[:1] == ["--prometheus-rules"]:
+        return write_prometheus_rules(load(Path(argv[1])))
     for arg in argv:
         overlay, _, rendered = arg.partition("=")
         objects = load(Path(rendered))
+        if overlay == "drill":
+            validate_schemas(overlay, objects, report)
+            say(f"  drill: {len(objects)} objects of deploy/restore-drill against deploy/schemas")
+            continue
         counts = check_overlay(overlay, objects, report)
         if overlay == "prod":
             rendered_prod = objects
