@@ -353,6 +353,78 @@ def check_prod(objects: list[Manifest], report: Report) -> None:
         not by_kind(objects, "StatefulSet").get("postgres"), "prod: a stand-alone PostgreSQL"
     )
     check_backups(objects, report)
+    check_connection_budget(objects, report)
+
+
+# PostgreSQL connections kept outside the pooler's: superuser_reserved_connections (3), the
+# standbys' replication and the operator (≈6), backups and the exporter (≈4), migrations and
+# jobs connecting directly (≈7), with room to spare for people and a second rollout.
+DIRECT_CONNECTIONS = 60
+
+
+def check_connection_budget(objects: list[Manifest], report: Report) -> None:
+    """The services reach PostgreSQL through a transaction-mode Pooler, without asyncpg's
+    statement cache; their pools at the HPA's maximum plus a rollout's surge fit the
+    pooler's server pools, and those fit max_connections (docs/deploy.md)."""
+    poolers = [
+        pooler
+        for pooler in by_kind(objects, "Pooler").values()
+        if dig(pooler, "spec", "cluster", "name") == "momentum-db"
+        and dig(pooler, "spec", "type") == "rw"
+        and dig(pooler, "spec", "pgbouncer", "poolMode") == "transaction"
+    ]
+    report.check(len(poolers) == 1, "prod: no transaction-mode Pooler in front of momentum-db")
+    if len(poolers) != 1:
+        return
+    pooler = poolers[0]
+    parameters = dig(pooler, "spec", "pgbouncer", "parameters") or {}
+    server_pool = int(pooler["spec"].get("instances", 1)) * int(
+        parameters.get("default_pool_size", "20")
+    )
+    deployments = by_kind(objects, "Deployment")
+    hpas = by_kind(objects, "HorizontalPodAutoscaler")
+    for service in DATABASE_SERVICES:
+        prefix = f"MOMENTUM_{service.upper()}_"
+        host = config_value(objects, f"{service}-config", "MOMENTUM_DB_HOST")
+        report.check(
+            host == pooler["metadata"]["name"],
+            f"prod: {service} does not connect through the pooler",
+        )
+        report.check(
+            config_value(objects, f"{service}-config", f"{prefix}DATABASE_STATEMENT_CACHE")
+            == "false",
+            f"prod: {service} keeps asyncpg's statement cache behind a transaction pooler",
+        )
+        report.check(
+            config_value(objects, f"{service}-config", "MOMENTUM_DB_DIRECT_HOST")
+            == "momentum-db-rw",
+            f"prod: {service}'s migrations do not reach the primary directly",
+        )
+        deployment = deployments.get(service)
+        hpa = hpas.get(service)
+        if deployment is None or hpa is None:
+            continue
+        surge = dig(deployment, "spec", "strategy", "rollingUpdate", "maxSurge") or 0
+        pods = int(hpa["spec"]["maxReplicas"]) + int(surge)
+        pool = int(
+            config_value(objects, f"{service}-config", f"{prefix}DATABASE_POOL_SIZE") or "10"
+        )
+        clients = pods * 2 * pool  # pool_size + max_overflow, which create_engine makes equal
+        report.check(
+            clients <= server_pool,
+            f"prod: {service} may open {clients} connections ({pods} pods x {2 * pool}),"
+            f" more than the pooler's {server_pool} for its database",
+        )
+    cluster = by_kind(objects, "Cluster").get("momentum-db", {})
+    max_connections = int(
+        dig(cluster, "spec", "postgresql", "parameters", "max_connections") or "100"
+    )
+    needed = server_pool * len(DATABASE_SERVICES) + DIRECT_CONNECTIONS
+    report.check(
+        needed <= max_connections,
+        f"prod: the pooler ({server_pool} x {len(DATABASE_SERVICES)} databases) and"
+        f" {DIRECT_CONNECTIONS} direct connections exceed max_connections {max_connections}",
+    )
 
 
 def check_backups(objects: list[Manifest], report: Report) -> None:
@@ -522,6 +594,18 @@ MUTATIONS: dict[str, Callable[[list[Manifest]], object]] = {
     ),
     "no WAL archiving": lambda o: find(o, "Cluster", "momentum-db")["spec"].pop("plugins"),
     "no scheduled backup": lambda o: o.remove(find(o, "ScheduledBackup", "momentum-db-nightly")),
+    "services past the pooler": lambda o: find_config(o, "tasks-config")["data"].update(
+        MOMENTUM_DB_HOST="momentum-db-rw"
+    ),
+    "statement cache behind the pooler": lambda o: find_config(o, "auth-config")["data"].update(
+        MOMENTUM_AUTH_DATABASE_STATEMENT_CACHE="true"
+    ),
+    "connections past the pooler's": lambda o: find(o, "HorizontalPodAutoscaler", "analytics")[
+        "spec"
+    ].update(maxReplicas=12),
+    "session-mode pooler": lambda o: find(o, "Pooler", "momentum-db-pooler-rw")["spec"][
+        "pgbouncer"
+    ].update(poolMode="session"),
     "bad ScheduledBackup schedule": lambda o: find(o, "ScheduledBackup", "momentum-db-nightly")[
         "spec"
     ].update(schedule="0 2 * * *"),
