@@ -4,10 +4,11 @@ Starts auth as production serves it (``python -m momentum_shared.server``, argon
 production parameters: m = 19 MiB, t = 2, p = 1) on PostgreSQL (or SQLite with ``--db``)
 with an embedded NATS, once per ``--workers`` value (``PASSWORD_HASHING_WORKERS``: what a
 container's CPU quota gives, 1 for the prod limit of one CPU). Each run registers users,
-signs one in to warm up, records the resident set, resets the kernel's peak, then fires ``--burst`` concurrent
-password grants ``--rounds`` times: as many hash at once as there are workers, up to the
-queue length wait, and the rest are refused with 503 at once. The peak is the kernel's
-high-water mark of the process's resident set (``VmHWM``), so no sample can miss it.
+signs one in to warm up, records the resident set, resets the kernel's peak, then fires
+``--burst`` concurrent password grants ``--rounds`` times: as many hash at once as there
+are workers, up to the queue length wait, and the rest are refused with 503 at once. The
+peak is the kernel's high-water mark of the process's resident set (``VmHWM``), so no
+sample can miss it.
 Prints one JSON object; ``docs/deploy.md`` ("Auth memory") uses its figures.
 """
 
