@@ -1,6 +1,10 @@
 """Validates rendered Kubernetes manifests: schemas, custom resources and Momentum's rules.
 
-Usage: check_manifests.py OVERLAY=RENDERED.yaml [OVERLAY=RENDERED.yaml ...]
+Usage: check_manifests.py OVERLAY=RENDERED.yaml [OVERLAY=RENDERED.yaml ...] [drill=DRILL.yaml]
+                           [dashboards=DIRECTORY]
+       check_manifests.py --prometheus-rules RENDERED.yaml DIRECTORY
+           (the PrometheusRules' groups, and every dashboard query as a recording rule, as one
+           Prometheus rule file for promtool)
 
 Every object is validated against the Kubernetes JSON schemas bundled with
 kubernetes-validate (offline, strict: unknown fields are errors) at KUBERNETES_VERSION.
@@ -9,7 +13,10 @@ schemas it checks what a schema cannot: the security settings of every container
 probes, the objects each service needs, the tracing pipeline (the OpenTelemetry Collector,
 the exporters the programs name), and what each overlay promises (one replica of everything
 in dev; three NATS nodes, three-replica streams and sampled tracing in prod). Exits 1 on any
-failure, listing all of them.
+failure, listing all of them. ``drill=`` names the manifests deploy/restore-drill applies
+(``--render``): they are held to the schemas only. ``dashboards=`` names the Grafana
+dashboards, held to deploy/schemas/grafana-dashboard.json. Every ``momentum_*`` metric an
+alert or a dashboard queries must be one the code defines.
 """
 
 from __future__ import annotations
@@ -33,10 +40,37 @@ import yaml
 KUBERNETES_VERSION = "1.32.0"
 DEPLOY_DIR = Path(__file__).resolve().parent
 REPO_ROOT = DEPLOY_DIR.parent
+# Each custom resource's schema, written from its project's API reference (the CRDs are not
+# downloaded); deploy/schemas/README.md says which reference each one follows.
 SCHEMAS = {
-    ("postgresql.cnpg.io/v1", "Cluster"): DEPLOY_DIR / "schemas" / "cluster-postgresql-v1.json",
-    ("postgresql.cnpg.io/v1", "Database"): DEPLOY_DIR / "schemas" / "database-postgresql-v1.json",
+    (api, kind): DEPLOY_DIR / "schemas" / f"{kind.lower()}-{api.split('.')[0]}-v1.json"
+    for api, kind in [
+        ("postgresql.cnpg.io/v1", "Cluster"),
+        ("postgresql.cnpg.io/v1", "Database"),
+        ("postgresql.cnpg.io/v1", "ScheduledBackup"),
+        ("postgresql.cnpg.io/v1", "Pooler"),
+        ("barmancloud.cnpg.io/v1", "ObjectStore"),
+        ("monitoring.coreos.com/v1", "PodMonitor"),
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ]
 }
+DASHBOARD_SCHEMA = DEPLOY_DIR / "schemas" / "grafana-dashboard.json"
+DASHBOARDS = ("auth", "tasks", "analytics", "gateway", "pipeline")
+# Where the programs define their metrics, and how a definition reads.
+METRIC_SOURCES = ("shared/src", "services", "gateway/src")
+METRIC_DEFINITION = re.compile(r"\b(Counter|Gauge|Histogram)\(\s*\"(momentum_[a-z0-9_]+)\"")
+METRIC_USE = re.compile(r"\bmomentum_[a-z0-9_]+\b")
+# Each workload scraped by a PodMonitor, and the port it must name.
+SCRAPED = {
+    "auth": "http",
+    "tasks": "http",
+    "analytics": "http",
+    "gateway": "metrics",
+    "nats": "metrics",
+}
+# The CloudNativePG plugin that archives WAL and takes the base backups.
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 # Custom resources left unvalidated, each with the reason. None today.
 SKIPPED_CUSTOM_RESOURCES: dict[tuple[str, str], str] = {}
 
@@ -458,6 +492,250 @@ def check_prod(objects: list[Manifest], report: Report) -> None:
     report.check(
         not by_kind(objects, "StatefulSet").get("postgres"), "prod: a stand-alone PostgreSQL"
     )
+    check_backups(objects, report)
+    check_connection_budget(objects, report)
+    check_monitoring(objects, report)
+
+
+# PostgreSQL connections kept outside the pooler's: superuser_reserved_connections (3), the
+# standbys' replication and the operator (≈6), backups and the exporter (≈4), migrations and
+# jobs connecting directly (≈7), with room to spare for people and a second rollout.
+DIRECT_CONNECTIONS = 60
+
+
+def check_connection_budget(objects: list[Manifest], report: Report) -> None:
+    """The services reach PostgreSQL through a transaction-mode Pooler, without asyncpg's
+    statement cache; their pools at the HPA's maximum plus a rollout's surge fit the
+    pooler's server pools, and those fit max_connections (docs/deploy.md)."""
+    poolers = [
+        pooler
+        for pooler in by_kind(objects, "Pooler").values()
+        if dig(pooler, "spec", "cluster", "name") == "momentum-db"
+        and dig(pooler, "spec", "type") == "rw"
+        and dig(pooler, "spec", "pgbouncer", "poolMode") == "transaction"
+    ]
+    report.check(len(poolers) == 1, "prod: no transaction-mode Pooler in front of momentum-db")
+    if len(poolers) != 1:
+        return
+    pooler = poolers[0]
+    parameters = dig(pooler, "spec", "pgbouncer", "parameters") or {}
+    server_pool = int(pooler["spec"].get("instances", 1)) * int(
+        parameters.get("default_pool_size", "20")
+    )
+    deployments = by_kind(objects, "Deployment")
+    hpas = by_kind(objects, "HorizontalPodAutoscaler")
+    for service in DATABASE_SERVICES:
+        prefix = f"MOMENTUM_{service.upper()}_"
+        host = config_value(objects, f"{service}-config", "MOMENTUM_DB_HOST")
+        report.check(
+            host == pooler["metadata"]["name"],
+            f"prod: {service} does not connect through the pooler",
+        )
+        report.check(
+            config_value(objects, f"{service}-config", f"{prefix}DATABASE_STATEMENT_CACHE")
+            == "false",
+            f"prod: {service} keeps asyncpg's statement cache behind a transaction pooler",
+        )
+        report.check(
+            config_value(objects, f"{service}-config", "MOMENTUM_DB_DIRECT_HOST")
+            == "momentum-db-rw",
+            f"prod: {service}'s migrations do not reach the primary directly",
+        )
+        deployment = deployments.get(service)
+        hpa = hpas.get(service)
+        if deployment is None or hpa is None:
+            continue
+        surge = dig(deployment, "spec", "strategy", "rollingUpdate", "maxSurge") or 0
+        pods = int(hpa["spec"]["maxReplicas"]) + int(surge)
+        pool = int(
+            config_value(objects, f"{service}-config", f"{prefix}DATABASE_POOL_SIZE") or "10"
+        )
+        clients = pods * 2 * pool  # pool_size + max_overflow, which create_engine makes equal
+        report.check(
+            clients <= server_pool,
+            f"prod: {service} may open {clients} connections ({pods} pods x {2 * pool}),"
+            f" more than the pooler's {server_pool} for its database",
+        )
+    cluster = by_kind(objects, "Cluster").get("momentum-db", {})
+    max_connections = int(
+        dig(cluster, "spec", "postgresql", "parameters", "max_connections") or "100"
+    )
+    needed = server_pool * len(DATABASE_SERVICES) + DIRECT_CONNECTIONS
+    report.check(
+        needed <= max_connections,
+        f"prod: the pooler ({server_pool} x {len(DATABASE_SERVICES)} databases) and"
+        f" {DIRECT_CONNECTIONS} direct connections exceed max_connections {max_connections}",
+    )
+
+
+def exported_metrics() -> set[str]:
+    """Every series name the programs export (a histogram's _bucket, _sum and _count)."""
+    names: set[str] = set()
+    for source in METRIC_SOURCES:
+        for path in (REPO_ROOT / source).rglob("*.py"):
+            if "/tests/" in str(path):
+                continue
+            for kind, name in METRIC_DEFINITION.findall(path.read_text()):
+                names.add(name)
+                if kind == "Histogram":
+                    names.update(f"{name}_{suffix}" for suffix in ("bucket", "sum", "count"))
+    return names
+
+
+def check_metric_names(where: str, expressions: list[str], report: Report) -> None:
+    known = exported_metrics()
+    for expression in expressions:
+        for name in sorted(set(METRIC_USE.findall(expression)) - known):
+            report.check(False, f"{where}: {name} is not a metric the code exports")
+
+
+def rule_expressions(objects: list[Manifest]) -> list[str]:
+    return [
+        str(rule["expr"])
+        for obj in objects
+        if obj["kind"] == "PrometheusRule"
+        for group in obj["spec"]["groups"]
+        for rule in group["rules"]
+    ]
+
+
+def check_monitoring(objects: list[Manifest], report: Report) -> None:
+    """Every workload scraped on the port that serves its metrics, and let through by its
+    NetworkPolicy from the monitoring namespace; alerts on metrics that exist."""
+    monitors = by_kind(objects, "PodMonitor")
+    pods = {
+        obj["metadata"]["name"]: obj["spec"]["template"]
+        for obj in objects
+        if obj["kind"] in ("Deployment", "StatefulSet")
+    }
+    for workload, port_name in SCRAPED.items():
+        template = pods.get(workload)
+        if template is None:
+            continue
+        labels = template["metadata"].get("labels", {})
+        ports = {
+            port.get("name"): port["containerPort"]
+            for container in template["spec"]["containers"]
+            for port in container.get("ports", [])
+        }
+        scraped = [
+            monitor
+            for monitor in monitors.values()
+            if _selects(dig(monitor, "spec", "selector") or {}, labels)
+            and port_name in {e.get("port") for e in monitor["spec"]["podMetricsEndpoints"]}
+        ]
+        report.check(
+            bool(scraped) and port_name in ports,
+            f"prod: {workload} is not scraped on its {port_name} port",
+        )
+        admitted = any(
+            _selects(dig(policy, "spec", "podSelector") or {}, labels)
+            and any(
+                _from_monitoring(rule) and ports.get(port_name) in _rule_ports(rule)
+                for rule in dig(policy, "spec", "ingress") or []
+            )
+            for policy in by_kind(objects, "NetworkPolicy").values()
+        )
+        report.check(admitted, f"prod: no NetworkPolicy lets Prometheus scrape {workload}")
+    report.check(bool(by_kind(objects, "PrometheusRule")), "prod: no PrometheusRule")
+    check_metric_names("prod: PrometheusRule", rule_expressions(objects), report)
+
+
+def _selects(selector: Manifest, labels: dict[str, str]) -> bool:
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        present = expression["key"] in labels
+        value = labels.get(expression["key"])
+        operator = expression["operator"]
+        if operator == "In" and value not in expression.get("values", []):
+            return False
+        if operator == "NotIn" and value in expression.get("values", []):
+            return False
+        if (operator == "Exists") != present and operator in ("Exists", "DoesNotExist"):
+            return False
+    return True
+
+
+def _from_monitoring(rule: Manifest) -> bool:
+    return any(
+        dig(peer, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name") == "monitoring"
+        for peer in rule.get("from", [])
+    )
+
+
+def _rule_ports(rule: Manifest) -> set[int]:
+    return {port.get("port") for port in rule.get("ports", [])}
+
+
+def dashboard_expressions(dashboard: Manifest) -> list[str]:
+    return [
+        str(target["expr"])
+        for panel in dashboard.get("panels", [])
+        for target in panel.get("targets", [])
+    ]
+
+
+def check_dashboards(directory: Path, report: Report) -> int:
+    """Each dashboard valid against the schema, one per service and the pipeline, unique
+    uids and panel ids, and only metrics that exist."""
+    validator = jsonschema.Draft202012Validator(json.loads(DASHBOARD_SCHEMA.read_text()))
+    paths = sorted(directory.glob("*.json"))
+    report.check(
+        sorted(path.stem for path in paths) == sorted(DASHBOARDS),
+        f"dashboards: expected {', '.join(DASHBOARDS)}, found {[p.stem for p in paths]}",
+    )
+    uids = []
+    for path in paths:
+        where = f"dashboards/{path.name}"
+        try:
+            dashboard = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            report.check(False, f"{where}: not JSON: {exc}")
+            continue
+        for error in validator.iter_errors(dashboard):
+            at = "/".join(str(p) for p in error.absolute_path)
+            report.check(False, f"{where}: {at}: {error.message}")
+        uids.append(dashboard.get("uid"))
+        ids = [panel.get("id") for panel in dashboard.get("panels", [])]
+        report.check(len(ids) == len(set(ids)), f"{where}: panel ids repeat")
+        check_metric_names(where, dashboard_expressions(dashboard), report)
+    report.check(len(uids) == len(set(uids)), "dashboards: uids repeat")
+    return len(paths)
+
+
+def check_backups(objects: list[Manifest], report: Report) -> None:
+    """WAL archived to an ObjectStore whose credentials come from a Secret, and a schedule
+    of base backups of the same Cluster through the same plugin."""
+    cluster = by_kind(objects, "Cluster").get("momentum-db", {})
+    archivers = [
+        plugin
+        for plugin in dig(cluster, "spec", "plugins") or []
+        if plugin.get("name") == BARMAN_PLUGIN and plugin.get("isWALArchiver") is True
+    ]
+    report.check(len(archivers) == 1, "prod: momentum-db archives no WAL (Barman Cloud plugin)")
+    stores = by_kind(objects, "ObjectStore")
+    store_name = dig(archivers, 0, "parameters", "barmanObjectName")
+    store = stores.get(store_name or "")
+    report.check(
+        store is not None, f"prod: momentum-db archives to a missing ObjectStore {store_name}"
+    )
+    credentials = dig(store, "spec", "configuration", "s3Credentials") or {}
+    report.check(
+        all(dig(credentials, part, "name") for part in ("accessKeyId", "secretAccessKey")),
+        "prod: the ObjectStore's credentials are not from a Secret",
+    )
+    report.check(
+        bool(dig(store, "spec", "retentionPolicy")), "prod: backups are never pruned (retention)"
+    )
+    schedules = [
+        backup
+        for backup in by_kind(objects, "ScheduledBackup").values()
+        if dig(backup, "spec", "cluster", "name") == "momentum-db"
+        and dig(backup, "spec", "method") == "plugin"
+        and dig(backup, "spec", "pluginConfiguration", "name") == BARMAN_PLUGIN
+    ]
+    report.check(bool(schedules), "prod: no ScheduledBackup of momentum-db through the plugin")
 
 
 def _throwaway_certificate(directory: Path) -> None:
@@ -607,6 +885,30 @@ MUTATIONS: dict[str, Callable[[list[Manifest]], object]] = {
     "a program cut off from the collector": lambda o: find(o, "NetworkPolicy", "otel-export")[
         "spec"
     ]["podSelector"]["matchExpressions"][0]["values"].remove("analytics"),
+    "no WAL archiving": lambda o: find(o, "Cluster", "momentum-db")["spec"].pop("plugins"),
+    "no scheduled backup": lambda o: o.remove(find(o, "ScheduledBackup", "momentum-db-nightly")),
+    "services past the pooler": lambda o: find_config(o, "tasks-config")["data"].update(
+        MOMENTUM_DB_HOST="momentum-db-rw"
+    ),
+    "statement cache behind the pooler": lambda o: find_config(o, "auth-config")["data"].update(
+        MOMENTUM_AUTH_DATABASE_STATEMENT_CACHE="true"
+    ),
+    "connections past the pooler's": lambda o: find(o, "HorizontalPodAutoscaler", "analytics")[
+        "spec"
+    ].update(maxReplicas=12),
+    "session-mode pooler": lambda o: find(o, "Pooler", "momentum-db-pooler-rw")["spec"][
+        "pgbouncer"
+    ].update(poolMode="session"),
+    "auth not scraped": lambda o: find(o, "PodMonitor", "momentum-services")["spec"]["selector"][
+        "matchExpressions"
+    ][0].update(values=["tasks", "analytics"]),
+    "scrape blocked": lambda o: find(o, "NetworkPolicy", "nats")["spec"]["ingress"].pop(),
+    "alert on a metric that does not exist": lambda o: find(o, "PrometheusRule", "momentum")[
+        "spec"
+    ]["groups"][0]["rules"][0].update(expr="momentum_outbox_oldest_age_seconds > 60"),
+    "bad ScheduledBackup schedule": lambda o: find(o, "ScheduledBackup", "momentum-db-nightly")[
+        "spec"
+    ].update(schedule="0 2 * * *"),
 }
 
 
@@ -629,12 +931,47 @@ def self_test(objects: list[Manifest]) -> list[str]:
     return missed
 
 
+def write_prometheus_rules(objects: list[Manifest], dashboards: Path) -> int:
+    """Every PrometheusRule's groups, and each dashboard's queries as recording rules (so
+    promtool parses them too), as one Prometheus rule file on stdout."""
+    groups = [
+        group
+        for obj in objects
+        if obj["kind"] == "PrometheusRule"
+        for group in obj["spec"]["groups"]
+    ]
+    found = bool(groups)
+    for path in sorted(dashboards.glob("*.json")):
+        expressions = dashboard_expressions(json.loads(path.read_text()))
+        groups.append(
+            {
+                "name": f"dashboard-{path.stem}",
+                "rules": [
+                    {"record": f"dashboard:{path.stem}:query{number}", "expr": expression}
+                    for number, expression in enumerate(expressions)
+                ],
+            }
+        )
+    sys.stdout.write(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    return 0 if found else 1
+
+
 def main(argv: list[str]) -> int:
     report = Report()
     rendered_prod: list[Manifest] = []
+    if argv[:1] == ["--prometheus-rules"]:
+        return write_prometheus_rules(load(Path(argv[1])), Path(argv[2]))
     for arg in argv:
         overlay, _, rendered = arg.partition("=")
+        if overlay == "dashboards":
+            count = check_dashboards(Path(rendered), report)
+            say(f"  dashboards: {count} against {DASHBOARD_SCHEMA.name}")
+            continue
         objects = load(Path(rendered))
+        if overlay == "drill":
+            validate_schemas(overlay, objects, report)
+            say(f"  drill: {len(objects)} objects of deploy/restore-drill against deploy/schemas")
+            continue
         counts = check_overlay(overlay, objects, report)
         if overlay == "prod":
             rendered_prod = objects

@@ -1,14 +1,19 @@
-"""The unit of work commits on success and rolls back on error, on SQLite and PostgreSQL."""
+"""The unit of work commits on success and rolls back on error, on SQLite and PostgreSQL; on
+PostgreSQL the engine also runs with asyncpg's statement caches off (behind a pooler)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from momentum_devtools.testing.databases import require_postgres
+from momentum_devtools.testing.resources import asyncpg_url, created_database
 from momentum_shared.db import (
     UnitOfWork,
     create_engine,
@@ -136,3 +141,99 @@ async def test_a_failed_write_after_a_read_rolls_back(engine: AsyncEngine) -> No
         await read_write_then_fail()
     assert commits.count == 0
     assert await count(engine) == 0
+
+
+# --- asyncpg's statement caches, off for a transaction-mode pooler ----------------------------
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str | None, run_id: str, tmp_path: Path) -> Iterator[str]:
+    require_postgres(postgres_admin_url)
+    assert postgres_admin_url is not None
+    name = f"momentum_test_db_{run_id}_{uuid.uuid4().hex[:8]}"
+    with created_database(postgres_admin_url, name) as url:
+        yield asyncpg_url(url)
+
+
+async def _notes_engine(url: str, *, statement_cache: bool) -> AsyncEngine:
+    engine = create_engine(url, pool_size=1, statement_cache=statement_cache)
+    async with engine.begin() as connection:
+        await connection.run_sync(notes.metadata.create_all)
+    return engine
+
+
+async def _widen_body_elsewhere(url: str) -> None:
+    """Another client (a migration on another pod) changes the table under the engine."""
+    other = create_engine(url, pool_size=1)
+    try:
+        async with other.begin() as connection:
+            await connection.execute(sa.text("ALTER TABLE notes ALTER COLUMN body TYPE text"))
+    finally:
+        await other.dispose()
+
+
+async def _read_bodies(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as connection:
+        result = await connection.execute(sa.text("SELECT body FROM notes ORDER BY body"))
+        return [str(row[0]) for row in result]
+
+
+async def test_without_the_statement_cache_the_driver_keeps_no_prepared_statement(
+    postgres_url: str,
+) -> None:
+    engine = await _notes_engine(postgres_url, statement_cache=False)
+    try:
+        async with UnitOfWork(create_session_factory(engine)) as uow:
+            await uow.session.exec(notes.insert().values(id=str(uuid.uuid4()), body="a"))
+        assert await count(engine) == 1
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            # asyncpg's own cache, and SQLAlchemy's cache in its asyncpg adapter: both off.
+            assert driver._stmt_cache.get_max_size() == 0
+            assert raw.dbapi_connection._prepared_statement_cache is None  # type: ignore[union-attr]
+            # What PostgreSQL still holds for this session once the statements ran (but the
+            # statement asking, prepared as it runs).
+            await connection.execute(sa.select(notes.c.id))
+            held = await connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_prepared_statements"
+                    " WHERE statement NOT LIKE '%pg_prepared_statements%'"
+                )
+            )
+            assert held.scalar_one() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_without_the_statement_cache_reads_survive_a_schema_change_elsewhere(
+    postgres_url: str,
+) -> None:
+    """Through a pooler the next transaction may land on a server connection whose statements
+    another client changed; nothing cached means nothing stale."""
+    engine = await _notes_engine(postgres_url, statement_cache=False)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(notes.insert().values(id=str(uuid.uuid4()), body="kept"))
+        assert await _read_bodies(engine) == ["kept"]
+        await _widen_body_elsewhere(postgres_url)
+        assert await _read_bodies(engine) == ["kept"]
+    finally:
+        await engine.dispose()
+
+
+async def test_with_the_statement_cache_a_schema_change_elsewhere_fails_the_next_read(
+    postgres_url: str,
+) -> None:
+    """The default keeps prepared statements, which is what the setting turns off."""
+    engine = await _notes_engine(postgres_url, statement_cache=True)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(notes.insert().values(id=str(uuid.uuid4()), body="kept"))
+        assert await _read_bodies(engine) == ["kept"]
+        await _widen_body_elsewhere(postgres_url)
+        with pytest.raises(DBAPIError, match="cached statement plan is invalid"):
+            await _read_bodies(engine)
+    finally:
+        await engine.dispose()

@@ -4,6 +4,7 @@ timestamp column type, the repository base and what "the database is unreachable
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import TracebackType
@@ -109,10 +110,18 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    """Create an async engine tuned for the dialect in ``url``."""
+def create_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, statement_cache: bool = True
+) -> AsyncEngine:
+    """Create an async engine tuned for the dialect in ``url``.
+
+    ``statement_cache=False`` (PostgreSQL through asyncpg) keeps no prepared statement from
+    one transaction to the next, as a transaction-mode pooler needs (``database_statement_cache``).
+    """
     # Parameters can hold passwords, hashes and task text: never put them in logs or errors.
     kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+    if not statement_cache and make_url(url).get_driver_name() == "asyncpg":
+        kwargs["connect_args"] = _WITHOUT_STATEMENT_CACHE
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": 30}
         if make_url(url).database not in (None, "", ":memory:"):
@@ -128,6 +137,21 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     track_writes(engine)
     instrument_engine(engine)
     return engine
+
+
+def _statement_name() -> str:
+    # A name no other client of a shared server connection can have used.
+    return f"__momentum_{uuid.uuid4().hex}__"
+
+
+# asyncpg's own statement cache and SQLAlchemy's cache of prepared statements are both off,
+# so no statement outlives the transaction it was prepared in; the unique names keep two
+# clients of one pooled server connection from colliding on asyncpg's numbered names.
+_WITHOUT_STATEMENT_CACHE: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": _statement_name,
+}
 
 
 # Engines whose connections say whether their open transaction has written anything; a unit

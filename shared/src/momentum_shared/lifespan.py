@@ -165,7 +165,11 @@ async def service_lifespan(
 ) -> AsyncIterator[ServiceRuntime]:
     """The engine, the session factory and the database readiness check; workers stopped
     and the engine disposed on the way out, whatever happened inside."""
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        statement_cache=settings.database_statement_cache,
+    )
     readiness = shared_state(app).readiness
     runtime = ServiceRuntime(engine, create_session_factory(engine), readiness, service)
     readiness.require("database", lambda: check_database(engine))

@@ -151,6 +151,10 @@ class DatabaseSettings(MomentumSettings):
     """SQLAlchemy async URL (sqlite+aiosqlite:///… or postgresql+asyncpg://…)"""
     database_pool_size: int = Field(default=10, ge=1)
     """PostgreSQL connections kept per process (as many again may overflow)"""
+    database_statement_cache: bool = True
+    """PostgreSQL: asyncpg prepares each statement once per connection and keeps it; false
+    behind a transaction-mode pooler (PgBouncer, a CloudNativePG Pooler), where the next
+    transaction may run on another server connection that never saw it"""
 
 
 class NatsSettings(BaseSettings):

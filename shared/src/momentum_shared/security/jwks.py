@@ -16,8 +16,16 @@ from typing import Any
 import httpx
 import jwt
 from jwt import PyJWK
+from prometheus_client import Counter
+
+from momentum_shared.metrics import REGISTRY
 
 logger = logging.getLogger("momentum.jwks")
+REFRESH_FAILURES = Counter(
+    "momentum_jwks_refresh_failures_total",
+    "JWKS fetches that failed (the cached keys are kept)",
+    registry=REGISTRY,
+)
 
 # kty -> the algorithm implied when a JWK carries no "alg".
 _DEFAULT_ALG = {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}
@@ -128,6 +136,7 @@ class JwksCache:
                 raise ValueError("JWKS document is too large")
             keys = self._parse(response.json())
         except Exception as exc:
+            REFRESH_FAILURES.inc()
             self.last_error = f"{type(exc).__name__}: {exc}"
             logger.warning(
                 "JWKS refresh failed; keeping %d cached keys",
