@@ -8,6 +8,7 @@ headers and as CloudEvent attributes; the revocation listener links to it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import subprocess
@@ -177,6 +178,33 @@ async def test_an_event_written_in_a_request_is_published_in_that_requests_trace
     assert published.tracestate == "momentum=test"
     # Apart from its trace attributes, the event is the one the service wrote.
     assert published.model_copy(update={"traceparent": None, "tracestate": None}) == event
+
+
+async def test_a_running_relay_traces_its_publishes_but_not_its_own_polling(
+    traces: InMemorySpanExporter,
+    sessions: async_sessionmaker[AsyncSession],
+    nats_url: str,
+) -> None:
+    request = await write_in_a_request(sessions, an_event())
+    traces.clear()  # the tables' creation and the request's INSERT
+    relay = relay_for(sessions, nats_url)
+    worker = asyncio.create_task(relay.run())
+    try:
+        async with asyncio.timeout(10):
+            while not producers(traces):
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # several more polls of an empty outbox
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        await relay.aclose()
+    # The publish, in the request's trace; none of the claims, marks and counts of polling.
+    [publish] = traces.get_finished_spans()
+    assert publish.kind == trace.SpanKind.PRODUCER
+    assert publish.context is not None
+    assert request.context is not None
+    assert publish.context.trace_id == request.context.trace_id
 
 
 async def test_an_event_written_outside_any_span_is_published_exactly_as_stored(

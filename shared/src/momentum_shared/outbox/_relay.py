@@ -19,6 +19,7 @@ from nats.errors import ConnectionClosedError, NoServersError, OutboundBufferLim
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -239,6 +240,14 @@ class OutboxRelay:
                     await listener
 
     async def _relay_forever(self) -> None:
+        # The relay's own statements (claims, marks, the backlog count every poll) make no
+        # spans: with tracing on they would be a root trace of a few SELECTs five times a
+        # second per replica. Each event's publish span is made all the same, in its
+        # writer's trace (_tracing.py), because the SDK's tracer ignores the suppression.
+        with suppress_instrumentation():
+            await self._relay_until_closed()
+
+    async def _relay_until_closed(self) -> None:
         # Report the backlog before the first connect attempt, which may take a while.
         with contextlib.suppress(Exception):
             await self.refresh_backlog()
