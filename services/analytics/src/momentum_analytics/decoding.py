@@ -53,6 +53,9 @@ class Fact:
     usertz: str | None = None  # only a valid IANA name; None means "use the fallback"
     task_id: uuid.UUID | None = None
     timezone: str | None = None  # the announced timezone of a registered/updated event
+    priority: str | None = None  # a created task's priority
+    completed_at: datetime | None = None  # a completion's completed_at (aware, UTC)
+    due_at: datetime | None = None  # a completion's due_at (aware, UTC), None: undated
 
 
 def decode(payload: bytes) -> Fact | None:
@@ -93,6 +96,9 @@ def fact_of(event: CloudEvent, data: object) -> Fact | None:
         *,
         task_id: uuid.UUID | None = None,
         timezone: str | None = None,
+        priority: str | None = None,
+        completed_at: datetime | None = None,
+        due_at: datetime | None = None,
     ) -> Fact:
         return Fact(
             event_id=event.id,
@@ -103,6 +109,9 @@ def fact_of(event: CloudEvent, data: object) -> Fact | None:
             usertz=valid_timezone(event.usertz),
             task_id=task_id,
             timezone=timezone,
+            priority=priority,
+            completed_at=completed_at,
+            due_at=due_at,
         )
 
     if isinstance(data, UserRegistered | UserUpdated):
@@ -113,10 +122,20 @@ def fact_of(event: CloudEvent, data: object) -> Fact | None:
             data.user_id, "login_password" if data.method == "password" else "login_refresh"
         )
     if isinstance(data, TaskCreated):
-        return make(data.user_id, "created", task_id=data.task_id)
+        return make(data.user_id, "created", task_id=data.task_id, priority=data.priority)
     if isinstance(data, TaskCompleted):
-        return make(data.user_id, "completed", task_id=data.task_id)
+        return make(
+            data.user_id,
+            "completed",
+            task_id=data.task_id,
+            completed_at=_utc(data.completed_at),
+            due_at=None if data.due_at is None else _utc(data.due_at),
+        )
     return None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _summary(exc: ValidationError) -> str:

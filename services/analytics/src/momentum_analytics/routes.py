@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from momentum_analytics import service
-from momentum_analytics.dependencies import ReaderDep, ReadRepositoryDep
-from momentum_analytics.schemas import StreaksPublic, WeeklyReport
+from momentum_analytics import goals, service
+from momentum_analytics.dependencies import ReaderDep, ReadRepositoryDep, RepositoryDep, WriterDep
+from momentum_analytics.schemas import GoalsPublic, GoalsUpdate, StreaksPublic, WeeklyReport
 from momentum_shared.bodies import BearerFirstRoute
 from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
@@ -56,13 +56,20 @@ WEEKLY_EXAMPLE: dict[str, Any] = {
     "generated_at": "2026-12-02T10:00:00Z",
 }
 
+GOALS_EXAMPLE: dict[str, Any] = {
+    "daily_tasks": 3,
+    "weekly_tasks": 15,
+    "daily_goal": {"current": 2, "longest": 6, "met_today": True},
+    "weekly_goal": {"current": 1, "longest": 4, "met_this_week": False},
+}
+
 router = APIRouter(
     prefix="/analytics",
     route_class=BearerFirstRoute,
     tags=["analytics"],
     responses={
         401: {"description": "missing, invalid or expired bearer token", **PROBLEM},
-        403: {"description": "the token lacks the analytics:read scope", **PROBLEM},
+        403: {"description": "the token lacks the route's scope", **PROBLEM},
         503: {"description": "the database cannot be reached", **PROBLEM},
     },
 )
@@ -75,9 +82,9 @@ router = APIRouter(
     openapi_extra=examples(response=STREAKS_EXAMPLE),
 )
 async def get_streaks(claims: ReaderDep, repo: ReadRepositoryDep, now: NowDep) -> StreaksPublic:
-    """The caller's login and completion streaks as of today in the token's timezone."""
+    """The caller's login and completion streaks as of today in the caller's timezone."""
     return await service.get_streaks(
-        repo, user_id=claims.user_id, timezone=claims.timezone, now=now
+        repo, user_id=claims.user_id, token_timezone=claims.timezone, now=now
     )
 
 
@@ -106,5 +113,37 @@ async def get_weekly_report(
 ) -> WeeklyReport:
     """The caller's activity in one ISO week, with the week before and the streaks."""
     return await service.get_weekly_report(
-        repo, user_id=claims.user_id, timezone=claims.timezone, week=week, now=now
+        repo, user_id=claims.user_id, token_timezone=claims.timezone, week=week, now=now
+    )
+
+
+@router.get(
+    "/goals",
+    operation_id="analytics.get_goals",
+    response_model=GoalsPublic,
+    openapi_extra=examples(response=GOALS_EXAMPLE),
+)
+async def get_goals(claims: ReaderDep, repo: ReadRepositoryDep, now: NowDep) -> GoalsPublic:
+    """The caller's goals in effect today, with the daily and weekly goal streaks."""
+    return await goals.get_goals(
+        repo, user_id=claims.user_id, token_timezone=claims.timezone, now=now
+    )
+
+
+@router.put(
+    "/goals",
+    operation_id="analytics.set_goals",
+    response_model=GoalsPublic,
+    openapi_extra=examples(request={"daily_tasks": 3, "weekly_tasks": 15}, response=GOALS_EXAMPLE),
+    responses={
+        403: {"description": "the token lacks the analytics:write scope", **PROBLEM},
+        422: {"description": "a goal out of range (daily 1 to 100, weekly 1 to 1000)", **PROBLEM},
+    },
+)
+async def put_goals(
+    body: GoalsUpdate, claims: WriterDep, repo: RepositoryDep, now: NowDep
+) -> GoalsPublic:
+    """Set the caller's goals from today on (null: no goal); earlier days keep theirs."""
+    return await goals.set_goals(
+        repo, user_id=claims.user_id, token_timezone=claims.timezone, goals=body, now=now
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from momentum_shared.events import UtcDateTime
 
@@ -59,3 +59,31 @@ class WeeklyReport(BaseModel):
     streaks: WeekStreaks
     previous_week: PreviousWeek
     generated_at: UtcDateTime
+
+
+class GoalsUpdate(BaseModel):
+    """The body of ``PUT /analytics/goals``: the whole document (a missing member is null)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    daily_tasks: int | None = Field(default=None, ge=1, le=100)
+    weekly_tasks: int | None = Field(default=None, ge=1, le=1000)
+
+
+class DailyGoalStreak(BaseModel):
+    current: int
+    longest: int
+    met_today: bool
+
+
+class WeeklyGoalStreak(BaseModel):
+    current: int
+    longest: int
+    met_this_week: bool
+
+
+class GoalsPublic(BaseModel):
+    daily_tasks: int | None
+    weekly_tasks: int | None
+    daily_goal: DailyGoalStreak
+    weekly_goal: WeeklyGoalStreak

@@ -3,7 +3,10 @@
 from .auth_revoke_form import AuthRevokeForm
 from .auth_token_form import AuthTokenForm
 from .authorization_server_metadata import AuthorizationServerMetadata
+from .daily_goal_streak import DailyGoalStreak
 from .day_report import DayReport
+from .goals_public import GoalsPublic
+from .goals_update import GoalsUpdate
 from .json_web_key_set import JsonWebKeySet
 from .json_web_key_set_keys_item import JsonWebKeySetKeysItem
 from .password_change import PasswordChange
@@ -30,13 +33,17 @@ from .user_public import UserPublic
 from .user_update import UserUpdate
 from .week_streaks import WeekStreaks
 from .week_totals import WeekTotals
+from .weekly_goal_streak import WeeklyGoalStreak
 from .weekly_report import WeeklyReport
 
 __all__ = (
     "AuthRevokeForm",
     "AuthTokenForm",
     "AuthorizationServerMetadata",
+    "DailyGoalStreak",
     "DayReport",
+    "GoalsPublic",
+    "GoalsUpdate",
     "JsonWebKeySet",
     "JsonWebKeySetKeysItem",
     "PasswordChange",
@@ -63,5 +70,6 @@ __all__ = (
     "UserUpdate",
     "WeekStreaks",
     "WeekTotals",
+    "WeeklyGoalStreak",
     "WeeklyReport",
 )
