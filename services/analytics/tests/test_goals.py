@@ -1,4 +1,4 @@
-"""Goals and the user's timezone (docs/spec/analytics.md §1 and §7), through JetStream events."""
+"""Goals and the user's timezone (docs/spec/analytics.md §1 and §6), through JetStream events."""
 
 from __future__ import annotations
 

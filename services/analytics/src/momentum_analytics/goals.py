@@ -1,4 +1,4 @@
-"""Goals (docs/spec/analytics.md §7): setting them from today on, and their streaks."""
+"""Goals (docs/spec/analytics.md §6): setting them from today on, and their streaks."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from momentum_shared.events import utcnow
 # Kinds of task facts kept per day (distinct task ids per day and kind).
 CREATED = "created"
 COMPLETED = "completed"
-# Kinds of streaks (docs/spec/analytics.md, rule 7 and §7).
+# Kinds of streaks (docs/spec/analytics.md, rules 7 and 15).
 LOGIN = "login"
 COMPLETION = "completion"
 DAILY_GOAL = "daily_goal"  # runs of days that met their daily goal

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,11 +32,23 @@ class DayReport(BaseModel):
     tasks_completed: int
 
 
+class CompletedByPriority(BaseModel):
+    low: int
+    normal: int
+    high: int
+
+
 class WeekTotals(BaseModel):
+    """The totals of a weekly or monthly report (rules 3 to 6, 10 and 11)."""
+
     logins: int
     tasks_created: int
     tasks_completed: int
     active_days: int
+    completed_on_time: int
+    completed_late: int
+    completed_undated: int
+    completed_by_priority: CompletedByPriority
 
 
 class WeekStreaks(BaseModel):
@@ -87,3 +100,55 @@ class GoalsPublic(BaseModel):
     weekly_tasks: int | None
     daily_goal: DailyGoalStreak
     weekly_goal: WeeklyGoalStreak
+
+
+class PreviousMonth(BaseModel):
+    month: str
+    totals: WeekTotals
+
+
+class MonthlyReport(BaseModel):
+    user_id: uuid.UUID
+    month: str
+    timezone: str
+    start_date: dt.date
+    end_date: dt.date
+    totals: WeekTotals
+    days: list[DayReport]
+    streaks: WeekStreaks
+    previous_month: PreviousMonth
+    generated_at: UtcDateTime
+
+
+class Bucket(BaseModel):
+    start: dt.date
+    end: dt.date
+    logins: int
+    tasks_created: int
+    tasks_completed: int
+    active_days: int
+
+
+class RangeReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: dt.date = Field(alias="from")
+    to: dt.date
+    group: Literal["day", "week", "month"]
+    timezone: str
+    buckets: list[Bucket]
+    totals: WeekTotals
+
+
+class CalendarDay(BaseModel):
+    date: dt.date
+    tasks_completed: int
+    tasks_created: int
+    logins: int
+    level: int = Field(ge=0, le=4)
+
+
+class Calendar(BaseModel):
+    year: int
+    timezone: str
+    days: list[CalendarDay]

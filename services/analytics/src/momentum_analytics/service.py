@@ -39,6 +39,7 @@ from momentum_analytics.repository import (
     UserTimezone,
 )
 from momentum_analytics.schemas import (
+    CompletedByPriority,
     DayReport,
     PreviousWeek,
     Streak,
@@ -571,17 +572,30 @@ def parse_week(value: str) -> date:
         raise _invalid_week(f"{value} is not a week of its year", value) from None
 
 
-def _totals(days: Sequence[Day]) -> WeekTotals:
+def is_active(day: Day) -> bool:
+    """Rule 6: any login (either method), creation or completion."""
+    return day.login_events > 0 or day.tasks_created > 0 or day.tasks_completed > 0
+
+
+def totals_of(days: Sequence[Day]) -> WeekTotals:
+    """Rules 3 to 6, 10 and 11 summed over day rows."""
     return WeekTotals(
         logins=sum(day.logins for day in days),
         tasks_created=sum(day.tasks_created for day in days),
         tasks_completed=sum(day.tasks_completed for day in days),
-        active_days=sum(
-            1
-            for day in days
-            if day.login_events > 0 or day.tasks_created > 0 or day.tasks_completed > 0
+        active_days=sum(1 for day in days if is_active(day)),
+        completed_on_time=sum(day.completed_on_time for day in days),
+        completed_late=sum(day.completed_late for day in days),
+        completed_undated=sum(day.completed_undated for day in days),
+        completed_by_priority=CompletedByPriority(
+            low=sum(day.completed_low for day in days),
+            normal=sum(day.completed_normal for day in days),
+            high=sum(day.completed_high for day in days),
         ),
     )
+
+
+_totals = totals_of
 
 
 async def get_weekly_report(

@@ -17,7 +17,7 @@ T = TypeVar("T", bound="PreviousWeek")
 class PreviousWeek:
     """
     Attributes:
-        totals (WeekTotals):
+        totals (WeekTotals): The totals of a weekly or monthly report (rules 3 to 6, 10 and 11).
         week (str):
     """
 
