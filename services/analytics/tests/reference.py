@@ -112,18 +112,22 @@ class Reference:
                     counts.first_completion[task] = candidate
         return days
 
-    def priority(self, task: str) -> str:
-        """Rule 11: the priority of the latest created event of the task, else normal."""
+    def priority(self, user_id: uuid.UUID, task: str) -> str:
+        """Rule 11: the priority of the latest created event of the user's task, else normal."""
         created = [
             event
             for event in self.events
-            if event.type == "tasks.task.created" and str(event.data["task_id"]) == task
+            if event.type == "tasks.task.created"
+            and event.user_id == user_id
+            and str(event.data["task_id"]) == task
         ]
         if not created:
             return "normal"
         return str(max(created, key=lambda event: (event.time, event.id)).data["priority"])
 
-    def totals(self, days: dict[date, DayCounts], dates: list[date]) -> dict[str, Any]:
+    def totals(
+        self, user_id: uuid.UUID, days: dict[date, DayCounts], dates: list[date]
+    ) -> dict[str, Any]:
         """Rules 3 to 6, 10 and 11 over ``dates``."""
         totals: dict[str, Any] = {
             "logins": 0,
@@ -148,7 +152,7 @@ class Reference:
                     totals["completed_on_time"] += 1
                 else:
                     totals["completed_late"] += 1
-                totals["completed_by_priority"][self.priority(task)] += 1
+                totals["completed_by_priority"][self.priority(user_id, task)] += 1
         return totals
 
     def streak(self, user_id: uuid.UUID, kind: str, as_of: date) -> dict[str, Any]:
@@ -176,7 +180,7 @@ class Reference:
     def week(self, user_id: uuid.UUID, monday: date) -> tuple[dict[str, int], list[dict[str, Any]]]:
         days = self.days(user_id)
         dates = [monday + timedelta(days=offset) for offset in range(7)]
-        return self.totals(days, dates), self.day_rows(days, dates)
+        return self.totals(user_id, days, dates), self.day_rows(days, dates)
 
     @staticmethod
     def day_rows(days: dict[date, DayCounts], dates: list[date]) -> list[dict[str, Any]]:

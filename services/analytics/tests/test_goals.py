@@ -243,3 +243,30 @@ async def test_goals_are_the_callers_own(client: httpx.AsyncClient, issuer: Test
     await put_goals(client, issuer, me, daily_tasks=4, weekly_tasks=20)
     assert (await goals(client, issuer, other))["daily_tasks"] is None
     assert (await goals(client, issuer, me))["weekly_tasks"] == 20
+
+
+async def test_a_past_week_is_judged_by_the_weekly_goal_in_effect_on_its_sunday(
+    client: httpx.AsyncClient, issuer: TestIssuer, feed: Feed, clock: FixedClock
+) -> None:
+    user = uuid.uuid4()
+    clock.now = at("2026-11-09T08:00:00Z")  # Monday of 2026-W46
+    await put_goals(client, issuer, user, weekly_tasks=5)
+    await feed(done(user, "2026-11-10T09:00:00Z", 3))
+    clock.now = at("2026-11-12T08:00:00Z")  # Thursday: lowered for the rest of the week
+    assert (await put_goals(client, issuer, user, weekly_tasks=3))["weekly_goal"] == {
+        "current": 1,
+        "longest": 1,
+        "met_this_week": True,
+    }
+    clock.now = at("2026-11-18T08:00:00Z")  # W47, nothing done yet
+    assert (await goals(client, issuer, user))["weekly_goal"] == {
+        "current": 1,
+        "longest": 1,
+        "met_this_week": False,
+    }
+    clock.now = at("2026-11-30T08:00:00Z")  # W49: W47 and W48 were missed
+    assert (await goals(client, issuer, user))["weekly_goal"] == {
+        "current": 0,
+        "longest": 1,
+        "met_this_week": False,
+    }
