@@ -317,3 +317,20 @@ async def test_completions_count_by_the_priority_last_known_even_when_it_arrives
     monthly = await get(client, issuer, "/analytics/reports/monthly", user, month="2026-11")
     assert monthly["totals"]["completed_by_priority"] == {"low": 1, "normal": 1, "high": 2}
     assert monthly["totals"]["completed_undated"] == 4
+
+
+async def test_a_range_at_the_end_of_the_calendar_clips_its_last_week(
+    client: httpx.AsyncClient, issuer: TestIssuer
+) -> None:
+    body = await get(
+        client,
+        issuer,
+        "/analytics/reports",
+        uuid.uuid4(),
+        **{"from": "9999-12-20", "to": "9999-12-31"},
+        group="week",
+    )
+    assert [(b["start"], b["end"]) for b in body["buckets"]] == [
+        ("9999-12-20", "9999-12-26"),
+        ("9999-12-27", "9999-12-31"),
+    ]

@@ -26,6 +26,7 @@ from momentum_analytics.service import (
     is_active,
     monday_of,
     streaks,
+    sunday_of,
     today_in,
     totals_of,
 )
@@ -136,7 +137,7 @@ def buckets_of(start: date, end: date, group: Group) -> list[tuple[date, date]]:
         if group == "day":
             last = day
         elif group == "week":
-            last = min(monday_of(day) + timedelta(days=6), end)
+            last = min(sunday_of(monday_of(day)), end)
         else:
             last = min(month_bounds(day.year, day.month)[1], end)
         spans.append((day, last))

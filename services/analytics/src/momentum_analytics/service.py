@@ -311,6 +311,11 @@ def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def sunday_of(monday: date) -> date:
+    """The last day of the ISO week starting on ``monday`` (the calendar's end, in 9999)."""
+    return monday + timedelta(days=6) if monday <= date.max - timedelta(days=6) else date.max
+
+
 def goal_on(history: Sequence[GoalRow], day: date) -> GoalRow | None:
     """The goals in effect on ``day``: the row set last on or before it."""
     index = bisect_right([row.effective_date for row in history], day) - 1
@@ -329,12 +334,15 @@ async def refresh_goal_days(repo: AnalyticsRepository, days: Mapping[uuid.UUID, 
         return
     ranges = {
         user_id: [
-            (monday, monday + timedelta(days=6))
+            (monday, sunday_of(monday))
             for monday in sorted({monday_of(day) for day in days[user_id]})
         ]
         for user_id in histories
     }
     completed = await repo.completed_in(ranges)
+    week_sums: dict[DayKey, int] = defaultdict(int)
+    for (user_id, day), count in completed.items():
+        week_sums[(user_id, monday_of(day))] += count
     changes: dict[RunKey, dict[date, bool]] = defaultdict(dict)
     for user_id, history in histories.items():
         for day in days[user_id]:
@@ -345,9 +353,7 @@ async def refresh_goal_days(repo: AnalyticsRepository, days: Mapping[uuid.UUID, 
         for monday, sunday in ranges[user_id]:
             goal = goal_on(history, sunday)
             target = None if goal is None else goal.weekly_tasks
-            total = sum(
-                completed.get((user_id, monday + timedelta(days=offset)), 0) for offset in range(7)
-            )
+            total = week_sums.get((user_id, monday), 0)
             changes[(user_id, WEEKLY_GOAL)][monday] = target is not None and total >= target
     await apply_streak_days(repo, changes)
 
