@@ -189,6 +189,8 @@ async def run(url: str, dialect: str, n_users: int, days: int, requests: int) ->
     rows = await load(url, users, days)
     newcomer = uuid.uuid4()  # a week of history: the report should cost the same
     rows += await load(url, [newcomer], 7)
+    yearling = uuid.uuid4()  # a year: as many rows in this year's answers as the long user
+    rows += await load(url, [yearling], 365)
     issuer = TestIssuer()
     settings = AnalyticsSettings(
         database_url=url,
@@ -201,6 +203,7 @@ async def run(url: str, dialect: str, n_users: int, days: int, requests: int) ->
     user = users[n_users // 2]
     headers = issuer.bearer(user, tz="Europe/Berlin")
     week_user = issuer.bearer(newcomer, tz="Europe/Berlin")
+    year_user = issuer.bearer(yearling, tz="Europe/Berlin")
     routes = {
         "weekly_report": "/analytics/reports/weekly?week=2026-W48",
         "monthly_report": "/analytics/reports/monthly?month=2026-11",
@@ -215,6 +218,7 @@ async def run(url: str, dialect: str, n_users: int, days: int, requests: int) ->
     for name, path in routes.items():
         targets[name] = (path, headers)
         targets[f"{name}_user_with_one_week_of_history"] = (path, week_user)
+        targets[f"{name}_user_with_one_year_of_history"] = (path, year_user)
     targets["healthz_floor"] = ("/healthz", {})
     async with running_app(app) as client:
         timings = await measure(client, targets, requests)
