@@ -1,4 +1,4 @@
-"""Monthly, range and calendar reports, classified totals (analytics.md §5, rules 10-12)."""
+"""Monthly, range, calendar reports, totals (docs/spec/analytics.md §5, rules 10 to 12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every query of the analytics service; each one on user data is filtered by the user's id."""
+"""Every query of analytics (docs/spec/analytics.md); each on user data is filtered by user id."""
 
 from __future__ import annotations
 

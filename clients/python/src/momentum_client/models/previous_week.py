@@ -17,7 +17,7 @@ T = TypeVar("T", bound="PreviousWeek")
 class PreviousWeek:
     """
     Attributes:
-        totals (WeekTotals): The totals of a weekly or monthly report (rules 3 to 6, 10 and 11).
+        totals (WeekTotals): Totals of a weekly, monthly or range report (docs/spec/analytics.md, rules 3 to 6, 10, 11).
         week (str):
     """
 

@@ -26,7 +26,7 @@ class RangeReport:
         group (RangeReportGroup):
         timezone (str):
         to (datetime.date):
-        totals (WeekTotals): The totals of a weekly or monthly report (rules 3 to 6, 10 and 11).
+        totals (WeekTotals): Totals of a weekly, monthly or range report (docs/spec/analytics.md, rules 3 to 6, 10, 11).
     """
 
     buckets: list[Bucket]
