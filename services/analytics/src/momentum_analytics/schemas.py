@@ -39,7 +39,7 @@ class CompletedByPriority(BaseModel):
 
 
 class WeekTotals(BaseModel):
-    """Totals of a weekly, monthly or range report (docs/spec/analytics.md, rules 3 to 6, 10, 11)."""
+    """Report totals (docs/spec/analytics.md, rules 3 to 6, 10 and 11)."""
 
     logins: int
     tasks_created: int

@@ -18,7 +18,7 @@ class PreviousMonth:
     """
     Attributes:
         month (str):
-        totals (WeekTotals): Totals of a weekly, monthly or range report (docs/spec/analytics.md, rules 3 to 6, 10, 11).
+        totals (WeekTotals): Report totals (docs/spec/analytics.md, rules 3 to 6, 10 and 11).
     """
 
     month: str

@@ -17,7 +17,7 @@ T = TypeVar("T", bound="PreviousWeek")
 class PreviousWeek:
     """
     Attributes:
-        totals (WeekTotals): Totals of a weekly, monthly or range report (docs/spec/analytics.md, rules 3 to 6, 10, 11).
+        totals (WeekTotals): Report totals (docs/spec/analytics.md, rules 3 to 6, 10 and 11).
         week (str):
     """
 

@@ -26,7 +26,7 @@ class RangeReport:
         group (RangeReportGroup):
         timezone (str):
         to (datetime.date):
-        totals (WeekTotals): Totals of a weekly, monthly or range report (docs/spec/analytics.md, rules 3 to 6, 10, 11).
+        totals (WeekTotals): Report totals (docs/spec/analytics.md, rules 3 to 6, 10 and 11).
     """
 
     buckets: list[Bucket]

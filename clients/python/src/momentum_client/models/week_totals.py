@@ -15,7 +15,7 @@ T = TypeVar("T", bound="WeekTotals")
 
 @_attrs_define
 class WeekTotals:
-    """Totals of a weekly, monthly or range report (docs/spec/analytics.md, rules 3 to 6, 10, 11).
+    """Report totals (docs/spec/analytics.md, rules 3 to 6, 10 and 11).
 
     Attributes:
         active_days (int):

@@ -29,7 +29,7 @@ class WeeklyReport:
         start_date (datetime.date):
         streaks (WeekStreaks):
         timezone (str):
-        totals (WeekTotals): Totals of a weekly, monthly or range report (docs/spec/analytics.md, rules 3 to 6, 10, 11).
+        totals (WeekTotals): Report totals (docs/spec/analytics.md, rules 3 to 6, 10 and 11).
         user_id (UUID):
         week (str):
     """
