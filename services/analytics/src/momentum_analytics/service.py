@@ -601,9 +601,6 @@ def totals_of(days: Sequence[Day]) -> WeekTotals:
     )
 
 
-_totals = totals_of
-
-
 async def get_weekly_report(
     repo: AnalyticsRepository,
     *,
@@ -646,9 +643,11 @@ async def get_weekly_report(
         timezone=timezone,
         start_date=start,
         end_date=end,
-        totals=_totals(this_week),
+        totals=totals_of(this_week),
         days=days,
         streaks=WeekStreaks(login=login, completion=completion),
-        previous_week=PreviousWeek(week=week_label(previous_start), totals=_totals(previous_week)),
+        previous_week=PreviousWeek(
+            week=week_label(previous_start), totals=totals_of(previous_week)
+        ),
         generated_at=now,
     )
