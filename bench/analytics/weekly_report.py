@@ -1,10 +1,13 @@
-"""Latency of GET /analytics/reports/weekly for a user with a year of daily activity.
+"""Latency of the analytics routes for a user with a year (or more) of daily activity.
 
-200 users x 365 days of projection rows (the user asked about is one of them), the app
-in-process over httpx's ASGITransport with a real RS256 token, consumer off. Prints JSON:
-the median and p95 of N sequential requests, and the same for /healthz as a floor.
+200 users x 365 days of projection rows (the user asked about is one of them), with goals
+and goal runs, the app in-process over httpx's ASGITransport with a real RS256 token,
+consumer off. Every route is measured for that user and for a user with one week of
+history (the answers must cost the same). Prints JSON: the median and p95 of N sequential
+requests per route, and the same for /healthz as a floor.
 
     .venv/bin/python bench/analytics/weekly_report.py [--dialect sqlite|postgresql|all]
+        [--days 1095]
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ from typing import Any
 import httpx
 
 from momentum_analytics.app import create_app
-from momentum_analytics.models import COMPLETION, LOGIN, AnalyticsBase
+from momentum_analytics.models import (
+    COMPLETION,
+    DAILY_GOAL,
+    LOGIN,
+    WEEKLY_GOAL,
+    AnalyticsBase,
+)
 from momentum_analytics.service import runs_of
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_devtools.testing.apps import running_app
@@ -36,6 +45,8 @@ from momentum_devtools.testing.resources import LOCAL_POSTGRES_URL, asyncpg_url,
 from momentum_shared.db import create_engine
 from momentum_shared.migrations import upgrade
 
+ONE_WEEK = timedelta(days=7)
+DAILY_TARGET, WEEKLY_TARGET = 2, 8
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "services" / "analytics" / "alembic.ini"
 TODAY = date(2026, 11, 26)
 
@@ -55,6 +66,7 @@ async def load(url: str, users: list[uuid.UUID], days: int) -> int:
     """Daily rows and streak runs as the consumer would have left them (bulk, for speed)."""
     daily = AnalyticsBase.metadata.tables["daily_activity"]
     runs = AnalyticsBase.metadata.tables["streak_runs"]
+    goals = AnalyticsBase.metadata.tables["goals"]
     rng = random.Random(7)
     engine = create_engine(url)
     rows = 0
@@ -91,10 +103,60 @@ async def load(url: str, users: list[uuid.UUID], days: int) -> int:
                                 "longest_before": run.longest_before,
                             }
                         )
+                # A goal set on the first day; the goal runs it gives.
+                first = TODAY - timedelta(days=days - 1)
+                await connection.execute(
+                    goals.insert(),
+                    [
+                        {
+                            "user_id": user,
+                            "effective_date": first,
+                            "daily_tasks": DAILY_TARGET,
+                            "weekly_tasks": WEEKLY_TARGET,
+                            "set_at": datetime(first.year, first.month, first.day, tzinfo=UTC),
+                        }
+                    ],
+                )
+                met = [row["local_date"] for row in activity if row["tasks_completed"] >= 2]
+                weeks: dict[date, int] = {}
+                for row in activity:
+                    monday = row["local_date"] - timedelta(days=row["local_date"].weekday())
+                    weeks[monday] = weeks.get(monday, 0) + row["tasks_completed"]
+                met_weeks = sorted(monday for monday, total in weeks.items() if total >= 8)
+                for kind, spans in (
+                    (DAILY_GOAL, [(run.start, run.end) for run in runs_of(met)]),
+                    (WEEKLY_GOAL, week_spans(met_weeks)),
+                ):
+                    longest = 0
+                    for start, end in spans:
+                        step = ONE_WEEK if kind == WEEKLY_GOAL else timedelta(days=1)
+                        length = (end - start) // step + 1
+                        streaks.append(
+                            {
+                                "user_id": user,
+                                "kind": kind,
+                                "start_date": start,
+                                "end_date": end,
+                                "length": length,
+                                "longest_before": longest,
+                            }
+                        )
+                        longest = max(longest, length)
                 await connection.execute(runs.insert(), streaks)
     finally:
         await engine.dispose()
     return rows
+
+
+def week_spans(mondays: list[date]) -> list[tuple[date, date]]:
+    """Maximal runs of consecutive Mondays."""
+    spans: list[tuple[date, date]] = []
+    for monday in mondays:
+        if spans and spans[-1][1] == monday - ONE_WEEK:
+            spans[-1] = (spans[-1][0], monday)
+        else:
+            spans.append((monday, monday))
+    return spans
 
 
 async def measure(
@@ -127,6 +189,8 @@ async def run(url: str, dialect: str, n_users: int, days: int, requests: int) ->
     rows = await load(url, users, days)
     newcomer = uuid.uuid4()  # a week of history: the report should cost the same
     rows += await load(url, [newcomer], 7)
+    yearling = uuid.uuid4()  # a year: as many rows in this year's answers as the long user
+    rows += await load(url, [yearling], 365)
     issuer = TestIssuer()
     settings = AnalyticsSettings(
         database_url=url,
@@ -138,24 +202,29 @@ async def run(url: str, dialect: str, n_users: int, days: int, requests: int) ->
     app = create_app(settings, jwks_client=issuer.client(), clock=lambda: now)
     user = users[n_users // 2]
     headers = issuer.bearer(user, tz="Europe/Berlin")
+    week_user = issuer.bearer(newcomer, tz="Europe/Berlin")
+    year_user = issuer.bearer(yearling, tz="Europe/Berlin")
+    routes = {
+        "weekly_report": "/analytics/reports/weekly?week=2026-W48",
+        "monthly_report": "/analytics/reports/monthly?month=2026-11",
+        "range_report_366_days_by_week": (
+            "/analytics/reports?from=2025-11-26&to=2026-11-26&group=week"
+        ),
+        "calendar": "/analytics/calendar?year=2026",
+        "goals": "/analytics/goals",
+        "streaks": "/analytics/streaks",
+    }
+    targets: dict[str, tuple[str, dict[str, str]]] = {}
+    for name, path in routes.items():
+        targets[name] = (path, headers)
+        targets[f"{name}_user_with_one_week_of_history"] = (path, week_user)
+        targets[f"{name}_user_with_one_year_of_history"] = (path, year_user)
+    targets["healthz_floor"] = ("/healthz", {})
     async with running_app(app) as client:
-        week = "/analytics/reports/weekly?week=2026-W48"
-        timings = await measure(
-            client,
-            {
-                "weekly_report": (week, headers),
-                "weekly_report_user_with_one_week_of_history": (
-                    week,
-                    issuer.bearer(newcomer, tz="Europe/Berlin"),
-                ),
-                "streaks": ("/analytics/streaks", headers),
-                "healthz_floor": ("/healthz", {}),
-            },
-            requests,
-        )
+        timings = await measure(client, targets, requests)
         body = (await client.get("/analytics/reports/weekly?week=2026-W48", headers=headers)).json()
     return {
-        "benchmark": "analytics weekly report latency (in-process, ASGITransport)",
+        "benchmark": "analytics route latency (in-process, ASGITransport)",
         "dialect": dialect,
         "users": n_users,
         "days_per_user": days,

@@ -69,6 +69,8 @@ TABLE: tuple[Rule, ...] = (
     Rule("/tasks/*", "tasks", scope="tasks:read", methods=SAFE_METHODS),
     Rule("/tasks", "tasks", scope="tasks:write"),
     Rule("/tasks/*", "tasks", scope="tasks:write"),
+    Rule("/analytics/goals", "analytics", scope="analytics:read", methods=SAFE_METHODS),
+    Rule("/analytics/goals", "analytics", scope="analytics:write"),
     Rule("/analytics", "analytics", scope="analytics:read"),
     Rule("/analytics/*", "analytics", scope="analytics:read"),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,10 +29,18 @@ class DayCounts:
     any_login: bool = False
     created: set[str] = field(default_factory=set)
     completed: set[str] = field(default_factory=set)
+    # Each completed task's first completion that day: (time, event id, completed_at, due_at).
+    first_completion: dict[str, tuple[datetime, str, datetime, datetime | None]] = field(
+        default_factory=dict
+    )
 
     @property
     def active(self) -> bool:
         return self.any_login or bool(self.created) or bool(self.completed)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def is_timezone(name: str | None) -> bool:
@@ -90,10 +98,62 @@ class Reference:
                     str(event.data["task_id"])
                 )
             elif event.type == "tasks.task.completed":
-                days.setdefault(self.local_date(event), DayCounts()).completed.add(
-                    str(event.data["task_id"])
+                counts = days.setdefault(self.local_date(event), DayCounts())
+                task = str(event.data["task_id"])
+                counts.completed.add(task)
+                candidate = (
+                    event.time,
+                    event.id,
+                    parse_time(event.data["completed_at"]),
+                    None if event.data.get("due_at") is None else parse_time(event.data["due_at"]),
                 )
+                known = counts.first_completion.get(task)
+                if known is None or candidate[:2] < known[:2]:
+                    counts.first_completion[task] = candidate
         return days
+
+    def priority(self, user_id: uuid.UUID, task: str) -> str:
+        """Rule 11: the priority of the latest created event of the user's task, else normal."""
+        created = [
+            event
+            for event in self.events
+            if event.type == "tasks.task.created"
+            and event.user_id == user_id
+            and str(event.data["task_id"]) == task
+        ]
+        if not created:
+            return "normal"
+        return str(max(created, key=lambda event: (event.time, event.id)).data["priority"])
+
+    def totals(
+        self, user_id: uuid.UUID, days: dict[date, DayCounts], dates: list[date]
+    ) -> dict[str, Any]:
+        """Rules 3 to 6, 10 and 11 over ``dates``."""
+        totals: dict[str, Any] = {
+            "logins": 0,
+            "tasks_created": 0,
+            "tasks_completed": 0,
+            "active_days": 0,
+            "completed_on_time": 0,
+            "completed_late": 0,
+            "completed_undated": 0,
+            "completed_by_priority": {"low": 0, "normal": 0, "high": 0},
+        }
+        for day in dates:
+            counts = days.get(day, DayCounts())
+            totals["logins"] += counts.logins
+            totals["tasks_created"] += len(counts.created)
+            totals["tasks_completed"] += len(counts.completed)
+            totals["active_days"] += int(counts.active)
+            for task, (_, _, completed_at, due_at) in counts.first_completion.items():
+                if due_at is None:
+                    totals["completed_undated"] += 1
+                elif completed_at <= due_at:
+                    totals["completed_on_time"] += 1
+                else:
+                    totals["completed_late"] += 1
+                totals["completed_by_priority"][self.priority(user_id, task)] += 1
+        return totals
 
     def streak(self, user_id: uuid.UUID, kind: str, as_of: date) -> dict[str, Any]:
         """Rule 8 by brute force over the set of qualifying days."""
@@ -119,10 +179,13 @@ class Reference:
 
     def week(self, user_id: uuid.UUID, monday: date) -> tuple[dict[str, int], list[dict[str, Any]]]:
         days = self.days(user_id)
+        dates = [monday + timedelta(days=offset) for offset in range(7)]
+        return self.totals(user_id, days, dates), self.day_rows(days, dates)
+
+    @staticmethod
+    def day_rows(days: dict[date, DayCounts], dates: list[date]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        totals = {"logins": 0, "tasks_created": 0, "tasks_completed": 0, "active_days": 0}
-        for offset in range(7):
-            day = monday + timedelta(days=offset)
+        for day in dates:
             counts = days.get(day, DayCounts())
             rows.append(
                 {
@@ -132,11 +195,7 @@ class Reference:
                     "tasks_completed": len(counts.completed),
                 }
             )
-            totals["logins"] += counts.logins
-            totals["tasks_created"] += len(counts.created)
-            totals["tasks_completed"] += len(counts.completed)
-            totals["active_days"] += int(counts.active)
-        return totals, rows
+        return rows
 
     def weekly_report(self, user_id: uuid.UUID, monday: date, today: date) -> dict[str, Any]:
         """The report's body without ``generated_at``, ``user_id`` and ``timezone``."""

@@ -170,4 +170,6 @@ async def test_a_batch_of_200_events_takes_a_handful_of_statements(
         assert await apply(sessions, facts) == 200
     finally:
         sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
-    assert len(statements) < 12, statements
+    # A fixed number whatever the batch's size: users, inbox, tasks, days, streak runs,
+    # completions, priorities, classified counts, goals.
+    assert len(statements) < 16, statements

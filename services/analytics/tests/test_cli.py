@@ -182,3 +182,83 @@ async def test_rebuild_without_nats_fails_and_keeps_the_projections(
     assert code == 2
     assert "momentum-analytics rebuild:" in capsys.readouterr().err
     assert (await week(client, issuer, user))["totals"]["logins"] == 1
+
+
+async def second_edition(
+    client: httpx.AsyncClient, issuer: TestIssuer, user: uuid.UUID
+) -> dict[str, Any]:
+    """Every second-edition answer for ``user`` (generated_at left out)."""
+    headers = issuer.bearer(user, tz="UTC")
+    answers: dict[str, Any] = {}
+    for name, path, params in (
+        ("goals", "/analytics/goals", {}),
+        ("november", "/analytics/reports/monthly", {"month": "2026-11"}),
+        (
+            "weeks",
+            "/analytics/reports",
+            {"from": "2026-11-01", "to": "2026-11-29", "group": "week"},
+        ),
+        ("calendar", "/analytics/calendar", {"year": "2026"}),
+        ("week", "/analytics/reports/weekly", {"week": "2026-W48"}),
+    ):
+        response = await client.get(path, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        body.pop("generated_at", None)
+        answers[name] = body
+    return answers
+
+
+async def test_rebuild_reproduces_goal_streaks_classified_totals_and_the_calendar(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    clock: FixedClock,
+    feed: Feed,
+    cli_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    user = uuid.uuid4()
+    tasks = [uuid.uuid4() for _ in range(4)]
+    write = issuer.bearer(user, tz="UTC", scope="analytics:read analytics:write")
+
+    def done(when: str, task: uuid.UUID, due: str | None) -> Any:
+        event = completed(user, at(when), task, usertz=None)  # placed by the known timezone
+        event.data["due_at"] = due
+        return event
+
+    await feed(
+        [
+            updated(user, at("2026-11-01T00:00:00Z"), "Asia/Tokyo", usertz="UTC"),
+            done("2026-11-23T16:00:00Z", tasks[0], "2026-11-24T00:00:00Z"),  # 11-24 in Tokyo
+            done("2026-11-24T16:00:00Z", tasks[1], None),
+            done("2026-11-25T16:00:00Z", tasks[2], "2026-11-25T12:00:00Z"),
+        ]
+    )
+    clock.now = at("2026-11-24T01:00:00Z")  # Tuesday in Tokyo
+    assert (
+        await client.put("/analytics/goals", json={"daily_tasks": 1}, headers=write)
+    ).status_code == 200
+    clock.now = at("2026-11-26T01:00:00Z")
+    body = {"daily_tasks": 2, "weekly_tasks": 4}
+    assert (await client.put("/analytics/goals", json=body, headers=write)).status_code == 200
+    await feed(
+        [
+            created(user, at("2026-11-20T00:00:00Z"), tasks[0], usertz="UTC"),
+            done("2026-11-26T02:00:00Z", tasks[3], "2026-11-27T00:00:00Z"),
+            done("2026-11-26T03:00:00Z", tasks[0], None),
+            updated(user, at("2026-11-25T20:00:00Z"), "Asia/Tokyo", usertz="UTC"),
+        ]
+    )
+    clock.now = at("2026-11-26T12:00:00Z")
+    before = await second_edition(client, issuer, user)
+    assert before["goals"]["daily_goal"] == {"current": 3, "longest": 3, "met_today": True}
+    assert before["week"]["totals"]["completed_on_time"] == 2
+    async with UnitOfWork(app_state(app).session_factory) as uow:
+        await AnalyticsRepository(uow.session).clear_projections()
+    assert (await second_edition(client, issuer, user))["goals"]["daily_tasks"] == 2  # kept
+
+    code, _ = await run_cli(capsys, "rebuild")
+
+    assert code == 0
+    assert await second_edition(client, issuer, user) == before

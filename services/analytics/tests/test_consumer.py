@@ -162,6 +162,10 @@ async def test_unknown_types_are_ignored_and_poison_is_dead_lettered(
         "tasks_created": 1,
         "tasks_completed": 1,
         "active_days": 2,
+        "completed_on_time": 0,
+        "completed_late": 0,
+        "completed_undated": 1,
+        "completed_by_priority": {"low": 0, "normal": 1, "high": 0},
     }
     async with UnitOfWork(app_state(app).session_factory) as uow:
         letters = await AnalyticsRepository(uow.session).dead_letters()

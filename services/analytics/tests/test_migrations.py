@@ -19,6 +19,9 @@ ANALYTICS_TABLES = {
     "floating_events",
     "streak_runs",
     "dead_letters",
+    "task_completions",
+    "task_priorities",
+    "goals",
 }
 
 

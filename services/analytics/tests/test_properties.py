@@ -198,9 +198,14 @@ async def test_routes_agree_with_the_reference(
     await feed(published)
     reference = Reference([as_reference(event) for event in published])
     clock.now = scenario.window + timedelta(days=16, hours=scenario.today_offset_hours)
-    today = clock.now.astimezone(ZoneInfo(scenario.query_tz)).date()
+
+    def today_of(user: uuid.UUID) -> date:
+        # §1: the user's last known timezone, the token's only when analytics knows none.
+        zone = reference.last_known_timezone(user) or scenario.query_tz
+        return clock.now.astimezone(ZoneInfo(zone)).date()
 
     for user in users:
+        today = today_of(user)
         headers = issuer.bearer(user, tz=scenario.query_tz)
         streaks = (await client.get("/analytics/streaks", headers=headers)).json()
         assert streaks["today"] == today.isoformat()
@@ -208,6 +213,7 @@ async def test_routes_agree_with_the_reference(
             assert streaks[kind] == reference.streak(user, kind, today), kind
 
     user = users[0]
+    today = today_of(user)
     headers = issuer.bearer(user, tz=scenario.query_tz)
     for monday in mondays(scenario.window.date() - timedelta(days=2), today):
         year, week, _ = monday.isocalendar()

@@ -34,6 +34,16 @@ async def weekly(
     return body
 
 
+def undated_normal(count: int) -> dict[str, Any]:
+    """The classified totals of ``count`` completions without a due date, of normal priority."""
+    return {
+        "completed_on_time": 0,
+        "completed_late": 0,
+        "completed_undated": count,
+        "completed_by_priority": {"low": 0, "normal": count, "high": 0},
+    }
+
+
 def day(report: dict[str, Any], date: str) -> dict[str, Any]:
     found: dict[str, Any] = next(row for row in report["days"] if row["date"] == date)
     return found
@@ -166,6 +176,7 @@ async def test_spring_dst_transitions_place_events_on_the_right_local_day(
         "tasks_created": 1,
         "tasks_completed": 1,
         "active_days": 1,
+        **undated_normal(1),
     }
     following = await weekly(client, issuer, berlin, "2026-W14", "Europe/Berlin")
     # A re-completion on the next day counts again there (distinct ids per day).
@@ -253,11 +264,18 @@ async def test_week_53_and_the_year_boundary(
         "tasks_created": 1,
         "tasks_completed": 1,
         "active_days": 4,
+        **undated_normal(1),
     }
     assert day(report, "2027-01-01")["tasks_completed"] == 1
     assert report["previous_week"] == {
         "week": "2026-W52",
-        "totals": {"logins": 0, "tasks_created": 2, "tasks_completed": 0, "active_days": 1},
+        "totals": {
+            "logins": 0,
+            "tasks_created": 2,
+            "tasks_completed": 0,
+            "active_days": 1,
+            **undated_normal(0),
+        },
     }
     # Streaks as of the week's end: 01-03 is a login day, 01-02 is not.
     assert report["streaks"]["login"] == {

@@ -43,6 +43,7 @@ async def test_metadata_names_every_endpoint(
         "tasks:read",
         "tasks:write",
         "analytics:read",
+        "analytics:write",
         "admin",
     }
 

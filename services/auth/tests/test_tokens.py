@@ -32,7 +32,7 @@ from services.auth.tests.support import (
     tokens,
 )
 
-USER_SCOPES = "profile tasks:read tasks:write analytics:read"
+USER_SCOPES = "profile tasks:read tasks:write analytics:read analytics:write"
 
 
 async def replays(client: httpx.AsyncClient) -> float:

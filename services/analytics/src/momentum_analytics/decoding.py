@@ -57,6 +57,9 @@ class Fact:
     # consumer's spans fall back to them when a message carries no trace headers.
     traceparent: str | None = None
     tracestate: str | None = None
+    priority: str | None = None  # a created task's priority
+    completed_at: datetime | None = None  # a completion's completed_at (aware, UTC)
+    due_at: datetime | None = None  # a completion's due_at (aware, UTC), None: undated
 
 
 def decode(payload: bytes) -> Fact | None:
@@ -97,6 +100,9 @@ def fact_of(event: CloudEvent, data: object) -> Fact | None:
         *,
         task_id: uuid.UUID | None = None,
         timezone: str | None = None,
+        priority: str | None = None,
+        completed_at: datetime | None = None,
+        due_at: datetime | None = None,
     ) -> Fact:
         return Fact(
             event_id=event.id,
@@ -109,6 +115,9 @@ def fact_of(event: CloudEvent, data: object) -> Fact | None:
             timezone=timezone,
             traceparent=event.traceparent,
             tracestate=event.tracestate,
+            priority=priority,
+            completed_at=completed_at,
+            due_at=due_at,
         )
 
     if isinstance(data, UserRegistered | UserUpdated):
@@ -119,10 +128,20 @@ def fact_of(event: CloudEvent, data: object) -> Fact | None:
             data.user_id, "login_password" if data.method == "password" else "login_refresh"
         )
     if isinstance(data, TaskCreated):
-        return make(data.user_id, "created", task_id=data.task_id)
+        return make(data.user_id, "created", task_id=data.task_id, priority=data.priority)
     if isinstance(data, TaskCompleted):
-        return make(data.user_id, "completed", task_id=data.task_id)
+        return make(
+            data.user_id,
+            "completed",
+            task_id=data.task_id,
+            completed_at=_utc(data.completed_at),
+            due_at=None if data.due_at is None else _utc(data.due_at),
+        )
     return None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _summary(exc: ValidationError) -> str:

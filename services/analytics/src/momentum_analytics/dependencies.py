@@ -15,6 +15,7 @@ from momentum_shared.security import Claims, RequireScope
 from momentum_shared.state import request_state
 
 ReaderDep = Annotated[Claims, Depends(RequireScope("analytics:read"))]
+WriterDep = Annotated[Claims, Depends(RequireScope("analytics:write"))]
 
 
 async def get_repository(session: SessionDep) -> AnalyticsRepository:

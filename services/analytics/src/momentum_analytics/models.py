@@ -15,9 +15,17 @@ from momentum_shared.events import utcnow
 # Kinds of task facts kept per day (distinct task ids per day and kind).
 CREATED = "created"
 COMPLETED = "completed"
-# Kinds of streaks (docs/spec/analytics.md, rule 7).
+# Kinds of streaks (docs/spec/analytics.md, rules 7 and 15).
 LOGIN = "login"
 COMPLETION = "completion"
+DAILY_GOAL = "daily_goal"  # runs of days that met their daily goal
+WEEKLY_GOAL = "weekly_goal"  # runs of ISO weeks (by their Mondays) that met their weekly goal
+# How a counted completion is classified (docs/spec/analytics.md, rule 10).
+ON_TIME = "on_time"
+LATE = "late"
+UNDATED = "undated"
+PRIORITIES = ("low", "normal", "high")
+DEFAULT_PRIORITY = "normal"
 
 
 MODELS = registry()
@@ -64,6 +72,14 @@ class DailyActivity(AnalyticsBase, table=True):
     login_events: int = 0  # logins of either method: > 0 makes a login day (rule 7)
     tasks_created: int = 0  # distinct task ids created (rule 4)
     tasks_completed: int = 0  # distinct task ids completed (rule 5)
+    # The day's completed tasks classified (rules 10 and 11): each triple sums to
+    # tasks_completed. Recomputed from ``task_completions`` for every day a batch touches.
+    completed_on_time: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    completed_late: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    completed_undated: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    completed_low: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    completed_normal: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    completed_high: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class DailyTask(AnalyticsBase, table=True):
@@ -98,8 +114,59 @@ class FloatingEvent(AnalyticsBase, table=True):
     local_date: date
 
 
+class TaskCompletion(AnalyticsBase, table=True):
+    """One ``tasks.task.completed`` event on its local day: what classifies the day's tasks.
+
+    A day's task is classified by its first completion that day (``occurred_at``, then
+    ``event_id``); keeping every completion makes late and moved events exact.
+    """
+
+    __tablename__ = "task_completions"
+    __table_args__ = (
+        sa.Index("ix_task_completions_user_day", "user_id", "local_date"),
+        sa.Index("ix_task_completions_user_task", "user_id", "task_id"),
+    )
+
+    event_id: str = Field(primary_key=True, max_length=200)
+    user_id: uuid.UUID
+    task_id: uuid.UUID
+    local_date: date
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
+    completed_at: datetime = Field(sa_type=UtcDateTime)
+    due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class TaskPriority(AnalyticsBase, table=True):
+    """A task's priority as last known to analytics (the latest ``tasks.task.created``)."""
+
+    __tablename__ = "task_priorities"
+
+    user_id: uuid.UUID = Field(primary_key=True)
+    task_id: uuid.UUID = Field(primary_key=True)
+    priority: str = Field(max_length=16)
+    priority_time: datetime = Field(sa_type=UtcDateTime)
+    priority_event_id: str = Field(max_length=200)
+
+
+class Goal(AnalyticsBase, table=True):
+    """The goals a user set, from ``effective_date`` (a local day) until the next row.
+
+    Not a projection: a rebuild keeps it, and the goal runs are recomputed from it.
+    """
+
+    __tablename__ = "goals"
+
+    user_id: uuid.UUID = Field(primary_key=True)
+    effective_date: date = Field(primary_key=True)
+    daily_tasks: int | None = None
+    weekly_tasks: int | None = None
+    set_at: datetime = Field(sa_type=UtcDateTime)
+
+
 class StreakRun(AnalyticsBase, table=True):
-    """A maximal run of consecutive login (or completion) days.
+    """A maximal run of consecutive login (or completion, or goal-met) days.
+
+    Weekly goal runs hold the Mondays of their first and last weeks, and count weeks.
 
     ``longest_before`` is the longest run that ends before this one starts, so the streak
     as of any date is answered from the single run starting on or before it.

@@ -1,4 +1,4 @@
-"""Every query of the analytics service; each one on user data is filtered by the user's id."""
+"""Every query of analytics (docs/spec/analytics.md); each on user data is filtered by user id."""
 
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ from momentum_analytics.models import (
     DailyTask,
     DeadLetter,
     FloatingEvent,
+    Goal,
     ProcessedEvent,
     StreakRun,
+    TaskCompletion,
+    TaskPriority,
 )
 from momentum_shared.db import Repository
 
@@ -36,9 +39,31 @@ _tasks = _table(DailyTask)
 _floating = _table(FloatingEvent)
 _runs = _table(StreakRun)
 _dead = _table(DeadLetter)
+_completions = _table(TaskCompletion)
+_priorities = _table(TaskPriority)
+_goals = _table(Goal)
 
-# Projection tables a rebuild empties (the inbox included; dead letters are kept).
-PROJECTION_TABLES = (_inbox, _users, _daily, _tasks, _floating, _runs)
+# Projection tables a rebuild empties (the inbox included; dead letters and goals, which
+# users set rather than events, are kept).
+PROJECTION_TABLES = (
+    _inbox,
+    _users,
+    _daily,
+    _tasks,
+    _floating,
+    _runs,
+    _completions,
+    _priorities,
+)
+# The classified completion counts of a day (rules 10 and 11).
+CLASSIFIED = (
+    "completed_on_time",
+    "completed_late",
+    "completed_undated",
+    "completed_low",
+    "completed_normal",
+    "completed_high",
+)
 
 
 # Keys of the set-based writes of a batch.
@@ -81,6 +106,37 @@ class Day:
     login_events: int
     tasks_created: int
     tasks_completed: int
+    completed_on_time: int = 0
+    completed_late: int = 0
+    completed_undated: int = 0
+    completed_low: int = 0
+    completed_normal: int = 0
+    completed_high: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    user_id: uuid.UUID
+    task_id: uuid.UUID
+    local_date: date
+    event_id: str
+    occurred_at: datetime
+    completed_at: datetime
+    due_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownPriority:
+    priority: str
+    time: datetime
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GoalRow:
+    effective_date: date
+    daily_tasks: int | None
+    weekly_tasks: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +169,7 @@ _DAYS = (
         _daily.c.login_events,
         _daily.c.tasks_created,
         _daily.c.tasks_completed,
+        *(_daily.c[name] for name in CLASSIFIED),
     )
     .where(
         (_daily.c.user_id == sa.bindparam("user_id", type_=sa.Uuid))
@@ -148,6 +205,19 @@ def _latest_runs(kinds: tuple[str, ...]) -> sa.CompoundSelect[Any]:
 _LATEST_RUNS: dict[tuple[str, ...], sa.CompoundSelect[Any]] = {
     (LOGIN, COMPLETION): _latest_runs((LOGIN, COMPLETION))
 }
+_TIMEZONE = sa.select(_users.c.timezone).where(
+    _users.c.user_id == sa.bindparam("user_id", type_=sa.Uuid)
+)
+# The goals in effect on a day: the row set last on or before it.
+_GOAL_AT = (
+    sa.select(_goals.c.effective_date, _goals.c.daily_tasks, _goals.c.weekly_tasks)
+    .where(
+        (_goals.c.user_id == sa.bindparam("user_id", type_=sa.Uuid))
+        & (_goals.c.effective_date <= sa.bindparam("day", type_=sa.Date))
+    )
+    .order_by(_goals.c.effective_date.desc())
+    .limit(1)
+)
 
 
 class AnalyticsRepository(Repository):
@@ -308,9 +378,233 @@ class AnalyticsRepository(Repository):
                 login_events=row.login_events,
                 tasks_created=row.tasks_created,
                 tasks_completed=row.tasks_completed,
+                **{name: row._mapping[name] for name in CLASSIFIED},
             )
             for row in rows
         ]
+
+    async def user_timezone(self, user_id: uuid.UUID) -> str | None:
+        """The user's last known timezone (rule 1), None when analytics knows none."""
+        connection = await self.session.connection()
+        row = (await connection.execute(_TIMEZONE, {"user_id": user_id})).one_or_none()
+        return None if row is None else row.timezone
+
+    async def completed_in(
+        self, ranges: Mapping[uuid.UUID, Sequence[tuple[date, date]]]
+    ) -> dict[DayKey, int]:
+        """``tasks_completed`` of the non-zero days of several users' date ranges (one query)."""
+        clauses = [
+            (_daily.c.user_id == user_id) & _daily.c.local_date.between(start, end)
+            for user_id, spans in ranges.items()
+            for start, end in spans
+        ]
+        if not clauses:
+            return {}
+        rows = await self.execute(
+            sa.select(_daily.c.user_id, _daily.c.local_date, _daily.c.tasks_completed).where(
+                sa.or_(*clauses) & (_daily.c.tasks_completed > 0)
+            )
+        )
+        return {(row.user_id, row.local_date): int(row.tasks_completed) for row in rows}
+
+    async def active_days_from(self, user_id: uuid.UUID, day: date) -> list[date]:
+        """The user's days with a completion on or after ``day`` (today and any after it)."""
+        rows = await self.execute(
+            sa.select(_daily.c.local_date).where(
+                (_daily.c.user_id == user_id)
+                & (_daily.c.local_date >= day)
+                & (_daily.c.tasks_completed > 0)
+            )
+        )
+        return [row.local_date for row in rows]
+
+    # -- classified completions ----------------------------------------------------------
+
+    async def add_completions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert completion events (``TaskCompletion`` columns) in one statement."""
+        if rows:
+            await self.execute_many(sa.insert(_completions), rows)
+
+    async def move_completions(self, moves: Sequence[tuple[str, date]]) -> None:
+        """Set the local date of completion events ``(event_id, local_date)``."""
+        if not moves:
+            return
+        await self.execute_many(
+            sa.update(_completions)
+            .where(_completions.c.event_id == sa.bindparam("b_event_id"))
+            .values(local_date=sa.bindparam("b_local_date")),
+            [{"b_event_id": event_id, "b_local_date": day} for event_id, day in moves],
+        )
+
+    async def completions_to_classify(
+        self, days: Sequence[DayKey], tasks: Sequence[tuple[uuid.UUID, uuid.UUID]]
+    ) -> list[tuple[Completion, str | None]]:
+        """Every completion event, with its task's known priority, of the given (user, day)s
+        and of every day on which one of ``tasks`` (``(user_id, task_id)``) was completed:
+        one statement."""
+        if not days and not tasks:
+            return []
+        day_key = sa.tuple_(_completions.c.user_id, _completions.c.local_date)
+        clauses: list[sa.ColumnElement[bool]] = []
+        if days:
+            clauses.append(day_key.in_(list(days)))
+        if tasks:
+            inner = _completions.alias("repriced")
+            clauses.append(
+                day_key.in_(
+                    sa.select(inner.c.user_id, inner.c.local_date).where(
+                        sa.tuple_(inner.c.user_id, inner.c.task_id).in_(list(tasks))
+                    )
+                )
+            )
+        rows = await self.execute(
+            sa.select(
+                _completions.c.user_id,
+                _completions.c.task_id,
+                _completions.c.local_date,
+                _completions.c.event_id,
+                _completions.c.occurred_at,
+                _completions.c.completed_at,
+                _completions.c.due_at,
+                _priorities.c.priority,
+            )
+            .select_from(
+                _completions.outerjoin(
+                    _priorities,
+                    (_priorities.c.user_id == _completions.c.user_id)
+                    & (_priorities.c.task_id == _completions.c.task_id),
+                )
+            )
+            .where(sa.or_(*clauses))
+        )
+        return [
+            (
+                Completion(
+                    row.user_id,
+                    row.task_id,
+                    row.local_date,
+                    row.event_id,
+                    row.occurred_at,
+                    row.completed_at,
+                    row.due_at,
+                ),
+                row.priority,
+            )
+            for row in rows
+        ]
+
+    async def learn_priorities(
+        self, offered: Mapping[tuple[uuid.UUID, uuid.UUID], KnownPriority]
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Upsert tasks' priorities where the offer is newer (by time, then event id) than
+        what is known; the ``(user_id, task_id)`` that were written (one statement)."""
+        if not offered:
+            return []
+        insert = self.insert(_priorities)
+        newer = (insert.excluded.priority_time > _priorities.c.priority_time) | (
+            (insert.excluded.priority_time == _priorities.c.priority_time)
+            & (insert.excluded.priority_event_id > _priorities.c.priority_event_id)
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["user_id", "task_id"],
+            set_={
+                "priority": insert.excluded.priority,
+                "priority_time": insert.excluded.priority_time,
+                "priority_event_id": insert.excluded.priority_event_id,
+            },
+            where=newer,
+        ).returning(_priorities.c.user_id, _priorities.c.task_id)
+        rows = await self.execute_many(
+            statement,
+            [
+                {
+                    "user_id": user_id,
+                    "task_id": task_id,
+                    "priority": value.priority,
+                    "priority_time": value.time,
+                    "priority_event_id": value.event_id,
+                }
+                for (user_id, task_id), value in offered.items()
+            ],
+        )
+        return [(row.user_id, row.task_id) for row in rows]
+
+    async def set_classified(self, counts: Mapping[DayKey, Sequence[int]]) -> None:
+        """Set the classified counts (``CLASSIFIED`` order) of existing day rows."""
+        if not counts:
+            return
+        await self.execute_many(
+            sa.update(_daily)
+            .where(
+                (_daily.c.user_id == sa.bindparam("b_user_id"))
+                & (_daily.c.local_date == sa.bindparam("b_local_date"))
+            )
+            .values({name: sa.bindparam(f"b_{name}") for name in CLASSIFIED}),
+            [
+                {
+                    "b_user_id": user_id,
+                    "b_local_date": day,
+                    **{f"b_{name}": value for name, value in zip(CLASSIFIED, values, strict=True)},
+                }
+                for (user_id, day), values in counts.items()
+            ],
+        )
+
+    # -- goals ---------------------------------------------------------------------------
+
+    async def goals_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[GoalRow]]:
+        """The goal history of each user that has one, oldest first."""
+        if not user_ids:
+            return {}
+        rows = await self.execute(
+            sa.select(
+                _goals.c.user_id,
+                _goals.c.effective_date,
+                _goals.c.daily_tasks,
+                _goals.c.weekly_tasks,
+            )
+            .where(_goals.c.user_id.in_(sorted(set(user_ids))))
+            .order_by(_goals.c.user_id, _goals.c.effective_date)
+        )
+        found: dict[uuid.UUID, list[GoalRow]] = {}
+        for row in rows:
+            found.setdefault(row.user_id, []).append(
+                GoalRow(row.effective_date, row.daily_tasks, row.weekly_tasks)
+            )
+        return found
+
+    async def goal_at(self, user_id: uuid.UUID, day: date) -> GoalRow | None:
+        """The goals in effect on ``day``: one index seek."""
+        connection = await self.session.connection()
+        row = (await connection.execute(_GOAL_AT, {"user_id": user_id, "day": day})).one_or_none()
+        return (
+            None if row is None else GoalRow(row.effective_date, row.daily_tasks, row.weekly_tasks)
+        )
+
+    async def set_goal(
+        self,
+        user_id: uuid.UUID,
+        day: date,
+        *,
+        daily_tasks: int | None,
+        weekly_tasks: int | None,
+        at: datetime,
+    ) -> None:
+        """The goals from ``day`` on: rows on or after it are replaced by this one."""
+        await self.execute(
+            sa.delete(_goals).where(
+                (_goals.c.user_id == user_id) & (_goals.c.effective_date >= day)
+            )
+        )
+        await self.execute(
+            sa.insert(_goals).values(
+                user_id=user_id,
+                effective_date=day,
+                daily_tasks=daily_tasks,
+                weekly_tasks=weekly_tasks,
+                set_at=at,
+            )
+        )
 
     # -- floating events -----------------------------------------------------------------
 

@@ -12,18 +12,34 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from momentum_analytics.decoding import Fact
-from momentum_analytics.models import COMPLETED, COMPLETION, CREATED, LOGIN
+from momentum_analytics.models import (
+    COMPLETED,
+    COMPLETION,
+    CREATED,
+    DAILY_GOAL,
+    DEFAULT_PRIORITY,
+    LATE,
+    LOGIN,
+    ON_TIME,
+    PRIORITIES,
+    UNDATED,
+    WEEKLY_GOAL,
+)
 from momentum_analytics.repository import (
     AnalyticsRepository,
+    Completion,
     Day,
     DayDelta,
     DayKey,
+    GoalRow,
+    KnownPriority,
     Run,
     RunKey,
     TaskKey,
     UserTimezone,
 )
 from momentum_analytics.schemas import (
+    CompletedByPriority,
     DayReport,
     PreviousWeek,
     Streak,
@@ -35,6 +51,7 @@ from momentum_analytics.schemas import (
 from momentum_shared.errors import UnprocessableEntity
 
 ONE_DAY = timedelta(days=1)
+ONE_WEEK = timedelta(days=7)
 # fullmatch, not match: "$" would also accept a trailing newline.
 _WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 
@@ -82,7 +99,11 @@ async def apply_facts(
             if fact.kind != "timezone":
                 _place(users, fact, changes, floating)
         await repo.add_floating_many(floating)
-        await _write(repo, changes)
+        await repo.add_completions(changes.completions)
+        await repo.move_completions(changes.moved_completions)
+        completed_days = await _write(repo, changes)
+        await _classify(repo, changes, await _learn_priorities(repo, fresh))
+        await refresh_goal_days(repo, completed_days)
     return Applied(len(fresh), len(facts) - len(fresh))
 
 
@@ -92,6 +113,10 @@ class _Changes:
     def __init__(self) -> None:
         self.tasks: dict[TaskKey, int] = defaultdict(int)
         self.logins: dict[DayKey, list[int]] = defaultdict(lambda: [0, 0])
+        # New completion events, moved ones, and the days whose classification may change.
+        self.completions: list[dict[str, object]] = []
+        self.moved_completions: list[tuple[str, date]] = []
+        self.completion_days: set[DayKey] = set()
 
     def contribute(
         self, user_id: uuid.UUID, kind: str, task_id: uuid.UUID | None, day: date, sign: int
@@ -144,6 +169,9 @@ async def _learn_timezones(
             changes.contribute(user_id, floating.kind, floating.task_id, floating.local_date, -1)
             changes.contribute(user_id, floating.kind, floating.task_id, moved, +1)
             moves.append((user_id, floating.event_id, moved))
+            if floating.kind == "completed":
+                changes.moved_completions.append((floating.event_id, moved))
+                changes.completion_days |= {(user_id, floating.local_date), (user_id, moved)}
     await repo.move_floating_many(moves)
 
 
@@ -168,6 +196,80 @@ def _place(
             }
         )
     changes.contribute(fact.user_id, fact.kind, fact.task_id, day, +1)
+    if fact.kind == "completed" and fact.task_id is not None:
+        changes.completions.append(
+            {
+                "event_id": fact.event_id,
+                "user_id": fact.user_id,
+                "task_id": fact.task_id,
+                "local_date": day,
+                "occurred_at": fact.occurred_at,
+                "completed_at": fact.completed_at or fact.occurred_at,
+                "due_at": fact.due_at,
+            }
+        )
+        changes.completion_days.add((fact.user_id, day))
+
+
+async def _learn_priorities(
+    repo: AnalyticsRepository, facts: Sequence[Fact]
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Record created tasks' priorities (the latest by time, then id, wins); the tasks whose
+    known priority was written (their completed days are classified again)."""
+    offered: dict[tuple[uuid.UUID, uuid.UUID], KnownPriority] = {}
+    for fact in facts:
+        if fact.kind != "created" or fact.task_id is None or fact.priority is None:
+            continue
+        key = (fact.user_id, fact.task_id)
+        candidate = KnownPriority(fact.priority, fact.occurred_at, fact.event_id)
+        best = offered.get(key)
+        if best is None or (candidate.time, candidate.event_id) > (best.time, best.event_id):
+            offered[key] = candidate
+    return await repo.learn_priorities(offered)
+
+
+def classify(completion: Completion) -> str:
+    """Rule 10: on time when completed at or before the due time, late after it."""
+    if completion.due_at is None:
+        return UNDATED
+    return ON_TIME if completion.completed_at <= completion.due_at else LATE
+
+
+def classified_counts(
+    completions: Sequence[Completion], priorities: Mapping[uuid.UUID, str]
+) -> tuple[int, int, int, int, int, int]:
+    """One day's classified counts from its completion events (rules 10 and 11)."""
+    first: dict[uuid.UUID, Completion] = {}
+    for completion in completions:
+        known = first.get(completion.task_id)
+        if known is None or (completion.occurred_at, completion.event_id) < (
+            known.occurred_at,
+            known.event_id,
+        ):
+            first[completion.task_id] = completion
+    outcomes = [classify(completion) for completion in first.values()]
+    levels = [priorities.get(task_id, DEFAULT_PRIORITY) for task_id in first]
+    low, normal, high = (levels.count(level) for level in PRIORITIES)
+    return outcomes.count(ON_TIME), outcomes.count(LATE), outcomes.count(UNDATED), low, normal, high
+
+
+async def _classify(
+    repo: AnalyticsRepository, changes: _Changes, repriced: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> None:
+    """Recompute the classified counts of every day whose completions or priorities changed."""
+    by_day: dict[DayKey, list[Completion]] = {day: [] for day in changes.completion_days}
+    priorities: dict[uuid.UUID, dict[uuid.UUID, str]] = defaultdict(dict)
+    found = await repo.completions_to_classify(sorted(changes.completion_days), sorted(repriced))
+    for completion, priority in found:
+        by_day.setdefault((completion.user_id, completion.local_date), []).append(completion)
+        if priority is not None:
+            priorities[completion.user_id][completion.task_id] = priority
+    await repo.set_classified(
+        {
+            (user_id, day): classified_counts(completions, priorities[user_id])
+            for (user_id, day), completions in by_day.items()
+        }
+    )
 
 
 def _presence(after: int, delta: int) -> int:
@@ -175,7 +277,8 @@ def _presence(after: int, delta: int) -> int:
     return (after > 0) - (after - delta > 0)
 
 
-async def _write(repo: AnalyticsRepository, changes: _Changes) -> None:
+async def _write(repo: AnalyticsRepository, changes: _Changes) -> dict[uuid.UUID, set[date]]:
+    """Write the batch's counts and streak days; the days whose ``tasks_completed`` changed."""
     # Distinct task ids: only the first event of a task on a day (or the last one leaving) counts.
     task_deltas = {key: delta for key, delta in changes.tasks.items() if delta}
     days: dict[DayKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -188,8 +291,11 @@ async def _write(repo: AnalyticsRepository, changes: _Changes) -> None:
             days[(user_id, day)][2 if kind == CREATED else 3] += moved
     day_deltas = {key: DayDelta(*counts) for key, counts in days.items() if any(counts)}
     streak_days: dict[RunKey, dict[date, bool]] = defaultdict(dict)
+    completed_days: dict[uuid.UUID, set[date]] = defaultdict(set)
     for (user_id, day), (login_events, completed) in (await repo.bump_days(day_deltas)).items():
         delta = day_deltas[(user_id, day)]
+        if delta.tasks_completed:
+            completed_days[user_id].add(day)
         for kind, after, change in (
             (LOGIN, login_events, delta.login_events),
             (COMPLETION, completed, delta.tasks_completed),
@@ -198,6 +304,63 @@ async def _write(repo: AnalyticsRepository, changes: _Changes) -> None:
             if moved:
                 streak_days[(user_id, kind)][day] = moved > 0
     await apply_streak_days(repo, streak_days)
+    return completed_days
+
+
+def monday_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def sunday_of(monday: date) -> date:
+    """The last day of the ISO week starting on ``monday`` (the calendar's end, in 9999)."""
+    return monday + timedelta(days=6) if monday <= date.max - timedelta(days=6) else date.max
+
+
+def goal_on(history: Sequence[GoalRow], day: date) -> GoalRow | None:
+    """The goals in effect on ``day``: the row set last on or before it."""
+    index = bisect_right([row.effective_date for row in history], day) - 1
+    return history[index] if index >= 0 else None
+
+
+async def refresh_goal_days(repo: AnalyticsRepository, days: Mapping[uuid.UUID, set[date]]) -> None:
+    """Recompute whether the given days, and their ISO weeks, met the goals in effect then.
+
+    A day meets the daily goal when its ``tasks_completed`` reaches the goal in effect on
+    it; a week meets the weekly goal when its sum reaches the goal in effect on its
+    Sunday. Users without goals have no goal runs and cost one query.
+    """
+    histories = await repo.goals_of(sorted(user for user, found in days.items() if found))
+    if not histories:
+        return
+    ranges = {
+        user_id: [
+            (monday, sunday_of(monday))
+            for monday in sorted({monday_of(day) for day in days[user_id]})
+        ]
+        for user_id in histories
+    }
+    completed = await repo.completed_in(ranges)
+    week_sums: dict[DayKey, int] = defaultdict(int)
+    for (user_id, day), count in completed.items():
+        week_sums[(user_id, monday_of(day))] += count
+    changes: dict[RunKey, dict[date, bool]] = defaultdict(dict)
+    for user_id, history in histories.items():
+        for day in days[user_id]:
+            goal = goal_on(history, day)
+            target = None if goal is None else goal.daily_tasks
+            count = completed.get((user_id, day), 0)
+            changes[(user_id, DAILY_GOAL)][day] = target is not None and count >= target
+        for monday, sunday in ranges[user_id]:
+            goal = goal_on(history, sunday)
+            target = None if goal is None else goal.weekly_tasks
+            total = week_sums.get((user_id, monday), 0)
+            changes[(user_id, WEEKLY_GOAL)][monday] = target is not None and total >= target
+    await apply_streak_days(repo, changes)
+
+
+def step_of(kind: str) -> timedelta:
+    """Runs of weekly goals step by weeks (their Mondays), every other kind by days."""
+    return ONE_WEEK if kind == WEEKLY_GOAL else ONE_DAY
 
 
 async def apply_streak_days(
@@ -213,7 +376,7 @@ async def apply_streak_days(
     changes = {key: days for key, days in changes.items() if days}
     if not changes:
         return
-    cuts = _cuts({key: min(days) - ONE_DAY for key, days in changes.items()})
+    cuts = _cuts({key: min(days) - step_of(key[1]) for key, days in changes.items()})
     window = await repo.runs_ending_from(cuts)
     # The first run of the window knows the longest before it; without one, ask for it.
     before = await repo.longest_ending_before(
@@ -224,10 +387,11 @@ async def apply_streak_days(
     for key, days in sorted(changes.items()):
         old = window.get(key, [])
         base = old[0].longest_before if old else before.get(key, 0)
+        step = step_of(key[1])
         spans = [(run.start, run.end) for run in old]
         for day, active in sorted(days.items()):
-            _toggle(spans, day, active)
-        new = _with_longest(spans, base)
+            _toggle(spans, day, active, step)
+        new = _with_longest(spans, base, step)
         old_by_start = {run.start: run for run in old}
         new_by_start = {run.start: run for run in new}
         user_id, kind = key
@@ -262,8 +426,11 @@ def _cuts(cuts: Mapping[RunKey, date]) -> dict[RunKey, date]:
     return {key: recent_cut if cut >= newest - RECENT else old_cut for key, cut in cuts.items()}
 
 
-def _toggle(spans: list[tuple[date, date]], day: date, active: bool) -> None:
-    """Add ``day`` to (or take it out of) sorted disjoint, non-adjacent ``(start, end)`` spans."""
+def _toggle(
+    spans: list[tuple[date, date]], day: date, active: bool, step: timedelta = ONE_DAY
+) -> None:
+    """Add ``day`` to (or take it out of) sorted disjoint, non-adjacent ``(start, end)`` spans
+    whose members are ``step`` apart."""
     index = bisect_right(spans, (day, date.max)) - 1  # the span starting on or before day
     inside = index >= 0 and spans[index][1] >= day
     if not active:
@@ -272,15 +439,15 @@ def _toggle(spans: list[tuple[date, date]], day: date, active: bool) -> None:
         start, end = spans[index]
         pieces = []
         if start < day:
-            pieces.append((start, day - ONE_DAY))
+            pieces.append((start, day - step))
         if day < end:
-            pieces.append((day + ONE_DAY, end))
+            pieces.append((day + step, end))
         spans[index : index + 1] = pieces
         return
     if inside:
         return
-    left = index >= 0 and spans[index][1] == day - ONE_DAY
-    right = index + 1 < len(spans) and spans[index + 1][0] == day + ONE_DAY
+    left = index >= 0 and spans[index][1] == day - step
+    right = index + 1 < len(spans) and spans[index + 1][0] == day + step
     if left and right:
         spans[index : index + 2] = [(spans[index][0], spans[index + 1][1])]
     elif left:
@@ -291,10 +458,12 @@ def _toggle(spans: list[tuple[date, date]], day: date, active: bool) -> None:
         spans.insert(index + 1, (day, day))
 
 
-def _with_longest(spans: Sequence[tuple[date, date]], longest: int) -> list[Run]:
+def _with_longest(
+    spans: Sequence[tuple[date, date]], longest: int, step: timedelta = ONE_DAY
+) -> list[Run]:
     runs: list[Run] = []
     for start, end in spans:
-        length = (end - start).days + 1
+        length = (end - start) // step + 1
         runs.append(Run(start, end, length, longest))
         longest = max(longest, length)
     return runs
@@ -364,9 +533,17 @@ def today_in(now: datetime, timezone: str) -> date:
     return local_date(now, timezone)
 
 
+async def caller_timezone(
+    repo: AnalyticsRepository, user_id: uuid.UUID, token_timezone: str
+) -> str:
+    """§1: the user's last known timezone (rule 1), else the token's ``tz``."""
+    return await repo.user_timezone(user_id) or token_timezone
+
+
 async def get_streaks(
-    repo: AnalyticsRepository, *, user_id: uuid.UUID, timezone: str, now: datetime
+    repo: AnalyticsRepository, *, user_id: uuid.UUID, token_timezone: str, now: datetime
 ) -> StreaksPublic:
+    timezone = await caller_timezone(repo, user_id, token_timezone)
     today = today_in(now, timezone)
     login, completion = await streaks(repo, user_id, today)
     return StreaksPublic(
@@ -401,15 +578,25 @@ def parse_week(value: str) -> date:
         raise _invalid_week(f"{value} is not a week of its year", value) from None
 
 
-def _totals(days: Sequence[Day]) -> WeekTotals:
+def is_active(day: Day) -> bool:
+    """Rule 6: any login (either method), creation or completion."""
+    return day.login_events > 0 or day.tasks_created > 0 or day.tasks_completed > 0
+
+
+def totals_of(days: Sequence[Day]) -> WeekTotals:
+    """Rules 3 to 6, 10 and 11 summed over day rows."""
     return WeekTotals(
         logins=sum(day.logins for day in days),
         tasks_created=sum(day.tasks_created for day in days),
         tasks_completed=sum(day.tasks_completed for day in days),
-        active_days=sum(
-            1
-            for day in days
-            if day.login_events > 0 or day.tasks_created > 0 or day.tasks_completed > 0
+        active_days=sum(1 for day in days if is_active(day)),
+        completed_on_time=sum(day.completed_on_time for day in days),
+        completed_late=sum(day.completed_late for day in days),
+        completed_undated=sum(day.completed_undated for day in days),
+        completed_by_priority=CompletedByPriority(
+            low=sum(day.completed_low for day in days),
+            normal=sum(day.completed_normal for day in days),
+            high=sum(day.completed_high for day in days),
         ),
     )
 
@@ -418,10 +605,11 @@ async def get_weekly_report(
     repo: AnalyticsRepository,
     *,
     user_id: uuid.UUID,
-    timezone: str,
+    token_timezone: str,
     week: str | None,
     now: datetime,
 ) -> WeeklyReport:
+    timezone = await caller_timezone(repo, user_id, token_timezone)
     today = today_in(now, timezone)
     start = parse_week(week) if week is not None else today - timedelta(days=today.weekday())
     if start > today:
@@ -455,9 +643,11 @@ async def get_weekly_report(
         timezone=timezone,
         start_date=start,
         end_date=end,
-        totals=_totals(this_week),
+        totals=totals_of(this_week),
         days=days,
         streaks=WeekStreaks(login=login, completion=completion),
-        previous_week=PreviousWeek(week=week_label(previous_start), totals=_totals(previous_week)),
+        previous_week=PreviousWeek(
+            week=week_label(previous_start), totals=totals_of(previous_week)
+        ),
         generated_at=now,
     )

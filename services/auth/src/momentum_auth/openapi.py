@@ -18,6 +18,7 @@ SCOPE_DESCRIPTIONS = {
     "tasks:read": "read your tasks",
     "tasks:write": "create and change your tasks",
     "analytics:read": "your streaks and reports",
+    "analytics:write": "set your goals",
     "admin": "operator actions",
 }
 

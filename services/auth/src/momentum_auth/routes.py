@@ -131,7 +131,7 @@ TOKEN_EXAMPLE: dict[str, Any] = {
     "token_type": "Bearer",
     "expires_in": 900,
     "refresh_token": "rt_9b2f6d1e3c4a4e5f8a7b1c2d3e4f5a6b",
-    "scope": "profile tasks:read tasks:write analytics:read",
+    "scope": "profile tasks:read tasks:write analytics:read analytics:write",
 }
 
 FormField = Annotated[str | None, Form()]
@@ -409,7 +409,14 @@ async def jwks(
             "jwks_uri": "https://momentum.example.com/.well-known/jwks.json",
             "revocation_endpoint": "https://momentum.example.com/auth/revoke",
             "grant_types_supported": ["password", "refresh_token"],
-            "scopes_supported": ["profile", "tasks:read", "tasks:write", "analytics:read", "admin"],
+            "scopes_supported": [
+                "profile",
+                "tasks:read",
+                "tasks:write",
+                "analytics:read",
+                "analytics:write",
+                "admin",
+            ],
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": ["none"],
             "revocation_endpoint_auth_methods_supported": ["none"],

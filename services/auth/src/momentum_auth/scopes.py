@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from momentum_auth import errors
 from momentum_auth.models import User
 
-USER_SCOPES = ("profile", "tasks:read", "tasks:write", "analytics:read")
+USER_SCOPES = ("profile", "tasks:read", "tasks:write", "analytics:read", "analytics:write")
 ADMIN_SCOPE = "admin"
 SCOPES = (*USER_SCOPES, ADMIN_SCOPE)
 

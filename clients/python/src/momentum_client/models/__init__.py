@@ -1,15 +1,27 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .analytics_range_report_group import AnalyticsRangeReportGroup
 from .auth_revoke_form import AuthRevokeForm
 from .auth_token_form import AuthTokenForm
 from .authorization_server_metadata import AuthorizationServerMetadata
+from .bucket import Bucket
+from .calendar import Calendar
+from .calendar_day import CalendarDay
+from .completed_by_priority import CompletedByPriority
+from .daily_goal_streak import DailyGoalStreak
 from .day_report import DayReport
+from .goals_public import GoalsPublic
+from .goals_update import GoalsUpdate
 from .json_web_key_set import JsonWebKeySet
 from .json_web_key_set_keys_item import JsonWebKeySetKeysItem
+from .monthly_report import MonthlyReport
 from .password_change import PasswordChange
+from .previous_month import PreviousMonth
 from .previous_week import PreviousWeek
 from .problem import Problem
 from .problem_field_error import ProblemFieldError
+from .range_report import RangeReport
+from .range_report_group import RangeReportGroup
 from .signing_key_public import SigningKeyPublic
 from .streak import Streak
 from .streaks_public import StreaksPublic
@@ -30,19 +42,32 @@ from .user_public import UserPublic
 from .user_update import UserUpdate
 from .week_streaks import WeekStreaks
 from .week_totals import WeekTotals
+from .weekly_goal_streak import WeeklyGoalStreak
 from .weekly_report import WeeklyReport
 
 __all__ = (
+    "AnalyticsRangeReportGroup",
     "AuthRevokeForm",
     "AuthTokenForm",
     "AuthorizationServerMetadata",
+    "Bucket",
+    "Calendar",
+    "CalendarDay",
+    "CompletedByPriority",
+    "DailyGoalStreak",
     "DayReport",
+    "GoalsPublic",
+    "GoalsUpdate",
     "JsonWebKeySet",
     "JsonWebKeySetKeysItem",
+    "MonthlyReport",
     "PasswordChange",
+    "PreviousMonth",
     "PreviousWeek",
     "Problem",
     "ProblemFieldError",
+    "RangeReport",
+    "RangeReportGroup",
     "SigningKeyPublic",
     "Streak",
     "StreaksPublic",
@@ -63,5 +88,6 @@ __all__ = (
     "UserUpdate",
     "WeekStreaks",
     "WeekTotals",
+    "WeeklyGoalStreak",
     "WeeklyReport",
 )

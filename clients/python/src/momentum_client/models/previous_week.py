@@ -17,7 +17,7 @@ T = TypeVar("T", bound="PreviousWeek")
 class PreviousWeek:
     """
     Attributes:
-        totals (WeekTotals):
+        totals (WeekTotals): Report totals (docs/spec/analytics.md, rules 3 to 6, 10 and 11).
         week (str):
     """
 

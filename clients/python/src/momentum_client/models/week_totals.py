@@ -1,25 +1,38 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+if TYPE_CHECKING:
+    from ..models.completed_by_priority import CompletedByPriority
+
 
 T = TypeVar("T", bound="WeekTotals")
 
 
 @_attrs_define
 class WeekTotals:
-    """
+    """Report totals (docs/spec/analytics.md, rules 3 to 6, 10 and 11).
+
     Attributes:
         active_days (int):
+        completed_by_priority (CompletedByPriority):
+        completed_late (int):
+        completed_on_time (int):
+        completed_undated (int):
         logins (int):
         tasks_completed (int):
         tasks_created (int):
     """
 
     active_days: int
+    completed_by_priority: CompletedByPriority
+    completed_late: int
+    completed_on_time: int
+    completed_undated: int
     logins: int
     tasks_completed: int
     tasks_created: int
@@ -27,6 +40,14 @@ class WeekTotals:
 
     def to_dict(self) -> dict[str, Any]:
         active_days = self.active_days
+
+        completed_by_priority = self.completed_by_priority.to_dict()
+
+        completed_late = self.completed_late
+
+        completed_on_time = self.completed_on_time
+
+        completed_undated = self.completed_undated
 
         logins = self.logins
 
@@ -39,6 +60,10 @@ class WeekTotals:
         field_dict.update(
             {
                 "active_days": active_days,
+                "completed_by_priority": completed_by_priority,
+                "completed_late": completed_late,
+                "completed_on_time": completed_on_time,
+                "completed_undated": completed_undated,
                 "logins": logins,
                 "tasks_completed": tasks_completed,
                 "tasks_created": tasks_created,
@@ -49,8 +74,18 @@ class WeekTotals:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.completed_by_priority import CompletedByPriority
+
         d = dict(src_dict)
         active_days = d.pop("active_days")
+
+        completed_by_priority = CompletedByPriority.from_dict(d.pop("completed_by_priority"))
+
+        completed_late = d.pop("completed_late")
+
+        completed_on_time = d.pop("completed_on_time")
+
+        completed_undated = d.pop("completed_undated")
 
         logins = d.pop("logins")
 
@@ -60,6 +95,10 @@ class WeekTotals:
 
         week_totals = cls(
             active_days=active_days,
+            completed_by_priority=completed_by_priority,
+            completed_late=completed_late,
+            completed_on_time=completed_on_time,
+            completed_undated=completed_undated,
             logins=logins,
             tasks_completed=tasks_completed,
             tasks_created=tasks_created,

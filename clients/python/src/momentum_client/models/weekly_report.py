@@ -29,7 +29,7 @@ class WeeklyReport:
         start_date (datetime.date):
         streaks (WeekStreaks):
         timezone (str):
-        totals (WeekTotals):
+        totals (WeekTotals): Report totals (docs/spec/analytics.md, rules 3 to 6, 10 and 11).
         user_id (UUID):
         week (str):
     """

@@ -96,7 +96,7 @@ def sync_detailed(
 ) -> Response[Problem | StreaksPublic]:
     """Get Streaks
 
-     The caller's login and completion streaks as of today in the token's timezone.
+     The caller's login and completion streaks as of today in the caller's timezone.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -121,7 +121,7 @@ def sync(
 ) -> Problem | StreaksPublic | None:
     """Get Streaks
 
-     The caller's login and completion streaks as of today in the token's timezone.
+     The caller's login and completion streaks as of today in the caller's timezone.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -142,7 +142,7 @@ async def asyncio_detailed(
 ) -> Response[Problem | StreaksPublic]:
     """Get Streaks
 
-     The caller's login and completion streaks as of today in the token's timezone.
+     The caller's login and completion streaks as of today in the caller's timezone.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -165,7 +165,7 @@ async def asyncio(
 ) -> Problem | StreaksPublic | None:
     """Get Streaks
 
-     The caller's login and completion streaks as of today in the token's timezone.
+     The caller's login and completion streaks as of today in the caller's timezone.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
