@@ -113,11 +113,13 @@ class Reference:
         return days
 
     def priority(self, user_id: uuid.UUID, task: str) -> str:
-        """Rule 11: the priority of the latest created event of the user's task, else normal."""
+        """Rule 11: the priority of the user's task's latest created event or updated event
+        that carries one, else normal."""
         created = [
             event
             for event in self.events
-            if event.type == "tasks.task.created"
+            if event.type in ("tasks.task.created", "tasks.task.updated")
+            and event.data.get("priority") is not None
             and event.user_id == user_id
             and str(event.data["task_id"]) == task
         ]

@@ -92,6 +92,16 @@ item = st.one_of(
         task=st.integers(0, 4),
         priority=st.sampled_from(["low", "normal", "high"]),
     ),
+    st.builds(
+        Item,
+        kind=st.just("tasks.task.updated"),
+        user=st.integers(0, 1),
+        minute=minutes(),
+        usertz=usertz,
+        late=late,
+        task=st.integers(0, 4),
+        priority=st.sampled_from(["low", "normal", "high"]),
+    ),
     completion,
     completion,  # twice as likely: goals need completions to be met or missed
 )
@@ -143,6 +153,17 @@ def event_of(item: Item, when: datetime, user: uuid.UUID, task: uuid.UUID) -> Cl
             priority=item.priority,
             due_at=None,
             created_at=format_utc(when),
+        )
+    if item.kind == "tasks.task.updated":
+        return cloud_event(
+            item.kind,
+            user,
+            when,
+            usertz=item.usertz,
+            task_id=str(task),
+            changed=["priority"],
+            version=2,
+            priority=item.priority,
         )
     due = None if item.due_minutes is None else when + timedelta(minutes=item.due_minutes)
     return cloud_event(

@@ -76,6 +76,9 @@ class TaskUpdated(EventData):
     user_id: uuid.UUID
     changed: list[str]
     version: int
+    # The task's priority after the change (rule 11's "as last known"); absent in events
+    # written before it was carried.
+    priority: Literal["low", "normal", "high"] | None = None
 
 
 class TaskCompleted(EventData):

@@ -13,13 +13,16 @@ from momentum_shared.events import (
     CloudEvent,
     TaskCompleted,
     TaskCreated,
+    TaskUpdated,
     UserLoggedIn,
     UserRegistered,
     UserUpdated,
 )
 from momentum_shared.validation import valid_timezone
 
-FactKind = Literal["timezone", "login_password", "login_refresh", "created", "completed"]
+FactKind = Literal[
+    "timezone", "login_password", "login_refresh", "created", "completed", "repriced"
+]
 
 # Types that change a projection; every other type is acknowledged and ignored.
 PROJECTED_TYPES = frozenset(
@@ -57,7 +60,7 @@ class Fact:
     # consumer's spans fall back to them when a message carries no trace headers.
     traceparent: str | None = None
     tracestate: str | None = None
-    priority: str | None = None  # a created task's priority
+    priority: str | None = None  # a created task's priority, or a changed one's (repriced)
     completed_at: datetime | None = None  # a completion's completed_at (aware, UTC)
     due_at: datetime | None = None  # a completion's due_at (aware, UTC), None: undated
 
@@ -129,6 +132,9 @@ def fact_of(event: CloudEvent, data: object) -> Fact | None:
         )
     if isinstance(data, TaskCreated):
         return make(data.user_id, "created", task_id=data.task_id, priority=data.priority)
+    if isinstance(data, TaskUpdated) and data.priority is not None:
+        # Counts nothing on a day; it is the task's priority as last known (rule 11).
+        return make(data.user_id, "repriced", task_id=data.task_id, priority=data.priority)
     if isinstance(data, TaskCompleted):
         return make(
             data.user_id,

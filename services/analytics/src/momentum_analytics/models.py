@@ -137,7 +137,8 @@ class TaskCompletion(AnalyticsBase, table=True):
 
 
 class TaskPriority(AnalyticsBase, table=True):
-    """A task's priority as last known to analytics (the latest ``tasks.task.created``)."""
+    """A task's priority as last known to analytics: that of the latest ``tasks.task.created``
+    or ``tasks.task.updated`` carrying one."""
 
     __tablename__ = "task_priorities"
 

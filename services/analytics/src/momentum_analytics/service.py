@@ -96,7 +96,7 @@ async def apply_facts(
         await _learn_timezones(repo, users, [f for f in fresh if f.kind == "timezone"], changes)
         floating: list[dict[str, object]] = []
         for fact in fresh:
-            if fact.kind != "timezone":
+            if fact.kind not in ("timezone", "repriced"):
                 _place(users, fact, changes, floating)
         await repo.add_floating_many(floating)
         await repo.add_completions(changes.completions)
@@ -214,11 +214,14 @@ def _place(
 async def _learn_priorities(
     repo: AnalyticsRepository, facts: Sequence[Fact]
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Record created tasks' priorities (the latest by time, then id, wins); the tasks whose
-    known priority was written (their completed days are classified again)."""
+    """Record the priorities that created and changed tasks carry (the latest by time, then
+    id, wins); the tasks whose known priority was written (their completed days are
+    classified again)."""
     offered: dict[tuple[uuid.UUID, uuid.UUID], KnownPriority] = {}
     for fact in facts:
-        if fact.kind != "created" or fact.task_id is None or fact.priority is None:
+        if fact.kind not in ("created", "repriced") or fact.task_id is None:
+            continue
+        if fact.priority is None:
             continue
         key = (fact.user_id, fact.task_id)
         candidate = KnownPriority(fact.priority, fact.occurred_at, fact.event_id)
