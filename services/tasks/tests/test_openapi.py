@@ -17,6 +17,7 @@ CONTRACT_ROUTES = {
     ("post", "/tasks/{task_id}/complete"),
     ("post", "/tasks/{task_id}/reopen"),
     ("delete", "/tasks/{task_id}"),
+    ("post", "/tasks/batch"),
 }
 
 

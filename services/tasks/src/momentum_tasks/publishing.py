@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
+import threading
+import time
+import uuid
 from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,6 +28,35 @@ SOURCE = "/momentum/tasks"
 STREAMS = (TASK_STREAM,)
 
 
+class _OrderedIds:
+    """UUIDv7 event ids (RFC 9562), strictly increasing within the process.
+
+    The outbox publishes the events of one moment in the order of their ids, and every
+    event of a request has the request's time: increasing ids keep them in the order of
+    the changes (a batch that completes and then reopens a task says so in that order).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._last_counter = 0
+
+    def next(self) -> str:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms, counter = self._last_ms, self._last_counter + 1
+            else:
+                counter = secrets.randbits(73)  # the top bit clear: room to count up
+            self._last_ms, self._last_counter = ms, counter
+        rand_a, rand_b = counter >> 62 & 0xFFF, counter & ((1 << 62) - 1)
+        value = ms << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+        return str(uuid.UUID(int=value))
+
+
+_event_ids = _OrderedIds()
+
+
 def _emit(
     session: AsyncSession, data: EventData, *, task: Task, usertz: str | None, at: datetime
 ) -> None:
@@ -32,7 +65,14 @@ def _emit(
     enqueue(
         session,
         OutboxEvent,
-        CloudEvent.of(data, source=SOURCE, subject=str(task.owner_id), usertz=usertz, time=at),
+        CloudEvent.of(
+            data,
+            source=SOURCE,
+            subject=str(task.owner_id),
+            usertz=usertz,
+            time=at,
+            id=_event_ids.next(),
+        ),
     )
 
 

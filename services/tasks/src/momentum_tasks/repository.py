@@ -265,7 +265,7 @@ class TaskRepository(Repository):
         *,
         owner_id: uuid.UUID,
         key: str,
-        task_id: uuid.UUID,
+        task_id: uuid.UUID | None,
         status_code: int,
         body: str,
     ) -> None:

@@ -14,7 +14,7 @@ from momentum_shared.errors import UnprocessableEntity, validation_errors
 from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
 from momentum_shared.validation import StorableTextSchema
-from momentum_tasks import service
+from momentum_tasks import batches, service
 from momentum_tasks.dependencies import (
     CursorCodecDep,
     IdempotencyKeyDep,
@@ -28,6 +28,8 @@ from momentum_tasks.dependencies import (
 from momentum_tasks.models import Task
 from momentum_tasks.repository import TaskRow
 from momentum_tasks.schemas import (
+    BatchRequest,
+    BatchResponse,
     Priority,
     Status,
     TaskCreate,
@@ -135,6 +137,106 @@ async def create_task(
         "ETag": service.etag(int(created.body["version"])),
     }
     return JSONResponse(created.body, status_code=created.status_code, headers=headers)
+
+
+@router.post(
+    "/batch",
+    operation_id="tasks.batch",
+    openapi_extra=examples(
+        request={
+            "operations": [
+                {"op": "create", "data": {"title": "Book the flights", "tags": ["travel"]}},
+                {
+                    "op": "update",
+                    "id": TASK_EXAMPLE["id"],
+                    "data": {"priority": "normal"},
+                    "if_match": '"1"',
+                },
+                {"op": "complete", "id": TASK_EXAMPLE["id"]},
+            ]
+        },
+        response={
+            "results": [
+                {
+                    "index": 0,
+                    "status": 201,
+                    "task": {
+                        **TASK_EXAMPLE,
+                        "id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                        "title": "Book the flights",
+                        "description": None,
+                        "priority": "normal",
+                        "due_at": None,
+                        "tags": ["travel"],
+                        "created_at": "2026-12-03T16:10:00Z",
+                        "updated_at": "2026-12-03T16:10:00Z",
+                    },
+                },
+                {
+                    "index": 1,
+                    "status": 200,
+                    "task": {
+                        **TASK_EXAMPLE,
+                        "priority": "normal",
+                        "updated_at": "2026-12-03T16:10:00Z",
+                        "version": 2,
+                    },
+                },
+                {
+                    "index": 2,
+                    "status": 200,
+                    "task": {**DONE_EXAMPLE, "priority": "normal", "version": 3},
+                },
+            ]
+        },
+    ),
+    response_model=BatchResponse,
+    response_model_exclude_none=True,
+    responses={
+        400: {
+            "description": "a malformed Idempotency-Key, or a body that cannot be parsed",
+            **PROBLEM,
+        },
+        404: {
+            "description": (
+                "an operation names a task that is absent or someone else's;"
+                " errors: [{index, status, detail}]"
+            ),
+            **PROBLEM,
+        },
+        409: {
+            "description": "the first request with this Idempotency-Key is in progress",
+            **PROBLEM,
+        },
+        412: {"description": "an operation's if_match is not the task's ETag", **PROBLEM},
+        413: {"description": "body too large", **PROBLEM},
+        422: {
+            "description": (
+                "the body or an operation did not validate, or the key was used with another"
+                " body; errors: [{index, status, detail}] for an operation"
+            ),
+            **PROBLEM,
+        },
+    },
+)
+async def run_batch(
+    body: BatchRequest,
+    actor: WriterDep,
+    repo: RepositoryDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyDep,
+    now: NowDep,
+) -> JSONResponse:
+    """Apply up to 100 task operations in order, all or nothing; the first failure answers."""
+    done = await batches.run_batch(
+        repo,
+        actor=actor,
+        request=body,
+        idempotency_key=idempotency_key,
+        idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+        now=now,
+    )
+    return JSONResponse(done.body, status_code=done.status_code)
 
 
 @router.get(

@@ -6,7 +6,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -146,3 +146,56 @@ class TaskFilters(BaseModel):
     q: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
     due_before: Instant | None = None
     due_after: Instant | None = None
+
+
+BatchOp = Literal["create", "update", "complete", "reopen", "delete"]
+
+
+class BatchOperation(BaseModel):
+    """One operation of ``POST /tasks/batch``; ``data`` is validated when its turn comes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: BatchOp
+    id: Annotated[
+        str | None,
+        Field(
+            description="the task (update, complete, reopen, delete); absent for create",
+            json_schema_extra={"format": "uuid"},
+        ),
+    ] = None
+    data: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description=(
+                "the body of POST /tasks (create) or of PATCH /tasks/{id} (update);"
+                " absent for the other operations"
+            )
+        ),
+    ] = None
+    if_match: Annotated[
+        str | None,
+        Field(description='as the If-Match header, for example "\\"3\\"" (not for create)'),
+    ] = None
+
+
+class BatchRequest(BaseModel):
+    """Body of ``POST /tasks/batch``: 1 to 100 operations, applied in order, all or nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operations: Annotated[list[BatchOperation], Field(min_length=1, max_length=100)]
+
+
+class BatchResult(BaseModel):
+    """What one operation did: its status as the single-task route answers it, and the task."""
+
+    index: int
+    status: int
+    task: Annotated[TaskPublic | None, Field(description="absent for delete")] = None
+
+
+class BatchResponse(BaseModel):
+    """The answer of a batch that was applied whole."""
+
+    results: list[BatchResult]

@@ -97,6 +97,58 @@ async def get_task(repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID) ->
     return task
 
 
+async def replay_or_claim(
+    repo: TaskRepository,
+    *,
+    actor: Actor,
+    key: str | None,
+    request_hash: str,
+    ttl: timedelta,
+    now: datetime,
+) -> Created | None:
+    """The stored response for a repeated ``Idempotency-Key``, or ``None`` once it is claimed.
+
+    The claim is a row in the request's own transaction: a request that fails rolls it back,
+    so a retry with the same key runs again (docs/spec/README.md §2.9).
+    """
+    if key is None:
+        return None
+    earlier = await repo.claim_idempotency_key(
+        owner_id=actor.owner_id,
+        key=key,
+        request_hash=request_hash,
+        now=now,
+        expired_before=now - ttl,
+    )
+    if earlier is None:
+        return None
+    if earlier.request_hash != request_hash:
+        raise UnprocessableEntity("this Idempotency-Key was already used with a different body")
+    if earlier.response_body is None or earlier.status_code is None:
+        raise Conflict("a request with this Idempotency-Key is still in progress")
+    return Created(earlier.status_code, json.loads(earlier.response_body))
+
+
+async def remember_response(
+    repo: TaskRepository,
+    *,
+    actor: Actor,
+    key: str | None,
+    created: Created,
+    resource_id: uuid.UUID | None = None,
+) -> Created:
+    """Store the response of a request that claimed ``key``, for its replays."""
+    if key is not None:
+        await repo.record_idempotent_response(
+            owner_id=actor.owner_id,
+            key=key,
+            task_id=resource_id,
+            status_code=created.status_code,
+            body=json.dumps(created.body),
+        )
+    return created
+
+
 async def create_task(
     repo: TaskRepository,
     *,
@@ -107,23 +159,29 @@ async def create_task(
     now: datetime,
 ) -> Created:
     await repo.begin_write()
-    if idempotency_key is not None:
-        request_hash = _request_hash(body)
-        earlier = await repo.claim_idempotency_key(
-            owner_id=actor.owner_id,
-            key=idempotency_key,
-            request_hash=request_hash,
-            now=now,
-            expired_before=now - idempotency_ttl,
-        )
-        if earlier is not None:
-            if earlier.request_hash != request_hash:
-                raise UnprocessableEntity(
-                    "this Idempotency-Key was already used with a different body"
-                )
-            if earlier.response_body is None or earlier.status_code is None:
-                raise Conflict("a request with this Idempotency-Key is still in progress")
-            return Created(earlier.status_code, json.loads(earlier.response_body))
+    replay = await replay_or_claim(
+        repo,
+        actor=actor,
+        key=idempotency_key,
+        request_hash=_request_hash(body),
+        ttl=idempotency_ttl,
+        now=now,
+    )
+    if replay is not None:
+        return replay
+    task = await add_task(repo, actor=actor, body=body, now=now)
+    return await remember_response(
+        repo,
+        actor=actor,
+        key=idempotency_key,
+        created=Created(201, to_public(task).model_dump(mode="json")),
+        resource_id=task.id,
+    )
+
+
+async def add_task(repo: TaskRepository, *, actor: Actor, body: TaskCreate, now: datetime) -> Task:
+    """Create one task and its event (the part of ``POST /tasks`` a batch repeats)."""
+    await repo.begin_write()
     task = Task(
         id=uuid.uuid4(),
         owner_id=actor.owner_id,
@@ -142,16 +200,7 @@ async def create_task(
     )
     await repo.add(task)
     publishing.task_created(repo.session, task, usertz=actor.usertz)
-    public = to_public(task).model_dump(mode="json")
-    if idempotency_key is not None:
-        await repo.record_idempotent_response(
-            owner_id=actor.owner_id,
-            key=idempotency_key,
-            task_id=task.id,
-            status_code=201,
-            body=json.dumps(public),
-        )
-    return Created(201, public)
+    return task
 
 
 async def update_task(

@@ -3,6 +3,12 @@
 from .auth_revoke_form import AuthRevokeForm
 from .auth_token_form import AuthTokenForm
 from .authorization_server_metadata import AuthorizationServerMetadata
+from .batch_operation import BatchOperation
+from .batch_operation_data_type_0 import BatchOperationDataType0
+from .batch_operation_op import BatchOperationOp
+from .batch_request import BatchRequest
+from .batch_response import BatchResponse
+from .batch_result import BatchResult
 from .day_report import DayReport
 from .json_web_key_set import JsonWebKeySet
 from .json_web_key_set_keys_item import JsonWebKeySetKeysItem
@@ -36,6 +42,12 @@ __all__ = (
     "AuthRevokeForm",
     "AuthTokenForm",
     "AuthorizationServerMetadata",
+    "BatchOperation",
+    "BatchOperationDataType0",
+    "BatchOperationOp",
+    "BatchRequest",
+    "BatchResponse",
+    "BatchResult",
     "DayReport",
     "JsonWebKeySet",
     "JsonWebKeySetKeysItem",
