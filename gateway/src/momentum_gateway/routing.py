@@ -68,6 +68,10 @@ TABLE: tuple[Rule, ...] = (
     Rule("/tasks/*", "tasks", scope="tasks:read", methods=SAFE_METHODS),
     Rule("/tasks", "tasks", scope="tasks:write"),
     Rule("/tasks/*", "tasks", scope="tasks:write"),
+    Rule("/projects", "tasks", scope="tasks:read", methods=SAFE_METHODS),
+    Rule("/projects/*", "tasks", scope="tasks:read", methods=SAFE_METHODS),
+    Rule("/projects", "tasks", scope="tasks:write"),
+    Rule("/projects/*", "tasks", scope="tasks:write"),
     Rule("/analytics", "analytics", scope="analytics:read"),
     Rule("/analytics/*", "analytics", scope="analytics:read"),
 )

@@ -86,6 +86,8 @@ CASES = [
     (TaskSort.newest_first, TaskFilters(priority="high"), "ix_tasks_owner_"),
     (TaskSort.newest_first, TaskFilters(tag="t3"), "ix_task"),
     (TaskSort.due_soonest, TaskFilters(q="task"), "ix_tasks_owner_due"),
+    (TaskSort.newest_first, TaskFilters(project_id=uuid.uuid4()), "ix_tasks_owner_project"),
+    (TaskSort.newest_first, TaskFilters(project_id="none"), "ix_tasks_owner_"),
 ]
 
 

@@ -68,6 +68,8 @@ class TaskCreated(EventData):
     priority: Literal["low", "normal", "high"]
     due_at: UtcDateTime | None
     created_at: UtcDateTime
+    # The task's project (null: none); absent in events written before projects existed.
+    project_id: uuid.UUID | None = None
 
 
 class TaskUpdated(EventData):
@@ -76,6 +78,8 @@ class TaskUpdated(EventData):
     user_id: uuid.UUID
     changed: list[str]
     version: int
+    # The task's project (null: none); absent in events written before projects existed.
+    project_id: uuid.UUID | None = None
 
 
 class TaskCompleted(EventData):
@@ -84,17 +88,41 @@ class TaskCompleted(EventData):
     user_id: uuid.UUID
     completed_at: UtcDateTime
     due_at: UtcDateTime | None
+    # The task's project (null: none); absent in events written before projects existed.
+    project_id: uuid.UUID | None = None
 
 
 class TaskReopened(EventData):
     event_type: ClassVar[str] = "tasks.task.reopened"
     task_id: uuid.UUID
     user_id: uuid.UUID
+    # The task's project (null: none); absent in events written before projects existed.
+    project_id: uuid.UUID | None = None
 
 
 class TaskDeleted(EventData):
     event_type: ClassVar[str] = "tasks.task.deleted"
     task_id: uuid.UUID
+    user_id: uuid.UUID
+    # The task's project (null: none); absent in events written before projects existed.
+    project_id: uuid.UUID | None = None
+
+
+class ProjectCreated(EventData):
+    event_type: ClassVar[str] = "tasks.project.created"
+    project_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class ProjectUpdated(EventData):
+    event_type: ClassVar[str] = "tasks.project.updated"
+    project_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class ProjectDeleted(EventData):
+    event_type: ClassVar[str] = "tasks.project.deleted"
+    project_id: uuid.UUID
     user_id: uuid.UUID
 
 
@@ -110,6 +138,9 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         TaskCompleted,
         TaskReopened,
         TaskDeleted,
+        ProjectCreated,
+        ProjectUpdated,
+        ProjectDeleted,
     )
 }
 
@@ -176,6 +207,9 @@ __all__ = [
     "TASK_STREAM",
     "CloudEvent",
     "EventData",
+    "ProjectCreated",
+    "ProjectDeleted",
+    "ProjectUpdated",
     "SessionRevoked",
     "TaskCompleted",
     "TaskCreated",

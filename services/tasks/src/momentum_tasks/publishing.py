@@ -14,6 +14,9 @@ from momentum_shared.events import (
     TASK_STREAM,
     CloudEvent,
     EventData,
+    ProjectCreated,
+    ProjectDeleted,
+    ProjectUpdated,
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
@@ -21,7 +24,7 @@ from momentum_shared.events import (
     TaskUpdated,
 )
 from momentum_shared.outbox import enqueue
-from momentum_tasks.models import OutboxEvent, Task
+from momentum_tasks.models import OutboxEvent, Project, Task
 
 SOURCE = "/momentum/tasks"
 # The streams tasks publishes to (docs/spec/events.md §1): what its relays declare.
@@ -58,7 +61,12 @@ _event_ids = _OrderedIds()
 
 
 def _emit(
-    session: AsyncSession, data: EventData, *, task: Task, usertz: str | None, at: datetime
+    session: AsyncSession,
+    data: EventData,
+    *,
+    owner_id: uuid.UUID,
+    usertz: str | None,
+    at: datetime,
 ) -> None:
     # usertz is the token's tz when it names a real zone; absent otherwise, so analytics
     # falls back to the user's last known zone, not a guessed UTC (docs/spec/analytics.md, rule 1).
@@ -68,7 +76,7 @@ def _emit(
         CloudEvent.of(
             data,
             source=SOURCE,
-            subject=str(task.owner_id),
+            subject=str(owner_id),
             usertz=usertz,
             time=at,
             id=_event_ids.next(),
@@ -83,32 +91,58 @@ def task_created(session: AsyncSession, task: Task, *, usertz: str | None) -> No
         priority=task.priority,  # type: ignore[arg-type]
         due_at=task.due_at,
         created_at=task.created_at,
+        project_id=task.project_id,
     )
-    _emit(session, data, task=task, usertz=usertz, at=task.created_at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.created_at)
 
 
 def task_updated(
     session: AsyncSession, task: Task, *, changed: list[str], usertz: str | None
 ) -> None:
     data = TaskUpdated(
-        task_id=task.id, user_id=task.owner_id, changed=changed, version=task.version
+        task_id=task.id,
+        user_id=task.owner_id,
+        changed=changed,
+        version=task.version,
+        project_id=task.project_id,
     )
-    _emit(session, data, task=task, usertz=usertz, at=task.updated_at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.updated_at)
 
 
 def task_completed(session: AsyncSession, task: Task, *, usertz: str | None) -> None:
     assert task.completed_at is not None
     data = TaskCompleted(
-        task_id=task.id, user_id=task.owner_id, completed_at=task.completed_at, due_at=task.due_at
+        task_id=task.id,
+        user_id=task.owner_id,
+        completed_at=task.completed_at,
+        due_at=task.due_at,
+        project_id=task.project_id,
     )
-    _emit(session, data, task=task, usertz=usertz, at=task.completed_at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.completed_at)
 
 
 def task_reopened(session: AsyncSession, task: Task, *, usertz: str | None) -> None:
-    data = TaskReopened(task_id=task.id, user_id=task.owner_id)
-    _emit(session, data, task=task, usertz=usertz, at=task.updated_at)
+    data = TaskReopened(task_id=task.id, user_id=task.owner_id, project_id=task.project_id)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.updated_at)
 
 
 def task_deleted(session: AsyncSession, task: Task, *, usertz: str | None, at: datetime) -> None:
-    data = TaskDeleted(task_id=task.id, user_id=task.owner_id)
-    _emit(session, data, task=task, usertz=usertz, at=at)
+    data = TaskDeleted(task_id=task.id, user_id=task.owner_id, project_id=task.project_id)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=at)
+
+
+def project_created(session: AsyncSession, project: Project, *, usertz: str | None) -> None:
+    data = ProjectCreated(project_id=project.id, user_id=project.owner_id)
+    _emit(session, data, owner_id=project.owner_id, usertz=usertz, at=project.created_at)
+
+
+def project_updated(session: AsyncSession, project: Project, *, usertz: str | None) -> None:
+    data = ProjectUpdated(project_id=project.id, user_id=project.owner_id)
+    _emit(session, data, owner_id=project.owner_id, usertz=usertz, at=project.updated_at)
+
+
+def project_deleted(
+    session: AsyncSession, project: Project, *, usertz: str | None, at: datetime
+) -> None:
+    data = ProjectDeleted(project_id=project.id, user_id=project.owner_id)
+    _emit(session, data, owner_id=project.owner_id, usertz=usertz, at=at)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
 from momentum_shared.db import Repository, UtcDateTime
-from momentum_tasks.models import IdempotencyKey, Task, TaskTag
+from momentum_tasks.models import IdempotencyKey, Project, Task, TaskTag
 from momentum_tasks.pagination import Position
-from momentum_tasks.schemas import TaskFilters, TaskSort
+from momentum_tasks.schemas import ArchivedFilter, TaskFilters, TaskSort
 
 _DESCENDING = {TaskSort.newest_first, TaskSort.due_latest}
 
@@ -31,6 +32,25 @@ _TASKS = Task.__table__  # type: ignore[attr-defined]
 _GET_TASK = sa.select(_TASKS).where(
     _TASKS.c.owner_id == sa.bindparam("owner_id"), _TASKS.c.id == sa.bindparam("task_id")
 )
+ProjectRow = sa.Row[Any]
+_PROJECTS = Project.__table__  # type: ignore[attr-defined]
+_GET_PROJECT = sa.select(_PROJECTS).where(
+    _PROJECTS.c.owner_id == sa.bindparam("owner_id"),
+    _PROJECTS.c.id == sa.bindparam("project_id"),
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _project_page_shape(archived: ArchivedFilter, after: bool) -> sa.Select[Any]:
+    """A page of one owner's projects by folded name (unique per owner: a total order)."""
+    query = sa.select(_PROJECTS).where(
+        _PROJECTS.c.owner_id == sa.bindparam("owner_id", type_=sa.Uuid)
+    )
+    if archived is not ArchivedFilter.any:
+        query = query.where(_PROJECTS.c.archived == sa.bindparam("archived", type_=sa.Boolean))
+    if after:
+        query = query.where(_PROJECTS.c.name_folded > sa.bindparam("after", type_=sa.String))
+    return query.order_by(_PROJECTS.c.name_folded).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
 def _page_statement(
@@ -48,10 +68,15 @@ def _page_statement(
             values[name] = value
     if filters.q is not None:
         values["q"] = _like_pattern(filters.q)
+    flags: set[str] = set()
+    if filters.project_id == "none":
+        flags.add("no_project")
+    elif filters.project_id is not None:
+        values["project_id"] = filters.project_id
     if after is not None:
         values["after_key"] = after.key
         values["after_id"] = after.id
-    return _page_shape(frozenset(values), sort), values
+    return _page_shape(frozenset(values) | flags, sort), values
 
 
 @functools.lru_cache(maxsize=512)
@@ -74,6 +99,10 @@ def _page_shape(present: frozenset[str], sort: TaskSort) -> sa.Select[Any]:
         )
     if "q" in present:
         query = query.where(col(Task.title_folded).like(bound("q", sa.String), escape="\\"))
+    if "project_id" in present:
+        query = query.where(col(Task.project_id) == bound("project_id", sa.Uuid))
+    if "no_project" in present:
+        query = query.where(col(Task.project_id).is_(None))
     if "due_before" in present:
         query = query.where(col(Task.due_at) < bound("due_before", UtcDateTime))
     if "due_after" in present:
@@ -195,6 +224,79 @@ class TaskRepository(Repository):
         statement, values = _page_statement(owner_id, filters, sort, after, limit)
         connection = await self.session.connection()
         return list((await connection.execute(statement, values)).all())
+
+    # --- projects ------------------------------------------------------------------------
+
+    async def read_project(
+        self, *, owner_id: uuid.UUID, project_id: uuid.UUID
+    ) -> ProjectRow | None:
+        connection = await self.session.connection()
+        values = {"owner_id": owner_id, "project_id": project_id}
+        return (await connection.execute(_GET_PROJECT, values)).first()
+
+    async def get_project(
+        self, *, owner_id: uuid.UUID, project_id: uuid.UUID, lock: Literal["update", "share"]
+    ) -> Project | None:
+        """The project to change (``update``) or to put a task in (``share``), locked.
+
+        A task joining a project holds a shared lock on it, so a concurrent delete of the
+        project waits for that task (and then deletes it too) or goes first (and the task is
+        refused): no task is ever left in a deleted project.
+        """
+        query = select(Project).where(Project.owner_id == owner_id, Project.id == project_id)
+        query = query.with_for_update(read=lock == "share")
+        return (await self.session.exec(query)).first()
+
+    async def add_project(self, project: Project) -> bool:
+        """Insert ``project``; False when the owner already has a project of that folded name."""
+        # On PostgreSQL a concurrent create of the same name waits on the unique index until
+        # the first commits, then inserts nothing; SQLite's write lock serialises them.
+        inserted = await self.session.exec(
+            self.insert(Project)
+            .values(**project.model_dump())
+            .on_conflict_do_nothing(index_elements=["owner_id", "name_folded"])
+        )
+        return bool(inserted.rowcount)
+
+    async def save_project(self) -> bool:
+        """Flush a changed project; False when its new name is taken (the caller must then fail
+        the request: the transaction is unusable on PostgreSQL)."""
+        try:
+            await self.session.flush()
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    async def list_projects(
+        self, *, owner_id: uuid.UUID, archived: ArchivedFilter, after: str | None, limit: int
+    ) -> builtins.list[ProjectRow]:
+        values: dict[str, Any] = {"owner_id": owner_id, "limit": limit + 1}
+        if archived is not ArchivedFilter.any:
+            values["archived"] = archived is ArchivedFilter.archived
+        if after is not None:
+            values["after"] = after
+        statement = _project_page_shape(archived, after is not None)
+        connection = await self.session.connection()
+        return list((await connection.execute(statement, values)).all())
+
+    async def project_tasks(
+        self, *, owner_id: uuid.UUID, project_id: uuid.UUID
+    ) -> builtins.list[Task]:
+        """The project's tasks, locked, to be deleted with it."""
+        query = (
+            select(Task)
+            .where(Task.owner_id == owner_id, Task.project_id == project_id)
+            .order_by(col(Task.created_at), col(Task.id))
+            .with_for_update()
+        )
+        return list((await self.session.exec(query)).all())
+
+    async def delete_project(self, *, owner_id: uuid.UUID, project_id: uuid.UUID) -> None:
+        await self.session.exec(
+            sa.delete(Project).where(
+                col(Project.owner_id) == owner_id, col(Project.id) == project_id
+            )
+        )
 
     # --- idempotency keys ----------------------------------------------------------------
 

@@ -14,23 +14,29 @@ from momentum_shared.errors import UnprocessableEntity, validation_errors
 from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
 from momentum_shared.validation import StorableTextSchema
-from momentum_tasks import batches, service
+from momentum_tasks import batches, projects, service
 from momentum_tasks.dependencies import (
     CursorCodecDep,
     IdempotencyKeyDep,
     IfMatchDep,
+    ProjectIdDep,
     ReaderDep,
     RepositoryDep,
     SettingsDep,
     TaskIdDep,
     WriterDep,
 )
-from momentum_tasks.models import Task
-from momentum_tasks.repository import TaskRow
+from momentum_tasks.models import Project, Task
+from momentum_tasks.repository import ProjectRow, TaskRow
 from momentum_tasks.schemas import (
+    ArchivedFilter,
     BatchRequest,
     BatchResponse,
     Priority,
+    ProjectCreate,
+    ProjectPage,
+    ProjectPublic,
+    ProjectUpdate,
     Status,
     TaskCreate,
     TaskFilters,
@@ -41,15 +47,19 @@ from momentum_tasks.schemas import (
 )
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-router = APIRouter(
-    prefix="/tasks",
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, invalid or expired bearer token", **PROBLEM},
+    403: {"description": "the token lacks the route's scope", **PROBLEM},
+    503: {"description": "the database cannot be reached", **PROBLEM},
+}
+tasks_router = APIRouter(
+    prefix="/tasks", route_class=BearerFirstRoute, tags=["tasks"], responses=COMMON_RESPONSES
+)
+projects_router = APIRouter(
+    prefix="/projects",
     route_class=BearerFirstRoute,
-    tags=["tasks"],
-    responses={
-        401: {"description": "missing, invalid or expired bearer token", **PROBLEM},
-        403: {"description": "the token lacks the route's scope", **PROBLEM},
-        503: {"description": "the database cannot be reached", **PROBLEM},
-    },
+    tags=["projects"],
+    responses=COMMON_RESPONSES,
 )
 TASK_EXAMPLE: dict[str, Any] = {
     "id": "0f8fad5b-d9cb-469f-a165-70867728950e",
@@ -62,6 +72,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "created_at": "2026-12-02T09:30:00Z",
     "updated_at": "2026-12-02T09:30:00Z",
     "completed_at": None,
+    "project_id": None,
     "version": 1,
 }
 DONE_EXAMPLE = {
@@ -82,7 +93,7 @@ def _task_response(task: Task | TaskRow, response: Response) -> TaskPublic:
     return service.to_public(task)
 
 
-@router.post(
+@tasks_router.post(
     "",
     operation_id="tasks.create",
     status_code=201,
@@ -139,7 +150,7 @@ async def create_task(
     return JSONResponse(created.body, status_code=created.status_code, headers=headers)
 
 
-@router.post(
+@tasks_router.post(
     "/batch",
     operation_id="tasks.batch",
     openapi_extra=examples(
@@ -239,7 +250,7 @@ async def run_batch(
     return JSONResponse(done.body, status_code=done.status_code)
 
 
-@router.get(
+@tasks_router.get(
     "",
     operation_id="tasks.list",
     response_model=TaskPage,
@@ -293,6 +304,13 @@ async def list_tasks(
             )
         ),
     ] = TaskSort.newest_first,
+    project_id: Annotated[
+        str | None,
+        Query(
+            description="in this project (its id), or none for tasks without a project",
+            json_schema_extra={"anyOf": [{"type": "string", "format": "uuid"}, {"const": "none"}]},
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     # No max_length here: an over-long cursor is a bad cursor (400), which decode() says.
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
@@ -307,6 +325,7 @@ async def list_tasks(
                 "q": q,
                 "due_before": due_before,
                 "due_after": due_after,
+                "project_id": project_id,
             }
         )
     except ValidationError as exc:
@@ -319,7 +338,7 @@ async def list_tasks(
     )
 
 
-@router.get(
+@tasks_router.get(
     "/{task_id}",
     operation_id="tasks.get",
     response_model=TaskPublic,
@@ -334,7 +353,7 @@ async def get_task(
     return _task_response(task, response)
 
 
-@router.patch(
+@tasks_router.patch(
     "/{task_id}",
     operation_id="tasks.update",
     response_model=TaskPublic,
@@ -366,7 +385,7 @@ async def update_task(
     return _task_response(task, response)
 
 
-@router.post(
+@tasks_router.post(
     "/{task_id}/complete",
     operation_id="tasks.complete",
     response_model=TaskPublic,
@@ -388,7 +407,7 @@ async def complete_task(
     return _task_response(task, response)
 
 
-@router.post(
+@tasks_router.post(
     "/{task_id}/reopen",
     operation_id="tasks.reopen",
     response_model=TaskPublic,
@@ -410,7 +429,7 @@ async def reopen_task(
     return _task_response(task, response)
 
 
-@router.delete(
+@tasks_router.delete(
     "/{task_id}",
     operation_id="tasks.delete",
     status_code=204,
@@ -427,3 +446,175 @@ async def delete_task(
     """Delete the task; afterwards it is 404 everywhere."""
     await service.delete_task(repo, actor=actor, task_id=task_id, if_match=if_match, now=now)
     return Response(status_code=204)
+
+
+# --- projects ------------------------------------------------------------------------------
+
+PROJECT_EXAMPLE: dict[str, Any] = {
+    "id": "3b241101-e2bb-4255-8caf-4136c566a962",
+    "name": "Home",
+    "color": "#1e90ff",
+    "archived": False,
+    "created_at": "2026-12-02T09:00:00Z",
+    "updated_at": "2026-12-02T09:00:00Z",
+    "version": 1,
+}
+ONE_PROJECT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "absent or someone else's", **PROBLEM},
+    412: {"description": "If-Match is not the current ETag", **PROBLEM},
+}
+
+
+def _project_response(project: Project | ProjectRow, response: Response) -> ProjectPublic:
+    response.headers["ETag"] = service.etag(project.version)
+    return projects.to_public(project)
+
+
+@projects_router.post(
+    "",
+    operation_id="tasks.create_project",
+    status_code=201,
+    openapi_extra=examples(
+        request={"name": "Home", "color": "#1E90FF"}, response=PROJECT_EXAMPLE, status=201
+    ),
+    response_model=ProjectPublic,
+    responses={
+        400: {
+            "description": "a malformed Idempotency-Key, or a body that cannot be parsed",
+            **PROBLEM,
+        },
+        409: {
+            "description": (
+                "a project of this name (ignoring case) exists, or the first request with this"
+                " Idempotency-Key is in progress"
+            ),
+            **PROBLEM,
+        },
+        413: {"description": "body too large", **PROBLEM},
+        422: {
+            "description": "the body did not validate, or the key was used with another body",
+            **PROBLEM,
+        },
+    },
+)
+async def create_project(
+    body: ProjectCreate,
+    actor: WriterDep,
+    repo: RepositoryDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyDep,
+    now: NowDep,
+) -> JSONResponse:
+    """Create a project; its name must differ, ignoring case, from the caller's others."""
+    created = await projects.create_project(
+        repo,
+        actor=actor,
+        body=body,
+        idempotency_key=idempotency_key,
+        idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+        now=now,
+    )
+    headers = {
+        "Location": f"/projects/{created.body['id']}",
+        "ETag": service.etag(int(created.body["version"])),
+    }
+    return JSONResponse(created.body, status_code=created.status_code, headers=headers)
+
+
+@projects_router.get(
+    "",
+    operation_id="tasks.list_projects",
+    response_model=ProjectPage,
+    openapi_extra=examples(response={"items": [PROJECT_EXAMPLE], "next_cursor": None}),
+    responses={400: {"description": "bad cursor", **PROBLEM}},
+)
+async def list_projects(
+    actor: ReaderDep,
+    repo: RepositoryDep,
+    codec: CursorCodecDep,
+    archived: Annotated[
+        ArchivedFilter, Query(description="true, false (the default) or any")
+    ] = ArchivedFilter.active,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> ProjectPage:
+    """List the caller's projects by name, ignoring case, one keyset page at a time."""
+    return await projects.list_projects(
+        repo, actor=actor, archived=archived, limit=limit, cursor=cursor, codec=codec
+    )
+
+
+@projects_router.get(
+    "/{project_id}",
+    operation_id="tasks.get_project",
+    response_model=ProjectPublic,
+    responses={404: ONE_PROJECT[404]},
+    openapi_extra=examples(response=PROJECT_EXAMPLE),
+)
+async def get_project(
+    actor: ReaderDep, project_id: ProjectIdDep, repo: RepositoryDep, response: Response
+) -> ProjectPublic:
+    """One of the caller's projects; 404 if it is absent or someone else's."""
+    project = await projects.get_project(repo, actor=actor, project_id=project_id)
+    return _project_response(project, response)
+
+
+@projects_router.patch(
+    "/{project_id}",
+    operation_id="tasks.update_project",
+    response_model=ProjectPublic,
+    openapi_extra=examples(
+        request={"archived": True},
+        response={
+            **PROJECT_EXAMPLE,
+            "archived": True,
+            "updated_at": "2026-12-03T10:00:00Z",
+            "version": 2,
+        },
+    ),
+    responses={
+        **ONE_PROJECT,
+        409: {"description": "another project of the caller has this name", **PROBLEM},
+    },
+)
+async def update_project(
+    actor: WriterDep,
+    project_id: ProjectIdDep,
+    patch: ProjectUpdate,
+    repo: RepositoryDep,
+    response: Response,
+    now: NowDep,
+    if_match: IfMatchDep = None,
+) -> ProjectPublic:
+    """Rename, recolour, archive or unarchive a project; 412 when If-Match is stale."""
+    project = await projects.update_project(
+        repo, actor=actor, project_id=project_id, patch=patch, if_match=if_match, now=now
+    )
+    return _project_response(project, response)
+
+
+@projects_router.delete(
+    "/{project_id}",
+    operation_id="tasks.delete_project",
+    status_code=204,
+    response_class=Response,
+    responses=ONE_PROJECT,
+)
+async def delete_project(
+    actor: WriterDep,
+    project_id: ProjectIdDep,
+    repo: RepositoryDep,
+    now: NowDep,
+    if_match: IfMatchDep = None,
+) -> Response:
+    """Delete the project and every task in it; afterwards all of them are 404."""
+    await projects.delete_project(
+        repo, actor=actor, project_id=project_id, if_match=if_match, now=now
+    )
+    return Response(status_code=204)
+
+
+# What the app serves: the task routes, then the project routes.
+router = APIRouter()
+router.include_router(tasks_router)
+router.include_router(projects_router)

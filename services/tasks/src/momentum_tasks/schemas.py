@@ -76,6 +76,7 @@ class TaskCreate(BaseModel):
     priority: Priority = "normal"
     due_at: Instant | None = None
     tags: Tags = Field(default_factory=list)
+    project_id: uuid.UUID | None = None
 
     _dedupe_tags = field_validator("tags")(_unique_tags)
 
@@ -91,6 +92,7 @@ class TaskUpdate(BaseModel):
     priority: Priority | SkipJsonSchema[None] = None
     due_at: Instant | None = None
     tags: Tags | SkipJsonSchema[None] = None
+    project_id: uuid.UUID | None = None
 
     @field_validator("title", "priority", "tags")
     @classmethod
@@ -118,6 +120,7 @@ class TaskPublic(BaseModel):
     created_at: UtcDateTime
     updated_at: UtcDateTime
     completed_at: UtcDateTime | None
+    project_id: uuid.UUID | None
     version: int
 
 
@@ -146,6 +149,7 @@ class TaskFilters(BaseModel):
     q: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
     due_before: Instant | None = None
     due_after: Instant | None = None
+    project_id: uuid.UUID | Literal["none"] | None = None
 
 
 BatchOp = Literal["create", "update", "complete", "reopen", "delete"]
@@ -199,3 +203,64 @@ class BatchResponse(BaseModel):
     """The answer of a batch that was applied whole."""
 
     results: list[BatchResult]
+
+
+ProjectName = Annotated[Text, StringConstraints(min_length=1, max_length=120)]
+Color = Annotated[
+    str,
+    StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$"),
+    AfterValidator(str.lower),
+    Field(description="#rrggbb, returned in lower case", examples=["#1e90ff"]),
+]
+
+
+class ProjectCreate(BaseModel):
+    """Body of ``POST /projects``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ProjectName
+    color: Color | None = None
+    archived: bool = False
+
+
+class ProjectUpdate(BaseModel):
+    """Body of ``PATCH /projects/{id}``: only the fields present change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ProjectName | SkipJsonSchema[None] = None
+    color: Color | None = None
+    archived: bool | SkipJsonSchema[None] = None
+
+    @field_validator("name", "archived")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+class ProjectPublic(BaseModel):
+    """A project as clients see it."""
+
+    id: uuid.UUID
+    name: str
+    color: str | None
+    archived: bool
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    version: int
+
+
+class ProjectPage(BaseModel):
+    """One page of ``GET /projects``, by name; ``next_cursor`` is null on the last page."""
+
+    items: list[ProjectPublic]
+    next_cursor: str | None
+
+
+class ArchivedFilter(StrEnum):
+    active = "false"
+    archived = "true"
+    any = "any"

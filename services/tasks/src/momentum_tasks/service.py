@@ -24,7 +24,7 @@ from momentum_tasks.schemas import (
 )
 
 # PATCH may change these; `status` only moves through complete and reopen.
-EDITABLE_FIELDS = ("title", "description", "priority", "due_at", "tags")
+EDITABLE_FIELDS = ("title", "description", "priority", "due_at", "tags", "project_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,10 @@ def to_public(task: Task | TaskRow) -> TaskPublic:
 
 
 def _request_hash(body: TaskCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    values = body.model_dump(mode="json")
+    if values["project_id"] is None:
+        del values["project_id"]  # keys stored before projects existed keep their hash
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -88,6 +91,20 @@ async def _locked_task(repo: TaskRepository, actor: Actor, task_id: uuid.UUID) -
     if task is None:
         raise NotFound("no such task")
     return task
+
+
+async def _require_project(repo: TaskRepository, actor: Actor, project_id: uuid.UUID) -> None:
+    # Someone else's project and a missing one are the same 422 (docs/spec/tasks.md §6).
+    project = await repo.get_project(owner_id=actor.owner_id, project_id=project_id, lock="share")
+    if project is None:
+        raise UnprocessableEntity(
+            "project_id names no project of yours",
+            extra={
+                "errors": [
+                    {"loc": ["body", "project_id"], "msg": "no such project", "type": "value_error"}
+                ]
+            },
+        )
 
 
 async def get_task(repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID) -> TaskRow:
@@ -182,6 +199,8 @@ async def create_task(
 async def add_task(repo: TaskRepository, *, actor: Actor, body: TaskCreate, now: datetime) -> Task:
     """Create one task and its event (the part of ``POST /tasks`` a batch repeats)."""
     await repo.begin_write()
+    if body.project_id is not None:
+        await _require_project(repo, actor, body.project_id)
     task = Task(
         id=uuid.uuid4(),
         owner_id=actor.owner_id,
@@ -193,6 +212,7 @@ async def add_task(repo: TaskRepository, *, actor: Actor, body: TaskCreate, now:
         due_at=body.due_at,
         due_sort=body.due_at or NO_DUE_DATE,
         tags=list(body.tags),
+        project_id=body.project_id,
         created_at=now,
         updated_at=now,
         completed_at=None,
@@ -224,6 +244,8 @@ async def update_task(
             setattr(task, name, list(value) if name == "tags" else value)
     if not changed:
         return task  # nothing changed: same version, no event
+    if "project_id" in changed and task.project_id is not None:
+        await _require_project(repo, actor, task.project_id)
     if "title" in changed:
         task.title_folded = task.title.lower()
     if "due_at" in changed:
@@ -289,6 +311,11 @@ async def delete_task(
 ) -> None:
     task = await _locked_task(repo, actor, task_id)
     _check_precondition(task, if_match)
+    await remove_task(repo, actor=actor, task=task, now=now)
+
+
+async def remove_task(repo: TaskRepository, *, actor: Actor, task: Task, now: datetime) -> None:
+    """Delete a locked task and emit its event (a task alone, or one of a deleted project's)."""
     await repo.delete(owner_id=actor.owner_id, task_id=task.id)
     publishing.task_deleted(repo.session, task, usertz=actor.usertz, at=now)
 

@@ -1,5 +1,6 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .archived_filter import ArchivedFilter
 from .auth_revoke_form import AuthRevokeForm
 from .auth_token_form import AuthTokenForm
 from .authorization_server_metadata import AuthorizationServerMetadata
@@ -16,6 +17,10 @@ from .password_change import PasswordChange
 from .previous_week import PreviousWeek
 from .problem import Problem
 from .problem_field_error import ProblemFieldError
+from .project_create import ProjectCreate
+from .project_page import ProjectPage
+from .project_public import ProjectPublic
+from .project_update import ProjectUpdate
 from .signing_key_public import SigningKeyPublic
 from .streak import Streak
 from .streaks_public import StreaksPublic
@@ -39,6 +44,7 @@ from .week_totals import WeekTotals
 from .weekly_report import WeeklyReport
 
 __all__ = (
+    "ArchivedFilter",
     "AuthRevokeForm",
     "AuthTokenForm",
     "AuthorizationServerMetadata",
@@ -55,6 +61,10 @@ __all__ = (
     "PreviousWeek",
     "Problem",
     "ProblemFieldError",
+    "ProjectCreate",
+    "ProjectPage",
+    "ProjectPublic",
+    "ProjectUpdate",
     "SigningKeyPublic",
     "Streak",
     "StreaksPublic",
