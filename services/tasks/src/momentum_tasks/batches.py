@@ -176,7 +176,7 @@ async def run_batch(
 ) -> Created:
     """Apply every operation in order; raise the first failure (the caller rolls back)."""
     steps = [_prepare(index, operation) for index, operation in enumerate(request.operations)]
-    await repo.begin_write()
+    await repo.begin_write(owner_id=actor.owner_id)
     replay = await service.replay_or_claim(
         repo,
         actor=actor,

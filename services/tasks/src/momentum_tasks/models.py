@@ -38,6 +38,7 @@ class Task(TasksBase, table=True):
         sa.Index("ix_tasks_owner_status_created", "owner_id", "status", "created_at", "id"),
         sa.Index("ix_tasks_owner_due", "owner_id", "due_sort", "id"),
         sa.Index("ix_tasks_owner_project_created", "owner_id", "project_id", "created_at", "id"),
+        sa.Index("ix_tasks_owner_change", "owner_id", "change_seq"),
     )
 
     id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid)
@@ -63,6 +64,42 @@ class Task(TasksBase, table=True):
     # an existing SQLite table would mean rebuilding the table.
     project_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid)
     version: int = 1
+    # The owner's change sequence at the task's latest change (the changes feed's order);
+    # 0 for tasks last changed before the feed existed.
+    change_seq: int = Field(
+        default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
+    )
+
+
+class TaskOwner(TasksBase, table=True):
+    """Per user: the last change sequence given out, and the highest one pruned.
+
+    Every write of a user locks this row first (docs/adr/0014-changes-feed.md): the user's
+    writes then commit in the order of their sequence numbers, so a reader never sees a
+    later change without the earlier ones.
+    """
+
+    __tablename__ = "task_owners"
+
+    owner_id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid)
+    last_seq: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    # The highest sequence of a tombstone pruned: a feed token before it may miss a deletion.
+    pruned_seq: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class TaskTombstone(TasksBase, table=True):
+    """A deleted task, for the changes feed; pruned after the retention time."""
+
+    __tablename__ = "task_tombstones"
+    __table_args__ = (
+        sa.Index("ix_task_tombstones_owner_change", "owner_id", "change_seq"),
+        sa.Index("ix_task_tombstones_deleted_at", "deleted_at"),
+    )
+
+    task_id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid)
+    owner_id: uuid.UUID = Field(sa_type=sa.Uuid)
+    change_seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    deleted_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class Project(TasksBase, table=True):
@@ -125,6 +162,8 @@ __all__ = [
     "OutboxEvent",
     "Project",
     "Task",
+    "TaskOwner",
     "TaskTag",
+    "TaskTombstone",
     "TasksBase",
 ]

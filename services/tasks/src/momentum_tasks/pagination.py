@@ -103,6 +103,24 @@ class CursorCodec:
                 "the cursor is not valid for this list; start again without a cursor"
             ) from None
 
+    def encode_since(self, *, owner_id: uuid.UUID, seq: int, issued_at: datetime) -> str:
+        """A changes-feed token: where the client's copy stands, and when it was told so."""
+        payload = {"v": _VERSION, "o": str(owner_id), "q": seq, "t": int(issued_at.timestamp())}
+        return self._seal(payload)
+
+    def decode_since(self, token: str, *, owner_id: uuid.UUID) -> tuple[int, datetime] | None:
+        """The sequence number and issue time in ``token``; ``None`` when it is not one of ours."""
+        try:
+            payload = self._open(token)
+            seq, issued = payload.get("q"), payload.get("t")
+            if payload.get("o") != str(owner_id):
+                return None
+            if not isinstance(seq, int) or not isinstance(issued, int) or seq < -1:
+                return None
+            return seq, datetime.fromtimestamp(issued, UTC)
+        except (ValueError, binascii.Error, OverflowError, OSError):
+            return None
+
     def decode(
         self, cursor: str, *, owner_id: uuid.UUID, sort: TaskSort, filters: TaskFilters
     ) -> Position:

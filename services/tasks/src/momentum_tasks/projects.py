@@ -50,7 +50,7 @@ def _request_hash(body: ProjectCreate) -> str:
 
 
 async def _locked_project(repo: TaskRepository, actor: Actor, project_id: uuid.UUID) -> Project:
-    await repo.begin_write()
+    await repo.begin_write(owner_id=actor.owner_id)
     project = await repo.get_project(owner_id=actor.owner_id, project_id=project_id, lock="update")
     if project is None:
         raise NotFound("no such project")
@@ -66,7 +66,7 @@ async def create_project(
     idempotency_ttl: timedelta,
     now: datetime,
 ) -> Created:
-    await repo.begin_write()
+    await repo.begin_write(owner_id=actor.owner_id)
     replay = await service.replay_or_claim(
         repo,
         actor=actor,

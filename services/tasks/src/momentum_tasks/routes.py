@@ -14,7 +14,7 @@ from momentum_shared.errors import UnprocessableEntity, validation_errors
 from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
 from momentum_shared.validation import StorableTextSchema
-from momentum_tasks import batches, projects, service
+from momentum_tasks import batches, changes, projects, service
 from momentum_tasks.dependencies import (
     CursorCodecDep,
     IdempotencyKeyDep,
@@ -32,6 +32,7 @@ from momentum_tasks.schemas import (
     ArchivedFilter,
     BatchRequest,
     BatchResponse,
+    ChangesPage,
     Priority,
     ProjectCreate,
     ProjectPage,
@@ -248,6 +249,59 @@ async def run_batch(
         now=now,
     )
     return JSONResponse(done.body, status_code=done.status_code)
+
+
+@tasks_router.get(
+    "/changes",
+    operation_id="tasks.changes",
+    response_model=ChangesPage,
+    openapi_extra=examples(
+        response={
+            "changes": [
+                {"task": {**TASK_EXAMPLE, "updated_at": "2026-12-03T16:10:00Z", "version": 2}},
+                {
+                    "deleted": {
+                        "id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                        "deleted_at": "2026-12-03T16:12:00Z",
+                    }
+                },
+            ],
+            "next_since": "eyJ2IjoxLCJvIjoiLi4uIn0.c2lnbmF0dXJl",
+            "has_more": False,
+        }
+    ),
+    responses={
+        410: {
+            "description": (
+                "since is malformed or older than the tombstones are kept"
+                " (type urn:momentum:problem/resync-required): start again without since"
+            ),
+            **PROBLEM,
+        }
+    },
+)
+async def list_changes(
+    actor: ReaderDep,
+    repo: RepositoryDep,
+    codec: CursorCodecDep,
+    settings: SettingsDep,
+    now: NowDep,
+    since: Annotated[
+        str | None,
+        Query(description="next_since of the previous page; absent: every current task"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ChangesPage:
+    """The caller's task changes after since, oldest first, for keeping an offline copy."""
+    return await changes.changes(
+        repo,
+        actor=actor,
+        since=since,
+        limit=limit,
+        codec=codec,
+        retention=timedelta(seconds=settings.tombstone_retention_seconds),
+        now=now,
+    )
 
 
 @tasks_router.get(

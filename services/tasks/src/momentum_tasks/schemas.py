@@ -264,3 +264,28 @@ class ArchivedFilter(StrEnum):
     active = "false"
     archived = "true"
     any = "any"
+
+
+class TaskChange(BaseModel):
+    """A task created or changed since the token: its latest state."""
+
+    task: TaskPublic
+
+
+class DeletedTask(BaseModel):
+    id: uuid.UUID
+    deleted_at: UtcDateTime
+
+
+class TaskDeletion(BaseModel):
+    """A task deleted since the token."""
+
+    deleted: DeletedTask
+
+
+class ChangesPage(BaseModel):
+    """One page of ``GET /tasks/changes``; pass ``next_since`` back as ``since``."""
+
+    changes: list[TaskChange | TaskDeletion]
+    next_since: str
+    has_more: bool

@@ -86,7 +86,7 @@ def _request_hash(body: TaskCreate) -> str:
 
 
 async def _locked_task(repo: TaskRepository, actor: Actor, task_id: uuid.UUID) -> Task:
-    await repo.begin_write()
+    await repo.begin_write(owner_id=actor.owner_id)
     task = await repo.get(owner_id=actor.owner_id, task_id=task_id, for_update=True)
     if task is None:
         raise NotFound("no such task")
@@ -175,7 +175,7 @@ async def create_task(
     idempotency_ttl: timedelta,
     now: datetime,
 ) -> Created:
-    await repo.begin_write()
+    await repo.begin_write(owner_id=actor.owner_id)
     replay = await replay_or_claim(
         repo,
         actor=actor,
@@ -198,7 +198,7 @@ async def create_task(
 
 async def add_task(repo: TaskRepository, *, actor: Actor, body: TaskCreate, now: datetime) -> Task:
     """Create one task and its event (the part of ``POST /tasks`` a batch repeats)."""
-    await repo.begin_write()
+    await repo.begin_write(owner_id=actor.owner_id)
     if body.project_id is not None:
         await _require_project(repo, actor, body.project_id)
     task = Task(
@@ -217,6 +217,7 @@ async def add_task(repo: TaskRepository, *, actor: Actor, body: TaskCreate, now:
         updated_at=now,
         completed_at=None,
         version=1,
+        change_seq=await repo.next_change(owner_id=actor.owner_id),
     )
     await repo.add(task)
     publishing.task_created(repo.session, task, usertz=actor.usertz)
@@ -254,6 +255,7 @@ async def update_task(
         await repo.replace_tags(owner_id=actor.owner_id, task_id=task.id, tags=task.tags)
     task.version += 1
     task.updated_at = now
+    task.change_seq = await repo.next_change(owner_id=actor.owner_id)
     await repo.flush()
     publishing.task_updated(repo.session, task, changed=changed, usertz=actor.usertz)
     return task
@@ -275,6 +277,7 @@ async def complete_task(
     task.completed_at = now
     task.updated_at = now
     task.version += 1
+    task.change_seq = await repo.next_change(owner_id=actor.owner_id)
     await repo.flush()
     publishing.task_completed(repo.session, task, usertz=actor.usertz)
     return task
@@ -296,6 +299,7 @@ async def reopen_task(
     task.completed_at = None
     task.updated_at = now
     task.version += 1
+    task.change_seq = await repo.next_change(owner_id=actor.owner_id)
     await repo.flush()
     publishing.task_reopened(repo.session, task, usertz=actor.usertz)
     return task
@@ -315,8 +319,14 @@ async def delete_task(
 
 
 async def remove_task(repo: TaskRepository, *, actor: Actor, task: Task, now: datetime) -> None:
-    """Delete a locked task and emit its event (a task alone, or one of a deleted project's)."""
+    """Delete a locked task, leave its tombstone for the changes feed and emit its event."""
     await repo.delete(owner_id=actor.owner_id, task_id=task.id)
+    await repo.add_tombstone(
+        owner_id=actor.owner_id,
+        task_id=task.id,
+        change_seq=await repo.next_change(owner_id=actor.owner_id),
+        deleted_at=now,
+    )
     publishing.task_deleted(repo.session, task, usertz=actor.usertz, at=now)
 
 

@@ -10,7 +10,9 @@ from .batch_operation_op import BatchOperationOp
 from .batch_request import BatchRequest
 from .batch_response import BatchResponse
 from .batch_result import BatchResult
+from .changes_page import ChangesPage
 from .day_report import DayReport
+from .deleted_task import DeletedTask
 from .json_web_key_set import JsonWebKeySet
 from .json_web_key_set_keys_item import JsonWebKeySetKeysItem
 from .password_change import PasswordChange
@@ -24,8 +26,10 @@ from .project_update import ProjectUpdate
 from .signing_key_public import SigningKeyPublic
 from .streak import Streak
 from .streaks_public import StreaksPublic
+from .task_change import TaskChange
 from .task_create import TaskCreate
 from .task_create_priority import TaskCreatePriority
+from .task_deletion import TaskDeletion
 from .task_page import TaskPage
 from .task_public import TaskPublic
 from .task_public_priority import TaskPublicPriority
@@ -54,7 +58,9 @@ __all__ = (
     "BatchRequest",
     "BatchResponse",
     "BatchResult",
+    "ChangesPage",
     "DayReport",
+    "DeletedTask",
     "JsonWebKeySet",
     "JsonWebKeySetKeysItem",
     "PasswordChange",
@@ -68,8 +74,10 @@ __all__ = (
     "SigningKeyPublic",
     "Streak",
     "StreaksPublic",
+    "TaskChange",
     "TaskCreate",
     "TaskCreatePriority",
+    "TaskDeletion",
     "TaskPage",
     "TaskPublic",
     "TaskPublicPriority",
