@@ -161,7 +161,13 @@ def _feed_statement() -> sa.Select[Any]:
         _TOMBSTONES.c.deleted_at,
         _TOMBSTONES.c.change_seq,
     ).where(_TOMBSTONES.c.owner_id == owner, _TOMBSTONES.c.change_seq > since)
-    both = sa.union_all(tasks, tombstones).subquery("changes")
+    # Each arm ordered and limited on its own: an index range scan that stops early.
+    limit = sa.bindparam("limit", type_=sa.Integer)
+    arms = [
+        sa.select(arm.order_by(arm.selected_columns.change_seq).limit(limit).subquery(name))
+        for arm, name in ((tasks, "changed"), (tombstones, "deleted"))
+    ]
+    both = sa.union_all(*arms).subquery("changes")
     return (
         sa.select(both).order_by(both.c.change_seq).limit(sa.bindparam("limit", type_=sa.Integer))
     )
