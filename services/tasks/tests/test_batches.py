@@ -88,7 +88,9 @@ async def test_a_failing_operation_changes_nothing_and_emits_nothing(
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
     assert problem["status"] == 404
-    assert problem["errors"] == [{"index": 2, "status": 404, "detail": "no such task"}]
+    (error,) = problem["errors"]
+    assert (error["index"], error["status"], error["detail"]) == (2, 404, "no such task")
+    assert error["loc"] == ["body", "operations", "2"]
     assert await _all_tasks(client, alice) == [task]
     assert await outbox_events() == before
 
@@ -160,7 +162,8 @@ async def test_the_first_failing_operation_decides_the_status(
         {"op": "create", "data": {"title": ""}},
     )
     assert response.status_code == 404
-    assert response.json()["errors"] == [{"index": 0, "status": 404, "detail": "no such task"}]
+    (error,) = response.json()["errors"]
+    assert (error["index"], error["status"], error["detail"]) == (0, 404, "no such task")
 
 
 @pytest.mark.parametrize(
@@ -264,3 +267,23 @@ async def test_a_batch_needs_the_write_scope(
     response = await _batch(client, reader, {"op": "create", "data": {"title": "x"}})
     assert response.status_code == 403
     assert 'scope="tasks:write"' in response.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PATCH", "/tasks/batch", "POST"),
+        ("GET", "/tasks/batch", "POST"),
+        ("DELETE", "/tasks/batch", "POST"),
+        ("POST", "/tasks/changes", "GET, HEAD"),
+        ("PATCH", "/tasks/changes", "GET, HEAD"),
+        ("OPTIONS", "/tasks/batch", "POST"),
+    ],
+)
+async def test_other_methods_on_the_batch_and_changes_paths_are_405_not_a_task(
+    client: httpx.AsyncClient, alice: Headers, method: str, path: str, allow: str
+) -> None:
+    response = await client.request(method, path, json={}, headers=alice)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allow
+    assert response.headers["content-type"].startswith("application/problem+json")

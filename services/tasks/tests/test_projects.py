@@ -59,6 +59,7 @@ async def test_create_returns_the_project_with_location_and_etag(
         {"name": "ok", "color": "#12345"},
         {"name": "ok", "color": "#1234567"},
         {"name": "ok", "archived": "maybe"},
+        {"name": "ok", "archived": 0},
         {"name": "ok", "owner_id": "someone"},
         {"name": "nul\u0000"},
     ],

@@ -36,6 +36,12 @@ _FAILURES: dict[int, type[ProblemError]] = {
     412: PreconditionFailed,
     422: UnprocessableEntity,
 }
+_ERROR_TYPES = {
+    404: "not_found",
+    409: "conflict",
+    412: "precondition_failed",
+    422: "value_error",
+}
 _TAKES_ID = frozenset({"update", "complete", "reopen", "delete"})
 _TAKES_DATA: dict[str, type[BaseModel]] = {"create": TaskCreate, "update": TaskUpdate}
 
@@ -121,9 +127,18 @@ def _failed(index: int, error: ProblemError) -> ProblemError:
     failure = _FAILURES.get(error.status)
     if failure is None:
         return error
+    entry = {
+        "index": index,
+        "status": error.status,
+        "detail": error.detail,
+        # The members of every problem's errors (docs/spec/README.md §2.3) as well.
+        "loc": ["body", "operations", str(index)],
+        "msg": error.detail,
+        "type": _ERROR_TYPES[error.status],
+    }
     return failure(
         f"operation {index} failed: {error.detail}; nothing was changed",
-        extra={"errors": [{"index": index, "status": error.status, "detail": error.detail}]},
+        extra={"errors": [entry]},
     )
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from momentum_shared.bodies import BearerFirstRoute
-from momentum_shared.errors import UnprocessableEntity, validation_errors
+from momentum_shared.errors import ProblemError, UnprocessableEntity, validation_errors
 from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
 from momentum_shared.validation import StorableTextSchema
@@ -301,6 +301,36 @@ async def list_changes(
         codec=codec,
         retention=timedelta(seconds=settings.tombstone_retention_seconds),
         now=now,
+    )
+
+
+class MethodNotAllowed(ProblemError):
+    status: ClassVar[int] = 405
+    title: ClassVar[str] = "Method Not Allowed"
+
+
+def _only(*methods: str) -> Any:
+    """A route answering 405 at a fixed path below /tasks for the methods it does not serve.
+
+    Without it, ``PATCH /tasks/batch`` would reach ``PATCH /tasks/{task_id}`` and be a 404
+    for a task named "batch".
+    """
+    allowed = ", ".join(methods)
+
+    async def refuse() -> None:
+        raise MethodNotAllowed(f"this path answers {allowed} only", headers={"Allow": allowed})
+
+    return refuse
+
+
+for _path, _methods in (("/batch", ("POST",)), ("/changes", ("GET", "HEAD"))):
+    tasks_router.add_api_route(
+        _path,
+        _only(*_methods),
+        methods=sorted(
+            {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} - set(_methods)
+        ),
+        include_in_schema=False,
     )
 
 

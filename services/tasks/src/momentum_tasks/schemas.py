@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     field_validator,
 )
@@ -221,7 +222,7 @@ class ProjectCreate(BaseModel):
 
     name: ProjectName
     color: Color | None = None
-    archived: bool = False
+    archived: StrictBool = False
 
 
 class ProjectUpdate(BaseModel):
@@ -231,7 +232,7 @@ class ProjectUpdate(BaseModel):
 
     name: ProjectName | SkipJsonSchema[None] = None
     color: Color | None = None
-    archived: bool | SkipJsonSchema[None] = None
+    archived: StrictBool | SkipJsonSchema[None] = None
 
     @field_validator("name", "archived")
     @classmethod
