@@ -96,7 +96,6 @@ async def create_project(
         actor=actor,
         key=idempotency_key,
         created=Created(201, to_public(project).model_dump(mode="json")),
-        resource_id=project.id,
     )
 
 

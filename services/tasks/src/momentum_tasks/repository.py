@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_shared.db import Repository, UtcDateTime
 from momentum_tasks.models import (
@@ -184,7 +185,7 @@ class TaskRepository(Repository):
 
     __slots__ = ("_writing_for",)
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         super().__init__(session)
         self._writing_for: uuid.UUID | None = None
 

@@ -154,7 +154,8 @@ async def remember_response(
     created: Created,
     resource_id: uuid.UUID | None = None,
 ) -> Created:
-    """Store the response of a request that claimed ``key``, for its replays."""
+    """Store the response of a request that claimed ``key``, for its replays (``resource_id``:
+    the task it created, when it created one task)."""
     if key is not None:
         await repo.record_idempotent_response(
             owner_id=actor.owner_id,
