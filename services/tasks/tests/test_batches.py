@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -287,3 +288,24 @@ async def test_other_methods_on_the_batch_and_changes_paths_are_405_not_a_task(
     assert response.status_code == 405
     assert response.headers["Allow"] == allow
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_concurrent_batches_over_the_same_tasks_in_opposite_orders_all_succeed(
+    client: httpx.AsyncClient, alice: Headers, new_task: NewTask
+) -> None:
+    first, second = await new_task(alice, title="first"), await new_task(alice, title="second")
+    forward = [
+        {"op": "update", "id": first["id"], "data": {"priority": "high"}},
+        {"op": "update", "id": second["id"], "data": {"priority": "high"}},
+    ]
+    responses = await asyncio.gather(
+        *(_batch(client, alice, *(forward if i % 2 else forward[::-1])) for i in range(8)),
+        *(
+            client.patch(f"/tasks/{first['id']}", json={"title": f"v{i}"}, headers=alice)
+            for i in range(4)
+        ),
+    )
+    assert [response.status_code for response in responses] == [200] * 12
+    current = (await client.get(f"/tasks/{first['id']}", headers=alice)).json()
+    # Every change took its own version: none was lost to a concurrent one.
+    assert current["version"] == 1 + 1 + 4

@@ -368,3 +368,19 @@ async def test_no_task_outlives_its_project_under_concurrent_creates(
     listed = await client.get("/tasks", params={"project_id": project["id"]}, headers=alice)
     assert listed.json()["items"] == []
     assert (await client.get("/tasks", headers=alice)).json()["items"] == []
+
+
+async def test_concurrent_renames_to_one_name_leave_one_project_with_it(
+    client: httpx.AsyncClient, alice: Headers
+) -> None:
+    projects = [await _project(client, alice, name=f"Draft {i}") for i in range(4)]
+    responses = await asyncio.gather(
+        *(
+            client.patch(f"/projects/{project['id']}", json={"name": "Final"}, headers=alice)
+            for project in projects
+        )
+    )
+    assert sorted(response.status_code for response in responses) == [200, 409, 409, 409]
+    names = await _names(client, alice)
+    assert names.count("Final") == 1
+    assert len(names) == 4
