@@ -57,16 +57,17 @@ async def test_a_task_lifecycle_emits_one_event_per_change(
         assert "Plan trip" not in event.to_json().decode()
     created, updated, completed, reopened, deleted = events
     # Exactly the fields of docs/spec/events.md §3, no more (and so no task text).
-    assert set(updated.data) == {"task_id", "user_id", "changed", "version"}
-    assert set(completed.data) == {"task_id", "user_id", "completed_at", "due_at"}
-    assert set(reopened.data) == {"task_id", "user_id"}
-    assert set(deleted.data) == {"task_id", "user_id"}
+    assert set(updated.data) == {"task_id", "user_id", "changed", "version", "project_id"}
+    assert set(completed.data) == {"task_id", "user_id", "completed_at", "due_at", "project_id"}
+    assert set(reopened.data) == {"task_id", "user_id", "project_id"}
+    assert set(deleted.data) == {"task_id", "user_id", "project_id"}
     assert created.data == {
         "task_id": task["id"],
         "user_id": str(alice_id),
         "priority": "high",
         "due_at": "2026-12-24T18:00:00Z",
         "created_at": task["created_at"],
+        "project_id": None,
     }
     assert updated.data["changed"] == ["priority", "tags"]
     assert updated.data["version"] == 2

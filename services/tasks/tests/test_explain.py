@@ -15,14 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from momentum_devtools.testing.databases import DatabaseTemplates
 from momentum_shared.db import create_engine, create_session_factory
-from momentum_tasks.models import NO_DUE_DATE, Task, TaskTag
+from momentum_tasks.models import NO_DUE_DATE, Task, TaskTag, TaskTombstone
 from momentum_tasks.pagination import Position
-from momentum_tasks.repository import TaskRepository
+from momentum_tasks.repository import _FEED, TaskRepository
 from momentum_tasks.schemas import TaskFilters, TaskSort
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 TASKS: sa.Table = Task.__table__  # type: ignore[attr-defined]
 TAGS: sa.Table = TaskTag.__table__  # type: ignore[attr-defined]
+TOMBSTONES: sa.Table = TaskTombstone.__table__  # type: ignore[attr-defined]
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 OWNERS = 20
 PER_OWNER = 1000
@@ -86,6 +87,8 @@ CASES = [
     (TaskSort.newest_first, TaskFilters(priority="high"), "ix_tasks_owner_"),
     (TaskSort.newest_first, TaskFilters(tag="t3"), "ix_task"),
     (TaskSort.due_soonest, TaskFilters(q="task"), "ix_tasks_owner_due"),
+    (TaskSort.newest_first, TaskFilters(project_id=uuid.uuid4()), "ix_tasks_owner_project"),
+    (TaskSort.newest_first, TaskFilters(project_id="none"), "ix_tasks_owner_"),
 ]
 
 
@@ -128,3 +131,46 @@ async def plan(
         raw = (await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
     document = raw if isinstance(raw, list) else json.loads(raw)
     return plan_nodes(document[0]["Plan"])
+
+
+async def test_a_changes_feed_page_is_an_index_range_scan_of_the_owners_changes(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as connection:
+        owner = (await connection.execute(sa.select(TASKS.c.owner_id).limit(1))).scalar_one()
+        # Each owner's tasks numbered in creation order, as the migration numbers them.
+        await connection.execute(
+            sa.text(
+                "UPDATE tasks SET change_seq = ranked.n FROM (SELECT id, row_number() OVER"
+                " (PARTITION BY owner_id ORDER BY created_at, id) AS n FROM tasks) AS ranked"
+                " WHERE tasks.id = ranked.id"
+            )
+        )
+        owners = (await connection.execute(sa.select(TASKS.c.owner_id).distinct())).scalars()
+        await connection.execute(
+            sa.insert(TOMBSTONES),
+            [
+                {
+                    "task_id": uuid.uuid4(),
+                    "owner_id": other,
+                    "change_seq": PER_OWNER + index,
+                    "deleted_at": BASE,
+                }
+                for other in owners
+                for index in range(1, 200)
+            ],
+        )
+        await connection.execute(sa.text("ANALYZE"))
+    for since in (-1, 500, 1100):
+        statement = _FEED.params(owner_id=owner, since=since, limit=101)
+        compiled = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+        async with engine.connect() as connection:
+            raw = (
+                await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}")
+            ).scalar_one()
+        document = raw if isinstance(raw, list) else json.loads(raw)
+        nodes = plan_nodes(document[0]["Plan"])
+        kinds = [node["Node Type"] for node in nodes]
+        used = {node.get("Index Name", "") for node in nodes}
+        assert "Seq Scan" not in kinds, (since, kinds)
+        assert {"ix_tasks_owner_change", "ix_task_tombstones_owner_change"} <= used, (since, used)

@@ -17,6 +17,13 @@ CONTRACT_ROUTES = {
     ("post", "/tasks/{task_id}/complete"),
     ("post", "/tasks/{task_id}/reopen"),
     ("delete", "/tasks/{task_id}"),
+    ("post", "/tasks/batch"),
+    ("get", "/tasks/changes"),
+    ("post", "/projects"),
+    ("get", "/projects"),
+    ("get", "/projects/{project_id}"),
+    ("patch", "/projects/{project_id}"),
+    ("delete", "/projects/{project_id}"),
 }
 
 

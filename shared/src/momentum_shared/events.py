@@ -68,6 +68,8 @@ class TaskCreated(EventData):
     priority: Literal["low", "normal", "high"]
     due_at: UtcDateTime | None
     created_at: UtcDateTime
+    # The task's project (null: none); absent in events written before projects existed.
+    project_id: uuid.UUID | None = None
 
 
 class TaskUpdated(EventData):
@@ -79,6 +81,8 @@ class TaskUpdated(EventData):
     # The task's priority after the change (rule 11's "as last known"); absent in events
     # written before it was carried.
     priority: Literal["low", "normal", "high"] | None = None
+    # The task's project (null: none); absent in events written before projects existed.
+    project_id: uuid.UUID | None = None
 
 
 class TaskCompleted(EventData):
@@ -87,17 +91,41 @@ class TaskCompleted(EventData):
     user_id: uuid.UUID
     completed_at: UtcDateTime
     due_at: UtcDateTime | None
+    # The task's project (null: none); absent in events written before projects existed.
+    project_id: uuid.UUID | None = None
 
 
 class TaskReopened(EventData):
     event_type: ClassVar[str] = "tasks.task.reopened"
     task_id: uuid.UUID
     user_id: uuid.UUID
+    # The task's project (null: none); absent in events written before projects existed.
+    project_id: uuid.UUID | None = None
 
 
 class TaskDeleted(EventData):
     event_type: ClassVar[str] = "tasks.task.deleted"
     task_id: uuid.UUID
+    user_id: uuid.UUID
+    # The task's project (null: none); absent in events written before projects existed.
+    project_id: uuid.UUID | None = None
+
+
+class ProjectCreated(EventData):
+    event_type: ClassVar[str] = "tasks.project.created"
+    project_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class ProjectUpdated(EventData):
+    event_type: ClassVar[str] = "tasks.project.updated"
+    project_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class ProjectDeleted(EventData):
+    event_type: ClassVar[str] = "tasks.project.deleted"
+    project_id: uuid.UUID
     user_id: uuid.UUID
 
 
@@ -113,6 +141,9 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         TaskCompleted,
         TaskReopened,
         TaskDeleted,
+        ProjectCreated,
+        ProjectUpdated,
+        ProjectDeleted,
     )
 }
 
@@ -195,6 +226,9 @@ __all__ = [
     "TASK_STREAM",
     "CloudEvent",
     "EventData",
+    "ProjectCreated",
+    "ProjectDeleted",
+    "ProjectUpdated",
     "SessionRevoked",
     "TaskCompleted",
     "TaskCreated",

@@ -12,6 +12,9 @@ from momentum_shared.events import (
     EVENT_TYPES,
     CloudEvent,
     EventData,
+    ProjectCreated,
+    ProjectDeleted,
+    ProjectUpdated,
     SessionRevoked,
     TaskCompleted,
     TaskCreated,
@@ -25,6 +28,7 @@ from momentum_shared.events import (
 
 USER = uuid.uuid4()
 TASK = uuid.uuid4()
+PROJECT = uuid.uuid4()
 WHEN = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)
 
 SAMPLES: list[EventData] = [
@@ -38,6 +42,10 @@ SAMPLES: list[EventData] = [
     TaskCompleted(task_id=TASK, user_id=USER, completed_at=WHEN, due_at=WHEN),
     TaskReopened(task_id=TASK, user_id=USER),
     TaskDeleted(task_id=TASK, user_id=USER),
+    TaskDeleted(task_id=TASK, user_id=USER, project_id=PROJECT),
+    ProjectCreated(project_id=PROJECT, user_id=USER),
+    ProjectUpdated(project_id=PROJECT, user_id=USER),
+    ProjectDeleted(project_id=PROJECT, user_id=USER),
 ]
 
 
@@ -52,6 +60,9 @@ def test_every_contract_type_has_a_model() -> None:
         "tasks.task.completed",
         "tasks.task.reopened",
         "tasks.task.deleted",
+        "tasks.project.created",
+        "tasks.project.updated",
+        "tasks.project.deleted",
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib.metadata import version
 
 import httpx
@@ -31,6 +31,7 @@ from momentum_tasks.settings import TasksSettings
 from momentum_tasks.state import TasksState, app_state
 
 IDEMPOTENCY_KEY_PURGE_INTERVAL_SECONDS = 3600.0
+TOMBSTONE_PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 async def purge_expired_idempotency_keys(
@@ -40,6 +41,18 @@ async def purge_expired_idempotency_keys(
     async with UnitOfWork(session_factory) as uow:
         cutoff = utcnow() - timedelta(seconds=settings.idempotency_ttl_seconds)
         return await TaskRepository(uow.session).purge_idempotency_keys(expired_before=cutoff)
+
+
+async def prune_tombstones(
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: TasksSettings,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Delete the changes feed's tombstones past their retention (any replica may run it)."""
+    async with UnitOfWork(session_factory) as uow:
+        cutoff = (now or utcnow()) - timedelta(seconds=settings.tombstone_retention_seconds)
+        return await TaskRepository(uow.session).prune_tombstones(deleted_before=cutoff)
 
 
 @asynccontextmanager
@@ -58,6 +71,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 "idempotency-key-purge",
                 lambda: purge_expired_idempotency_keys(session_factory, settings),
                 interval_seconds=IDEMPOTENCY_KEY_PURGE_INTERVAL_SECONDS,
+            ),
+        )
+        runtime.start(
+            "tombstone-prune",
+            PeriodicJob(
+                "tombstone-prune",
+                lambda: prune_tombstones(session_factory, settings),
+                interval_seconds=TOMBSTONE_PRUNE_INTERVAL_SECONDS,
             ),
         )
         if settings.outbox_relay_enabled:

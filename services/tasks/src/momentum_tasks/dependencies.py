@@ -73,6 +73,19 @@ async def task_id_from_path(
 TaskIdDep = Annotated[uuid.UUID, Depends(task_id_from_path)]
 
 
+async def project_id_from_path(
+    project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})],
+) -> uuid.UUID:
+    """A path id that is not a UUID names no project: 404, the same as someone else's."""
+    try:
+        return uuid.UUID(project_id)
+    except ValueError:
+        raise NotFound("no such project") from None
+
+
+ProjectIdDep = Annotated[uuid.UUID, Depends(project_id_from_path)]
+
+
 # Printable ASCII, not blank only (HTTP strips the blanks around a header value).
 IDEMPOTENCY_KEY = r"^[ -~]*[!-~][ -~]*$"
 

@@ -1,4 +1,4 @@
-"""Tables of the tasks service: tasks, their tags, idempotency keys, and the outbox."""
+"""Tables of the tasks service: tasks, their tags, projects, idempotency keys, and the outbox."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class Task(TasksBase, table=True):
         sa.Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
         sa.Index("ix_tasks_owner_status_created", "owner_id", "status", "created_at", "id"),
         sa.Index("ix_tasks_owner_due", "owner_id", "due_sort", "id"),
+        sa.Index("ix_tasks_owner_project_created", "owner_id", "project_id", "created_at", "id"),
+        sa.Index("ix_tasks_owner_change", "owner_id", "change_seq"),
     )
 
     id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid)
@@ -57,6 +59,69 @@ class Task(TasksBase, table=True):
     created_at: datetime = Field(sa_type=UtcDateTime)
     updated_at: datetime = Field(sa_type=UtcDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # No foreign key: the rules keep it true (a project is locked while a task joins it, and
+    # deleting a project deletes its tasks first, each with its event), and adding one to
+    # an existing SQLite table would mean rebuilding the table.
+    project_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid)
+    version: int = 1
+    # The owner's change sequence at the task's latest change (the changes feed's order);
+    # 0 for tasks last changed before the feed existed.
+    change_seq: int = Field(
+        default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
+    )
+
+
+class TaskOwner(TasksBase, table=True):
+    """Per user: the last change sequence given out, and the highest one pruned.
+
+    Every write of a user locks this row first (docs/adr/0014-changes-feed.md): the user's
+    writes then commit in the order of their sequence numbers, so a reader never sees a
+    later change without the earlier ones.
+    """
+
+    __tablename__ = "task_owners"
+
+    owner_id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid)
+    last_seq: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    # The highest sequence of a tombstone pruned: a feed token before it may miss a deletion.
+    pruned_seq: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class TaskTombstone(TasksBase, table=True):
+    """A deleted task, for the changes feed; pruned after the retention time."""
+
+    __tablename__ = "task_tombstones"
+    __table_args__ = (
+        sa.Index("ix_task_tombstones_owner_change", "owner_id", "change_seq"),
+        sa.Index("ix_task_tombstones_deleted_at", "deleted_at"),
+    )
+
+    task_id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid)
+    owner_id: uuid.UUID = Field(sa_type=sa.Uuid)
+    change_seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    deleted_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class Project(TasksBase, table=True):
+    """One user's project; names are unique per owner ignoring case (``name_folded``)."""
+
+    __tablename__ = "projects"
+    __table_args__ = (
+        # Holds under concurrent creates and renames on both dialects: the database refuses
+        # the second of two equal folded names, whatever the timing.
+        sa.Index("ux_projects_owner_name", "owner_id", "name_folded", unique=True),
+        sa.Index("ix_projects_owner_archived_name", "owner_id", "archived", "name_folded"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True, sa_type=sa.Uuid)
+    owner_id: uuid.UUID = Field(sa_type=sa.Uuid)
+    name: str = Field(max_length=120)
+    # str.casefold() of the name: the same on both dialects for every script.
+    name_folded: str = Field(max_length=480)
+    color: str | None = Field(default=None, max_length=7)
+    archived: bool = False
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
     version: int = 1
 
 
@@ -95,7 +160,10 @@ __all__ = [
     "OUTBOX",
     "IdempotencyKey",
     "OutboxEvent",
+    "Project",
     "Task",
+    "TaskOwner",
     "TaskTag",
+    "TaskTombstone",
     "TasksBase",
 ]

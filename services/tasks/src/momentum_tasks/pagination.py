@@ -1,4 +1,4 @@
-"""Opaque, signed keyset cursors for ``GET /tasks``.
+"""Opaque, signed keyset cursors for ``GET /tasks`` and ``GET /projects``.
 
 A cursor names the last row of a page by its sort key and id. It is signed (HMAC-SHA256)
 and bound to the owner, the sort and the filters it was issued for, so a tampered,
@@ -41,7 +41,10 @@ def _unb64(text: str) -> bytes:
 
 
 def _fingerprint(filters: TaskFilters) -> str:
-    canonical = json.dumps(filters.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    values = filters.model_dump(mode="json")
+    if values.get("project_id") is None:
+        del values["project_id"]  # the cursors issued before the filter existed stay valid
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -63,23 +66,67 @@ class CursorCodec:
             "k": position.key.astimezone(UTC).isoformat(),
             "i": str(position.id),
         }
+        return self._seal(payload)
+
+    def _seal(self, payload: dict[str, object]) -> str:
         body = json.dumps(payload, separators=(",", ":")).encode()
         return f"{_b64(body)}.{_b64(self._sign(body))}"
+
+    def _open(self, cursor: str) -> dict[str, object]:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
+        body_text, _, signature_text = cursor.partition(".")
+        body = _unb64(body_text)
+        if not hmac.compare_digest(self._sign(body), _unb64(signature_text)):
+            raise ValueError("bad signature")
+        payload = json.loads(body)
+        if not isinstance(payload, dict) or payload.get("v") != _VERSION:
+            raise ValueError("unknown version")
+        return payload
+
+    def encode_name(self, *, owner_id: uuid.UUID, listing: str, name: str) -> str:
+        """A cursor after ``name`` in a list ordered by name (``listing`` names its filter)."""
+        return self._seal({"v": _VERSION, "o": str(owner_id), "l": listing, "n": name})
+
+    def decode_name(self, cursor: str, *, owner_id: uuid.UUID, listing: str) -> str:
+        """The name in ``cursor``; 400 when it is malformed, tampered or not for this list."""
+        try:
+            payload = self._open(cursor)
+            if payload.get("o") != str(owner_id) or payload.get("l") != listing:
+                raise ValueError("issued for another user or list")
+            name = payload.get("n")
+            if not isinstance(name, str):
+                raise ValueError("no name")
+            return name
+        except (ValueError, binascii.Error):
+            raise BadRequest(
+                "the cursor is not valid for this list; start again without a cursor"
+            ) from None
+
+    def encode_since(self, *, owner_id: uuid.UUID, seq: int, issued_at: datetime) -> str:
+        """A changes-feed token: where the client's copy stands, and when it was told so."""
+        payload = {"v": _VERSION, "o": str(owner_id), "q": seq, "t": int(issued_at.timestamp())}
+        return self._seal(payload)
+
+    def decode_since(self, token: str, *, owner_id: uuid.UUID) -> tuple[int, datetime] | None:
+        """The sequence number and issue time in ``token``; ``None`` when it is not one of ours."""
+        try:
+            payload = self._open(token)
+            seq, issued = payload.get("q"), payload.get("t")
+            if payload.get("o") != str(owner_id):
+                return None
+            if not isinstance(seq, int) or not isinstance(issued, int) or seq < -1:
+                return None
+            return seq, datetime.fromtimestamp(issued, UTC)
+        except (ValueError, binascii.Error, OverflowError, OSError):
+            return None
 
     def decode(
         self, cursor: str, *, owner_id: uuid.UUID, sort: TaskSort, filters: TaskFilters
     ) -> Position:
         """The position in ``cursor``; 400 when it is malformed, tampered or not for this query."""
         try:
-            if len(cursor) > MAX_CURSOR_LENGTH:
-                raise ValueError("too long")
-            body_text, _, signature_text = cursor.partition(".")
-            body = _unb64(body_text)
-            if not hmac.compare_digest(self._sign(body), _unb64(signature_text)):
-                raise ValueError("bad signature")
-            payload = json.loads(body)
-            if not isinstance(payload, dict) or payload.get("v") != _VERSION:
-                raise ValueError("unknown version")
+            payload = self._open(cursor)
             if payload.get("o") != str(owner_id):
                 raise ValueError("issued to another user")
             if payload.get("s") != sort.value or payload.get("f") != _fingerprint(filters):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
+import threading
+import time
+import uuid
 from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -10,6 +14,9 @@ from momentum_shared.events import (
     TASK_STREAM,
     CloudEvent,
     EventData,
+    ProjectCreated,
+    ProjectDeleted,
+    ProjectUpdated,
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
@@ -17,22 +24,63 @@ from momentum_shared.events import (
     TaskUpdated,
 )
 from momentum_shared.outbox import enqueue
-from momentum_tasks.models import OutboxEvent, Task
+from momentum_tasks.models import OutboxEvent, Project, Task
 
 SOURCE = "/momentum/tasks"
 # The streams tasks publishes to (docs/spec/events.md §1): what its relays declare.
 STREAMS = (TASK_STREAM,)
 
 
+class _OrderedIds:
+    """UUIDv7 event ids (RFC 9562), strictly increasing within the process.
+
+    The outbox publishes the events of one moment in the order of their ids, and every
+    event of a request has the request's time: increasing ids keep them in the order of
+    the changes (a batch that completes and then reopens a task says so in that order).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._last_counter = 0
+
+    def next(self) -> str:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms, counter = self._last_ms, self._last_counter + 1
+            else:
+                counter = secrets.randbits(73)  # the top bit clear: room to count up
+            self._last_ms, self._last_counter = ms, counter
+        rand_a, rand_b = counter >> 62 & 0xFFF, counter & ((1 << 62) - 1)
+        value = ms << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+        return str(uuid.UUID(int=value))
+
+
+_event_ids = _OrderedIds()
+
+
 def _emit(
-    session: AsyncSession, data: EventData, *, task: Task, usertz: str | None, at: datetime
+    session: AsyncSession,
+    data: EventData,
+    *,
+    owner_id: uuid.UUID,
+    usertz: str | None,
+    at: datetime,
 ) -> None:
     # usertz is the token's tz when it names a real zone; absent otherwise, so analytics
     # falls back to the user's last known zone, not a guessed UTC (docs/spec/analytics.md, rule 1).
     enqueue(
         session,
         OutboxEvent,
-        CloudEvent.of(data, source=SOURCE, subject=str(task.owner_id), usertz=usertz, time=at),
+        CloudEvent.of(
+            data,
+            source=SOURCE,
+            subject=str(owner_id),
+            usertz=usertz,
+            time=at,
+            id=_event_ids.next(),
+        ),
     )
 
 
@@ -43,32 +91,59 @@ def task_created(session: AsyncSession, task: Task, *, usertz: str | None) -> No
         priority=task.priority,  # type: ignore[arg-type]
         due_at=task.due_at,
         created_at=task.created_at,
+        project_id=task.project_id,
     )
-    _emit(session, data, task=task, usertz=usertz, at=task.created_at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.created_at)
 
 
 def task_updated(
     session: AsyncSession, task: Task, *, changed: list[str], usertz: str | None
 ) -> None:
     data = TaskUpdated(
-        task_id=task.id, user_id=task.owner_id, changed=changed, version=task.version
+        task_id=task.id,
+        user_id=task.owner_id,
+        changed=changed,
+        version=task.version,
+        project_id=task.project_id,
+        priority=task.priority,  # type: ignore[arg-type]
     )
-    _emit(session, data, task=task, usertz=usertz, at=task.updated_at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.updated_at)
 
 
 def task_completed(session: AsyncSession, task: Task, *, usertz: str | None) -> None:
     assert task.completed_at is not None
     data = TaskCompleted(
-        task_id=task.id, user_id=task.owner_id, completed_at=task.completed_at, due_at=task.due_at
+        task_id=task.id,
+        user_id=task.owner_id,
+        completed_at=task.completed_at,
+        due_at=task.due_at,
+        project_id=task.project_id,
     )
-    _emit(session, data, task=task, usertz=usertz, at=task.completed_at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.completed_at)
 
 
 def task_reopened(session: AsyncSession, task: Task, *, usertz: str | None) -> None:
-    data = TaskReopened(task_id=task.id, user_id=task.owner_id)
-    _emit(session, data, task=task, usertz=usertz, at=task.updated_at)
+    data = TaskReopened(task_id=task.id, user_id=task.owner_id, project_id=task.project_id)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.updated_at)
 
 
 def task_deleted(session: AsyncSession, task: Task, *, usertz: str | None, at: datetime) -> None:
-    data = TaskDeleted(task_id=task.id, user_id=task.owner_id)
-    _emit(session, data, task=task, usertz=usertz, at=at)
+    data = TaskDeleted(task_id=task.id, user_id=task.owner_id, project_id=task.project_id)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=at)
+
+
+def project_created(session: AsyncSession, project: Project, *, usertz: str | None) -> None:
+    data = ProjectCreated(project_id=project.id, user_id=project.owner_id)
+    _emit(session, data, owner_id=project.owner_id, usertz=usertz, at=project.created_at)
+
+
+def project_updated(session: AsyncSession, project: Project, *, usertz: str | None) -> None:
+    data = ProjectUpdated(project_id=project.id, user_id=project.owner_id)
+    _emit(session, data, owner_id=project.owner_id, usertz=usertz, at=project.updated_at)
+
+
+def project_deleted(
+    session: AsyncSession, project: Project, *, usertz: str | None, at: datetime
+) -> None:
+    data = ProjectDeleted(project_id=project.id, user_id=project.owner_id)
+    _emit(session, data, owner_id=project.owner_id, usertz=usertz, at=at)

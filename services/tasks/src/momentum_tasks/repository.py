@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_shared.db import Repository, UtcDateTime
-from momentum_tasks.models import IdempotencyKey, Task, TaskTag
+from momentum_tasks.models import (
+    IdempotencyKey,
+    Project,
+    Task,
+    TaskOwner,
+    TaskTag,
+    TaskTombstone,
+)
 from momentum_tasks.pagination import Position
-from momentum_tasks.schemas import TaskFilters, TaskSort
+from momentum_tasks.schemas import ArchivedFilter, TaskFilters, TaskSort
 
 _DESCENDING = {TaskSort.newest_first, TaskSort.due_latest}
 
@@ -31,6 +40,25 @@ _TASKS = Task.__table__  # type: ignore[attr-defined]
 _GET_TASK = sa.select(_TASKS).where(
     _TASKS.c.owner_id == sa.bindparam("owner_id"), _TASKS.c.id == sa.bindparam("task_id")
 )
+ProjectRow = sa.Row[Any]
+_PROJECTS = Project.__table__  # type: ignore[attr-defined]
+_GET_PROJECT = sa.select(_PROJECTS).where(
+    _PROJECTS.c.owner_id == sa.bindparam("owner_id"),
+    _PROJECTS.c.id == sa.bindparam("project_id"),
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _project_page_shape(archived: ArchivedFilter, after: bool) -> sa.Select[Any]:
+    """A page of one owner's projects by folded name (unique per owner: a total order)."""
+    query = sa.select(_PROJECTS).where(
+        _PROJECTS.c.owner_id == sa.bindparam("owner_id", type_=sa.Uuid)
+    )
+    if archived is not ArchivedFilter.any:
+        query = query.where(_PROJECTS.c.archived == sa.bindparam("archived", type_=sa.Boolean))
+    if after:
+        query = query.where(_PROJECTS.c.name_folded > sa.bindparam("after", type_=sa.String))
+    return query.order_by(_PROJECTS.c.name_folded).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
 def _page_statement(
@@ -48,10 +76,15 @@ def _page_statement(
             values[name] = value
     if filters.q is not None:
         values["q"] = _like_pattern(filters.q)
+    flags: set[str] = set()
+    if filters.project_id == "none":
+        flags.add("no_project")
+    elif filters.project_id is not None:
+        values["project_id"] = filters.project_id
     if after is not None:
         values["after_key"] = after.key
         values["after_id"] = after.id
-    return _page_shape(frozenset(values), sort), values
+    return _page_shape(frozenset(values) | flags, sort), values
 
 
 @functools.lru_cache(maxsize=512)
@@ -74,6 +107,10 @@ def _page_shape(present: frozenset[str], sort: TaskSort) -> sa.Select[Any]:
         )
     if "q" in present:
         query = query.where(col(Task.title_folded).like(bound("q", sa.String), escape="\\"))
+    if "project_id" in present:
+        query = query.where(col(Task.project_id) == bound("project_id", sa.Uuid))
+    if "no_project" in present:
+        query = query.where(col(Task.project_id).is_(None))
     if "due_before" in present:
         query = query.where(col(Task.due_at) < bound("due_before", UtcDateTime))
     if "due_after" in present:
@@ -95,25 +132,151 @@ def _page_shape(present: frozenset[str], sort: TaskSort) -> sa.Select[Any]:
     return query.limit(bound("limit", sa.Integer))
 
 
+_OWNERS = TaskOwner.__table__  # type: ignore[attr-defined]
+_TOMBSTONES = TaskTombstone.__table__  # type: ignore[attr-defined]
+
+
+def _feed_statement() -> sa.Select[Any]:
+    """One owner's tasks and tombstones changed after ``since``, in change order, as ONE
+    statement: both dialects answer a statement from one snapshot, so a page never holds a
+    later change without the earlier ones (docs/adr/0014-changes-feed.md)."""
+    owner, since = (
+        sa.bindparam("owner_id", type_=sa.Uuid),
+        sa.bindparam("since", type_=sa.BigInteger),
+    )
+    names = [column.name for column in _TASKS.columns if column.name != "change_seq"]
+    tasks = sa.select(
+        *(_TASKS.c[name] for name in names),
+        sa.cast(sa.null(), UtcDateTime).label("deleted_at"),
+        _TASKS.c.change_seq,
+    ).where(_TASKS.c.owner_id == owner, _TASKS.c.change_seq > since)
+    tombstones = sa.select(
+        *(
+            _TOMBSTONES.c.task_id.label("id")
+            if name == "id"
+            else _TOMBSTONES.c.owner_id.label("owner_id")
+            if name == "owner_id"
+            else sa.cast(sa.null(), _TASKS.c[name].type).label(name)
+            for name in names
+        ),
+        _TOMBSTONES.c.deleted_at,
+        _TOMBSTONES.c.change_seq,
+    ).where(_TOMBSTONES.c.owner_id == owner, _TOMBSTONES.c.change_seq > since)
+    # Each arm ordered and limited on its own: an index range scan that stops early.
+    limit = sa.bindparam("limit", type_=sa.Integer)
+    arms = [
+        sa.select(arm.order_by(arm.selected_columns.change_seq).limit(limit).subquery(name))
+        for arm, name in ((tasks, "changed"), (tombstones, "deleted"))
+    ]
+    both = sa.union_all(*arms).subquery("changes")
+    return (
+        sa.select(both).order_by(both.c.change_seq).limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+
+
+_FEED = _feed_statement()
+_OWNER_MARKS = sa.select(_OWNERS.c.last_seq, _OWNERS.c.pruned_seq).where(
+    _OWNERS.c.owner_id == sa.bindparam("owner_id", type_=sa.Uuid)
+)
+
+
 class TaskRepository(Repository):
     """Tasks, tags and idempotency keys of one request's unit of work (flushes, never commits)."""
 
-    __slots__ = ()
+    __slots__ = ("_writing_for",)
 
-    async def begin_write(self) -> None:
-        """Take SQLite's write lock before the first read of a read-modify-write.
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self._writing_for: uuid.UUID | None = None
 
-        SQLite locks the whole database and refuses (rather than waits) to upgrade a read
-        transaction that another writer overtook; starting with ``BEGIN IMMEDIATE`` makes
-        concurrent writers queue on ``busy_timeout`` instead. PostgreSQL locks rows instead.
+    async def begin_write(self, *, owner_id: uuid.UUID) -> None:
+        """Start a write of ``owner_id``'s rows: take the locks, in the one order every write
+        takes them.
+
+        First, on SQLite, the write lock: SQLite locks the whole database and refuses
+        (rather than waits) to upgrade a read transaction that another writer overtook;
+        starting with ``BEGIN IMMEDIATE`` makes concurrent writers queue on
+        ``busy_timeout`` instead. Then the owner's row of ``task_owners`` (created on the
+        first write), which every write of that owner takes before any task or project row:
+        the owner's writes commit in the order of their change sequence numbers, and no two
+        of them can deadlock on each other's rows.
         """
-        if not self.sqlite:
+        if self._writing_for == owner_id:
             return
+        if self.sqlite:
+            connection = await self.session.connection()
+            raw = await connection.get_raw_connection()
+            # Already writing in this transaction (the driver began it): the lock is ours.
+            if not getattr(raw.driver_connection, "in_transaction", False):
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        insert = self.insert(TaskOwner).values(owner_id=owner_id, last_seq=0, pruned_seq=0)
+        # A no-op update of an existing row: it locks the row until the transaction ends.
+        await self.session.exec(
+            insert.on_conflict_do_update(
+                index_elements=["owner_id"], set_={"last_seq": _OWNERS.c.last_seq}
+            )
+        )
+        self._writing_for = owner_id
+
+    async def next_change(self, *, owner_id: uuid.UUID) -> int:
+        """The owner's next change sequence number (the owner's row is locked already)."""
+        result = await self.session.exec(
+            sa.update(TaskOwner)
+            .where(col(TaskOwner.owner_id) == owner_id)
+            .values(last_seq=col(TaskOwner.last_seq) + 1)
+            .returning(col(TaskOwner.last_seq))
+        )
+        return int(result.scalar_one())
+
+    async def add_tombstone(
+        self, *, owner_id: uuid.UUID, task_id: uuid.UUID, change_seq: int, deleted_at: datetime
+    ) -> None:
+        await self.session.exec(
+            sa.insert(TaskTombstone).values(
+                task_id=task_id, owner_id=owner_id, change_seq=change_seq, deleted_at=deleted_at
+            )
+        )
+
+    async def changes(self, *, owner_id: uuid.UUID, since: int, limit: int) -> builtins.list[Any]:
+        """Up to ``limit`` changes after ``since``: task rows, or tombstones (``title`` null)."""
         connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        # Already writing in this transaction (the driver began it): the lock is ours.
-        if not getattr(raw.driver_connection, "in_transaction", False):
-            await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        values = {"owner_id": owner_id, "since": since, "limit": limit}
+        return builtins.list((await connection.execute(_FEED, values)).all())
+
+    async def owner_marks(self, *, owner_id: uuid.UUID) -> tuple[int, int]:
+        """The owner's last change sequence number and the highest pruned one (0, 0 if none)."""
+        connection = await self.session.connection()
+        row = (await connection.execute(_OWNER_MARKS, {"owner_id": owner_id})).first()
+        return (0, 0) if row is None else (int(row.last_seq), int(row.pruned_seq))
+
+    async def prune_tombstones(self, *, deleted_before: datetime) -> int:
+        """Housekeeping across all owners: drop old tombstones, remembering per owner the
+        highest sequence dropped (a feed token before it is told to resync)."""
+        old = col(TaskTombstone.deleted_at) < deleted_before
+        highest: builtins.list[Any] = (
+            await self.execute(
+                sa.select(col(TaskTombstone.owner_id), sa.func.max(col(TaskTombstone.change_seq)))
+                .where(old)
+                .group_by(col(TaskTombstone.owner_id))
+            )
+        ).all()  # type: ignore[assignment]
+        pruned = 0
+        for row in highest:
+            owner_id, change_seq = row[0], int(row[1])
+            await self.session.exec(
+                sa.update(TaskOwner)
+                .where(col(TaskOwner.owner_id) == owner_id, col(TaskOwner.pruned_seq) < change_seq)
+                .values(pruned_seq=change_seq)
+            )
+            result = await self.session.exec(
+                sa.delete(TaskTombstone).where(
+                    col(TaskTombstone.owner_id) == owner_id,
+                    col(TaskTombstone.change_seq) <= change_seq,
+                    old,
+                )
+            )
+            pruned += int(result.rowcount or 0)
+        return pruned
 
     # --- tasks ---------------------------------------------------------------------------
 
@@ -196,6 +359,79 @@ class TaskRepository(Repository):
         connection = await self.session.connection()
         return list((await connection.execute(statement, values)).all())
 
+    # --- projects ------------------------------------------------------------------------
+
+    async def read_project(
+        self, *, owner_id: uuid.UUID, project_id: uuid.UUID
+    ) -> ProjectRow | None:
+        connection = await self.session.connection()
+        values = {"owner_id": owner_id, "project_id": project_id}
+        return (await connection.execute(_GET_PROJECT, values)).first()
+
+    async def get_project(
+        self, *, owner_id: uuid.UUID, project_id: uuid.UUID, lock: Literal["update", "share"]
+    ) -> Project | None:
+        """The project to change (``update``) or to put a task in (``share``), locked.
+
+        A task joining a project holds a shared lock on it, so a concurrent delete of the
+        project waits for that task (and then deletes it too) or goes first (and the task is
+        refused): no task is ever left in a deleted project.
+        """
+        query = select(Project).where(Project.owner_id == owner_id, Project.id == project_id)
+        query = query.with_for_update(read=lock == "share")
+        return (await self.session.exec(query)).first()
+
+    async def add_project(self, project: Project) -> bool:
+        """Insert ``project``; False when the owner already has a project of that folded name."""
+        # On PostgreSQL a concurrent create of the same name waits on the unique index until
+        # the first commits, then inserts nothing; SQLite's write lock serialises them.
+        inserted = await self.session.exec(
+            self.insert(Project)
+            .values(**project.model_dump())
+            .on_conflict_do_nothing(index_elements=["owner_id", "name_folded"])
+        )
+        return bool(inserted.rowcount)
+
+    async def save_project(self) -> bool:
+        """Flush a changed project; False when its new name is taken (the caller must then fail
+        the request: the transaction is unusable on PostgreSQL)."""
+        try:
+            await self.session.flush()
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    async def list_projects(
+        self, *, owner_id: uuid.UUID, archived: ArchivedFilter, after: str | None, limit: int
+    ) -> builtins.list[ProjectRow]:
+        values: dict[str, Any] = {"owner_id": owner_id, "limit": limit + 1}
+        if archived is not ArchivedFilter.any:
+            values["archived"] = archived is ArchivedFilter.archived
+        if after is not None:
+            values["after"] = after
+        statement = _project_page_shape(archived, after is not None)
+        connection = await self.session.connection()
+        return list((await connection.execute(statement, values)).all())
+
+    async def project_tasks(
+        self, *, owner_id: uuid.UUID, project_id: uuid.UUID
+    ) -> builtins.list[Task]:
+        """The project's tasks, locked, to be deleted with it."""
+        query = (
+            select(Task)
+            .where(Task.owner_id == owner_id, Task.project_id == project_id)
+            .order_by(col(Task.created_at), col(Task.id))
+            .with_for_update()
+        )
+        return list((await self.session.exec(query)).all())
+
+    async def delete_project(self, *, owner_id: uuid.UUID, project_id: uuid.UUID) -> None:
+        await self.session.exec(
+            sa.delete(Project).where(
+                col(Project.owner_id) == owner_id, col(Project.id) == project_id
+            )
+        )
+
     # --- idempotency keys ----------------------------------------------------------------
 
     async def claim_idempotency_key(
@@ -265,7 +501,7 @@ class TaskRepository(Repository):
         *,
         owner_id: uuid.UUID,
         key: str,
-        task_id: uuid.UUID,
+        task_id: uuid.UUID | None,
         status_code: int,
         body: str,
     ) -> None:

@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from momentum_shared.bodies import BearerFirstRoute
-from momentum_shared.errors import UnprocessableEntity, validation_errors
+from momentum_shared.errors import ProblemError, UnprocessableEntity, validation_errors
 from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
 from momentum_shared.validation import StorableTextSchema
-from momentum_tasks import service
+from momentum_tasks import batches, changes, projects, service
 from momentum_tasks.dependencies import (
     CursorCodecDep,
     IdempotencyKeyDep,
     IfMatchDep,
+    ProjectIdDep,
     ReaderDep,
     RepositoryDep,
     SettingsDep,
     TaskIdDep,
     WriterDep,
 )
-from momentum_tasks.models import Task
-from momentum_tasks.repository import TaskRow
+from momentum_tasks.models import Project, Task
+from momentum_tasks.repository import ProjectRow, TaskRow
 from momentum_tasks.schemas import (
+    ArchivedFilter,
+    BatchRequest,
+    BatchResponse,
+    ChangesPage,
     Priority,
+    ProjectCreate,
+    ProjectPage,
+    ProjectPublic,
+    ProjectUpdate,
     Status,
     TaskCreate,
     TaskFilters,
@@ -39,15 +48,19 @@ from momentum_tasks.schemas import (
 )
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-router = APIRouter(
-    prefix="/tasks",
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, invalid or expired bearer token", **PROBLEM},
+    403: {"description": "the token lacks the route's scope", **PROBLEM},
+    503: {"description": "the database cannot be reached", **PROBLEM},
+}
+tasks_router = APIRouter(
+    prefix="/tasks", route_class=BearerFirstRoute, tags=["tasks"], responses=COMMON_RESPONSES
+)
+projects_router = APIRouter(
+    prefix="/projects",
     route_class=BearerFirstRoute,
-    tags=["tasks"],
-    responses={
-        401: {"description": "missing, invalid or expired bearer token", **PROBLEM},
-        403: {"description": "the token lacks the route's scope", **PROBLEM},
-        503: {"description": "the database cannot be reached", **PROBLEM},
-    },
+    tags=["projects"],
+    responses=COMMON_RESPONSES,
 )
 TASK_EXAMPLE: dict[str, Any] = {
     "id": "0f8fad5b-d9cb-469f-a165-70867728950e",
@@ -60,6 +73,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "created_at": "2026-12-02T09:30:00Z",
     "updated_at": "2026-12-02T09:30:00Z",
     "completed_at": None,
+    "project_id": None,
     "version": 1,
 }
 DONE_EXAMPLE = {
@@ -80,7 +94,7 @@ def _task_response(task: Task | TaskRow, response: Response) -> TaskPublic:
     return service.to_public(task)
 
 
-@router.post(
+@tasks_router.post(
     "",
     operation_id="tasks.create",
     status_code=201,
@@ -137,7 +151,190 @@ async def create_task(
     return JSONResponse(created.body, status_code=created.status_code, headers=headers)
 
 
-@router.get(
+@tasks_router.post(
+    "/batch",
+    operation_id="tasks.batch",
+    openapi_extra=examples(
+        request={
+            "operations": [
+                {"op": "create", "data": {"title": "Book the flights", "tags": ["travel"]}},
+                {
+                    "op": "update",
+                    "id": TASK_EXAMPLE["id"],
+                    "data": {"priority": "normal"},
+                    "if_match": '"1"',
+                },
+                {"op": "complete", "id": TASK_EXAMPLE["id"]},
+            ]
+        },
+        response={
+            "results": [
+                {
+                    "index": 0,
+                    "status": 201,
+                    "task": {
+                        **TASK_EXAMPLE,
+                        "id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                        "title": "Book the flights",
+                        "description": None,
+                        "priority": "normal",
+                        "due_at": None,
+                        "tags": ["travel"],
+                        "created_at": "2026-12-03T16:10:00Z",
+                        "updated_at": "2026-12-03T16:10:00Z",
+                    },
+                },
+                {
+                    "index": 1,
+                    "status": 200,
+                    "task": {
+                        **TASK_EXAMPLE,
+                        "priority": "normal",
+                        "updated_at": "2026-12-03T16:10:00Z",
+                        "version": 2,
+                    },
+                },
+                {
+                    "index": 2,
+                    "status": 200,
+                    "task": {**DONE_EXAMPLE, "priority": "normal", "version": 3},
+                },
+            ]
+        },
+    ),
+    response_model=BatchResponse,
+    response_model_exclude_none=True,
+    responses={
+        400: {
+            "description": "a malformed Idempotency-Key, or a body that cannot be parsed",
+            **PROBLEM,
+        },
+        404: {
+            "description": (
+                "an operation names a task that is absent or someone else's;"
+                " errors: [{index, status, detail}]"
+            ),
+            **PROBLEM,
+        },
+        409: {
+            "description": "the first request with this Idempotency-Key is in progress",
+            **PROBLEM,
+        },
+        412: {"description": "an operation's if_match is not the task's ETag", **PROBLEM},
+        413: {"description": "body too large", **PROBLEM},
+        422: {
+            "description": (
+                "the body or an operation did not validate, or the key was used with another"
+                " body; errors: [{index, status, detail}] for an operation"
+            ),
+            **PROBLEM,
+        },
+    },
+)
+async def run_batch(
+    body: BatchRequest,
+    actor: WriterDep,
+    repo: RepositoryDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyDep,
+    now: NowDep,
+) -> JSONResponse:
+    """Apply up to 100 task operations in order, all or nothing; the first failure answers."""
+    done = await batches.run_batch(
+        repo,
+        actor=actor,
+        request=body,
+        idempotency_key=idempotency_key,
+        idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+        now=now,
+    )
+    return JSONResponse(done.body, status_code=done.status_code)
+
+
+@tasks_router.get(
+    "/changes",
+    operation_id="tasks.changes",
+    response_model=ChangesPage,
+    openapi_extra=examples(
+        response={
+            "changes": [
+                {"task": {**TASK_EXAMPLE, "updated_at": "2026-12-03T16:10:00Z", "version": 2}},
+                {
+                    "deleted": {
+                        "id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                        "deleted_at": "2026-12-03T16:12:00Z",
+                    }
+                },
+            ],
+            "next_since": "eyJ2IjoxLCJvIjoiLi4uIn0.c2lnbmF0dXJl",
+            "has_more": False,
+        }
+    ),
+    responses={
+        410: {
+            "description": (
+                "since is malformed or older than the tombstones are kept"
+                " (type urn:momentum:problem/resync-required): start again without since"
+            ),
+            **PROBLEM,
+        }
+    },
+)
+async def list_changes(
+    actor: ReaderDep,
+    repo: RepositoryDep,
+    codec: CursorCodecDep,
+    settings: SettingsDep,
+    now: NowDep,
+    since: Annotated[
+        str | None,
+        Query(description="next_since of the previous page; absent: every current task"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ChangesPage:
+    """The caller's task changes after since, oldest first, for keeping an offline copy."""
+    return await changes.changes(
+        repo,
+        actor=actor,
+        since=since,
+        limit=limit,
+        codec=codec,
+        retention=timedelta(seconds=settings.tombstone_retention_seconds),
+        now=now,
+    )
+
+
+class MethodNotAllowed(ProblemError):
+    status: ClassVar[int] = 405
+    title: ClassVar[str] = "Method Not Allowed"
+
+
+def _only(*methods: str) -> Any:
+    """A route answering 405 at a fixed path below /tasks for the methods it does not serve.
+
+    Without it, ``PATCH /tasks/batch`` would reach ``PATCH /tasks/{task_id}`` and be a 404
+    for a task named "batch".
+    """
+    allowed = ", ".join(methods)
+
+    async def refuse() -> None:
+        raise MethodNotAllowed(f"this path answers {allowed} only", headers={"Allow": allowed})
+
+    return refuse
+
+
+for _path, _methods in (("/batch", ("POST",)), ("/changes", ("GET", "HEAD"))):
+    tasks_router.add_api_route(
+        _path,
+        _only(*_methods),
+        methods=sorted(
+            {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} - set(_methods)
+        ),
+        include_in_schema=False,
+    )
+
+
+@tasks_router.get(
     "",
     operation_id="tasks.list",
     response_model=TaskPage,
@@ -191,6 +388,13 @@ async def list_tasks(
             )
         ),
     ] = TaskSort.newest_first,
+    project_id: Annotated[
+        str | None,
+        Query(
+            description="in this project (its id), or none for tasks without a project",
+            json_schema_extra={"anyOf": [{"type": "string", "format": "uuid"}, {"const": "none"}]},
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     # No max_length here: an over-long cursor is a bad cursor (400), which decode() says.
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
@@ -205,6 +409,7 @@ async def list_tasks(
                 "q": q,
                 "due_before": due_before,
                 "due_after": due_after,
+                "project_id": project_id,
             }
         )
     except ValidationError as exc:
@@ -217,7 +422,7 @@ async def list_tasks(
     )
 
 
-@router.get(
+@tasks_router.get(
     "/{task_id}",
     operation_id="tasks.get",
     response_model=TaskPublic,
@@ -232,7 +437,7 @@ async def get_task(
     return _task_response(task, response)
 
 
-@router.patch(
+@tasks_router.patch(
     "/{task_id}",
     operation_id="tasks.update",
     response_model=TaskPublic,
@@ -264,7 +469,7 @@ async def update_task(
     return _task_response(task, response)
 
 
-@router.post(
+@tasks_router.post(
     "/{task_id}/complete",
     operation_id="tasks.complete",
     response_model=TaskPublic,
@@ -286,7 +491,7 @@ async def complete_task(
     return _task_response(task, response)
 
 
-@router.post(
+@tasks_router.post(
     "/{task_id}/reopen",
     operation_id="tasks.reopen",
     response_model=TaskPublic,
@@ -308,7 +513,7 @@ async def reopen_task(
     return _task_response(task, response)
 
 
-@router.delete(
+@tasks_router.delete(
     "/{task_id}",
     operation_id="tasks.delete",
     status_code=204,
@@ -325,3 +530,175 @@ async def delete_task(
     """Delete the task; afterwards it is 404 everywhere."""
     await service.delete_task(repo, actor=actor, task_id=task_id, if_match=if_match, now=now)
     return Response(status_code=204)
+
+
+# --- projects ------------------------------------------------------------------------------
+
+PROJECT_EXAMPLE: dict[str, Any] = {
+    "id": "3b241101-e2bb-4255-8caf-4136c566a962",
+    "name": "Home",
+    "color": "#1e90ff",
+    "archived": False,
+    "created_at": "2026-12-02T09:00:00Z",
+    "updated_at": "2026-12-02T09:00:00Z",
+    "version": 1,
+}
+ONE_PROJECT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "absent or someone else's", **PROBLEM},
+    412: {"description": "If-Match is not the current ETag", **PROBLEM},
+}
+
+
+def _project_response(project: Project | ProjectRow, response: Response) -> ProjectPublic:
+    response.headers["ETag"] = service.etag(project.version)
+    return projects.to_public(project)
+
+
+@projects_router.post(
+    "",
+    operation_id="tasks.create_project",
+    status_code=201,
+    openapi_extra=examples(
+        request={"name": "Home", "color": "#1E90FF"}, response=PROJECT_EXAMPLE, status=201
+    ),
+    response_model=ProjectPublic,
+    responses={
+        400: {
+            "description": "a malformed Idempotency-Key, or a body that cannot be parsed",
+            **PROBLEM,
+        },
+        409: {
+            "description": (
+                "a project of this name (ignoring case) exists, or the first request with this"
+                " Idempotency-Key is in progress"
+            ),
+            **PROBLEM,
+        },
+        413: {"description": "body too large", **PROBLEM},
+        422: {
+            "description": "the body did not validate, or the key was used with another body",
+            **PROBLEM,
+        },
+    },
+)
+async def create_project(
+    body: ProjectCreate,
+    actor: WriterDep,
+    repo: RepositoryDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyDep,
+    now: NowDep,
+) -> JSONResponse:
+    """Create a project; its name must differ, ignoring case, from the caller's others."""
+    created = await projects.create_project(
+        repo,
+        actor=actor,
+        body=body,
+        idempotency_key=idempotency_key,
+        idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+        now=now,
+    )
+    headers = {
+        "Location": f"/projects/{created.body['id']}",
+        "ETag": service.etag(int(created.body["version"])),
+    }
+    return JSONResponse(created.body, status_code=created.status_code, headers=headers)
+
+
+@projects_router.get(
+    "",
+    operation_id="tasks.list_projects",
+    response_model=ProjectPage,
+    openapi_extra=examples(response={"items": [PROJECT_EXAMPLE], "next_cursor": None}),
+    responses={400: {"description": "bad cursor", **PROBLEM}},
+)
+async def list_projects(
+    actor: ReaderDep,
+    repo: RepositoryDep,
+    codec: CursorCodecDep,
+    archived: Annotated[
+        ArchivedFilter, Query(description="true, false (the default) or any")
+    ] = ArchivedFilter.active,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> ProjectPage:
+    """List the caller's projects by name, ignoring case, one keyset page at a time."""
+    return await projects.list_projects(
+        repo, actor=actor, archived=archived, limit=limit, cursor=cursor, codec=codec
+    )
+
+
+@projects_router.get(
+    "/{project_id}",
+    operation_id="tasks.get_project",
+    response_model=ProjectPublic,
+    responses={404: ONE_PROJECT[404]},
+    openapi_extra=examples(response=PROJECT_EXAMPLE),
+)
+async def get_project(
+    actor: ReaderDep, project_id: ProjectIdDep, repo: RepositoryDep, response: Response
+) -> ProjectPublic:
+    """One of the caller's projects; 404 if it is absent or someone else's."""
+    project = await projects.get_project(repo, actor=actor, project_id=project_id)
+    return _project_response(project, response)
+
+
+@projects_router.patch(
+    "/{project_id}",
+    operation_id="tasks.update_project",
+    response_model=ProjectPublic,
+    openapi_extra=examples(
+        request={"archived": True},
+        response={
+            **PROJECT_EXAMPLE,
+            "archived": True,
+            "updated_at": "2026-12-03T10:00:00Z",
+            "version": 2,
+        },
+    ),
+    responses={
+        **ONE_PROJECT,
+        409: {"description": "another project of the caller has this name", **PROBLEM},
+    },
+)
+async def update_project(
+    actor: WriterDep,
+    project_id: ProjectIdDep,
+    patch: ProjectUpdate,
+    repo: RepositoryDep,
+    response: Response,
+    now: NowDep,
+    if_match: IfMatchDep = None,
+) -> ProjectPublic:
+    """Rename, recolour, archive or unarchive a project; 412 when If-Match is stale."""
+    project = await projects.update_project(
+        repo, actor=actor, project_id=project_id, patch=patch, if_match=if_match, now=now
+    )
+    return _project_response(project, response)
+
+
+@projects_router.delete(
+    "/{project_id}",
+    operation_id="tasks.delete_project",
+    status_code=204,
+    response_class=Response,
+    responses=ONE_PROJECT,
+)
+async def delete_project(
+    actor: WriterDep,
+    project_id: ProjectIdDep,
+    repo: RepositoryDep,
+    now: NowDep,
+    if_match: IfMatchDep = None,
+) -> Response:
+    """Delete the project and every task in it; afterwards all of them are 404."""
+    await projects.delete_project(
+        repo, actor=actor, project_id=project_id, if_match=if_match, now=now
+    )
+    return Response(status_code=204)
+
+
+# What the app serves: the task routes, then the project routes.
+router = APIRouter()
+router.include_router(tasks_router)
+router.include_router(projects_router)

@@ -6,7 +6,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     field_validator,
 )
@@ -76,6 +77,7 @@ class TaskCreate(BaseModel):
     priority: Priority = "normal"
     due_at: Instant | None = None
     tags: Tags = Field(default_factory=list)
+    project_id: uuid.UUID | None = None
 
     _dedupe_tags = field_validator("tags")(_unique_tags)
 
@@ -91,6 +93,7 @@ class TaskUpdate(BaseModel):
     priority: Priority | SkipJsonSchema[None] = None
     due_at: Instant | None = None
     tags: Tags | SkipJsonSchema[None] = None
+    project_id: uuid.UUID | None = None
 
     @field_validator("title", "priority", "tags")
     @classmethod
@@ -118,6 +121,7 @@ class TaskPublic(BaseModel):
     created_at: UtcDateTime
     updated_at: UtcDateTime
     completed_at: UtcDateTime | None
+    project_id: uuid.UUID | None
     version: int
 
 
@@ -146,3 +150,143 @@ class TaskFilters(BaseModel):
     q: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
     due_before: Instant | None = None
     due_after: Instant | None = None
+    project_id: uuid.UUID | Literal["none"] | None = None
+
+
+BatchOp = Literal["create", "update", "complete", "reopen", "delete"]
+
+
+class BatchOperation(BaseModel):
+    """One operation of ``POST /tasks/batch``; ``data`` is validated when its turn comes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: BatchOp
+    id: Annotated[
+        str | None,
+        Field(
+            description="the task (update, complete, reopen, delete); absent for create",
+            json_schema_extra={"format": "uuid"},
+        ),
+    ] = None
+    data: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description=(
+                "the body of POST /tasks (create) or of PATCH /tasks/{id} (update);"
+                " absent for the other operations"
+            )
+        ),
+    ] = None
+    if_match: Annotated[
+        str | None,
+        Field(description='as the If-Match header, for example "\\"3\\"" (not for create)'),
+    ] = None
+
+
+class BatchRequest(BaseModel):
+    """Body of ``POST /tasks/batch``: 1 to 100 operations, applied in order, all or nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operations: Annotated[list[BatchOperation], Field(min_length=1, max_length=100)]
+
+
+class BatchResult(BaseModel):
+    """What one operation did: its status as the single-task route answers it, and the task."""
+
+    index: int
+    status: int
+    task: Annotated[TaskPublic | None, Field(description="absent for delete")] = None
+
+
+class BatchResponse(BaseModel):
+    """The answer of a batch that was applied whole."""
+
+    results: list[BatchResult]
+
+
+ProjectName = Annotated[Text, StringConstraints(min_length=1, max_length=120)]
+Color = Annotated[
+    str,
+    StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$"),
+    AfterValidator(str.lower),
+    Field(description="#rrggbb, returned in lower case", examples=["#1e90ff"]),
+]
+
+
+class ProjectCreate(BaseModel):
+    """Body of ``POST /projects``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ProjectName
+    color: Color | None = None
+    archived: StrictBool = False
+
+
+class ProjectUpdate(BaseModel):
+    """Body of ``PATCH /projects/{id}``: only the fields present change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ProjectName | SkipJsonSchema[None] = None
+    color: Color | None = None
+    archived: StrictBool | SkipJsonSchema[None] = None
+
+    @field_validator("name", "archived")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+class ProjectPublic(BaseModel):
+    """A project as clients see it."""
+
+    id: uuid.UUID
+    name: str
+    color: str | None
+    archived: bool
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    version: int
+
+
+class ProjectPage(BaseModel):
+    """One page of ``GET /projects``, by name; ``next_cursor`` is null on the last page."""
+
+    items: list[ProjectPublic]
+    next_cursor: str | None
+
+
+class ArchivedFilter(StrEnum):
+    active = "false"
+    archived = "true"
+    any = "any"
+
+
+class TaskChange(BaseModel):
+    """A task created or changed since the token: its latest state."""
+
+    task: TaskPublic
+
+
+class DeletedTask(BaseModel):
+    id: uuid.UUID
+    deleted_at: UtcDateTime
+
+
+class TaskDeletion(BaseModel):
+    """A task deleted since the token."""
+
+    deleted: DeletedTask
+
+
+class ChangesPage(BaseModel):
+    """One page of ``GET /tasks/changes``; pass ``next_since`` back as ``since``."""
+
+    changes: list[TaskChange | TaskDeletion]
+    next_since: str
+    has_more: bool

@@ -24,7 +24,7 @@ from momentum_tasks.schemas import (
 )
 
 # PATCH may change these; `status` only moves through complete and reopen.
-EDITABLE_FIELDS = ("title", "description", "priority", "due_at", "tags")
+EDITABLE_FIELDS = ("title", "description", "priority", "due_at", "tags", "project_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +78,33 @@ def to_public(task: Task | TaskRow) -> TaskPublic:
 
 
 def _request_hash(body: TaskCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    values = body.model_dump(mode="json")
+    if values["project_id"] is None:
+        del values["project_id"]  # keys stored before projects existed keep their hash
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def _locked_task(repo: TaskRepository, actor: Actor, task_id: uuid.UUID) -> Task:
-    await repo.begin_write()
+    await repo.begin_write(owner_id=actor.owner_id)
     task = await repo.get(owner_id=actor.owner_id, task_id=task_id, for_update=True)
     if task is None:
         raise NotFound("no such task")
     return task
+
+
+async def _require_project(repo: TaskRepository, actor: Actor, project_id: uuid.UUID) -> None:
+    # Someone else's project and a missing one are the same 422 (docs/spec/tasks.md §6).
+    project = await repo.get_project(owner_id=actor.owner_id, project_id=project_id, lock="share")
+    if project is None:
+        raise UnprocessableEntity(
+            "project_id names no project of yours",
+            extra={
+                "errors": [
+                    {"loc": ["body", "project_id"], "msg": "no such project", "type": "value_error"}
+                ]
+            },
+        )
 
 
 async def get_task(repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID) -> TaskRow:
@@ -95,6 +112,59 @@ async def get_task(repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID) ->
     if task is None:
         raise NotFound("no such task")
     return task
+
+
+async def replay_or_claim(
+    repo: TaskRepository,
+    *,
+    actor: Actor,
+    key: str | None,
+    request_hash: str,
+    ttl: timedelta,
+    now: datetime,
+) -> Created | None:
+    """The stored response for a repeated ``Idempotency-Key``, or ``None`` once it is claimed.
+
+    The claim is a row in the request's own transaction: a request that fails rolls it back,
+    so a retry with the same key runs again (docs/spec/README.md §2.9).
+    """
+    if key is None:
+        return None
+    earlier = await repo.claim_idempotency_key(
+        owner_id=actor.owner_id,
+        key=key,
+        request_hash=request_hash,
+        now=now,
+        expired_before=now - ttl,
+    )
+    if earlier is None:
+        return None
+    if earlier.request_hash != request_hash:
+        raise UnprocessableEntity("this Idempotency-Key was already used with a different body")
+    if earlier.response_body is None or earlier.status_code is None:
+        raise Conflict("a request with this Idempotency-Key is still in progress")
+    return Created(earlier.status_code, json.loads(earlier.response_body))
+
+
+async def remember_response(
+    repo: TaskRepository,
+    *,
+    actor: Actor,
+    key: str | None,
+    created: Created,
+    resource_id: uuid.UUID | None = None,
+) -> Created:
+    """Store the response of a request that claimed ``key``, for its replays (``resource_id``:
+    the task it created, when it created one task)."""
+    if key is not None:
+        await repo.record_idempotent_response(
+            owner_id=actor.owner_id,
+            key=key,
+            task_id=resource_id,
+            status_code=created.status_code,
+            body=json.dumps(created.body),
+        )
+    return created
 
 
 async def create_task(
@@ -106,24 +176,32 @@ async def create_task(
     idempotency_ttl: timedelta,
     now: datetime,
 ) -> Created:
-    await repo.begin_write()
-    if idempotency_key is not None:
-        request_hash = _request_hash(body)
-        earlier = await repo.claim_idempotency_key(
-            owner_id=actor.owner_id,
-            key=idempotency_key,
-            request_hash=request_hash,
-            now=now,
-            expired_before=now - idempotency_ttl,
-        )
-        if earlier is not None:
-            if earlier.request_hash != request_hash:
-                raise UnprocessableEntity(
-                    "this Idempotency-Key was already used with a different body"
-                )
-            if earlier.response_body is None or earlier.status_code is None:
-                raise Conflict("a request with this Idempotency-Key is still in progress")
-            return Created(earlier.status_code, json.loads(earlier.response_body))
+    await repo.begin_write(owner_id=actor.owner_id)
+    replay = await replay_or_claim(
+        repo,
+        actor=actor,
+        key=idempotency_key,
+        request_hash=_request_hash(body),
+        ttl=idempotency_ttl,
+        now=now,
+    )
+    if replay is not None:
+        return replay
+    task = await add_task(repo, actor=actor, body=body, now=now)
+    return await remember_response(
+        repo,
+        actor=actor,
+        key=idempotency_key,
+        created=Created(201, to_public(task).model_dump(mode="json")),
+        resource_id=task.id,
+    )
+
+
+async def add_task(repo: TaskRepository, *, actor: Actor, body: TaskCreate, now: datetime) -> Task:
+    """Create one task and its event (the part of ``POST /tasks`` a batch repeats)."""
+    await repo.begin_write(owner_id=actor.owner_id)
+    if body.project_id is not None:
+        await _require_project(repo, actor, body.project_id)
     task = Task(
         id=uuid.uuid4(),
         owner_id=actor.owner_id,
@@ -135,23 +213,16 @@ async def create_task(
         due_at=body.due_at,
         due_sort=body.due_at or NO_DUE_DATE,
         tags=list(body.tags),
+        project_id=body.project_id,
         created_at=now,
         updated_at=now,
         completed_at=None,
         version=1,
+        change_seq=await repo.next_change(owner_id=actor.owner_id),
     )
     await repo.add(task)
     publishing.task_created(repo.session, task, usertz=actor.usertz)
-    public = to_public(task).model_dump(mode="json")
-    if idempotency_key is not None:
-        await repo.record_idempotent_response(
-            owner_id=actor.owner_id,
-            key=idempotency_key,
-            task_id=task.id,
-            status_code=201,
-            body=json.dumps(public),
-        )
-    return Created(201, public)
+    return task
 
 
 async def update_task(
@@ -175,6 +246,8 @@ async def update_task(
             setattr(task, name, list(value) if name == "tags" else value)
     if not changed:
         return task  # nothing changed: same version, no event
+    if "project_id" in changed and task.project_id is not None:
+        await _require_project(repo, actor, task.project_id)
     if "title" in changed:
         task.title_folded = task.title.lower()
     if "due_at" in changed:
@@ -183,6 +256,7 @@ async def update_task(
         await repo.replace_tags(owner_id=actor.owner_id, task_id=task.id, tags=task.tags)
     task.version += 1
     task.updated_at = now
+    task.change_seq = await repo.next_change(owner_id=actor.owner_id)
     await repo.flush()
     publishing.task_updated(repo.session, task, changed=changed, usertz=actor.usertz)
     return task
@@ -204,6 +278,7 @@ async def complete_task(
     task.completed_at = now
     task.updated_at = now
     task.version += 1
+    task.change_seq = await repo.next_change(owner_id=actor.owner_id)
     await repo.flush()
     publishing.task_completed(repo.session, task, usertz=actor.usertz)
     return task
@@ -225,6 +300,7 @@ async def reopen_task(
     task.completed_at = None
     task.updated_at = now
     task.version += 1
+    task.change_seq = await repo.next_change(owner_id=actor.owner_id)
     await repo.flush()
     publishing.task_reopened(repo.session, task, usertz=actor.usertz)
     return task
@@ -240,7 +316,18 @@ async def delete_task(
 ) -> None:
     task = await _locked_task(repo, actor, task_id)
     _check_precondition(task, if_match)
+    await remove_task(repo, actor=actor, task=task, now=now)
+
+
+async def remove_task(repo: TaskRepository, *, actor: Actor, task: Task, now: datetime) -> None:
+    """Delete a locked task, leave its tombstone for the changes feed and emit its event."""
     await repo.delete(owner_id=actor.owner_id, task_id=task.id)
+    await repo.add_tombstone(
+        owner_id=actor.owner_id,
+        task_id=task.id,
+        change_seq=await repo.next_change(owner_id=actor.owner_id),
+        deleted_at=now,
+    )
     publishing.task_deleted(repo.session, task, usertz=actor.usertz, at=now)
 
 

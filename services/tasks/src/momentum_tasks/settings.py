@@ -24,6 +24,8 @@ class TasksSettings(DatabaseSettings, OutboxSettings, RevocationSettings):
     """signs list cursors; every replica needs the same value (at least 256 bits of entropy)"""
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=1)
     """how long an Idempotency-Key is remembered per user"""
+    tombstone_retention_seconds: int = Field(default=30 * 24 * 3600, ge=1)
+    """how long the changes feed remembers a deleted task; older feed tokens must resync"""
     # Room for the largest valid task even when every character is JSON-escaped.
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     """largest request body accepted (413 above)"""

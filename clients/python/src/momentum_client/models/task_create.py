@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from typing import Any, TypeVar, cast
+from uuid import UUID
 
 from attrs import define as _attrs_define
 
@@ -21,6 +22,7 @@ class TaskCreate:
         description (None | str | Unset):
         due_at (datetime.datetime | None | Unset):
         priority (TaskCreatePriority | Unset):  Default: TaskCreatePriority.NORMAL.
+        project_id (None | Unset | UUID):
         tags (list[str] | Unset):
     """
 
@@ -28,6 +30,7 @@ class TaskCreate:
     description: str | Unset | None = UNSET
     due_at: datetime.datetime | Unset | None = UNSET
     priority: TaskCreatePriority | Unset = TaskCreatePriority.NORMAL
+    project_id: Unset | UUID | None = UNSET
     tags: list[str] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,6 +54,14 @@ class TaskCreate:
         if not isinstance(self.priority, Unset):
             priority = self.priority.value
 
+        project_id: str | Unset | None
+        if isinstance(self.project_id, Unset):
+            project_id = UNSET
+        elif isinstance(self.project_id, UUID):
+            project_id = str(self.project_id)
+        else:
+            project_id = self.project_id
+
         tags: list[str] | Unset = UNSET
         if not isinstance(self.tags, Unset):
             tags = self.tags
@@ -68,6 +79,8 @@ class TaskCreate:
             field_dict["due_at"] = due_at
         if priority is not UNSET:
             field_dict["priority"] = priority
+        if project_id is not UNSET:
+            field_dict["project_id"] = project_id
         if tags is not UNSET:
             field_dict["tags"] = tags
 
@@ -111,6 +124,23 @@ class TaskCreate:
         else:
             priority = TaskCreatePriority(_priority)
 
+        def _parse_project_id(data: object) -> Unset | UUID | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                project_id_type_0 = UUID(data)
+
+                return project_id_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | Unset | UUID, data)
+
+        project_id = _parse_project_id(d.pop("project_id", UNSET))
+
         tags = cast(list[str], d.pop("tags", UNSET))
 
         task_create = cls(
@@ -118,6 +148,7 @@ class TaskCreate:
             description=description,
             due_at=due_at,
             priority=priority,
+            project_id=project_id,
             tags=tags,
         )
 

@@ -24,6 +24,7 @@ class TaskPublic:
         due_at (None | str):
         id (UUID):
         priority (TaskPublicPriority):
+        project_id (None | UUID):
         status (TaskPublicStatus):
         tags (list[str]):
         title (str):
@@ -37,6 +38,7 @@ class TaskPublic:
     due_at: str | None
     id: UUID
     priority: TaskPublicPriority
+    project_id: UUID | None
     status: TaskPublicStatus
     tags: list[str]
     title: str
@@ -60,6 +62,12 @@ class TaskPublic:
 
         priority = self.priority.value
 
+        project_id: str | None
+        if isinstance(self.project_id, UUID):
+            project_id = str(self.project_id)
+        else:
+            project_id = self.project_id
+
         status = self.status.value
 
         tags = self.tags
@@ -80,6 +88,7 @@ class TaskPublic:
                 "due_at": due_at,
                 "id": id,
                 "priority": priority,
+                "project_id": project_id,
                 "status": status,
                 "tags": tags,
                 "title": title,
@@ -121,6 +130,21 @@ class TaskPublic:
 
         priority = TaskPublicPriority(d.pop("priority"))
 
+        def _parse_project_id(data: object) -> UUID | None:
+            if data is None:
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                project_id_type_0 = UUID(data)
+
+                return project_id_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | UUID, data)
+
+        project_id = _parse_project_id(d.pop("project_id"))
+
         status = TaskPublicStatus(d.pop("status"))
 
         tags = cast(list[str], d.pop("tags"))
@@ -138,6 +162,7 @@ class TaskPublic:
             due_at=due_at,
             id=id,
             priority=priority,
+            project_id=project_id,
             status=status,
             tags=tags,
             title=title,

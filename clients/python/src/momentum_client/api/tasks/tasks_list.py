@@ -1,5 +1,6 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
 import httpx
 
@@ -22,6 +23,7 @@ def _get_kwargs(
     due_before: None | str | Unset = UNSET,
     due_after: None | str | Unset = UNSET,
     sort: TaskSort | Unset = UNSET,
+    project_id: Literal["none"] | Unset | UUID = UNSET,
     limit: int | Unset = 20,
     cursor: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
@@ -79,6 +81,15 @@ def _get_kwargs(
         json_sort = sort.value
 
     params["sort"] = json_sort
+
+    json_project_id: Literal["none"] | str | Unset
+    if isinstance(project_id, Unset):
+        json_project_id = UNSET
+    elif isinstance(project_id, UUID):
+        json_project_id = str(project_id)
+    else:
+        json_project_id = project_id
+    params["project_id"] = json_project_id
 
     params["limit"] = limit
 
@@ -185,6 +196,7 @@ def sync_detailed(
     due_before: None | str | Unset = UNSET,
     due_after: None | str | Unset = UNSET,
     sort: TaskSort | Unset = UNSET,
+    project_id: Literal["none"] | Unset | UUID = UNSET,
     limit: int | Unset = 20,
     cursor: None | str | Unset = UNSET,
 ) -> Response[Problem | TaskPage]:
@@ -200,6 +212,8 @@ def sync_detailed(
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
         due_after (None | str | Unset): due strictly after this RFC 3339 instant
         sort (TaskSort | Unset):
+        project_id (Literal['none'] | Unset | UUID): in this project (its id), or none for tasks
+            without a project
         limit (int | Unset):  Default: 20.
         cursor (None | str | Unset): next_cursor of the previous page
 
@@ -219,6 +233,7 @@ def sync_detailed(
         due_before=due_before,
         due_after=due_after,
         sort=sort,
+        project_id=project_id,
         limit=limit,
         cursor=cursor,
     )
@@ -240,6 +255,7 @@ def sync(
     due_before: None | str | Unset = UNSET,
     due_after: None | str | Unset = UNSET,
     sort: TaskSort | Unset = UNSET,
+    project_id: Literal["none"] | Unset | UUID = UNSET,
     limit: int | Unset = 20,
     cursor: None | str | Unset = UNSET,
 ) -> Problem | TaskPage | None:
@@ -255,6 +271,8 @@ def sync(
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
         due_after (None | str | Unset): due strictly after this RFC 3339 instant
         sort (TaskSort | Unset):
+        project_id (Literal['none'] | Unset | UUID): in this project (its id), or none for tasks
+            without a project
         limit (int | Unset):  Default: 20.
         cursor (None | str | Unset): next_cursor of the previous page
 
@@ -275,6 +293,7 @@ def sync(
         due_before=due_before,
         due_after=due_after,
         sort=sort,
+        project_id=project_id,
         limit=limit,
         cursor=cursor,
     ).parsed
@@ -290,6 +309,7 @@ async def asyncio_detailed(
     due_before: None | str | Unset = UNSET,
     due_after: None | str | Unset = UNSET,
     sort: TaskSort | Unset = UNSET,
+    project_id: Literal["none"] | Unset | UUID = UNSET,
     limit: int | Unset = 20,
     cursor: None | str | Unset = UNSET,
 ) -> Response[Problem | TaskPage]:
@@ -305,6 +325,8 @@ async def asyncio_detailed(
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
         due_after (None | str | Unset): due strictly after this RFC 3339 instant
         sort (TaskSort | Unset):
+        project_id (Literal['none'] | Unset | UUID): in this project (its id), or none for tasks
+            without a project
         limit (int | Unset):  Default: 20.
         cursor (None | str | Unset): next_cursor of the previous page
 
@@ -324,6 +346,7 @@ async def asyncio_detailed(
         due_before=due_before,
         due_after=due_after,
         sort=sort,
+        project_id=project_id,
         limit=limit,
         cursor=cursor,
     )
@@ -343,6 +366,7 @@ async def asyncio(
     due_before: None | str | Unset = UNSET,
     due_after: None | str | Unset = UNSET,
     sort: TaskSort | Unset = UNSET,
+    project_id: Literal["none"] | Unset | UUID = UNSET,
     limit: int | Unset = 20,
     cursor: None | str | Unset = UNSET,
 ) -> Problem | TaskPage | None:
@@ -358,6 +382,8 @@ async def asyncio(
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
         due_after (None | str | Unset): due strictly after this RFC 3339 instant
         sort (TaskSort | Unset):
+        project_id (Literal['none'] | Unset | UUID): in this project (its id), or none for tasks
+            without a project
         limit (int | Unset):  Default: 20.
         cursor (None | str | Unset): next_cursor of the previous page
 
@@ -379,6 +405,7 @@ async def asyncio(
             due_before=due_before,
             due_after=due_after,
             sort=sort,
+            project_id=project_id,
             limit=limit,
             cursor=cursor,
         )

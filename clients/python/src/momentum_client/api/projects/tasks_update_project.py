@@ -1,0 +1,275 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.problem import Problem
+from ...models.project_public import ProjectPublic
+from ...models.project_update import ProjectUpdate
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    project_id: UUID,
+    *,
+    body: ProjectUpdate,
+    if_match: None | str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(if_match, Unset):
+        headers["If-Match"] = if_match
+
+    _kwargs: dict[str, Any] = {
+        "method": "patch",
+        "url": "/projects/{project_id}".format(
+            project_id=quote(str(project_id), safe=""),
+        ),
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Problem | ProjectPublic | None:
+    if response.status_code == 200:
+        response_200 = ProjectPublic.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 408:
+        response_408 = Problem.from_dict(response.json())
+
+        return response_408
+
+    if response.status_code == 409:
+        response_409 = Problem.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 431:
+        response_431 = Problem.from_dict(response.json())
+
+        return response_431
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[Problem | ProjectPublic]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    project_id: UUID,
+    *,
+    client: AuthenticatedClient,
+    body: ProjectUpdate,
+    if_match: None | str | Unset = UNSET,
+) -> Response[Problem | ProjectPublic]:
+    """Update Project
+
+     Rename, recolour, archive or unarchive a project; 412 when If-Match is stale.
+
+    Args:
+        project_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
+        body (ProjectUpdate): Body of ``PATCH /projects/{id}``: only the fields present change.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Problem | ProjectPublic]
+    """
+
+    kwargs = _get_kwargs(
+        project_id=project_id,
+        body=body,
+        if_match=if_match,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    project_id: UUID,
+    *,
+    client: AuthenticatedClient,
+    body: ProjectUpdate,
+    if_match: None | str | Unset = UNSET,
+) -> Problem | ProjectPublic | None:
+    """Update Project
+
+     Rename, recolour, archive or unarchive a project; 412 when If-Match is stale.
+
+    Args:
+        project_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
+        body (ProjectUpdate): Body of ``PATCH /projects/{id}``: only the fields present change.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Problem | ProjectPublic
+    """
+
+    return sync_detailed(
+        project_id=project_id,
+        client=client,
+        body=body,
+        if_match=if_match,
+    ).parsed
+
+
+async def asyncio_detailed(
+    project_id: UUID,
+    *,
+    client: AuthenticatedClient,
+    body: ProjectUpdate,
+    if_match: None | str | Unset = UNSET,
+) -> Response[Problem | ProjectPublic]:
+    """Update Project
+
+     Rename, recolour, archive or unarchive a project; 412 when If-Match is stale.
+
+    Args:
+        project_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
+        body (ProjectUpdate): Body of ``PATCH /projects/{id}``: only the fields present change.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Problem | ProjectPublic]
+    """
+
+    kwargs = _get_kwargs(
+        project_id=project_id,
+        body=body,
+        if_match=if_match,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    project_id: UUID,
+    *,
+    client: AuthenticatedClient,
+    body: ProjectUpdate,
+    if_match: None | str | Unset = UNSET,
+) -> Problem | ProjectPublic | None:
+    """Update Project
+
+     Rename, recolour, archive or unarchive a project; 412 when If-Match is stale.
+
+    Args:
+        project_id (UUID):
+        if_match (None | str | Unset): * or entity tags such as "3" (the ETag); 412 unless one
+            matches
+        body (ProjectUpdate): Body of ``PATCH /projects/{id}``: only the fields present change.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Problem | ProjectPublic
+    """
+
+    return (
+        await asyncio_detailed(
+            project_id=project_id,
+            client=client,
+            body=body,
+            if_match=if_match,
+        )
+    ).parsed
