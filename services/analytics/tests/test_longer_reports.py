@@ -319,6 +319,43 @@ async def test_completions_count_by_the_priority_last_known_even_when_it_arrives
     assert monthly["totals"]["completed_undated"] == 4
 
 
+def changed(user: uuid.UUID, when: datetime, task: uuid.UUID, priority: str | None) -> CloudEvent:
+    data: dict[str, Any] = {"task_id": str(task), "changed": ["priority"], "version": 2}
+    if priority is not None:
+        data["priority"] = priority
+    return cloud_event("tasks.task.updated", user, when, usertz="UTC", **data)
+
+
+async def test_a_changed_priority_moves_the_completions_already_counted(
+    client: httpx.AsyncClient, issuer: TestIssuer, clock: FixedClock, feed: Feed
+) -> None:
+    user = uuid.uuid4()
+    clock.now = at("2026-11-30T12:00:00Z")
+    task = uuid.uuid4()
+    await feed(
+        [
+            made(user, at("2026-11-02T09:00:00Z"), task, "low"),
+            finished(user, at("2026-11-03T09:00:00Z"), task, None),
+        ]
+    )
+    monthly = await get(client, issuer, "/analytics/reports/monthly", user, month="2026-11")
+    assert monthly["totals"]["completed_by_priority"] == {"low": 1, "normal": 0, "high": 0}
+    # Raised after the completion: the day counts it as high now (the last known priority).
+    await feed([changed(user, at("2026-11-10T09:00:00Z"), task, "high")])
+    monthly = await get(client, issuer, "/analytics/reports/monthly", user, month="2026-11")
+    assert monthly["totals"]["completed_by_priority"] == {"low": 0, "normal": 0, "high": 1}
+    # An older change arriving late, and one that carries no priority, change nothing.
+    await feed(
+        [
+            changed(user, at("2026-11-05T09:00:00Z"), task, "normal"),
+            changed(user, at("2026-11-20T09:00:00Z"), task, None),
+        ]
+    )
+    monthly = await get(client, issuer, "/analytics/reports/monthly", user, month="2026-11")
+    assert monthly["totals"]["completed_by_priority"] == {"low": 0, "normal": 0, "high": 1}
+    assert monthly["totals"]["tasks_completed"] == 1
+
+
 async def test_a_range_at_the_end_of_the_calendar_clips_its_last_week(
     client: httpx.AsyncClient, issuer: TestIssuer
 ) -> None:

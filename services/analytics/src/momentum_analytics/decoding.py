@@ -31,6 +31,7 @@ PROJECTED_TYPES = frozenset(
         UserUpdated.event_type,
         UserLoggedIn.event_type,
         TaskCreated.event_type,
+        TaskUpdated.event_type,  # only for the priority it carries (rule 11)
         TaskCompleted.event_type,
     }
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -178,6 +179,47 @@ _DAYS = (
     )
     .order_by(_daily.c.local_date)
 )
+
+
+# A day counts as active (rule 6) for any login, creation or completion.
+_ACTIVE = sa.case(
+    (
+        (_daily.c.login_events > 0) | (_daily.c.tasks_created > 0) | (_daily.c.tasks_completed > 0),
+        1,
+    ),
+    else_=0,
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _grouped_days(dialect: str, group: str) -> sa.Select[Any]:
+    """The sums of a user's day rows per ISO week or per month between two dates, with each
+    group's first date: a year's range report reads at most 54 rows, not 366. (A week that
+    spans New Year may come as two groups on SQLite, whose %W restarts each year; the caller
+    adds groups up by the bucket their first date falls in.)"""
+    day = _daily.c.local_date
+    if dialect == "postgresql":
+        key = sa.func.to_char(day, "IYYY-IW" if group == "week" else "YYYY-MM")
+    else:
+        key = sa.func.strftime("%Y-%W" if group == "week" else "%Y-%m", day)
+    return (
+        sa.select(
+            sa.func.min(day).label("local_date"),
+            *(
+                sa.func.sum(_daily.c[name]).label(name)
+                for name in ("logins", "login_events", "tasks_created", "tasks_completed")
+            ),
+            *(sa.func.sum(_daily.c[name]).label(name) for name in CLASSIFIED),
+            sa.func.sum(_ACTIVE).label("active_days"),
+        )
+        .where(
+            (_daily.c.user_id == sa.bindparam("user_id", type_=sa.Uuid))
+            & (day >= sa.bindparam("start", type_=sa.Date))
+            & (day <= sa.bindparam("end", type_=sa.Date))
+        )
+        .group_by(key)
+        .order_by(sa.func.min(day))
+    )
 
 
 def _latest_runs(kinds: tuple[str, ...]) -> sa.CompoundSelect[Any]:
@@ -371,17 +413,18 @@ class AnalyticsRepository(Repository):
         """The user's day rows from ``start`` to ``end`` inclusive (one index range)."""
         connection = await self.session.connection()
         rows = await connection.execute(_DAYS, {"user_id": user_id, "start": start, "end": end})
-        return [
-            Day(
-                local_date=row.local_date,
-                logins=row.logins,
-                login_events=row.login_events,
-                tasks_created=row.tasks_created,
-                tasks_completed=row.tasks_completed,
-                **{name: row._mapping[name] for name in CLASSIFIED},
-            )
-            for row in rows
-        ]
+        # _DAYS selects Day's fields in Day's order: a row is its positional arguments.
+        return [Day(*row) for row in rows]
+
+    async def grouped_days(
+        self, user_id: uuid.UUID, start: date, end: date, group: str
+    ) -> list[tuple[Day, int]]:
+        """Per ISO week (``group="week"``) or month, the sums of the user's day rows from
+        ``start`` to ``end`` as a Day dated by the group's first row, and its active days."""
+        connection = await self.session.connection()
+        statement = _grouped_days(self.dialect, group)
+        rows = await connection.execute(statement, {"user_id": user_id, "start": start, "end": end})
+        return [(Day(*row[:-1]), int(row[-1])) for row in rows]
 
     async def user_timezone(self, user_id: uuid.UUID) -> str | None:
         """The user's last known timezone (rule 1), None when analytics knows none."""

@@ -587,20 +587,28 @@ def is_active(day: Day) -> bool:
 
 
 def totals_of(days: Sequence[Day]) -> WeekTotals:
-    """Rules 3 to 6, 10 and 11 summed over day rows."""
+    """Rules 3 to 6, 10 and 11 summed over day rows (one pass: a range holds up to 366)."""
+    logins = created = completed = active = on_time = late = undated = low = normal = high = 0
+    for day in days:
+        logins += day.logins
+        created += day.tasks_created
+        completed += day.tasks_completed
+        active += is_active(day)
+        on_time += day.completed_on_time
+        late += day.completed_late
+        undated += day.completed_undated
+        low += day.completed_low
+        normal += day.completed_normal
+        high += day.completed_high
     return WeekTotals(
-        logins=sum(day.logins for day in days),
-        tasks_created=sum(day.tasks_created for day in days),
-        tasks_completed=sum(day.tasks_completed for day in days),
-        active_days=sum(1 for day in days if is_active(day)),
-        completed_on_time=sum(day.completed_on_time for day in days),
-        completed_late=sum(day.completed_late for day in days),
-        completed_undated=sum(day.completed_undated for day in days),
-        completed_by_priority=CompletedByPriority(
-            low=sum(day.completed_low for day in days),
-            normal=sum(day.completed_normal for day in days),
-            high=sum(day.completed_high for day in days),
-        ),
+        logins=logins,
+        tasks_created=created,
+        tasks_completed=completed,
+        active_days=active,
+        completed_on_time=on_time,
+        completed_late=late,
+        completed_undated=undated,
+        completed_by_priority=CompletedByPriority(low=low, normal=normal, high=high),
     )
 
 
