@@ -24,12 +24,14 @@ from pathlib import Path
 import nats
 import pytest
 from nats.js.errors import NotFoundError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from momentum_devtools.natsserver import EmbeddedNats
 from momentum_devtools.testing.databases import require_postgres
 from momentum_devtools.testing.resources import asyncpg_url, created_database
-from momentum_shared.events import TASK_STREAM
+from momentum_shared.events import TASK_STREAM, CloudEvent, TaskReopened
 from momentum_shared.migrations import upgrade
+from momentum_tasks.models import OutboxEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -80,6 +82,48 @@ async def stream_created(admin_url: str, stream: str, program: subprocess.Popen[
                 return
             except NotFoundError:
                 await asyncio.sleep(0.1)
+    finally:
+        await connection.close()
+
+
+WRITER_TRACE = "ab" * 16
+OUTBOX = OutboxEvent.__table__
+
+
+async def write_traced_row(url: str) -> None:
+    """An outbox row as a traced request leaves it: with its writer's trace context."""
+    user = uuid.uuid4()
+    event = CloudEvent.of(
+        TaskReopened(task_id=uuid.uuid4(), user_id=user),
+        source="/momentum/tasks",
+        subject=str(user),
+    )
+    context = {"traceparent": f"00-{WRITER_TRACE}-{'cd' * 8}-01"}
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                OUTBOX.insert().values(
+                    id=event.id,
+                    subject=event.type,
+                    payload=event.to_json(),
+                    created_at=event.time,
+                    available_at=event.time,
+                    trace_context=json.dumps(context),
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def stream_holds_a_message(
+    admin_url: str, stream: str, program: subprocess.Popen[str]
+) -> None:
+    connection = await nats.connect(admin_url)
+    try:
+        js = connection.jetstream()
+        while program.poll() is None and (await js.stream_info(stream)).state.messages == 0:
+            await asyncio.sleep(0.1)
     finally:
         await connection.close()
 
@@ -154,8 +198,11 @@ def test_the_standalone_relay_exports_its_spans_when_it_is_stopped(
                 text=True,
             )
             try:
-                # It counts its backlog (statements) before it creates its stream.
+                # A row written in a traced request: the relay publishes it in a span of that
+                # trace (its own polling makes none), which must be exported at the signal.
                 asyncio.run(stream_created(nats_server.admin_url, TASK_STREAM, relay))
+                asyncio.run(write_traced_row(url))
+                asyncio.run(stream_holds_a_message(nats_server.admin_url, TASK_STREAM, relay))
             finally:
                 relay.send_signal(signal.SIGTERM)
                 code = relay.wait(timeout=30)
@@ -165,3 +212,5 @@ def test_the_standalone_relay_exports_its_spans_when_it_is_stopped(
     assert spans, output[-3000:]
     assert TRACE_ID.search(output)
     assert {span["resource"]["attributes"]["service.name"] for span in spans} == {"tasks-relay"}  # type: ignore[index]
+    assert [span["name"] for span in spans] == ["publish tasks.task.reopened"]
+    assert {span["context"]["trace_id"] for span in spans} == {f"0x{WRITER_TRACE}"}  # type: ignore[index]

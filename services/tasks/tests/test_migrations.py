@@ -66,7 +66,7 @@ def test_tasks_made_before_the_changes_feed_get_distinct_change_numbers(
     owners = [uuid.uuid4(), uuid.uuid4()]
     created = datetime(2026, 11, 30, tzinfo=UTC)
     with database_templates.database(ALEMBIC_INI, dialect, tmp_path) as url:
-        downgrade(ALEMBIC_INI, url, "tasks0003")
+        downgrade(ALEMBIC_INI, url, "tasks0004")
 
         async def insert_tasks() -> None:
             engine = create_async_engine(url)

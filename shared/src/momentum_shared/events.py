@@ -78,8 +78,8 @@ class TaskUpdated(EventData):
     user_id: uuid.UUID
     changed: list[str]
     version: int
-    # The task's priority after the change (rule 11's "as last known"); absent in events
-    # written before it was carried.
+    # The task's priority after the change (docs/spec/analytics.md rule 11: "as last known");
+    # absent in events written before it was carried.
     priority: Literal["low", "normal", "high"] | None = None
     # The task's project (null: none); absent in events written before projects existed.
     project_id: uuid.UUID | None = None

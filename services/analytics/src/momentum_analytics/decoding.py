@@ -31,7 +31,7 @@ PROJECTED_TYPES = frozenset(
         UserUpdated.event_type,
         UserLoggedIn.event_type,
         TaskCreated.event_type,
-        TaskUpdated.event_type,  # only for the priority it carries (rule 11)
+        TaskUpdated.event_type,  # for its priority (docs/spec/analytics.md rule 11)
         TaskCompleted.event_type,
     }
 )
@@ -134,7 +134,8 @@ def fact_of(event: CloudEvent, data: object) -> Fact | None:
     if isinstance(data, TaskCreated):
         return make(data.user_id, "created", task_id=data.task_id, priority=data.priority)
     if isinstance(data, TaskUpdated) and data.priority is not None:
-        # Counts nothing on a day; it is the task's priority as last known (rule 11).
+        # Counts nothing on a day: the task's priority as last known (docs/spec/analytics.md
+        # rule 11).
         return make(data.user_id, "repriced", task_id=data.task_id, priority=data.priority)
     if isinstance(data, TaskCompleted):
         return make(

@@ -1,7 +1,7 @@
 """Projects, one user's named groups of tasks, and each task's project.
 
-Revision ID: tasks0003
-Revises: tasks0002
+Revision ID: tasks0004
+Revises: tasks0003
 Create Date: 2026-12-03 16:00:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "tasks0003"
-down_revision: str | None = "tasks0002"
+revision: str = "tasks0004"
+down_revision: str | None = "tasks0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """The changes feed: per-user change sequences, each task's latest one, and tombstones.
 
-Revision ID: tasks0004
-Revises: tasks0003
+Revision ID: tasks0005
+Revises: tasks0004
 Create Date: 2026-12-03 17:00:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "tasks0004"
-down_revision: str | None = "tasks0003"
+revision: str = "tasks0005"
+down_revision: str | None = "tasks0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
