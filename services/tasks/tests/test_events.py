@@ -57,7 +57,14 @@ async def test_a_task_lifecycle_emits_one_event_per_change(
         assert "Plan trip" not in event.to_json().decode()
     created, updated, completed, reopened, deleted = events
     # Exactly the fields of docs/spec/events.md §3, no more (and so no task text).
-    assert set(updated.data) == {"task_id", "user_id", "changed", "version", "project_id"}
+    assert set(updated.data) == {
+        "task_id",
+        "user_id",
+        "changed",
+        "version",
+        "project_id",
+        "priority",
+    }
     assert set(completed.data) == {"task_id", "user_id", "completed_at", "due_at", "project_id"}
     assert set(reopened.data) == {"task_id", "user_id", "project_id"}
     assert set(deleted.data) == {"task_id", "user_id", "project_id"}
@@ -71,6 +78,7 @@ async def test_a_task_lifecycle_emits_one_event_per_change(
     }
     assert updated.data["changed"] == ["priority", "tags"]
     assert updated.data["version"] == 2
+    assert updated.data["priority"] == "low"  # the task's priority after the change
     assert completed.data["completed_at"] == done["completed_at"]
     assert completed.data["due_at"] == "2026-12-24T18:00:00Z"
     assert format(completed.time.isoformat()).startswith(done["completed_at"][:19])
