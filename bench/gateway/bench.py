@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import statistics
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from momentum_devtools.benchmarking import (
     Uvicorn,
     can_pin,
     emit,
+    find_wrk,
     free_port,
     log,
     request_json,
@@ -159,7 +159,7 @@ def main() -> None:
     args.gateway_cpus = "1" if args.pin else None
     loadgen = args.loadgen
     if loadgen == "auto":
-        loadgen = "wrk" if shutil.which("wrk") else "python"
+        loadgen = "wrk" if find_wrk() is not None else "python"
 
     pids: dict[str, int] = {}
 

@@ -50,6 +50,7 @@ __all__ = [
     "cpu_seconds",
     "database_url",
     "emit",
+    "find_wrk",
     "free_port",
     "log",
     "machine",
@@ -419,6 +420,67 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+# wrk and the LuaJIT it links, from Debian's archive at pinned versions, unpacked into
+# .tools/deb/ on first use when no wrk is on PATH (``apt-get download`` needs no root and
+# ``dpkg-deb -x`` installs nothing), the way deploy/validate provisions promtool.
+WRK_PACKAGES = (("wrk", "4.1.0-3+b2"), ("libluajit2-5.1-2", "2.1-20230119-1"))
+_WRK_DIR = ROOT / ".tools" / "deb" / "wrk-4.1.0-3+b2"
+
+
+@dataclass(frozen=True)
+class Wrk:
+    """How to run wrk: its path and the environment it needs (a library path when unpacked)."""
+
+    path: str
+    env: dict[str, str] | None = None
+
+
+def _unpacked_wrk() -> Wrk:
+    binary = _WRK_DIR / "usr" / "bin" / "wrk"
+    libraries = _WRK_DIR / "usr" / "lib" / "x86_64-linux-gnu"
+    env = {**os.environ, "LD_LIBRARY_PATH": str(libraries)}
+    return Wrk(str(binary), env)
+
+
+def find_wrk(*, install: bool = True) -> Wrk | None:
+    """wrk from PATH, else the copy unpacked from Debian's archive (unpacked now if
+    ``install`` and apt-get can fetch it); ``None`` when neither can be had."""
+    on_path = shutil.which("wrk")
+    if on_path is not None:
+        return Wrk(on_path)
+    unpacked = _unpacked_wrk()
+    if Path(unpacked.path).is_file():
+        return unpacked
+    if not install or shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        return None
+    _WRK_DIR.mkdir(parents=True, exist_ok=True)
+    specs = [f"{package}={version}" for package, version in WRK_PACKAGES]
+    fetched = subprocess.run(
+        ["apt-get", "download", "-qq", *specs],
+        cwd=_WRK_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if fetched.returncode != 0:
+        sys.stderr.write(f"bench: could not fetch wrk from Debian's archive: {fetched.stderr}")
+        return None
+    for deb in _WRK_DIR.glob("*.deb"):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(_WRK_DIR)], check=True)
+        deb.unlink()
+    return unpacked if Path(unpacked.path).is_file() else None
+
+
+def require_wrk() -> Wrk:
+    wrk = find_wrk()
+    if wrk is None:
+        raise RuntimeError(
+            "this benchmark needs wrk: install it (Debian/Ubuntu: apt-get install wrk) "
+            "or give apt-get download access to Debian's archive"
+        )
+    return wrk
+
+
 def _wrk_script(load: Load, directory: Path) -> Path:
     lines = [f"wrk.method = {json.dumps(load.method)}"]
     for name, value in load.headers.items():
@@ -435,9 +497,10 @@ def _wrk_script(load: Load, directory: Path) -> Path:
 def _run_wrk(load: Load, *, connections: int, duration: float, cpus: str | None) -> Result:
     with tempfile.TemporaryDirectory() as directory:
         script = _wrk_script(load, Path(directory))
+        wrk = require_wrk()
         command = [
             *pinned(cpus),
-            "wrk",
+            wrk.path,
             "-t1",
             f"-c{connections}",
             f"-d{max(1, round(duration))}s",
@@ -449,7 +512,12 @@ def _run_wrk(load: Load, *, connections: int, duration: float, cpus: str | None)
             load.url,
         ]
         out = subprocess.run(
-            command, capture_output=True, text=True, timeout=duration + 30, check=True
+            command,
+            capture_output=True,
+            text=True,
+            timeout=duration + 30,
+            check=True,
+            env=wrk.env,
         ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -532,7 +600,7 @@ def run_load(
     """
     use_wrk = loadgen == "wrk" or (
         loadgen == "auto"
-        and shutil.which("wrk") is not None
+        and find_wrk() is not None
         and load.next_request is None
         and (max_requests is None or load.script is not None)
     )
