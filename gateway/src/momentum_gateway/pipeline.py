@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from opentelemetry.trace import Span, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -235,8 +235,16 @@ class GatewayMiddleware:
         if tracer is None:
             await proxy.forward(rule.service, scope, receive, send, request_id)
             return
+        host, port = proxy.address(rule.service)
         with tracer.start_as_current_span(
-            "gateway.proxy", attributes={"momentum.upstream": rule.service}
+            "gateway.proxy",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "momentum.upstream": rule.service,
+                "http.request.method": scope["method"],
+                "server.address": host,
+                "server.port": port,
+            },
         ) as span:
             await proxy.forward(
                 rule.service, scope, receive, _status_recorder(span, send), request_id

@@ -8,10 +8,10 @@ one piece.
 
 Trace context (docs/adr/0012-tracing.md): with tracing on, the gateway takes part in the
 trace, so the client's propagation fields (``traceparent``, ``tracestate``, ``baggage``) are
-not copied; the current context's are written instead (the aiohttp instrumentation then
-names its client span as the parent). With tracing off the gateway is a hop that does not
-take part, and forwards the client's fields unchanged, as W3C Trace Context asks of such a
-hop.
+not copied; the current context's are written instead, naming the gateway's client span
+``gateway.proxy`` as the parent (the aiohttp instrumentation is off on the proxy's
+session). With tracing off the gateway is a hop that does not take part, and forwards the
+client's fields unchanged, as W3C Trace Context asks of such a hop.
 """
 
 from __future__ import annotations
@@ -195,6 +195,11 @@ class UpstreamProxy:
         self._traced_dropped = HOP_BY_HOP | propagation_fields()
         self._slots = {name: asyncio.Semaphore(settings.upstream_pool_size) for name in self._bases}
 
+    def address(self, service: str) -> tuple[str, int]:
+        """The host and port of ``service``'s base URL (``server.*`` of the client span)."""
+        url = URL(self._bases[service])
+        return url.host or "", url.port or 0
+
     def in_use(self, service: str) -> int:
         """Upstream connections of ``service`` that requests hold right now."""
         return self.settings.upstream_pool_size - self._slots[service]._value
@@ -222,6 +227,13 @@ class UpstreamProxy:
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
             trust_env=False,
         )
+        if self.traced:
+            # The gateway's own ``gateway.proxy`` span is the client span of the upstream call
+            # and writes the trace context itself: the aiohttp instrumentation's span would
+            # repeat it at a fifth of the gateway's traced CPU (docs/adr/0012-tracing.md).
+            from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+            AioHttpClientInstrumentor.uninstrument_session(self._session)
 
     async def aclose(self) -> None:
         if self._session is not None:
