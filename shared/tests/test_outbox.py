@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -13,6 +14,7 @@ from typing import Any
 import nats
 import pytest
 import sqlalchemy as sa
+from nats.js.api import DiscardPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import registry
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -234,27 +236,89 @@ async def test_outage_then_recovery_publishes_everything_exactly_once(
     assert len(ids) == len(set(ids)) == 60
 
 
-async def test_a_stream_is_created_when_missing_and_otherwise_left_as_it_is(
+async def test_a_stream_is_created_with_the_limits_of_the_settings_and_then_left_as_it_is(
     sessions: async_sessionmaker[AsyncSession], nats_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="momentum.nats")
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    relay = relay_for(sessions, nats_url)
+    relay = relay_for(
+        sessions, nats_url, stream_max_bytes=64 * 1024**2, stream_max_age_seconds=7 * 86400
+    )
     try:
         await relay.relay_once()
-        assert (await js.stream_info(TASK_STREAM)).config.max_age == STREAM_MAX_AGE_SECONDS
-        await relay.aclose()
-        # An operator changed it (as the NATS admin): a relay starting later keeps it as it
-        # is, says what differs, and goes on publishing.
         config = (await js.stream_info(TASK_STREAM)).config
-        config.max_age = 3600.0
+        assert config.max_bytes == 64 * 1024**2
+        assert config.max_age == 7 * 86400
+        assert config.discard == DiscardPolicy.OLD
+        await relay.aclose()
+        # An operator raised the limits (as the NATS admin): a relay starting later, with
+        # the defaults in its settings, keeps them and goes on publishing.
+        config.max_age = 30 * 86400.0
+        config.max_bytes = 256 * 1024**2
         await js.update_stream(config)
         await add_events(sessions, 1)
         relay = relay_for(sessions, nats_url)
+        assert relay.settings.stream_max_age_seconds == STREAM_MAX_AGE_SECONDS
         assert await relay.relay_once() == 1
-        assert (await js.stream_info(TASK_STREAM)).config.max_age == 3600.0
+        kept = (await js.stream_info(TASK_STREAM)).config
+        assert (kept.max_age, kept.max_bytes) == (30 * 86400.0, 256 * 1024**2)
         assert relay.status()["streams_ready"] is True
+        assert any("limits differ" in record.getMessage() for record in caplog.records)
+        assert not any("configuration differs" in r.getMessage() for r in caplog.records)
+        await relay.aclose()
+        # A part the code owns (the duplicate window) is reported for an operator to apply,
+        # and left as it is too.
+        kept.duplicate_window = 30.0
+        await js.update_stream(kept)
+        relay = relay_for(sessions, nats_url)
+        await add_events(sessions, 1)
+        assert await relay.relay_once() == 1
+        assert (await js.stream_info(TASK_STREAM)).config.duplicate_window == 30.0
         assert any("configuration differs" in record.getMessage() for record in caplog.records)
+    finally:
+        await relay.aclose()
+        await nc.close()
+
+
+async def test_a_stream_that_refuses_every_event_is_an_outage_until_it_accepts_again(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], nats_url: str
+) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    relay = relay_for(sessions, nats_url, row_retry_delay_seconds=0.1)
+    labels = {"service": "tasks"}
+    try:
+        await add_events(sessions, 2)
+        assert await relay.relay_once() == 2
+        assert relay.status()["status"] == "ok"
+        assert relay.status()["publish_refused"] is None
+        # An operator sized the stream to refuse new events once it holds two.
+        config = (await js.stream_info(TASK_STREAM)).config
+        config.max_msgs = 2
+        config.discard = DiscardPolicy.NEW
+        await js.update_stream(config)
+        await add_events(sessions, 3)
+        assert await relay.relay_once() == 0
+        status = relay.status()
+        assert status["status"] == "degraded"
+        assert "maximum messages" in status["publish_refused"]
+        assert status["refused_since"] is not None
+        assert REGISTRY.get_sample_value("momentum_outbox_publish_refused", labels) == 1.0
+        assert await unpublished(engine) == 3
+        # Raised again: the waiting events go out and the outage is over.
+        config.max_msgs = -1
+        await js.update_stream(config)
+        for _ in range(3):
+            await relay.relay_once()
+            if await unpublished(engine) == 0:
+                break
+            await asyncio.sleep(0.2)
+        assert await unpublished(engine) == 0
+        assert relay.status()["status"] == "ok"
+        assert relay.status()["publish_refused"] is None
+        assert REGISTRY.get_sample_value("momentum_outbox_publish_refused", labels) == 0.0
+        assert (await js.stream_info(TASK_STREAM)).state.messages == 5
     finally:
         await relay.aclose()
         await nc.close()

@@ -12,16 +12,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import APIError, NotFoundError
 
 from momentum_shared.events import STREAM_SUBJECTS
 
 logger = logging.getLogger("momentum.nats")
 
-# Streams keep a year of history so analytics can rebuild from the start.
-STREAM_MAX_AGE_SECONDS = 365 * 24 * 3600
+# A stream's limits when it is created (the relay passes its service's settings): past
+# either, JetStream discards the oldest events, so a full stream never refuses a publish.
+STREAM_MAX_AGE_SECONDS = 90 * 24 * 3600
+STREAM_MAX_BYTES = 3 * 1024**3
 DUPLICATE_WINDOW_SECONDS = 120
 
 
@@ -104,48 +107,118 @@ async def connect(
     return client
 
 
-def stream_config(name: str, *, replicas: int = 1) -> StreamConfig:
+class PublishingContext(JetStreamContext):
+    """nats-py's JetStream context, with the server's refusal of an async publish delivered.
+
+    nats-py (nats-io/nats.py#985, fix proposed in #994) raises the error a server answers
+    to ``publish_async`` (``maximum messages exceeded``, ``insufficient resources``) inside
+    its reply handler instead of setting it on the publish's future: the error goes to the
+    error callback and the future never resolves, so a refusal would look like a timeout.
+    This handler sets the error on the future; everything else is nats-py's.
+    """
+
+    async def _handle_async_reply(self, msg: Msg) -> None:
+        token = msg.subject[len(self._nc._inbox_prefix) + 22 + 2 :]
+        future = self._publish_async_futures.get(token)
+        if future is None or future.done():
+            return
+        try:
+            await super()._handle_async_reply(msg)
+        except APIError as refused:
+            if not future.done():
+                future.set_exception(refused)
+
+
+def jetstream(nc: NATS, **options: Any) -> JetStreamContext:
+    """``nc.jetstream(**options)`` whose ``publish_async`` futures carry the server's refusals."""
+    return PublishingContext(nc, **options)
+
+
+def stream_config(
+    name: str,
+    *,
+    replicas: int = 1,
+    max_bytes: int = STREAM_MAX_BYTES,
+    max_age_seconds: int = STREAM_MAX_AGE_SECONDS,
+) -> StreamConfig:
     return StreamConfig(
         name=name,
         subjects=STREAM_SUBJECTS[name],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
-        max_age=STREAM_MAX_AGE_SECONDS,
+        discard=DiscardPolicy.OLD,
+        max_age=max_age_seconds,
+        max_bytes=max_bytes,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         num_replicas=replicas,
     )
 
 
 def _owned(config: StreamConfig) -> tuple[Any, ...]:
-    """The parts of a stream's configuration that Momentum's code decides."""
+    """The parts of a stream's configuration that Momentum's code decides.
+
+    Not the limits (``max_age``, ``max_bytes``, ``max_msgs``, ``discard``): the code sets
+    them when it creates a stream, and from then on they are the operator's to size.
+    """
     return (
         sorted(config.subjects or []),
         config.retention,
         config.storage,
-        config.max_age,
         config.duplicate_window,
         config.num_replicas,
     )
 
 
-async def ensure_stream(js: JetStreamContext, name: str, *, replicas: int = 1) -> None:
-    """Create the stream when it is missing; update it only when the code's part of its
-    configuration differs.
+def _limits(config: StreamConfig) -> dict[str, Any]:
+    """The limits as the server reports them (unset is -1 for a count, 0 for an age)."""
+
+    def count(value: int | None) -> int:
+        return -1 if value is None else value
+
+    return {
+        "max_age_seconds": float(config.max_age or 0),
+        "max_bytes": count(config.max_bytes),
+        "max_msgs": count(config.max_msgs),
+        "discard": DiscardPolicy(config.discard or DiscardPolicy.OLD).value,
+    }
+
+
+async def ensure_stream(
+    js: JetStreamContext,
+    name: str,
+    *,
+    replicas: int = 1,
+    max_bytes: int = STREAM_MAX_BYTES,
+    max_age_seconds: int = STREAM_MAX_AGE_SECONDS,
+) -> None:
+    """Create the stream when it is missing, with the given limits; never update it.
 
     Programs may create their own stream but not update it (a stream update can add a
-    republish rule, which the server executes with no permission check): a difference is
-    logged as an error for an operator to apply as the NATS ``operator`` user (``docs/deploy.md``).
+    republish rule, which the server executes with no permission check). A difference in
+    the code's part of the configuration is logged as an error for an operator to apply as
+    the NATS ``operator`` user (``docs/deploy.md``); different limits are the operator's
+    sizing and are kept as they are.
     """
-    config = stream_config(name, replicas=replicas)
+    config = stream_config(
+        name, replicas=replicas, max_bytes=max_bytes, max_age_seconds=max_age_seconds
+    )
     try:
         info = await js.stream_info(name)
     except NotFoundError:
         await js.add_stream(config)
-        logger.info("created stream", extra={"stream": name})
+        logger.info("created stream", extra={"stream": name, **_limits(config)})
         return
-    if _owned(info.config) == _owned(config):
-        return
-    logger.error(
-        "stream configuration differs from the code's; update it as the NATS operator user",
-        extra={"stream": name, "have": repr(_owned(info.config)), "want": repr(_owned(config))},
-    )
+    if _owned(info.config) != _owned(config):
+        logger.error(
+            "stream configuration differs from the code's; update it as the NATS operator user",
+            extra={
+                "stream": name,
+                "have": repr(_owned(info.config)),
+                "want": repr(_owned(config)),
+            },
+        )
+    if _limits(info.config) != _limits(config):
+        logger.info(
+            "stream limits differ from this service's settings; the stream's are kept",
+            extra={"stream": name, "have": _limits(info.config), "settings": _limits(config)},
+        )

@@ -212,6 +212,23 @@ class OutboxSettings(NatsSettings):
         gt=0,
         description="published outbox rows are deleted after this long",
     )
+    nats_stream_max_bytes: int = Field(
+        default=3 * 1024**3,
+        ge=1024**2,
+        description=(
+            "byte limit of the streams this service creates, oldest events discarded beyond it"
+            " (events/day x bytes/event x days of history; docs/deploy.md); applied at"
+            " creation only, a limit an operator set later is kept"
+        ),
+    )
+    nats_stream_max_age_seconds: int = Field(
+        default=90 * 24 * 3600,
+        ge=3600,
+        description=(
+            "age limit of the events in the streams this service creates; applied at"
+            " creation only, like the byte limit"
+        ),
+    )
 
 
 class TokenVerificationSettings(BaseSettings):

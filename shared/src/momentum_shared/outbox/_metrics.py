@@ -36,3 +36,9 @@ OUTBOX_PURGED = Counter(
     ["service"],
     registry=REGISTRY,
 )
+OUTBOX_REFUSING = Gauge(
+    "momentum_outbox_publish_refused",
+    "1 while JetStream refuses every event the relay sends (an outage: events wait in the outbox)",
+    ["service"],
+    registry=REGISTRY,
+)

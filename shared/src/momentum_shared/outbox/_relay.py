@@ -27,7 +27,14 @@ from momentum_shared.db import execute
 from momentum_shared.events import CLOUDEVENTS_CONTENT_TYPE, format_utc, utcnow
 from momentum_shared.lifespan import worker_status
 from momentum_shared.metrics import NATS_CONNECTED
-from momentum_shared.nats import NatsAuth, connect, ensure_stream
+from momentum_shared.nats import (
+    STREAM_MAX_AGE_SECONDS,
+    STREAM_MAX_BYTES,
+    NatsAuth,
+    connect,
+    ensure_stream,
+    jetstream,
+)
 from momentum_shared.outbox._claims import (
     Claimed,
     Claims,
@@ -44,6 +51,7 @@ from momentum_shared.outbox._metrics import (
     OUTBOX_OLDEST_AGE,
     OUTBOX_PUBLISHED,
     OUTBOX_PURGED,
+    OUTBOX_REFUSING,
 )
 from momentum_shared.outbox._table import notify_channel, register_waker
 from momentum_shared.outbox._tracing import end_publish_span, start_publish_span
@@ -81,6 +89,10 @@ class RelayConfigurable(Protocol):
     def outbox_poll_interval_seconds(self) -> float: ...
     @property
     def outbox_retention_seconds(self) -> float: ...
+    @property
+    def nats_stream_max_bytes(self) -> int: ...
+    @property
+    def nats_stream_max_age_seconds(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +110,9 @@ class RelaySettings:
     row_retry_delay_seconds: float = 5.0
     purge_interval_seconds: float = 300.0
     stream_replicas: int = 1
+    # The limits of a stream this relay creates (never applied to an existing one).
+    stream_max_bytes: int = STREAM_MAX_BYTES
+    stream_max_age_seconds: int = STREAM_MAX_AGE_SECONDS
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -114,6 +129,8 @@ class RelaySettings:
             retention_seconds=settings.outbox_retention_seconds,
             connect_timeout_seconds=settings.nats_connect_timeout_seconds,
             stream_replicas=settings.nats_stream_replicas,
+            stream_max_bytes=settings.nats_stream_max_bytes,
+            stream_max_age_seconds=settings.nats_stream_max_age_seconds,
         )
 
 
@@ -179,6 +196,10 @@ class OutboxRelay:
         self._last_error: str | None = None
         self._last_error_at: datetime | None = None
         self._last_published_at: datetime | None = None
+        # While JetStream refuses every event of the relay's batches (a stream or store
+        # that is full and set to refuse, a limit an operator lowered): what it answers.
+        self._refused: str | None = None
+        self._refused_since: datetime | None = None
         self._published = 0
         self._listening = False
         bind = session_factory.kw.get("bind")
@@ -198,7 +219,7 @@ class OutboxRelay:
     def status(self) -> dict[str, Any]:
         """A snapshot for ``/readyz``: connection, backlog and the last error (never raises)."""
         return worker_status(
-            self.connected and self._streams_ready,
+            self.connected and self._streams_ready and self._refused is None,
             connected=self.connected,
             streams_ready=self._streams_ready,
             listening=self._listening,
@@ -209,6 +230,8 @@ class OutboxRelay:
             ),
             last_error=self._last_error,
             last_error_at=format_utc(self._last_error_at) if self._last_error_at else None,
+            publish_refused=self._refused,
+            refused_since=format_utc(self._refused_since) if self._refused_since else None,
         )
 
     @property
@@ -339,7 +362,13 @@ class OutboxRelay:
             raise RelayUnavailable("NATS is disconnected (reconnecting)")
         if not self._streams_ready:
             for name in self.streams:
-                await ensure_stream(self._js, name, replicas=self.settings.stream_replicas)
+                await ensure_stream(
+                    self._js,
+                    name,
+                    replicas=self.settings.stream_replicas,
+                    max_bytes=self.settings.stream_max_bytes,
+                    max_age_seconds=self.settings.stream_max_age_seconds,
+                )
             self._streams_ready = True
         return self._js
 
@@ -384,8 +413,8 @@ class OutboxRelay:
                 raise
             raise RelayUnavailable(f"cannot connect to NATS: {_describe(exc)}") from exc
         self._nc = nc
-        self._js = nc.jetstream(
-            timeout=settings.publish_timeout_seconds, publish_async_max_pending=4000
+        self._js = jetstream(
+            nc, timeout=settings.publish_timeout_seconds, publish_async_max_pending=4000
         )
         self._streams_ready = False
         NATS_CONNECTED.labels(self.service).set(1)
@@ -488,6 +517,7 @@ class OutboxRelay:
                 # The server refused this message itself: retry it later, alone in its fault.
                 failed[row.id] = _describe(exc)
                 OUTBOX_FAILURES.labels(self.service, "rejected").inc()
+        self._note_refusals(published, failed)
         if link_error is not None:
             OUTBOX_FAILURES.labels(self.service, "unavailable").inc()
             if not published:
@@ -516,6 +546,24 @@ class OutboxRelay:
                     attempts=table.c.attempts + 1, last_error=error[:500], available_at=retry_at
                 ),
             )
+
+    def _note_refusals(self, published: list[str], failed: dict[str, str]) -> None:
+        """An outage while JetStream refuses every event it is sent; over at the next ack."""
+        if published:
+            if self._refused is not None:
+                logger.info("JetStream accepts events again", extra={"service": self.service})
+            self._refused = self._refused_since = None
+            OUTBOX_REFUSING.labels(self.service).set(0)
+        elif failed:
+            reason = next(iter(failed.values()))
+            if self._refused is None:
+                self._refused_since = utcnow()
+                logger.error(
+                    "JetStream refuses every event; they wait in the outbox",
+                    extra={"service": self.service, "error": reason},
+                )
+            self._refused = reason
+            OUTBOX_REFUSING.labels(self.service).set(1)
 
     def _count_published(self, count: int) -> None:
         if count:
