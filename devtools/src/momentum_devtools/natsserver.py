@@ -66,9 +66,11 @@ def _ordered_reader(stream: str) -> list[str]:
 
 
 def _durable_reader(stream: str) -> list[str]:
-    """Durable and replay pull consumers of a stream: create, fetch, ack, inspect, delete."""
+    """Durable and replay pull consumers of a stream: create, fetch, ack, inspect, delete,
+    and the stream's own state (whether it still holds its whole history, for a rebuild)."""
     consumer = "$JS.API.CONSUMER"
     return [
+        f"$JS.API.STREAM.INFO.{stream}",
         f"{consumer}.DURABLE.CREATE.{stream}.{ANALYTICS_DURABLE}",
         f"{consumer}.CREATE.{stream}.*.>",
         f"{consumer}.INFO.{stream}.*",

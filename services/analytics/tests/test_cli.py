@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 from fastapi import FastAPI
 
@@ -50,7 +51,9 @@ def cli_env(settings: AnalyticsSettings, monkeypatch: pytest.MonkeyPatch) -> dic
 
 async def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
     code = await asyncio.to_thread(main, list(argv))
-    return code, json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert captured.out, captured.err
+    return code, json.loads(captured.out)
 
 
 async def week(client: httpx.AsyncClient, issuer: TestIssuer, user: uuid.UUID) -> dict[str, Any]:
@@ -182,6 +185,44 @@ async def test_rebuild_without_nats_fails_and_keeps_the_projections(
     assert code == 2
     assert "momentum-analytics rebuild:" in capsys.readouterr().err
     assert (await week(client, issuer, user))["totals"]["logins"] == 1
+
+
+async def test_rebuild_refuses_when_a_stream_no_longer_holds_its_whole_history(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    clock: FixedClock,
+    feed: Feed,
+    settings: AnalyticsSettings,
+    cli_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clock.now = at("2026-11-29T12:00:00Z")
+    user = uuid.uuid4()
+    await feed(
+        [
+            logged_in(user, at("2026-11-23T08:00:00Z"), usertz="UTC"),
+            logged_in(user, at("2026-11-24T08:00:00Z"), usertz="UTC"),
+        ]
+    )
+    # The stream's limits discarded its oldest event (as max_age or max_bytes would).
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        first = (await js.stream_info(AUTH_STREAM)).state.first_seq
+        await js.delete_msg(AUTH_STREAM, first)
+        await js.purge_stream(AUTH_STREAM, seq=first + 1)
+    finally:
+        await nc.close()
+
+    code = await asyncio.to_thread(main, ["rebuild"])
+
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "IncompleteHistory" in error
+    assert f"stream {AUTH_STREAM} no longer holds its whole history" in error
+    # Nothing was emptied: both logins still count.
+    assert (await week(client, issuer, user))["totals"]["logins"] == 2
 
 
 async def second_edition(

@@ -24,7 +24,7 @@ logger = logging.getLogger("momentum.nats")
 # A stream's limits when it is created (the relay passes its service's settings): past
 # either, JetStream discards the oldest events, so a full stream never refuses a publish.
 STREAM_MAX_AGE_SECONDS = 90 * 24 * 3600
-STREAM_MAX_BYTES = 3 * 1024**3
+STREAM_MAX_BYTES = 1024**3
 DUPLICATE_WINDOW_SECONDS = 120
 
 

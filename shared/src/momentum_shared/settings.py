@@ -213,7 +213,7 @@ class OutboxSettings(NatsSettings):
         description="published outbox rows are deleted after this long",
     )
     nats_stream_max_bytes: int = Field(
-        default=3 * 1024**3,
+        default=1024**3,
         ge=1024**2,
         description=(
             "byte limit of the streams this service creates, oldest events discarded beyond it"

@@ -12,6 +12,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
     MESSAGING_BATCH_MESSAGE_COUNT,
@@ -380,7 +381,10 @@ async def rebuild(
     """Empty the projections and the inbox, then replay both streams from their start.
 
     NATS is reached (and JetStream answers) before anything is emptied, so an outage
-    fails the command instead of leaving the projections blank.
+    fails the command instead of leaving the projections blank. So does a stream that no
+    longer holds its whole history (its limits discarded its oldest events, or an operator
+    purged or deleted some): a replay would lose them, so it raises
+    :class:`IncompleteHistory` and leaves the projections as they are.
     """
     consumer = EventConsumer(session_factory, settings, clock=clock)
     nc = await connect(
@@ -393,8 +397,32 @@ async def rebuild(
     try:
         js = nc.jetstream()
         await js.account_info()
+        for stream in consumer.streams:
+            await _require_whole_history(js, stream)
         async with UnitOfWork(session_factory) as uow:
             await AnalyticsRepository(uow.session).clear_projections()
         return {stream: await consumer.replay(js, stream) for stream in consumer.streams}
     finally:
         await nc.close()
+
+
+class IncompleteHistory(RuntimeError):
+    """A stream no longer holds every event since its first: a rebuild would lose some."""
+
+
+async def _require_whole_history(js: JetStreamContext, stream: str) -> None:
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        return  # never created: nothing was published, nothing is missing
+    state = info.state
+    if state.first_seq <= 1 and not state.num_deleted:
+        return
+    config = info.config
+    raise IncompleteHistory(
+        f"stream {stream} no longer holds its whole history: it starts at sequence "
+        f"{state.first_seq} of {state.last_seq} with {state.num_deleted or 0} deleted inside "
+        f"(limits: max_age {config.max_age or 0:.0f} s, max_bytes {config.max_bytes}); a "
+        "rebuild would lose the events before, so the projections are left as they are "
+        "(restore the analytics database from a backup instead: docs/deploy.md)"
+    )

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from momentum_shared.nats import NatsAuth
+from momentum_shared.nats import STREAM_MAX_AGE_SECONDS, STREAM_MAX_BYTES, NatsAuth
 from momentum_shared.outbox._relay import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     DEFAULT_RETENTION_SECONDS,
@@ -37,6 +37,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--retention-seconds", type=float, default=DEFAULT_RETENTION_SECONDS)
     parser.add_argument("--stream-replicas", type=int, default=1, help="JetStream replicas")
+    parser.add_argument(
+        "--stream-max-bytes",
+        type=int,
+        default=STREAM_MAX_BYTES,
+        help="byte limit of a stream this relay creates (never applied to an existing one)",
+    )
+    parser.add_argument(
+        "--stream-max-age-seconds",
+        type=int,
+        default=STREAM_MAX_AGE_SECONDS,
+        help="age limit of a stream this relay creates (never applied to an existing one)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     # The service's own NATS credentials, from its variables (MOMENTUM_<SERVICE>_NATS_…).
@@ -54,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         poll_interval_seconds=args.poll_interval_seconds,
         retention_seconds=args.retention_seconds,
         stream_replicas=args.stream_replicas,
+        stream_max_bytes=args.stream_max_bytes,
+        stream_max_age_seconds=args.stream_max_age_seconds,
     )
     asyncio.run(
         run_standalone(
