@@ -149,7 +149,24 @@ EVENT_TYPES: dict[str, type[EventData]] = {
 
 
 # Attributes left out of the JSON when they have no value.
-_OPTIONAL_ATTRIBUTES = ("subject", "usertz", "traceparent", "tracestate")
+_OPTIONAL_ATTRIBUTES = (
+    "subject",
+    "usertz",
+    "traceparent",
+    "tracestate",
+    "partitionkey",
+    "sequence",
+)
+
+# The width of ``sequence``: a zero-padded decimal, so that the string order is the number's.
+SEQUENCE_DIGITS = 20
+
+
+def sequence_of(number: int) -> str:
+    """``number`` as a ``sequence`` value (lexicographically ordered, CloudEvents Sequence)."""
+    if number < 1:
+        raise ValueError("a sequence starts at 1")
+    return f"{number:0{SEQUENCE_DIGITS}d}"
 
 
 class CloudEvent(BaseModel):
@@ -177,6 +194,16 @@ class CloudEvent(BaseModel):
     tracestate: str | None = Field(
         default=None, description="W3C tracestate that goes with traceparent, when there is one"
     )
+    partitionkey: str | None = Field(
+        default=None,
+        description="the thing the event changes, e.g. task/<id> (CloudEvents Partitioning)",
+    )
+    sequence: str | None = Field(
+        default=None,
+        pattern=rf"^[0-9]{{{SEQUENCE_DIGITS}}}$",
+        description="the event's position among its partitionkey's events, from 1 without gaps,"
+        " zero-padded to 20 digits (CloudEvents Sequence)",
+    )
     data: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -189,6 +216,8 @@ class CloudEvent(BaseModel):
         usertz: str | None = None,
         time: datetime | None = None,
         id: str | None = None,
+        partitionkey: str | None = None,
+        sequence: int | None = None,
     ) -> CloudEvent:
         """Wrap typed event data in an envelope whose ``type`` is the data's event type."""
         return cls(
@@ -198,6 +227,8 @@ class CloudEvent(BaseModel):
             subject=subject,
             time=time or utcnow(),
             usertz=usertz,
+            partitionkey=partitionkey,
+            sequence=None if sequence is None else sequence_of(sequence),
             data=data.model_dump(mode="json"),
         )
 
@@ -240,5 +271,6 @@ __all__ = [
     "UserUpdated",
     "ValidationError",
     "format_utc",
+    "sequence_of",
     "utcnow",
 ]

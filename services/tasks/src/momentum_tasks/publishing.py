@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from datetime import datetime
+from typing import TypedDict
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -67,7 +68,13 @@ def _emit(
     owner_id: uuid.UUID,
     usertz: str | None,
     at: datetime,
+    about: str,
+    version: int,
 ) -> None:
+    """``about`` is the partition key (``task/<id>``, ``project/<id>``); ``version`` the
+    thing's version after the change, its event's sequence (a deletion: the last one + 1):
+    one task's or project's events are numbered 1, 2, 3… in the order of its changes,
+    whatever order several relays publish them in (docs/spec/events.md §2)."""
     # usertz is the token's tz when it names a real zone; absent otherwise, so analytics
     # falls back to the user's last known zone, not a guessed UTC (docs/spec/analytics.md, rule 1).
     enqueue(
@@ -80,8 +87,26 @@ def _emit(
             usertz=usertz,
             time=at,
             id=_event_ids.next(),
+            partitionkey=about,
+            sequence=version,
         ),
     )
+
+
+class _Sequenced(TypedDict):
+    about: str
+    version: int
+
+
+def _task(task: Task, *, gone: bool = False) -> _Sequenced:
+    return {"about": f"task/{task.id}", "version": task.version + 1 if gone else task.version}
+
+
+def _project(project: Project, *, gone: bool = False) -> _Sequenced:
+    return {
+        "about": f"project/{project.id}",
+        "version": project.version + 1 if gone else project.version,
+    }
 
 
 def task_created(session: AsyncSession, task: Task, *, usertz: str | None) -> None:
@@ -93,7 +118,7 @@ def task_created(session: AsyncSession, task: Task, *, usertz: str | None) -> No
         created_at=task.created_at,
         project_id=task.project_id,
     )
-    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.created_at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.created_at, **_task(task))
 
 
 def task_updated(
@@ -107,7 +132,7 @@ def task_updated(
         project_id=task.project_id,
         priority=task.priority,  # type: ignore[arg-type]
     )
-    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.updated_at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.updated_at, **_task(task))
 
 
 def task_completed(session: AsyncSession, task: Task, *, usertz: str | None) -> None:
@@ -119,31 +144,52 @@ def task_completed(session: AsyncSession, task: Task, *, usertz: str | None) -> 
         due_at=task.due_at,
         project_id=task.project_id,
     )
-    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.completed_at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.completed_at, **_task(task))
 
 
 def task_reopened(session: AsyncSession, task: Task, *, usertz: str | None) -> None:
     data = TaskReopened(task_id=task.id, user_id=task.owner_id, project_id=task.project_id)
-    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.updated_at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.updated_at, **_task(task))
 
 
 def task_deleted(session: AsyncSession, task: Task, *, usertz: str | None, at: datetime) -> None:
     data = TaskDeleted(task_id=task.id, user_id=task.owner_id, project_id=task.project_id)
-    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=at)
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=at, **_task(task, gone=True))
 
 
 def project_created(session: AsyncSession, project: Project, *, usertz: str | None) -> None:
     data = ProjectCreated(project_id=project.id, user_id=project.owner_id)
-    _emit(session, data, owner_id=project.owner_id, usertz=usertz, at=project.created_at)
+    _emit(
+        session,
+        data,
+        owner_id=project.owner_id,
+        usertz=usertz,
+        at=project.created_at,
+        **_project(project),
+    )
 
 
 def project_updated(session: AsyncSession, project: Project, *, usertz: str | None) -> None:
     data = ProjectUpdated(project_id=project.id, user_id=project.owner_id)
-    _emit(session, data, owner_id=project.owner_id, usertz=usertz, at=project.updated_at)
+    _emit(
+        session,
+        data,
+        owner_id=project.owner_id,
+        usertz=usertz,
+        at=project.updated_at,
+        **_project(project),
+    )
 
 
 def project_deleted(
     session: AsyncSession, project: Project, *, usertz: str | None, at: datetime
 ) -> None:
     data = ProjectDeleted(project_id=project.id, user_id=project.owner_id)
-    _emit(session, data, owner_id=project.owner_id, usertz=usertz, at=at)
+    _emit(
+        session,
+        data,
+        owner_id=project.owner_id,
+        usertz=usertz,
+        at=at,
+        **_project(project, gone=True),
+    )
