@@ -9,13 +9,12 @@ from datetime import datetime, timedelta
 from importlib.metadata import version
 
 import httpx
-import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_analytics.consumer import DEAD_LETTERS_STORED, EventConsumer
-from momentum_analytics.models import ProcessedEvent
+from momentum_analytics.models import AnalyticsBase, ProcessedEvent
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.routes import router
 from momentum_analytics.settings import AnalyticsSettings
@@ -38,8 +37,7 @@ def pruner(
 ) -> Pruner:
     """The prune job of analytics: inbox ids processed longer than the inbox retention ago
     (docs/spec/analytics.md §2), one replica at a time (``momentum_shared.pruning``)."""
-    inbox = ProcessedEvent.__table__
-    assert isinstance(inbox, sa.Table)
+    inbox = AnalyticsBase.metadata.tables[ProcessedEvent.__tablename__]
     retention = timedelta(seconds=settings.inbox_retention_seconds)
     return Pruner(
         session_factory,

@@ -56,7 +56,7 @@ class AnalyticsSettings(DatabaseSettings, PruneSettings, RevocationSettings):
             min(self.consumer_nak_delay_seconds * 2 ** (delivery - 1), MAX_REDELIVERY_DELAY_SECONDS)
             for delivery in range(1, deliveries + 1)
         )
-        return deliveries * self.consumer_ack_wait_seconds + pauses
+        return float(deliveries * self.consumer_ack_wait_seconds + pauses)
 
     @property
     def duplicate_horizon_seconds(self) -> float:

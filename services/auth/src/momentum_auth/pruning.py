@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from momentum_auth.attempts import longest_window_seconds
 from momentum_auth.models import (
     OUTBOX,
+    AuthBase,
     RefreshToken,
     RefreshTokenFamily,
     ThrottleEntry,
@@ -34,15 +35,15 @@ from momentum_auth.settings import AuthSettings
 from momentum_shared.outbox import published_rows
 from momentum_shared.pruning import Pruner, PruneTarget
 
-_THROTTLE = sa.inspect(ThrottleEntry).local_table
-_USUAL = sa.inspect(UsualAddress).local_table
-_TOKENS = sa.inspect(RefreshToken).local_table
-_FAMILIES = sa.inspect(RefreshTokenFamily).local_table
 
-assert isinstance(_THROTTLE, sa.Table)
-assert isinstance(_USUAL, sa.Table)
-assert isinstance(_TOKENS, sa.Table)
-assert isinstance(_FAMILIES, sa.Table)
+def _table(model: type[AuthBase]) -> sa.Table:
+    return AuthBase.metadata.tables[str(model.__tablename__)]
+
+
+_THROTTLE = _table(ThrottleEntry)
+_USUAL = _table(UsualAddress)
+_TOKENS = _table(RefreshToken)
+_FAMILIES = _table(RefreshTokenFamily)
 
 
 def prune_targets(settings: AuthSettings) -> list[PruneTarget]:
