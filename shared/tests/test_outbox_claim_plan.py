@@ -72,7 +72,9 @@ async def _measure(url: str) -> tuple[list[float], set[str], int]:
             await connection.run_sync(table.metadata.create_all)
     finally:
         await engine.dispose()
-    claim = RowLocks.claiming(due_query(table, BATCH)).compile(dialect=asyncpg_dialect())
+    claim = RowLocks.claiming(due_query(table, BATCH)).compile(
+        dialect=asyncpg_dialect()  # type: ignore[no-untyped-call]
+    )
     positions = compiled_positions(claim)
     connection = await asyncpg.connect(url, timeout=10)
     try:
