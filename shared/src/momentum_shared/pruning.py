@@ -156,7 +156,7 @@ class Pruner:
 
     def job(self, *, interval_seconds: float) -> PeriodicJob:
         """The pruner as a periodic job (a failure is logged; the next round retries)."""
-        return PeriodicJob(f"{self.job_name}", self.prune, interval_seconds=interval_seconds)
+        return PeriodicJob(self.job_name, self.prune, interval_seconds=interval_seconds)
 
     async def _chunk(self, target: PruneTarget, now: datetime) -> int | None:
         """Delete one chunk in its own transaction; None when another replica prunes."""

@@ -74,7 +74,6 @@ def published_rows(table: sa.Table, service: str, retention_seconds: float) -> P
         lambda now: sa.and_(
             table.c.published_at.is_not(None), table.c.published_at < now - retention
         ),
-        name=f"{table.name}",
         counted=purged.inc,
     )
 
