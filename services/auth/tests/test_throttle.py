@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from momentum_auth import attempts, upkeep
+from momentum_auth import attempts
 from momentum_auth.app import create_app
 from momentum_auth.passwords import PasswordHasher
+from momentum_auth.pruning import pruner
 from momentum_auth.state import app_state
 from momentum_devtools.testing.apps import running_app
 from momentum_shared.db import UnitOfWork
@@ -166,10 +167,17 @@ async def test_the_lock_lifts_after_the_window(database_url: str) -> None:
 
             assert await wait(now)
             assert await wait(now + timedelta(seconds=settings.throttle_window_seconds + 1)) is None
-            # Upkeep forgets entries older than the longest window.
-            later = now + timedelta(seconds=settings.throttle_account_window_seconds + 1)
-            await upkeep.maintain(uow.session, app_state(app).auth, now=later)
-            assert await wait(now) is None
+        # The prune job forgets entries older than the longest window.
+        later = now + timedelta(seconds=settings.throttle_account_window_seconds + 1)
+        result = await pruner(app_state(app).session_factory, settings).prune(now=later)
+        assert result.deleted["throttle_entries"] > 0
+        async with UnitOfWork(app_state(app).session_factory) as uow:
+            assert (
+                await attempts.sign_in_retry_after(
+                    uow.session, settings, username=user["email"], address="127.0.0.1", now=now
+                )
+                is None
+            )
 
 
 async def test_wrong_current_passwords_count_too(database_url: str) -> None:

@@ -231,6 +231,22 @@ class OutboxSettings(NatsSettings):
     )
 
 
+class PruneSettings(BaseSettings):
+    """How a service prunes rows past their retention (``momentum_shared.pruning``)."""
+
+    prune_interval_seconds: float = Field(
+        default=300.0, gt=0, description="how often each replica tries a prune round"
+    )
+    prune_batch_size: int = Field(
+        default=5000, ge=1, le=100_000, description="most rows one prune statement deletes"
+    )
+    prune_time_budget_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a prune round stops after this long; the next round goes on",
+    )
+
+
 class TokenVerificationSettings(BaseSettings):
     """How a service verifies access tokens issued by auth."""
 

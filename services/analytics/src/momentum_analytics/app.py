@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import version
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_analytics.consumer import DEAD_LETTERS_STORED, EventConsumer
+from momentum_analytics.models import AnalyticsBase, ProcessedEvent
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.routes import router
 from momentum_analytics.settings import AnalyticsSettings
@@ -21,8 +24,29 @@ from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
 from momentum_shared.lifespan import service_lifespan
 from momentum_shared.logs import configure_logging
+from momentum_shared.pruning import Pruner, PruneTarget
 from momentum_shared.security import following_revocations, running_verifier
 from momentum_shared.state import install_state, shared_state
+
+
+def pruner(
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: AnalyticsSettings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+) -> Pruner:
+    """The prune job of analytics: inbox ids processed longer than the inbox retention ago
+    (docs/spec/analytics.md §2), one replica at a time (``momentum_shared.pruning``)."""
+    inbox = AnalyticsBase.metadata.tables[ProcessedEvent.__tablename__]
+    retention = timedelta(seconds=settings.inbox_retention_seconds)
+    return Pruner(
+        session_factory,
+        [PruneTarget(inbox, lambda now: inbox.c.processed_at < now - retention)],
+        service="analytics",
+        batch_size=settings.prune_batch_size,
+        time_budget_seconds=settings.prune_time_budget_seconds,
+        clock=clock,
+    )
 
 
 @asynccontextmanager
@@ -46,6 +70,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             consumer = EventConsumer(session_factory, settings, clock=state.clock)
             state.consumer = consumer
             runtime.start("consumer", consumer, inform="nats")
+        runtime.start(
+            "prune",
+            pruner(session_factory, settings, clock=state.clock).job(
+                interval_seconds=settings.prune_interval_seconds
+            ),
+        )
         yield
 
 

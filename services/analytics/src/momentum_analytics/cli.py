@@ -1,4 +1,5 @@
-"""The ``momentum-analytics`` operator command: rebuild projections, list and retry dead letters."""
+"""The ``momentum-analytics`` operator command: rebuild projections, list and retry dead
+letters, prune the inbox."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from momentum_analytics.app import pruner
 from momentum_analytics.consumer import rebuild, retry_dead_letters
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.settings import AnalyticsSettings
@@ -27,6 +29,9 @@ async def _run(command: str, settings: AnalyticsSettings, ids: Sequence[int] | N
         if command == "rebuild":
             replayed = await rebuild(session_factory, settings)
             _print({"rebuilt": True, "replayed": replayed})
+            return 0
+        if command == "prune":
+            _print((await pruner(session_factory, settings).prune()).as_document())
             return 0
         if command == "dead-letters":
             async with UnitOfWork(session_factory) as uow:
@@ -69,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "rebuild", help="empty the projections and the inbox, replay both streams from the start"
+    )
+    commands.add_parser(
+        "prune", help="forget inbox ids older than the inbox retention once (JSON per table)"
     )
     for name, help_text in (
         ("dead-letters", "list the dead letters as JSON"),

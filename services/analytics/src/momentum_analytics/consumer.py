@@ -32,7 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from momentum_analytics.decoding import Fact, decode
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.service import apply_facts
-from momentum_analytics.settings import AnalyticsSettings
+from momentum_analytics.settings import MAX_REDELIVERY_DELAY_SECONDS, AnalyticsSettings
 from momentum_shared.db import DATABASE_UNREACHABLE, UnitOfWork
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM, utcnow
 from momentum_shared.jetstream import (
@@ -220,7 +220,10 @@ class EventConsumer:
 
     def _redelivery_delay(self, deliveries: int) -> float:
         return float(
-            min(self.settings.consumer_nak_delay_seconds * 2 ** max(deliveries - 1, 0), 60.0)
+            min(
+                self.settings.consumer_nak_delay_seconds * 2 ** max(deliveries - 1, 0),
+                MAX_REDELIVERY_DELAY_SECONDS,
+            )
         )
 
     async def _failed(self, stream: str, message: Msg, error: BaseException) -> None:

@@ -42,7 +42,8 @@ class ProcessedEvent(AnalyticsBase, table=True):
 
     event_id: str = Field(primary_key=True, max_length=200)
     event_type: str = Field(max_length=200)
-    processed_at: datetime = Field(sa_type=UtcDateTime, default_factory=utcnow)
+    # Indexed for the prune job, which forgets ids older than the inbox retention.
+    processed_at: datetime = Field(sa_type=UtcDateTime, default_factory=utcnow, index=True)
 
 
 class AnalyticsUser(AnalyticsBase, table=True):

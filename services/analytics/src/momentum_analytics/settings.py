@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from momentum_shared.settings import DatabaseSettings, RevocationSettings
+from momentum_shared.nats import DUPLICATE_WINDOW_SECONDS
+from momentum_shared.settings import DatabaseSettings, PruneSettings, RevocationSettings
+
+DAY = 24 * 3600
+# The consumer's longest pause before redelivering a failed message (consumer.py).
+MAX_REDELIVERY_DELAY_SECONDS = 60.0
 
 
-class AnalyticsSettings(DatabaseSettings, RevocationSettings):
+class AnalyticsSettings(DatabaseSettings, PruneSettings, RevocationSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_ANALYTICS_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.momentum/analytics.db"
@@ -36,3 +43,36 @@ class AnalyticsSettings(DatabaseSettings, RevocationSettings):
     """pause before retrying NATS or a missing stream"""
     consumer_lag_interval_seconds: float = Field(default=2.0, gt=0)
     """how often the consumer lag metric is refreshed"""
+    inbox_retention_seconds: int = Field(default=7 * DAY, ge=1)
+    """how long the inbox remembers a processed event id (duplicates arriving later would be
+    applied again); longer than the stream's duplicate window plus the redelivery horizon"""
+
+    @property
+    def redelivery_horizon_seconds(self) -> float:
+        """The longest one message keeps being delivered: ``dead_letter_after_deliveries``
+        deliveries, each up to an ack wait plus the pause before the next (capped)."""
+        deliveries = self.dead_letter_after_deliveries
+        pauses = sum(
+            min(self.consumer_nak_delay_seconds * 2 ** (delivery - 1), MAX_REDELIVERY_DELAY_SECONDS)
+            for delivery in range(1, deliveries + 1)
+        )
+        return float(deliveries * self.consumer_ack_wait_seconds + pauses)
+
+    @property
+    def duplicate_horizon_seconds(self) -> float:
+        """How long after processing an event a copy of it may still arrive: a re-publish
+        after JetStream's duplicate window, then redelivered for the whole horizon."""
+        return DUPLICATE_WINDOW_SECONDS + self.redelivery_horizon_seconds
+
+    @model_validator(mode="after")
+    def _inbox_outlives_duplicates(self) -> Self:
+        horizon = self.duplicate_horizon_seconds
+        if self.inbox_retention_seconds <= horizon:
+            raise ValueError(
+                f"inbox_retention_seconds ({self.inbox_retention_seconds}) must be longer than"
+                f" the stream's duplicate window ({DUPLICATE_WINDOW_SECONDS} s) plus the"
+                f" redelivery horizon ({self.redelivery_horizon_seconds:g} s:"
+                " dead_letter_after_deliveries x (consumer_ack_wait_seconds + the redelivery"
+                f" delay)), {horizon:g} s in all"
+            )
+        return self

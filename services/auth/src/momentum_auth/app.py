@@ -15,6 +15,7 @@ from momentum_auth.context import AuthContext
 from momentum_auth.models import OUTBOX
 from momentum_auth.openapi import document_auth
 from momentum_auth.passwords import PasswordHasher
+from momentum_auth.pruning import pruner
 from momentum_auth.publishing import STREAMS
 from momentum_auth.routes import router
 from momentum_auth.settings import AuthSettings
@@ -96,6 +97,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The first key exists before the first request, so the first JWKS is never empty.
         await upkeep.run_once()
         runtime.start("signing-key-upkeep", upkeep)
+        runtime.start(
+            "prune",
+            pruner(session_factory, settings).job(interval_seconds=settings.prune_interval_seconds),
+        )
         if settings.outbox_relay_enabled:
             relay = OutboxRelay(
                 session_factory,

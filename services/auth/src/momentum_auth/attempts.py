@@ -272,14 +272,3 @@ async def clear_locks(session: AsyncSession, *, email: str | None, address: str 
     return await AttemptRepository(session).clear_keys(
         patterns=_lock_patterns(email=email, address=address)
     )
-
-
-async def forget_expired(session: AsyncSession, settings: AuthSettings, *, now: datetime) -> None:
-    """Upkeep: entries older than every window, addresses not used for their lifetime."""
-    attempts = AttemptRepository(session)
-    await attempts.delete_entries_before(
-        before=now - timedelta(seconds=longest_window_seconds(settings))
-    )
-    await attempts.forget_usual_addresses(
-        before=now - timedelta(seconds=settings.throttle_usual_address_lifetime_seconds)
-    )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from momentum_auth import accounts, attempts
 from momentum_auth.app import build_context
+from momentum_auth.pruning import pruner
 from momentum_auth.publishing import STREAMS
 from momentum_auth.schemas import UserCreate
 from momentum_auth.settings import AuthSettings
@@ -46,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-keys", help="promote the published next signing key; publish a new next key"
     )
     commands.add_parser("relay", help="run the outbox relay on its own (MOMENTUM_AUTH_* settings)")
+    commands.add_parser(
+        "prune",
+        help="delete what is past its retention once, as the prune job does (JSON per table)",
+    )
     locks = commands.add_parser("locks", help="list or clear sign-in throttling")
     actions = locks.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="the throttling keys that refuse attempts now")
@@ -103,6 +108,15 @@ async def _locks(
         await engine.dispose()
 
 
+async def _prune(settings: AuthSettings) -> dict[str, object]:
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        result = await pruner(create_session_factory(engine), settings).prune()
+        return result.as_document()
+    finally:
+        await engine.dispose()
+
+
 def _explain(exc: ValidationError) -> str:
     # Only locations and messages: pydantic's own text would echo the input, the password too.
     return "; ".join(
@@ -124,6 +138,8 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         return EXIT_OK
     if args.command == "rotate-keys":
         result = dict(asyncio.run(_rotate_keys(settings)))
+    elif args.command == "prune":
+        result = asyncio.run(_prune(settings))
     elif args.command == "locks":
         result = asyncio.run(
             _locks(settings, args.action, email=args.email, address=getattr(args, "address", None))

@@ -93,7 +93,8 @@ class RefreshToken(AuthBase, table=True):
     )
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
-    expires_at: datetime = Field(sa_type=UtcDateTime)
+    # Indexed for the prune job, which deletes tokens long expired (momentum_auth.pruning).
+    expires_at: datetime = Field(sa_type=UtcDateTime, index=True)
     used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from momentum_shared.settings import (
     DatabaseSettings,
     OutboxSettings,
+    PruneSettings,
     TokenVerificationSettings,
     check_secret,
 )
@@ -24,7 +25,7 @@ OWASP_MIN_TIME_COST = 2
 DAY = 24 * 3600
 
 
-class AuthSettings(DatabaseSettings, OutboxSettings, TokenVerificationSettings):
+class AuthSettings(DatabaseSettings, OutboxSettings, PruneSettings, TokenVerificationSettings):
     """Everything auth reads from its environment, validated once at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_AUTH_", extra="ignore")
@@ -43,6 +44,9 @@ class AuthSettings(DatabaseSettings, OutboxSettings, TokenVerificationSettings):
     """a refresh token unused this long expires"""
     refresh_absolute_lifetime_seconds: int = Field(default=90 * DAY, ge=60)
     """a refresh-token family expires this long after sign-in"""
+    refresh_token_retention_seconds: int = Field(default=7 * DAY, ge=60)
+    """expired refresh tokens, and revoked or expired families, are deleted this long after
+    they stopped working (at least the token leeway)"""
 
     signing_key_bits: int = Field(default=2048, ge=2048, le=8192)
     """RSA key size of new signing keys"""
@@ -104,6 +108,11 @@ class AuthSettings(DatabaseSettings, OutboxSettings, TokenVerificationSettings):
     def _refuse_unsafe_production(self) -> Self:
         if self.refresh_idle_lifetime_seconds > self.refresh_absolute_lifetime_seconds:
             raise ValueError("refresh_idle_lifetime_seconds exceeds the absolute lifetime")
+        if self.refresh_token_retention_seconds < self.token_leeway_seconds:
+            # Auth refuses an access token whose family is gone: keep it while one verifies.
+            raise ValueError(
+                "refresh_token_retention_seconds must be at least token_leeway_seconds"
+            )
         if self.is_development:
             return self
         known = (DEVELOPMENT_KEY_ENCRYPTION_KEY,)

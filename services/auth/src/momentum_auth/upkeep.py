@@ -1,5 +1,6 @@
 """Upkeep on every replica, at start and then periodically: signing keys present and
-rotated by age, expired keys destroyed, old throttle entries and usual addresses forgotten."""
+rotated by age, expired keys destroyed. Old throttle entries, usual addresses, refresh
+tokens and outbox rows are the prune job's (``momentum_auth.pruning``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from momentum_auth import attempts
 from momentum_auth.context import AuthContext
 from momentum_auth.models import SigningKey
 from momentum_auth.signing_keys.rotation import maintain_signing_keys
@@ -19,9 +19,7 @@ from momentum_shared.lifespan import PeriodicJob
 
 async def maintain(session: AsyncSession, ctx: AuthContext, *, now: datetime) -> SigningKey:
     """One round of upkeep; the key that signs now."""
-    key = await maintain_signing_keys(session, ctx, now=now)
-    await attempts.forget_expired(session, ctx.settings, now=now)
-    return key
+    return await maintain_signing_keys(session, ctx, now=now)
 
 
 async def maintain_once(

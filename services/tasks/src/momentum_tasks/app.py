@@ -18,7 +18,8 @@ from momentum_shared.db import UnitOfWork
 from momentum_shared.events import utcnow
 from momentum_shared.lifespan import PeriodicJob, service_lifespan
 from momentum_shared.logs import configure_logging
-from momentum_shared.outbox import OutboxRelay, RelaySettings
+from momentum_shared.outbox import OutboxRelay, RelaySettings, published_rows
+from momentum_shared.pruning import Pruner
 from momentum_shared.security.revocation import following_revocations
 from momentum_shared.security.setup import running_verifier
 from momentum_shared.state import install_state, shared_state
@@ -55,6 +56,18 @@ async def prune_tombstones(
         return await TaskRepository(uow.session).prune_tombstones(deleted_before=cutoff)
 
 
+def pruner(session_factory: async_sessionmaker[AsyncSession], settings: TasksSettings) -> Pruner:
+    """The prune job of tasks: published outbox rows past their retention, one replica at a
+    time (``momentum_shared.pruning``)."""
+    return Pruner(
+        session_factory,
+        [published_rows(OUTBOX, "tasks", settings.outbox_retention_seconds)],
+        service="tasks",
+        batch_size=settings.prune_batch_size,
+        time_budget_seconds=settings.prune_time_budget_seconds,
+    )
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = app_state(app)
@@ -80,6 +93,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 lambda: prune_tombstones(session_factory, settings),
                 interval_seconds=TOMBSTONE_PRUNE_INTERVAL_SECONDS,
             ),
+        )
+        runtime.start(
+            "prune",
+            pruner(session_factory, settings).job(interval_seconds=settings.prune_interval_seconds),
         )
         if settings.outbox_relay_enabled:
             relay = OutboxRelay(

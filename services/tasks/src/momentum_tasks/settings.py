@@ -8,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 from momentum_shared.settings import (
     DatabaseSettings,
     OutboxSettings,
+    PruneSettings,
     RevocationSettings,
     check_secret,
 )
@@ -15,7 +16,7 @@ from momentum_shared.settings import (
 DEVELOPMENT_CURSOR_SECRET = "momentum-development-cursor-secret"
 
 
-class TasksSettings(DatabaseSettings, OutboxSettings, RevocationSettings):
+class TasksSettings(DatabaseSettings, OutboxSettings, PruneSettings, RevocationSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENTUM_TASKS_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.momentum/tasks.db"

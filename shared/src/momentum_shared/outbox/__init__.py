@@ -23,6 +23,7 @@ from momentum_shared.outbox._relay import (
     OutboxRelay,
     RelayConfigurable,
     RelaySettings,
+    published_rows,
 )
 from momentum_shared.outbox._standalone import run_service_relay, run_standalone
 from momentum_shared.outbox._table import OutboxEvent, enqueue, outbox_model, outbox_table
@@ -48,6 +49,7 @@ __all__ = [
     "enqueue",
     "outbox_model",
     "outbox_table",
+    "published_rows",
     "run_service_relay",
     "run_standalone",
 ]

@@ -68,9 +68,14 @@ class RowLocks:
     def __init__(self, session_factory: SessionFactory) -> None:
         self.session_factory = session_factory
 
+    @staticmethod
+    def claiming(query: sa.Select[Any]) -> sa.Select[Any]:
+        """The statement that claims ``query``'s rows: locked, skipping those others hold."""
+        return query.with_for_update(skip_locked=True)
+
     async def relay(self, query: sa.Select[Any], publish: Publish, mark: Mark) -> int:
         async with self.session_factory() as session, session.begin():
-            result = await execute(session, query.with_for_update(skip_locked=True))
+            result = await execute(session, self.claiming(query))
             rows = [Claimed(*row) for row in result.all()]
             if not rows:
                 return 0
@@ -144,7 +149,11 @@ async def claims_for(session_factory: SessionFactory) -> Claims:
 
 
 def due_query(table: sa.Table, batch_size: int) -> sa.Select[tuple[str, str, bytes, str | None]]:
-    """Unpublished rows that are due, oldest first (the order consumers see)."""
+    """Unpublished rows that are due, oldest first (the order consumers see).
+
+    The filter and order match the partial index ``ix_outbox_claim`` (``_table.py``), so
+    PostgreSQL walks that index and stops after ``batch_size`` due rows.
+    """
     return (
         sa.select(table.c.id, table.c.subject, table.c.payload, table.c.trace_context)
         .where(table.c.published_at.is_(None), table.c.available_at <= utcnow())

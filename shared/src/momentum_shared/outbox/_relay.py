@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +54,7 @@ from momentum_shared.outbox._metrics import (
 )
 from momentum_shared.outbox._table import notify_channel, register_waker
 from momentum_shared.outbox._tracing import end_publish_span, start_publish_span
+from momentum_shared.pruning import Pruner, PruneTarget
 from momentum_shared.tracing import tracing_enabled
 
 logger = logging.getLogger("momentum.outbox")
@@ -70,6 +70,20 @@ _ERRORS_CAUSED_BY_THE_LINK = (
 
 DEFAULT_POLL_INTERVAL_SECONDS = 0.2
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600.0
+
+
+def published_rows(table: sa.Table, service: str, retention_seconds: float) -> PruneTarget:
+    """The prune target of an outbox: rows published more than ``retention_seconds`` ago
+    (found by ``ix_outbox_published_at``; unpublished rows are never pruned)."""
+    retention = timedelta(seconds=retention_seconds)
+    purged = OUTBOX_PURGED.labels(service)
+    return PruneTarget(
+        table,
+        lambda now: sa.and_(
+            table.c.published_at.is_not(None), table.c.published_at < now - retention
+        ),
+        counted=purged.inc,
+    )
 
 
 class RelayConfigurable(Protocol):
@@ -108,7 +122,6 @@ class RelaySettings:
     connect_timeout_seconds: float = 2.0
     max_backoff_seconds: float = 10.0
     row_retry_delay_seconds: float = 5.0
-    purge_interval_seconds: float = 300.0
     stream_replicas: int = 1
     # The limits of a stream this relay creates (never applied to an existing one).
     stream_max_bytes: int = STREAM_MAX_BYTES
@@ -165,7 +178,8 @@ class OutboxRelay:
     * Marks rows ``published_at`` rather than following an id cursor: ids and sequences
       can commit out of order, a cursor would skip rows.
     * Backs off while NATS is down without touching the rows: the API only inserts.
-    * Deletes rows published longer than ``retention`` ago.
+    * Leaves published rows to the service's prune job (``published_rows``), which deletes
+      those published longer than ``retention`` ago, one replica at a time.
     """
 
     def __init__(
@@ -188,7 +202,6 @@ class OutboxRelay:
         self._js: JetStreamContext | None = None
         self._streams_ready = False
         self._wake = asyncio.Event()
-        self._last_purge = 0.0
         self._closed = False
         self._claims: Claims | None = None
         # What status() reports; updated by the loop, read synchronously by /readyz.
@@ -278,7 +291,6 @@ class OutboxRelay:
             try:
                 await self._ensure_ready()
                 published = await self.relay_once()
-                await self._maybe_purge()
                 self._backoff.reset()
             except asyncio.CancelledError:
                 raise
@@ -321,19 +333,13 @@ class OutboxRelay:
         return self._backlog
 
     async def purge_published(self, *, now: datetime | None = None) -> int:
-        """Delete rows published before ``now - retention``; returns how many went."""
-        cutoff = (now or utcnow()) - self.retention
-        table = self.table
-        statement = sa.delete(table).where(
-            table.c.published_at.is_not(None), table.c.published_at < cutoff
-        )
-        async with self.session_factory() as session, session.begin():
-            result = await execute(session, statement)
-        deleted = int(getattr(result, "rowcount", 0) or 0)
-        if deleted:
-            OUTBOX_PURGED.labels(self.service).inc(deleted)
-            logger.info("purged published outbox rows", extra={"rows": deleted})
-        return deleted
+        """Delete rows published before ``now - retention`` now (the prune job's outbox
+        part, chunked and locked the same way); returns how many went."""
+        target = published_rows(self.table, self.service, self.settings.retention_seconds)
+        result = await Pruner(
+            self.session_factory, [target], service=self.service, job="outbox-prune"
+        ).prune(now=now)
+        return result.total
 
     async def aclose(self) -> None:
         """Drain pending acks briefly and close the NATS connection."""
@@ -572,12 +578,6 @@ class OutboxRelay:
             OUTBOX_PUBLISHED.labels(self.service).inc(count)
 
     # --- housekeeping ----------------------------------------------------------------------
-
-    async def _maybe_purge(self) -> None:
-        if time.monotonic() - self._last_purge < self.settings.purge_interval_seconds:
-            return
-        self._last_purge = time.monotonic()
-        await self.purge_published()
 
     async def _sleep(self, seconds: float) -> None:
         # A wake() that arrived while relaying ends this sleep at once: cleared only after.

@@ -19,6 +19,7 @@ from momentum_shared.events import CloudEvent, utcnow
 from momentum_shared.tracing import tracing_enabled
 
 TABLE_NAME = "outbox"
+CLAIM_INDEX = "ix_outbox_claim"
 
 # Session.info keys: the outbox tables this transaction added rows to, and whether the
 # session already carries the commit hooks below.
@@ -58,7 +59,9 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
     """Declare the ``outbox`` table on ``metadata`` (the calling service's own).
 
     One row is one event waiting to be (or already) published; ``published_at`` marks it
-    done. The relay scans only unpublished rows, which the partial index keeps small.
+    done. The relay claims unpublished rows oldest first through the partial index
+    ``ix_outbox_claim`` (``created_at, id`` where ``published_at IS NULL``), which holds only
+    the backlog, in the claim's order; pruning finds published rows by ``ix_outbox_published_at``.
     ``trace_context`` is the trace context of the transaction that wrote the row (the
     propagators' carrier as JSON, ``{"traceparent": …, "tracestate": …}``), NULL when
     tracing is off or the writer was in no span.
@@ -75,10 +78,12 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("attempts", sa.Integer, nullable=False, default=0, server_default="0"),
         sa.Column("last_error", sa.String(500), nullable=True),
         sa.Column("trace_context", sa.Text, nullable=True),
+        # Exactly the claim query's filter and order (``due_query``): the relay reads the
+        # first rows of this index and stops, however long the backlog.
         sa.Index(
-            "ix_outbox_unpublished",
-            "available_at",
+            CLAIM_INDEX,
             "created_at",
+            "id",
             postgresql_where=sa.text("published_at IS NULL"),
             sqlite_where=sa.text("published_at IS NULL"),
         ),

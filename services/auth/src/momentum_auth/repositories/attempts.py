@@ -94,12 +94,6 @@ class AttemptRepository(Repository):
         rows = (await self.session.exec(query)).all()
         return [(key, int(count), latest) for key, count, latest in rows]
 
-    async def delete_entries_before(self, *, before: datetime) -> int:
-        result = await self.session.exec(
-            sa.delete(ThrottleEntry).where(col(ThrottleEntry.created_at) <= before)
-        )
-        return int(result.rowcount or 0)
-
     async def is_usual_address(
         self, *, account_key: str, address_key: str, since: datetime
     ) -> bool:
@@ -137,14 +131,3 @@ class AttemptRepository(Repository):
                 col(UsualAddress.address_key).not_in(newest.scalar_subquery()),
             )
         )
-
-    async def forget_usual_addresses(
-        self, *, account_key: str | None = None, before: datetime | None = None
-    ) -> int:
-        query = sa.delete(UsualAddress)
-        if account_key is not None:
-            query = query.where(col(UsualAddress.account_key) == account_key)
-        if before is not None:
-            query = query.where(col(UsualAddress.last_signed_in_at) <= before)
-        result = await self.session.exec(query)
-        return int(result.rowcount or 0)
