@@ -115,7 +115,10 @@ def parse(value: str) -> Rule:
     for raw in text.split(";"):
         name, equals, part_value = raw.partition("=")
         if not _NAME.fullmatch(name) or not equals:
-            raise RuleError(name or None, f"{raw!r} is not a rule part such as FREQ=DAILY")
+            raise RuleError(
+                name if _NAME.fullmatch(name) else None,
+                f"{raw!r} is not a rule part such as FREQ=DAILY",
+            )
         if name not in PARTS:
             raise RuleError(
                 name, f"{name} is not supported; a recurrence takes {', '.join(PARTS)} only"
