@@ -165,13 +165,10 @@ def problem_response(status: int, description: str | None = None) -> dict[str, A
 def as_problem(status: int, response: dict[str, Any]) -> dict[str, Any]:
     """An error response of the document, rewritten to carry the Problem schema."""
     documented = problem_response(status, response.get("description"))
-    content = (response.get("content") or {}).get(PROBLEM_JSON) or {}
-    if content.get("examples") is not None:
-        # Named examples replace the single one (OpenAPI allows one of the two).
-        documented["content"][PROBLEM_JSON].pop("example")
-        documented["content"][PROBLEM_JSON]["examples"] = content["examples"]
-    elif content.get("example") is not None:
-        documented["content"][PROBLEM_JSON]["example"] = content["example"]
+    content = response.get("content") or {}
+    example = (content.get(PROBLEM_JSON) or {}).get("example")
+    if example is not None:
+        documented["content"][PROBLEM_JSON]["example"] = example
     headers = {**documented.get("headers", {}), **response.get("headers", {})}
     if headers:
         documented["headers"] = headers
@@ -259,23 +256,6 @@ def examples(
         extra["requestBody"] = {"content": {request_media: {"example": request}}}
     if response is not None:
         extra["responses"] = {str(status): {"content": {JSON: {"example": response}}}}
-    return extra
-
-
-def named_examples(
-    *,
-    request: Mapping[str, Any] | None = None,
-    response: Mapping[str, Any] | None = None,
-    status: int = 200,
-) -> dict[str, Any]:
-    """``openapi_extra`` with several named examples, of the request body and of the response."""
-    extra: dict[str, Any] = {}
-    if request is not None:
-        named = {name: {"value": value} for name, value in request.items()}
-        extra["requestBody"] = {"content": {JSON: {"examples": named}}}
-    if response is not None:
-        named = {name: {"value": value} for name, value in response.items()}
-        extra["responses"] = {str(status): {"content": {JSON: {"examples": named}}}}
     return extra
 
 

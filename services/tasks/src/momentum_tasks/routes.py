@@ -17,7 +17,7 @@ from momentum_shared.errors import (
     problem_body,
     validation_errors,
 )
-from momentum_shared.openapi import examples, named_examples
+from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
 from momentum_shared.validation import StorableTextSchema
 from momentum_tasks import batches, changes, projects, service
@@ -124,19 +124,8 @@ NO_DUE_DATE = _invalid_example(
 )
 
 
-def _unprocessable(description: str) -> dict[str, Any]:
-    """A 422 with examples of a refused recurrence and of a recurring task without due_at."""
-    return {
-        "description": description,
-        "content": {
-            PROBLEM_JSON: {
-                "examples": {
-                    "bad_recurrence": {"value": BAD_RECURRENCE},
-                    "recurring_without_due_at": {"value": NO_DUE_DATE},
-                }
-            }
-        },
-    }
+def _unprocessable(description: str, example: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_JSON: {"example": example}}}
 
 
 DONE_EXAMPLE = {
@@ -161,23 +150,14 @@ def _task_response(task: Task | TaskRow, response: Response) -> TaskPublic:
     "",
     operation_id="tasks.create",
     status_code=201,
-    openapi_extra=named_examples(
+    openapi_extra=examples(
         request={
-            "one_off": {
-                "title": "Write the report",
-                "description": "The numbers for November",
-                "priority": "high",
-                "due_at": "2026-12-04T17:00:00Z",
-                "tags": ["work"],
-            },
-            "recurring": {
-                "title": "Water the plants",
-                "due_at": "2026-12-04T08:00:00Z",
-                "tags": ["home"],
-                "recurrence": "FREQ=WEEKLY;BYDAY=MO,WE,FR",
-            },
+            "title": "Water the plants",
+            "due_at": "2026-12-04T08:00:00Z",
+            "tags": ["home"],
+            "recurrence": "FREQ=WEEKLY;BYDAY=MO,WE,FR",
         },
-        response={"one_off": TASK_EXAMPLE, "recurring": RECURRING_EXAMPLE},
+        response=RECURRING_EXAMPLE,
         status=201,
     ),
     response_model=TaskPublic,
@@ -193,7 +173,8 @@ def _task_response(task: Task | TaskRow, response: Response) -> TaskPublic:
         413: {"description": "body too large", **PROBLEM},
         422: _unprocessable(
             "the body did not validate (a recurrence outside the subset, a recurring task"
-            " without due_at), or the key was used with another body"
+            " without due_at), or the key was used with another body",
+            BAD_RECURRENCE,
         ),
     },
 )
@@ -536,7 +517,8 @@ async def get_task(
     responses={
         **ONE_TASK,
         422: _unprocessable(
-            "the body did not validate, or it leaves a recurring task without due_at"
+            "the body did not validate, or it leaves a recurring task without due_at",
+            NO_DUE_DATE,
         ),
     },
 )
@@ -560,9 +542,8 @@ async def update_task(
     "/{task_id}/complete",
     operation_id="tasks.complete",
     response_model=TaskPublic,
-    openapi_extra=named_examples(
-        response={"one_off": DONE_EXAMPLE, "recurring": RECURRING_DONE_EXAMPLE}
-    ),
+    # A recurring task moves to its next occurrence; a one-off task is DONE_EXAMPLE.
+    openapi_extra=examples(response=RECURRING_DONE_EXAMPLE),
     responses=ONE_TASK,
 )
 async def complete_task(
