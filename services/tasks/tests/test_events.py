@@ -65,7 +65,15 @@ async def test_a_task_lifecycle_emits_one_event_per_change(
         "project_id",
         "priority",
     }
-    assert set(completed.data) == {"task_id", "user_id", "completed_at", "due_at", "project_id"}
+    assert set(completed.data) == {
+        "task_id",
+        "user_id",
+        "completed_at",
+        "due_at",
+        "project_id",
+        "recurring",
+    }
+    assert completed.data["recurring"] is False  # a one-off task
     assert set(reopened.data) == {"task_id", "user_id", "project_id"}
     assert set(deleted.data) == {"task_id", "user_id", "project_id"}
     assert created.data == {

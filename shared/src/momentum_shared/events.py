@@ -93,6 +93,9 @@ class TaskCompleted(EventData):
     due_at: UtcDateTime | None
     # The task's project (null: none); absent in events written before projects existed.
     project_id: uuid.UUID | None = None
+    # A completion of a recurring task (due_at is the occurrence completed); absent in events
+    # written before recurrence existed, which were all one-off completions.
+    recurring: bool = False
 
 
 class TaskReopened(EventData):

@@ -111,11 +111,13 @@ def _request_hash(steps: list[_Step], request: BatchRequest) -> str:
     # route is part of the hash, so a key used on POST /tasks is another body here.
     canonical: list[Any] = []
     for step, operation in zip(steps, request.operations, strict=True):
-        data = (
-            step.body.model_dump(mode="json", exclude_unset=isinstance(step.body, TaskUpdate))
-            if step.body is not None
-            else operation.data
-        )
+        data = operation.data
+        if step.body is not None:
+            data = step.body.model_dump(
+                mode="json", exclude_unset=isinstance(step.body, TaskUpdate)
+            )
+            if isinstance(step.body, TaskCreate) and data["recurrence"] is None:
+                del data["recurrence"]  # keys stored before recurrence existed keep their hash
         canonical.append(
             {"op": operation.op, "id": operation.id, "if_match": operation.if_match, "data": data}
         )

@@ -63,6 +63,15 @@ class Task(TasksBase, table=True):
     # deleting a project deletes its tasks first, each with its event), and adding one to
     # an existing SQLite table would mean rebuilding the table.
     project_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid)
+    # An RRULE value (docs/spec/tasks.md §2.3), upper-cased, or null for a one-off task.
+    recurrence: str | None = Field(default=None, max_length=500)
+    # The series: its first due_at (the expansion's start, the anchor of COUNT) and how many
+    # of its occurrences are done. Set again when recurrence or due_at is changed.
+    recurrence_start: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    recurrence_completed: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
+    )
+    last_completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     version: int = 1
     # The owner's change sequence at the task's latest change (the changes feed's order);
     # 0 for tasks last changed before the feed existed.

@@ -135,16 +135,25 @@ def task_updated(
     _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.updated_at, **_task(task))
 
 
-def task_completed(session: AsyncSession, task: Task, *, usertz: str | None) -> None:
-    assert task.completed_at is not None
+def task_completed(
+    session: AsyncSession,
+    task: Task,
+    *,
+    usertz: str | None,
+    due_at: datetime | None,
+    recurring: bool,
+    at: datetime,
+) -> None:
+    """``due_at``: the occurrence completed (a recurring task has moved on to the next one)."""
     data = TaskCompleted(
         task_id=task.id,
         user_id=task.owner_id,
-        completed_at=task.completed_at,
-        due_at=task.due_at,
+        completed_at=at,
+        due_at=due_at,
         project_id=task.project_id,
+        recurring=recurring,
     )
-    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=task.completed_at, **_task(task))
+    _emit(session, data, owner_id=task.owner_id, usertz=usertz, at=at, **_task(task))
 
 
 def task_reopened(session: AsyncSession, task: Task, *, usertz: str | None) -> None:

@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from momentum_shared.bodies import BearerFirstRoute
-from momentum_shared.errors import ProblemError, UnprocessableEntity, validation_errors
+from momentum_shared.errors import (
+    PROBLEM_JSON,
+    ProblemError,
+    UnprocessableEntity,
+    problem_body,
+    validation_errors,
+)
 from momentum_shared.openapi import examples
 from momentum_shared.state import NowDep
 from momentum_shared.validation import StorableTextSchema
@@ -74,8 +80,54 @@ TASK_EXAMPLE: dict[str, Any] = {
     "updated_at": "2026-12-02T09:30:00Z",
     "completed_at": None,
     "project_id": None,
+    "recurrence": None,
+    "last_completed_at": None,
     "version": 1,
 }
+# 09:00 Berlin time every Monday, Wednesday and Friday (docs/spec/tasks.md §2.3).
+RECURRING_EXAMPLE: dict[str, Any] = {
+    **TASK_EXAMPLE,
+    "id": "9b2f4c1e-3a5d-4e8f-b6c7-d8e9f0a1b2c3",
+    "title": "Water the plants",
+    "description": None,
+    "priority": "normal",
+    "due_at": "2026-12-04T08:00:00Z",
+    "tags": ["home"],
+    "recurrence": "FREQ=WEEKLY;BYDAY=MO,WE,FR",
+}
+RECURRING_DONE_EXAMPLE = {
+    **RECURRING_EXAMPLE,
+    "due_at": "2026-12-07T08:00:00Z",
+    "updated_at": "2026-12-04T08:05:00Z",
+    "last_completed_at": "2026-12-04T08:05:00Z",
+    "version": 2,
+}
+
+
+def _invalid_example(detail: str, loc: list[str], msg: str) -> dict[str, Any]:
+    return problem_body(
+        422,
+        title="Unprocessable Entity",
+        detail=detail,
+        extra={"errors": [{"loc": loc, "msg": msg, "type": "value_error"}]},
+    )
+
+
+BAD_RECURRENCE = _invalid_example(
+    "the request did not validate",
+    ["body", "recurrence"],
+    "Value error, BYHOUR is not supported; a recurrence takes FREQ, INTERVAL, BYDAY,"
+    " BYMONTHDAY, COUNT, UNTIL only",
+)
+NO_DUE_DATE = _invalid_example(
+    "a recurring task needs a due_at", ["body", "due_at"], "a recurring task needs a due_at"
+)
+
+
+def _unprocessable(description: str, example: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_JSON: {"example": example}}}
+
+
 DONE_EXAMPLE = {
     **TASK_EXAMPLE,
     "status": "done",
@@ -100,13 +152,12 @@ def _task_response(task: Task | TaskRow, response: Response) -> TaskPublic:
     status_code=201,
     openapi_extra=examples(
         request={
-            "title": "Write the report",
-            "description": "The numbers for November",
-            "priority": "high",
-            "due_at": "2026-12-04T17:00:00Z",
-            "tags": ["work"],
+            "title": "Water the plants",
+            "due_at": "2026-12-04T08:00:00Z",
+            "tags": ["home"],
+            "recurrence": "FREQ=WEEKLY;BYDAY=MO,WE,FR",
         },
-        response=TASK_EXAMPLE,
+        response=RECURRING_EXAMPLE,
         status=201,
     ),
     response_model=TaskPublic,
@@ -120,10 +171,11 @@ def _task_response(task: Task | TaskRow, response: Response) -> TaskPublic:
             **PROBLEM,
         },
         413: {"description": "body too large", **PROBLEM},
-        422: {
-            "description": "the body did not validate, or the key was used with another body",
-            **PROBLEM,
-        },
+        422: _unprocessable(
+            "the body did not validate (a recurrence outside the subset, a recurring task"
+            " without due_at), or the key was used with another body",
+            BAD_RECURRENCE,
+        ),
     },
 )
 async def create_task(
@@ -227,7 +279,18 @@ async def create_task(
                 "the body or an operation did not validate, or the key was used with another"
                 " body; errors: [{index, status, detail}] for an operation"
             ),
-            **PROBLEM,
+            "content": {
+                PROBLEM_JSON: {
+                    "example": _invalid_example(
+                        "operation 0 failed: Value error, BYHOUR is not supported; a recurrence"
+                        " takes FREQ, INTERVAL, BYDAY, BYMONTHDAY, COUNT, UNTIL only; nothing"
+                        " was changed",
+                        ["body", "operations", "0", "data", "recurrence"],
+                        "Value error, BYHOUR is not supported; a recurrence takes FREQ,"
+                        " INTERVAL, BYDAY, BYMONTHDAY, COUNT, UNTIL only",
+                    )
+                }
+            },
         },
     },
 )
@@ -451,7 +514,13 @@ async def get_task(
             "version": 2,
         },
     ),
-    responses=ONE_TASK,
+    responses={
+        **ONE_TASK,
+        422: _unprocessable(
+            "the body did not validate, or it leaves a recurring task without due_at",
+            NO_DUE_DATE,
+        ),
+    },
 )
 async def update_task(
     actor: WriterDep,
@@ -473,7 +542,8 @@ async def update_task(
     "/{task_id}/complete",
     operation_id="tasks.complete",
     response_model=TaskPublic,
-    openapi_extra=examples(response=DONE_EXAMPLE),
+    # A recurring task moves to its next occurrence; a one-off task is DONE_EXAMPLE.
+    openapi_extra=examples(response=RECURRING_DONE_EXAMPLE),
     responses=ONE_TASK,
 )
 async def complete_task(
@@ -484,7 +554,7 @@ async def complete_task(
     now: NowDep,
     if_match: IfMatchDep = None,
 ) -> TaskPublic:
-    """Mark the task done; on a task already done this changes and emits nothing."""
+    """Mark the task done, or a recurring task's occurrence (it moves to the next one)."""
     task = await service.complete_task(
         repo, actor=actor, task_id=task_id, if_match=if_match, now=now
     )

@@ -24,6 +24,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from momentum_shared.events import format_utc
 from momentum_shared.validation import StorableTextSchema, storable_text
+from momentum_tasks import recurrence
 from momentum_tasks.models import NO_DUE_DATE
 
 _RFC3339_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
@@ -62,6 +63,27 @@ Priority = Literal["low", "normal", "high"]
 Status = Literal["open", "done"]
 
 
+def _recurrence(value: str) -> str:
+    try:
+        return recurrence.parse(value).text
+    except recurrence.RuleError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Recurrence = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=recurrence.MAX_LENGTH),
+    AfterValidator(_recurrence),
+    Field(
+        description=(
+            "an RFC 5545 RRULE value: FREQ (DAILY, WEEKLY, MONTHLY, YEARLY), INTERVAL, BYDAY,"
+            " BYMONTHDAY, COUNT or UNTIL; stored upper-cased; needs due_at"
+        ),
+        examples=["FREQ=WEEKLY;BYDAY=MO,WE,FR"],
+    ),
+]
+
+
 def _unique_tags(tags: list[str]) -> list[str]:
     # Tags are a set to the user; keep the first spelling's position.
     return list(dict.fromkeys(tags))
@@ -78,6 +100,7 @@ class TaskCreate(BaseModel):
     due_at: Instant | None = None
     tags: Tags = Field(default_factory=list)
     project_id: uuid.UUID | None = None
+    recurrence: Recurrence | None = None
 
     _dedupe_tags = field_validator("tags")(_unique_tags)
 
@@ -94,6 +117,7 @@ class TaskUpdate(BaseModel):
     due_at: Instant | None = None
     tags: Tags | SkipJsonSchema[None] = None
     project_id: uuid.UUID | None = None
+    recurrence: Recurrence | None = None
 
     @field_validator("title", "priority", "tags")
     @classmethod
@@ -122,6 +146,11 @@ class TaskPublic(BaseModel):
     updated_at: UtcDateTime
     completed_at: UtcDateTime | None
     project_id: uuid.UUID | None
+    recurrence: str | None
+    last_completed_at: Annotated[
+        UtcDateTime | None,
+        Field(description="the latest completion of this recurring task; null before one"),
+    ]
     version: int
 
 

@@ -6,11 +6,12 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from momentum_shared.errors import Conflict, NotFound, PreconditionFailed, UnprocessableEntity
-from momentum_tasks import publishing
+from momentum_tasks import publishing, recurrence
 from momentum_tasks.models import NO_DUE_DATE, Task
 from momentum_tasks.pagination import CursorCodec, Position
 from momentum_tasks.repository import TaskRepository, TaskRow
@@ -24,7 +25,15 @@ from momentum_tasks.schemas import (
 )
 
 # PATCH may change these; `status` only moves through complete and reopen.
-EDITABLE_FIELDS = ("title", "description", "priority", "due_at", "tags", "project_id")
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "priority",
+    "due_at",
+    "tags",
+    "project_id",
+    "recurrence",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,11 @@ class Actor:
 
     owner_id: uuid.UUID
     usertz: str | None
+
+    @property
+    def zone(self) -> tzinfo:
+        """Where the actor's recurring tasks are expanded: the token's zone, else UTC."""
+        return ZoneInfo(self.usertz) if self.usertz is not None else UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +93,10 @@ def to_public(task: Task | TaskRow) -> TaskPublic:
 
 def _request_hash(body: TaskCreate) -> str:
     values = body.model_dump(mode="json")
-    if values["project_id"] is None:
-        del values["project_id"]  # keys stored before projects existed keep their hash
+    # Keys stored before projects and recurrence existed keep their hash.
+    for name in ("project_id", "recurrence"):
+        if values[name] is None:
+            del values[name]
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -105,6 +121,29 @@ async def _require_project(repo: TaskRepository, actor: Actor, project_id: uuid.
                 ]
             },
         )
+
+
+def _require_due_date(task: Task) -> None:
+    # A series starts at its due date and moves it (docs/spec/tasks.md §2.3).
+    if task.recurrence is not None and task.due_at is None:
+        raise UnprocessableEntity(
+            "a recurring task needs a due_at",
+            extra={
+                "errors": [
+                    {
+                        "loc": ["body", "due_at"],
+                        "msg": "a recurring task needs a due_at",
+                        "type": "value_error",
+                    }
+                ]
+            },
+        )
+
+
+def _start_series(task: Task) -> None:
+    """Begin the task's series at its current due date (COUNT counts from here)."""
+    task.recurrence_start = task.due_at if task.recurrence is not None else None
+    task.recurrence_completed = 0
 
 
 async def get_task(repo: TaskRepository, *, actor: Actor, task_id: uuid.UUID) -> TaskRow:
@@ -214,12 +253,15 @@ async def add_task(repo: TaskRepository, *, actor: Actor, body: TaskCreate, now:
         due_sort=body.due_at or NO_DUE_DATE,
         tags=list(body.tags),
         project_id=body.project_id,
+        recurrence=body.recurrence,
         created_at=now,
         updated_at=now,
         completed_at=None,
         version=1,
         change_seq=await repo.next_change(owner_id=actor.owner_id),
     )
+    _require_due_date(task)
+    _start_series(task)
     await repo.add(task)
     publishing.task_created(repo.session, task, usertz=actor.usertz)
     return task
@@ -246,6 +288,9 @@ async def update_task(
             setattr(task, name, list(value) if name == "tags" else value)
     if not changed:
         return task  # nothing changed: same version, no event
+    _require_due_date(task)
+    if "recurrence" in changed or ("due_at" in changed and task.recurrence is not None):
+        _start_series(task)
     if "project_id" in changed and task.project_id is not None:
         await _require_project(repo, actor, task.project_id)
     if "title" in changed:
@@ -274,14 +319,43 @@ async def complete_task(
     _check_precondition(task, if_match)
     if task.status == "done":
         return task  # already done: changes nothing, emits nothing
-    task.status = "done"
-    task.completed_at = now
+    occurrence = task.due_at
+    following = _next_occurrence(task, actor) if task.recurrence is not None else None
+    if task.recurrence is not None:
+        task.recurrence_completed += 1
+        task.last_completed_at = now
+    if following is None:
+        task.status = "done"
+        task.completed_at = now
+    else:
+        task.due_at = following
+        task.due_sort = following
     task.updated_at = now
     task.version += 1
     task.change_seq = await repo.next_change(owner_id=actor.owner_id)
     await repo.flush()
-    publishing.task_completed(repo.session, task, usertz=actor.usertz)
+    publishing.task_completed(
+        repo.session,
+        task,
+        usertz=actor.usertz,
+        due_at=occurrence,
+        recurring=task.recurrence is not None,
+        at=now,
+    )
     return task
+
+
+def _next_occurrence(task: Task, actor: Actor) -> datetime | None:
+    """The due date after the one being completed, or ``None`` when the series is over."""
+    assert task.recurrence is not None
+    assert task.due_at is not None  # a recurring task always has one (_require_due_date)
+    return recurrence.next_occurrence(
+        recurrence.parse(task.recurrence),
+        start=task.recurrence_start or task.due_at,
+        after=task.due_at,
+        completed=task.recurrence_completed + 1,
+        zone=actor.zone,
+    )
 
 
 async def reopen_task(
@@ -298,6 +372,8 @@ async def reopen_task(
         return task  # already open: nothing to reopen
     task.status = "open"
     task.completed_at = None
+    if task.recurrence is not None and task.recurrence_completed > 0:
+        task.recurrence_completed -= 1  # its last occurrence is open again
     task.updated_at = now
     task.version += 1
     task.change_seq = await repo.next_change(owner_id=actor.owner_id)

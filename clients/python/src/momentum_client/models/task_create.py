@@ -23,6 +23,7 @@ class TaskCreate:
         due_at (datetime.datetime | None | Unset):
         priority (TaskCreatePriority | Unset):  Default: TaskCreatePriority.NORMAL.
         project_id (None | Unset | UUID):
+        recurrence (None | str | Unset):
         tags (list[str] | Unset):
     """
 
@@ -31,6 +32,7 @@ class TaskCreate:
     due_at: datetime.datetime | Unset | None = UNSET
     priority: TaskCreatePriority | Unset = TaskCreatePriority.NORMAL
     project_id: Unset | UUID | None = UNSET
+    recurrence: str | Unset | None = UNSET
     tags: list[str] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,6 +64,12 @@ class TaskCreate:
         else:
             project_id = self.project_id
 
+        recurrence: str | Unset | None
+        if isinstance(self.recurrence, Unset):
+            recurrence = UNSET
+        else:
+            recurrence = self.recurrence
+
         tags: list[str] | Unset = UNSET
         if not isinstance(self.tags, Unset):
             tags = self.tags
@@ -81,6 +89,8 @@ class TaskCreate:
             field_dict["priority"] = priority
         if project_id is not UNSET:
             field_dict["project_id"] = project_id
+        if recurrence is not UNSET:
+            field_dict["recurrence"] = recurrence
         if tags is not UNSET:
             field_dict["tags"] = tags
 
@@ -141,6 +151,15 @@ class TaskCreate:
 
         project_id = _parse_project_id(d.pop("project_id", UNSET))
 
+        def _parse_recurrence(data: object) -> str | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        recurrence = _parse_recurrence(d.pop("recurrence", UNSET))
+
         tags = cast(list[str], d.pop("tags", UNSET))
 
         task_create = cls(
@@ -149,6 +168,7 @@ class TaskCreate:
             due_at=due_at,
             priority=priority,
             project_id=project_id,
+            recurrence=recurrence,
             tags=tags,
         )
 

@@ -23,8 +23,10 @@ class TaskPublic:
         description (None | str):
         due_at (None | str):
         id (UUID):
+        last_completed_at (None | str): the latest completion of this recurring task; null before one
         priority (TaskPublicPriority):
         project_id (None | UUID):
+        recurrence (None | str):
         status (TaskPublicStatus):
         tags (list[str]):
         title (str):
@@ -37,8 +39,10 @@ class TaskPublic:
     description: str | None
     due_at: str | None
     id: UUID
+    last_completed_at: str | None
     priority: TaskPublicPriority
     project_id: UUID | None
+    recurrence: str | None
     status: TaskPublicStatus
     tags: list[str]
     title: str
@@ -60,6 +64,9 @@ class TaskPublic:
 
         id = str(self.id)
 
+        last_completed_at: str | None
+        last_completed_at = self.last_completed_at
+
         priority = self.priority.value
 
         project_id: str | None
@@ -67,6 +74,9 @@ class TaskPublic:
             project_id = str(self.project_id)
         else:
             project_id = self.project_id
+
+        recurrence: str | None
+        recurrence = self.recurrence
 
         status = self.status.value
 
@@ -87,8 +97,10 @@ class TaskPublic:
                 "description": description,
                 "due_at": due_at,
                 "id": id,
+                "last_completed_at": last_completed_at,
                 "priority": priority,
                 "project_id": project_id,
+                "recurrence": recurrence,
                 "status": status,
                 "tags": tags,
                 "title": title,
@@ -128,6 +140,13 @@ class TaskPublic:
 
         id = UUID(d.pop("id"))
 
+        def _parse_last_completed_at(data: object) -> str | None:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        last_completed_at = _parse_last_completed_at(d.pop("last_completed_at"))
+
         priority = TaskPublicPriority(d.pop("priority"))
 
         def _parse_project_id(data: object) -> UUID | None:
@@ -145,6 +164,13 @@ class TaskPublic:
 
         project_id = _parse_project_id(d.pop("project_id"))
 
+        def _parse_recurrence(data: object) -> str | None:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        recurrence = _parse_recurrence(d.pop("recurrence"))
+
         status = TaskPublicStatus(d.pop("status"))
 
         tags = cast(list[str], d.pop("tags"))
@@ -161,8 +187,10 @@ class TaskPublic:
             description=description,
             due_at=due_at,
             id=id,
+            last_completed_at=last_completed_at,
             priority=priority,
             project_id=project_id,
+            recurrence=recurrence,
             status=status,
             tags=tags,
             title=title,

@@ -22,6 +22,7 @@ class TaskUpdate:
         due_at (datetime.datetime | None | Unset):
         priority (TaskUpdatePriority | Unset):
         project_id (None | Unset | UUID):
+        recurrence (None | str | Unset):
         tags (list[str] | Unset):
         title (str | Unset):
     """
@@ -30,6 +31,7 @@ class TaskUpdate:
     due_at: datetime.datetime | Unset | None = UNSET
     priority: TaskUpdatePriority | Unset = UNSET
     project_id: Unset | UUID | None = UNSET
+    recurrence: str | Unset | None = UNSET
     tags: list[str] | Unset = UNSET
     title: str | Unset = UNSET
 
@@ -60,6 +62,12 @@ class TaskUpdate:
         else:
             project_id = self.project_id
 
+        recurrence: str | Unset | None
+        if isinstance(self.recurrence, Unset):
+            recurrence = UNSET
+        else:
+            recurrence = self.recurrence
+
         tags: list[str] | Unset = UNSET
         if not isinstance(self.tags, Unset):
             tags = self.tags
@@ -77,6 +85,8 @@ class TaskUpdate:
             field_dict["priority"] = priority
         if project_id is not UNSET:
             field_dict["project_id"] = project_id
+        if recurrence is not UNSET:
+            field_dict["recurrence"] = recurrence
         if tags is not UNSET:
             field_dict["tags"] = tags
         if title is not UNSET:
@@ -138,6 +148,15 @@ class TaskUpdate:
 
         project_id = _parse_project_id(d.pop("project_id", UNSET))
 
+        def _parse_recurrence(data: object) -> str | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        recurrence = _parse_recurrence(d.pop("recurrence", UNSET))
+
         tags = cast(list[str], d.pop("tags", UNSET))
 
         title = d.pop("title", UNSET)
@@ -147,6 +166,7 @@ class TaskUpdate:
             due_at=due_at,
             priority=priority,
             project_id=project_id,
+            recurrence=recurrence,
             tags=tags,
             title=title,
         )

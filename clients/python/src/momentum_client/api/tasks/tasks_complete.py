@@ -125,7 +125,7 @@ def sync_detailed(
 ) -> Response[Problem | TaskPublic]:
     """Complete Task
 
-     Mark the task done; on a task already done this changes and emits nothing.
+     Mark the task done, or a recurring task's occurrence (it moves to the next one).
 
     Args:
         task_id (UUID):
@@ -160,7 +160,7 @@ def sync(
 ) -> Problem | TaskPublic | None:
     """Complete Task
 
-     Mark the task done; on a task already done this changes and emits nothing.
+     Mark the task done, or a recurring task's occurrence (it moves to the next one).
 
     Args:
         task_id (UUID):
@@ -190,7 +190,7 @@ async def asyncio_detailed(
 ) -> Response[Problem | TaskPublic]:
     """Complete Task
 
-     Mark the task done; on a task already done this changes and emits nothing.
+     Mark the task done, or a recurring task's occurrence (it moves to the next one).
 
     Args:
         task_id (UUID):
@@ -223,7 +223,7 @@ async def asyncio(
 ) -> Problem | TaskPublic | None:
     """Complete Task
 
-     Mark the task done; on a task already done this changes and emits nothing.
+     Mark the task done, or a recurring task's occurrence (it moves to the next one).
 
     Args:
         task_id (UUID):
