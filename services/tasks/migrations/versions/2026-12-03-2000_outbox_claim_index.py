@@ -10,7 +10,7 @@ On PostgreSQL both indexes are built and dropped ``CONCURRENTLY`` (outside the m
 transaction), so writers are not blocked while a large outbox is indexed.
 
 Revision ID: tasks0008
-Revises: tasks0005
+Revises: tasks0006
 Create Date: 2026-12-03 20:00:00
 """
 
