@@ -310,6 +310,11 @@ def main() -> None:
             used = sum(sum(r.cpu.values()) for r in results)
             return round(used / served * 1e6, 1) if served else 0.0
 
+        def cpu_us_of(results: list[Result], name: str) -> float:
+            served = sum(r.requests for r in results)
+            used = sum(r.cpu.get(name, 0.0) for r in results)
+            return round(used / served * 1e6, 1) if served else 0.0
+
         routes[route] = {
             "route": ROUTES[route],
             "off_rps": round(off_rps, 1),
@@ -323,6 +328,13 @@ def main() -> None:
             "off_cpu_us_per_request": cpu_us(off),
             "on_cpu_us_per_request": cpu_us(on),
             "cpu_ratio": ratio(cpu_us(off), cpu_us(on)),
+            # The same, per program: where tracing's cost goes.
+            "cpu_us_per_request_by_program": {
+                program: {
+                    mode: cpu_us_of(runs[f"{route}:{mode}"], f"{program}-{mode}") for mode in MODES
+                }
+                for program in ("gateway", "tasks")
+            },
             "off_p50_ms": round(median([r.p50_ms for r in off]), 3),
             "on_p50_ms": round(median([r.p50_ms for r in on]), 3),
             "errors": sum(r.errors for r in [*off, *on]),
