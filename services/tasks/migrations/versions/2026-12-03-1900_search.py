@@ -20,7 +20,8 @@ depends_on: str | Sequence[str] | None = None
 POSTGRESQL_UP = (
     "ALTER TABLE tasks ADD COLUMN search_vector tsvector GENERATED ALWAYS AS"
     " (to_tsvector('english', title || ' ' || coalesce(description, ''))) STORED",
-    "CREATE INDEX ix_tasks_search_vector ON tasks USING gin (search_vector)",
+    "CREATE INDEX ix_tasks_search_vector ON tasks USING gin (search_vector)"
+    " WITH (fastupdate = off)",
 )
 POSTGRESQL_DOWN = (
     "DROP INDEX ix_tasks_search_vector",
