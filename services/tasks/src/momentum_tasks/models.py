@@ -109,7 +109,7 @@ sa.Index(
 
 
 @compiles(CreateColumn, "sqlite")
-def _skip_postgresql_columns(element: CreateColumn[Any], compiler: Any, **kw: Any) -> Any:
+def _skip_postgresql_columns(element: CreateColumn, compiler: Any, **kw: Any) -> Any:
     column = element.element
     if getattr(column, "info", {}).get(ONLY_ON, "sqlite") != "sqlite":
         return None  # CREATE TABLE on SQLite leaves the column out
@@ -140,10 +140,13 @@ SQLITE_SEARCH_DROP = (
     "DROP TRIGGER IF EXISTS tasks_search_insert",
     "DROP TABLE IF EXISTS tasks_search",
 )
-for _statement in SQLITE_SEARCH_CREATE:
-    sa.event.listen(_TASKS_TABLE, "after_create", sa.DDL(_statement).execute_if(dialect="sqlite"))
-for _statement in SQLITE_SEARCH_DROP:
-    sa.event.listen(_TASKS_TABLE, "before_drop", sa.DDL(_statement).execute_if(dialect="sqlite"))
+for _event, _statements in (
+    ("after_create", SQLITE_SEARCH_CREATE),
+    ("before_drop", SQLITE_SEARCH_DROP),
+):
+    for _statement in _statements:
+        _ddl = sa.DDL(_statement)  # type: ignore[no-untyped-call]
+        sa.event.listen(_TASKS_TABLE, _event, _ddl.execute_if(dialect="sqlite"))
 
 
 class TaskOwner(TasksBase, table=True):
