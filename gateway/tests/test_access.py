@@ -64,6 +64,13 @@ def auth(token: str) -> dict[str, str]:
         ("POST", "/tasks/1/complete", "tasks", "scope tasks:write"),
         ("GET", "/analytics/streaks", "analytics", "scope analytics:read"),
         ("GET", "/analytics/reports/weekly", "analytics", "scope analytics:read"),
+        ("GET", "/projects", "tasks", "scope tasks:read"),
+        ("GET", "/projects/1", "tasks", "scope tasks:read"),
+        ("POST", "/projects", "tasks", "scope tasks:write"),
+        ("PATCH", "/projects/1", "tasks", "scope tasks:write"),
+        ("DELETE", "/projects/1", "tasks", "scope tasks:write"),
+        ("POST", "/tasks/batch", "tasks", "scope tasks:write"),
+        ("GET", "/tasks/changes", "tasks", "scope tasks:read"),
     ],
 )
 def test_the_table_names_service_and_requirement(
@@ -178,6 +185,47 @@ async def test_each_route_demands_its_scope(
     assert allowed.status_code < 400 or allowed.status_code == 422, allowed.text
     if scope == "admin":
         assert missing.status_code == 403  # the default test token has no admin scope
+
+
+ALL_SCOPES = "profile tasks:read tasks:write analytics:read analytics:write admin"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "scope"),
+    [
+        ("GET", "/projects", "archived=any", "tasks:read"),
+        ("GET", "/projects/1", "", "tasks:read"),
+        ("POST", "/projects", "", "tasks:write"),
+        ("PATCH", "/projects/1", "", "tasks:write"),
+        ("DELETE", "/projects/1", "", "tasks:write"),
+        ("POST", "/tasks/batch", "", "tasks:write"),
+        ("GET", "/tasks/changes", "since=abc&limit=5", "tasks:read"),
+        ("GET", "/tasks", "search=quarterly+rep&sort=relevance", "tasks:read"),
+    ],
+)
+async def test_projects_batches_changes_and_search_need_their_tasks_scope(
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    method: str,
+    path: str,
+    query: str,
+    scope: str,
+) -> None:
+    target = f"{path}?{query}" if query else path
+    # Every other scope, the other tasks scope included, is not enough: 403 at the gateway.
+    others = " ".join(name for name in ALL_SCOPES.split() if name != scope)
+    refused = await client.request(method, target, headers=issuer.bearer(scope=others))
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["scope"] == scope
+    assert "x-upstream" not in refused.headers
+    # With the scope alone the request reaches tasks, path and query unchanged.
+    passed = await client.request(method, target, headers=issuer.bearer(scope=scope))
+    assert passed.status_code == 200, passed.text
+    assert passed.headers["x-upstream"] == "tasks"
+    echoed = passed.json()
+    assert (echoed["service"], echoed["method"], echoed["path"]) == ("tasks", method, path)
+    assert echoed["query"] == query
 
 
 async def test_no_token_is_401_with_a_bare_challenge(client: httpx.AsyncClient) -> None:

@@ -174,3 +174,22 @@ async def test_a_changes_feed_page_is_an_index_range_scan_of_the_owners_changes(
         used = {node.get("Index Name", "") for node in nodes}
         assert "Seq Scan" not in kinds, (since, kinds)
         assert {"ix_tasks_owner_change", "ix_task_tombstones_owner_change"} <= used, (since, used)
+
+
+async def test_a_search_is_an_index_lookup_within_the_owners_tasks(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as connection:
+        owner = (await connection.execute(sa.select(TASKS.c.owner_id).limit(1))).scalar_one()
+    for sort, middle in (
+        (TaskSort.relevance, -0.05),
+        (TaskSort.newest_first, BASE + timedelta(minutes=500)),
+        (TaskSort.due_soonest, BASE + timedelta(days=500)),
+    ):
+        for after in (None, Position(key=middle, id=uuid.uuid4())):
+            nodes = await plan(engine, owner, sort, TaskFilters(search="task 3"), after)
+            kinds = [node["Node Type"] for node in nodes]
+            used = [node.get("Index Name", "") for node in nodes]
+            case = (sort.value, after is not None, kinds, used)
+            assert "Seq Scan" not in kinds, case
+            assert any(name.startswith("ix_tasks_") for name in used), case

@@ -10,7 +10,7 @@ On PostgreSQL both indexes are built and dropped ``CONCURRENTLY`` (outside the m
 transaction), so writers are not blocked while a large outbox is indexed.
 
 Revision ID: tasks0008
-Revises: tasks0006
+Revises: tasks0007
 Create Date: 2026-12-03 20:00:00
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "tasks0008"
-down_revision: str | None = "tasks0006"
+down_revision: str | None = "tasks0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import registry
+from sqlalchemy.schema import CreateColumn
 from sqlmodel import Field, SQLModel
 
 from momentum_shared.db import UtcDateTime
@@ -78,6 +82,80 @@ class Task(TasksBase, table=True):
     change_seq: int = Field(
         default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
     )
+
+
+# --- full-text search (docs/adr/0016-full-text-search.md) --------------------------------
+#
+# Both search indexes are kept by the database itself, never by the service's code: on
+# PostgreSQL a stored generated tsvector column with a GIN index, on SQLite an FTS5 table
+# over the tasks table, kept in step by triggers. Objects that exist on one dialect only
+# carry ``info={"only_on": <dialect>}``: the schema comparison of the tests skips them on
+# the other one (momentum_devtools.testing.databases.schema_differences).
+
+ONLY_ON = "only_on"
+_TASKS_TABLE: sa.Table = Task.__table__  # type: ignore[attr-defined]
+
+# Appended to the table after the class is mapped, so the ORM neither loads nor writes it;
+# the reads name their columns (repository.TASK_COLUMNS).
+SEARCH_VECTOR = sa.Column(
+    "search_vector",
+    TSVECTOR,
+    sa.Computed(
+        "to_tsvector('english', title || ' ' || coalesce(description, ''))", persisted=True
+    ),
+    info={ONLY_ON: "postgresql"},
+)
+_TASKS_TABLE.append_column(SEARCH_VECTOR)
+# fastupdate off: new entries go straight into the index instead of a pending list that
+# every search scans until VACUUM merges it (up to 4 MB: it made a search 3.5x slower).
+sa.Index(
+    "ix_tasks_search_vector",
+    SEARCH_VECTOR,
+    postgresql_using="gin",
+    postgresql_with={"fastupdate": "off"},
+    info={ONLY_ON: "postgresql"},
+).ddl_if(dialect="postgresql")
+
+
+@compiles(CreateColumn, "sqlite")
+def _skip_postgresql_columns(element: CreateColumn, compiler: Any, **kw: Any) -> Any:
+    column = element.element
+    if getattr(column, "info", {}).get(ONLY_ON, "sqlite") != "sqlite":
+        return None  # CREATE TABLE on SQLite leaves the column out
+    return compiler.visit_create_column(element, **kw)
+
+
+# The FTS5 table holds no text of its own (external content: the tasks table, by rowid);
+# the triggers keep its index in step with every insert, update and delete of a task.
+# The same statements, word for word, are in the migration tasks0007: a test compares them.
+SQLITE_SEARCH_CREATE = (
+    "CREATE VIRTUAL TABLE tasks_search USING fts5(title, description,"
+    " content='tasks', content_rowid='rowid', tokenize='porter unicode61')",
+    "CREATE TRIGGER tasks_search_insert AFTER INSERT ON tasks BEGIN"
+    " INSERT INTO tasks_search (rowid, title, description)"
+    " VALUES (new.rowid, new.title, new.description); END",
+    "CREATE TRIGGER tasks_search_delete AFTER DELETE ON tasks BEGIN"
+    " INSERT INTO tasks_search (tasks_search, rowid, title, description)"
+    " VALUES ('delete', old.rowid, old.title, old.description); END",
+    "CREATE TRIGGER tasks_search_update AFTER UPDATE OF title, description ON tasks BEGIN"
+    " INSERT INTO tasks_search (tasks_search, rowid, title, description)"
+    " VALUES ('delete', old.rowid, old.title, old.description);"
+    " INSERT INTO tasks_search (rowid, title, description)"
+    " VALUES (new.rowid, new.title, new.description); END",
+)
+SQLITE_SEARCH_DROP = (
+    "DROP TRIGGER IF EXISTS tasks_search_update",
+    "DROP TRIGGER IF EXISTS tasks_search_delete",
+    "DROP TRIGGER IF EXISTS tasks_search_insert",
+    "DROP TABLE IF EXISTS tasks_search",
+)
+for _event, _statements in (
+    ("after_create", SQLITE_SEARCH_CREATE),
+    ("before_drop", SQLITE_SEARCH_DROP),
+):
+    for _statement in _statements:
+        _ddl = sa.DDL(_statement)  # type: ignore[no-untyped-call]
+        sa.event.listen(_TASKS_TABLE, _event, _ddl.execute_if(dialect="sqlite"))
 
 
 class TaskOwner(TasksBase, table=True):
@@ -166,7 +244,11 @@ class IdempotencyKey(TasksBase, table=True):
 __all__ = [
     "MODELS",
     "NO_DUE_DATE",
+    "ONLY_ON",
     "OUTBOX",
+    "SEARCH_VECTOR",
+    "SQLITE_SEARCH_CREATE",
+    "SQLITE_SEARCH_DROP",
     "IdempotencyKey",
     "OutboxEvent",
     "Project",

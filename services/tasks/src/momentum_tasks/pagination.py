@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,9 +27,10 @@ MAX_CURSOR_LENGTH = 1024
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where the previous page ended: its last row's sort key and id."""
+    """Where the previous page ended: its last row's sort key and id (the key is the
+    search score for ``sort=relevance``, a timestamp otherwise)."""
 
-    key: datetime
+    key: datetime | float
     id: uuid.UUID
 
 
@@ -42,8 +44,9 @@ def _unb64(text: str) -> bytes:
 
 def _fingerprint(filters: TaskFilters) -> str:
     values = filters.model_dump(mode="json")
-    if values.get("project_id") is None:
-        del values["project_id"]  # the cursors issued before the filter existed stay valid
+    for name in ("project_id", "search"):
+        if values.get(name) is None:
+            del values[name]  # the cursors issued before the filter existed stay valid
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -63,7 +66,11 @@ class CursorCodec:
             "o": str(owner_id),
             "s": sort.value,
             "f": _fingerprint(filters),
-            "k": position.key.astimezone(UTC).isoformat(),
+            "k": (
+                position.key
+                if isinstance(position.key, float)
+                else position.key.astimezone(UTC).isoformat()
+            ),
             "i": str(position.id),
         }
         return self._seal(payload)
@@ -131,10 +138,17 @@ class CursorCodec:
                 raise ValueError("issued to another user")
             if payload.get("s") != sort.value or payload.get("f") != _fingerprint(filters):
                 raise ValueError("issued for another sort or filter")
+            task_id = uuid.UUID(str(payload["i"]))
+            if sort is TaskSort.relevance:
+                # A float, exactly as the database scored the row (JSON keeps every bit).
+                score = payload["k"]
+                if not isinstance(score, float) or not math.isfinite(score):
+                    raise ValueError("not a score")
+                return Position(key=score, id=task_id)
             key = datetime.fromisoformat(str(payload["k"]))
             if key.tzinfo is None:
                 raise ValueError("naive key")
-            return Position(key=key.astimezone(UTC), id=uuid.UUID(str(payload["i"])))
+            return Position(key=key.astimezone(UTC), id=task_id)
         except (ValueError, KeyError, TypeError, OverflowError, binascii.Error):
             raise BadRequest(
                 "the cursor is not valid for this list; start again without a cursor"

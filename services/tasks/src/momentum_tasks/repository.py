@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from momentum_shared.db import Repository, UtcDateTime
 from momentum_tasks.models import (
+    SEARCH_VECTOR,
     IdempotencyKey,
     Project,
     Task,
@@ -24,6 +25,7 @@ from momentum_tasks.models import (
 )
 from momentum_tasks.pagination import Position
 from momentum_tasks.schemas import ArchivedFilter, TaskFilters, TaskSort
+from momentum_tasks.search import search_terms
 
 _DESCENDING = {TaskSort.newest_first, TaskSort.due_latest}
 
@@ -37,7 +39,10 @@ def _like_pattern(text: str) -> str:
 # tracking and no hydration into a model (ADR 0011). The same attribute names as `Task`.
 TaskRow = sa.Row[Any]
 _TASKS = Task.__table__  # type: ignore[attr-defined]
-_GET_TASK = sa.select(_TASKS).where(
+# The columns a read returns: every column of the model, not the search index (a PostgreSQL
+# column that SQLite does not have, and that no answer needs).
+TASK_COLUMNS = tuple(column for column in _TASKS.columns if column is not SEARCH_VECTOR)
+_GET_TASK = sa.select(*TASK_COLUMNS).where(
     _TASKS.c.owner_id == sa.bindparam("owner_id"), _TASKS.c.id == sa.bindparam("task_id")
 )
 ProjectRow = sa.Row[Any]
@@ -61,15 +66,28 @@ def _project_page_shape(archived: ArchivedFilter, after: bool) -> sa.Select[Any]
     return query.order_by(_PROJECTS.c.name_folded).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
+# SQLite's FTS5 table over the tasks (models.SQLITE_SEARCH_CREATE): its rows share the
+# tasks' rowids; the hidden column named like the table takes MATCH and bm25().
+_FTS = sa.table("tasks_search", sa.column("rowid"), sa.column("tasks_search"))
+_FTS_JOIN = _TASKS.join(_FTS, _FTS.c.rowid == sa.literal_column("tasks.rowid"))
+
+
 def _page_statement(
     owner_id: uuid.UUID,
     filters: TaskFilters,
     sort: TaskSort,
     after: Position | None,
     limit: int,
+    *,
+    sqlite: bool,
 ) -> tuple[sa.Select[Any], dict[str, Any]]:
     """The page query for this shape of request (built once per shape) and its values."""
     values: dict[str, Any] = {"owner_id": owner_id, "limit": limit + 1}
+    if filters.search is not None:
+        terms = search_terms(filters.search)
+        if terms is None:  # the filter's validator refuses such a search already
+            raise ValueError("a search without words")
+        values["search"] = terms.fts5() if sqlite else terms.tsquery()
     for name in ("status", "priority", "tag", "due_before", "due_after"):
         value = getattr(filters, name)
         if value is not None:
@@ -84,15 +102,29 @@ def _page_statement(
     if after is not None:
         values["after_key"] = after.key
         values["after_id"] = after.id
-    return _page_shape(frozenset(values) | flags, sort), values
+    return _page_shape(frozenset(values) | flags, sort, sqlite), values
 
 
-@functools.lru_cache(maxsize=512)
-def _page_shape(present: frozenset[str], sort: TaskSort) -> sa.Select[Any]:
+@functools.lru_cache(maxsize=1024)
+def _page_shape(present: frozenset[str], sort: TaskSort, sqlite: bool) -> sa.Select[Any]:
     def bound(name: str, type_: Any = None) -> Any:
         return sa.bindparam(name, type_=type_)
 
-    query = sa.select(_TASKS).where(col(Task.owner_id) == bound("owner_id", sa.Uuid))
+    query = sa.select(*TASK_COLUMNS).where(col(Task.owner_id) == bound("owner_id", sa.Uuid))
+    score: Any = None
+    if "search" in present:
+        # The owner filter and the index match are one statement: another user's task is
+        # never fetched. Lower scores are better matches on both dialects.
+        if sqlite:
+            query = query.select_from(_FTS_JOIN).where(
+                _FTS.c.tasks_search.bool_op("MATCH")(bound("search", sa.String))
+            )
+            score = sa.func.bm25(sa.literal_column("tasks_search"), type_=sa.Float)
+        else:
+            tsquery = sa.func.to_tsquery(sa.literal_column("'english'"), bound("search", sa.String))
+            query = query.where(SEARCH_VECTOR.bool_op("@@")(tsquery))
+            score = -sa.func.ts_rank(SEARCH_VECTOR, tsquery, type_=sa.Float)
+        query = query.add_columns(score.label("search_score"))
     if "status" in present:
         query = query.where(col(Task.status) == bound("status", sa.String))
     if "priority" in present:
@@ -115,15 +147,19 @@ def _page_shape(present: frozenset[str], sort: TaskSort) -> sa.Select[Any]:
         query = query.where(col(Task.due_at) < bound("due_before", UtcDateTime))
     if "due_after" in present:
         query = query.where(col(Task.due_at) > bound("due_after", UtcDateTime))
-    key = (
-        col(Task.created_at)
-        if sort in (TaskSort.newest_first, TaskSort.oldest_first)
-        else (col(Task.due_sort))
-    )
+    key_type: Any = UtcDateTime
+    if sort is TaskSort.relevance:
+        if score is None:  # the filters' validator refuses relevance without a search
+            raise ValueError("relevance without a search")
+        key, key_type = score, sa.Float
+    elif sort in (TaskSort.newest_first, TaskSort.oldest_first):
+        key = col(Task.created_at)
+    else:
+        key = col(Task.due_sort)
     descending = sort in _DESCENDING
     if "after_key" in present:
         row = sa.tuple_(key, col(Task.id))
-        position = sa.tuple_(bound("after_key", UtcDateTime), bound("after_id", sa.Uuid))
+        position = sa.tuple_(bound("after_key", key_type), bound("after_id", sa.Uuid))
         query = query.where(row < position if descending else row > position)
     if descending:
         query = query.order_by(key.desc(), col(Task.id).desc())
@@ -144,7 +180,7 @@ def _feed_statement() -> sa.Select[Any]:
         sa.bindparam("owner_id", type_=sa.Uuid),
         sa.bindparam("since", type_=sa.BigInteger),
     )
-    names = [column.name for column in _TASKS.columns if column.name != "change_seq"]
+    names = [column.name for column in TASK_COLUMNS if column.name != "change_seq"]
     tasks = sa.select(
         *(_TASKS.c[name] for name in names),
         sa.cast(sa.null(), UtcDateTime).label("deleted_at"),
@@ -343,7 +379,9 @@ class TaskRepository(Repository):
         limit: int,
     ) -> sa.Select[Any]:
         """One page (plus one row, to know whether another page follows) of a keyset scan."""
-        statement, values = _page_statement(owner_id, filters, sort, after, limit)
+        statement, values = _page_statement(
+            owner_id, filters, sort, after, limit, sqlite=self.sqlite
+        )
         return statement.params(values)
 
     async def list(
@@ -355,8 +393,16 @@ class TaskRepository(Repository):
         after: Position | None,
         limit: int,
     ) -> list[TaskRow]:
-        statement, values = _page_statement(owner_id, filters, sort, after, limit)
+        statement, values = _page_statement(
+            owner_id, filters, sort, after, limit, sqlite=self.sqlite
+        )
         connection = await self.session.connection()
+        if filters.search is not None and not self.sqlite:
+            # A search is planned for its own words: a generic plan of the prepared
+            # statement knows neither how many tasks match nor how many the owner has, and
+            # it chose to intersect the GIN matches with all of the owner's tasks (10x
+            # slower for a user with 100,000 tasks). Until the request's transaction ends.
+            await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         return list((await connection.execute(statement, values)).all())
 
     # --- projects ------------------------------------------------------------------------

@@ -402,7 +402,16 @@ for _path, _methods in (("/batch", ("POST",)), ("/changes", ("GET", "HEAD"))):
     operation_id="tasks.list",
     response_model=TaskPage,
     openapi_extra=examples(response={"items": [TASK_EXAMPLE], "next_cursor": None}),
-    responses={400: {"description": "bad cursor", **PROBLEM}},
+    responses={
+        400: {"description": "bad cursor", **PROBLEM},
+        422: {
+            "description": (
+                "a parameter did not validate, a search with no words to look for,"
+                " or sort=relevance without search"
+            ),
+            **PROBLEM,
+        },
+    },
 )
 async def list_tasks(
     actor: ReaderDep,
@@ -442,13 +451,35 @@ async def list_tasks(
             json_schema_extra={"format": "date-time"},
         ),
     ] = None,
+    search: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description=(
+                "full-text search in title and description: every word must match (English"
+                " stemming: running finds run), the last word also as a prefix (plan finds"
+                " planning); only letters and digits count, common words such as 'the' are"
+                " ignored, and a search left with no word is 422"
+            ),
+            json_schema_extra={"pattern": StorableTextSchema.pattern},
+            openapi_examples={
+                "words": {"summary": "tasks about the quarterly report", "value": "quarter rep"}
+            },
+        ),
+    ] = None,
     sort: Annotated[
         TaskSort,
         Query(
             description=(
                 "ties broken by id; tasks without a due date sort after every date,"
-                " so they come last for due_at and first for -due_at"
-            )
+                " so they come last for due_at and first for -due_at; relevance (best match"
+                " first) only with search, 422 otherwise"
+            ),
+            openapi_examples={
+                "newest": {"summary": "newest first (the default)", "value": "-created_at"},
+                "relevance": {"summary": "best match first, with search", "value": "relevance"},
+            },
         ),
     ] = TaskSort.newest_first,
     project_id: Annotated[
@@ -473,6 +504,7 @@ async def list_tasks(
                 "due_before": due_before,
                 "due_after": due_after,
                 "project_id": project_id,
+                "search": search,
             }
         )
     except ValidationError as exc:

@@ -166,6 +166,7 @@ class TaskSort(StrEnum):
     oldest_first = "created_at"
     due_soonest = "due_at"
     due_latest = "-due_at"
+    relevance = "relevance"  # best match first; only with a search
 
 
 class TaskFilters(BaseModel):
@@ -180,6 +181,7 @@ class TaskFilters(BaseModel):
     due_before: Instant | None = None
     due_after: Instant | None = None
     project_id: uuid.UUID | Literal["none"] | None = None
+    search: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
 BatchOp = Literal["create", "update", "complete", "reopen", "delete"]

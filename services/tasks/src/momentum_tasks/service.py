@@ -23,6 +23,7 @@ from momentum_tasks.schemas import (
     TaskSort,
     TaskUpdate,
 )
+from momentum_tasks.search import search_terms
 
 # PATCH may change these; `status` only moves through complete and reopen.
 EDITABLE_FIELDS = (
@@ -407,7 +408,13 @@ async def remove_task(repo: TaskRepository, *, actor: Actor, task: Task, now: da
     publishing.task_deleted(repo.session, task, usertz=actor.usertz, at=now)
 
 
+def _query_error(parameter: str, message: str) -> dict[str, object]:
+    return {"loc": ["query", parameter], "msg": message, "type": "value_error"}
+
+
 def _position(task: TaskRow, sort: TaskSort) -> Position:
+    if sort is TaskSort.relevance:
+        return Position(key=float(task.search_score), id=task.id)
     if sort in (TaskSort.newest_first, TaskSort.oldest_first):
         return Position(key=task.created_at, id=task.id)
     return Position(key=task.due_sort, id=task.id)
@@ -423,6 +430,17 @@ async def list_tasks(
     cursor: str | None,
     codec: CursorCodec,
 ) -> TaskPage:
+    if filters.search is not None and search_terms(filters.search) is None:
+        raise UnprocessableEntity(
+            "search has no words to look for: only letters and digits are searched, and"
+            " common words such as 'the' are ignored",
+            extra={"errors": [_query_error("search", "has no words to look for")]},
+        )
+    if sort is TaskSort.relevance and filters.search is None:
+        raise UnprocessableEntity(
+            "sort=relevance needs a search",
+            extra={"errors": [_query_error("sort", "relevance is only allowed with search")]},
+        )
     after = None
     if cursor is not None:
         after = codec.decode(cursor, owner_id=actor.owner_id, sort=sort, filters=filters)

@@ -22,6 +22,7 @@ def _get_kwargs(
     q: None | str | Unset = UNSET,
     due_before: None | str | Unset = UNSET,
     due_after: None | str | Unset = UNSET,
+    search: None | str | Unset = UNSET,
     sort: TaskSort | Unset = UNSET,
     project_id: Literal["none"] | Unset | UUID = UNSET,
     limit: int | Unset = 20,
@@ -75,6 +76,13 @@ def _get_kwargs(
     else:
         json_due_after = due_after
     params["due_after"] = json_due_after
+
+    json_search: str | Unset | None
+    if isinstance(search, Unset):
+        json_search = UNSET
+    else:
+        json_search = search
+    params["search"] = json_search
 
     json_sort: str | Unset = UNSET
     if not isinstance(sort, Unset):
@@ -195,6 +203,7 @@ def sync_detailed(
     q: None | str | Unset = UNSET,
     due_before: None | str | Unset = UNSET,
     due_after: None | str | Unset = UNSET,
+    search: None | str | Unset = UNSET,
     sort: TaskSort | Unset = UNSET,
     project_id: Literal["none"] | Unset | UUID = UNSET,
     limit: int | Unset = 20,
@@ -211,6 +220,10 @@ def sync_detailed(
         q (None | str | Unset): substring of the title, any case
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
         due_after (None | str | Unset): due strictly after this RFC 3339 instant
+        search (None | str | Unset): full-text search in title and description: every word must
+            match (English stemming: running finds run), the last word also as a prefix (plan finds
+            planning); only letters and digits count, common words such as 'the' are ignored, and a
+            search left with no word is 422
         sort (TaskSort | Unset):
         project_id (Literal['none'] | Unset | UUID): in this project (its id), or none for tasks
             without a project
@@ -232,6 +245,7 @@ def sync_detailed(
         q=q,
         due_before=due_before,
         due_after=due_after,
+        search=search,
         sort=sort,
         project_id=project_id,
         limit=limit,
@@ -254,6 +268,7 @@ def sync(
     q: None | str | Unset = UNSET,
     due_before: None | str | Unset = UNSET,
     due_after: None | str | Unset = UNSET,
+    search: None | str | Unset = UNSET,
     sort: TaskSort | Unset = UNSET,
     project_id: Literal["none"] | Unset | UUID = UNSET,
     limit: int | Unset = 20,
@@ -270,6 +285,10 @@ def sync(
         q (None | str | Unset): substring of the title, any case
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
         due_after (None | str | Unset): due strictly after this RFC 3339 instant
+        search (None | str | Unset): full-text search in title and description: every word must
+            match (English stemming: running finds run), the last word also as a prefix (plan finds
+            planning); only letters and digits count, common words such as 'the' are ignored, and a
+            search left with no word is 422
         sort (TaskSort | Unset):
         project_id (Literal['none'] | Unset | UUID): in this project (its id), or none for tasks
             without a project
@@ -292,6 +311,7 @@ def sync(
         q=q,
         due_before=due_before,
         due_after=due_after,
+        search=search,
         sort=sort,
         project_id=project_id,
         limit=limit,
@@ -308,6 +328,7 @@ async def asyncio_detailed(
     q: None | str | Unset = UNSET,
     due_before: None | str | Unset = UNSET,
     due_after: None | str | Unset = UNSET,
+    search: None | str | Unset = UNSET,
     sort: TaskSort | Unset = UNSET,
     project_id: Literal["none"] | Unset | UUID = UNSET,
     limit: int | Unset = 20,
@@ -324,6 +345,10 @@ async def asyncio_detailed(
         q (None | str | Unset): substring of the title, any case
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
         due_after (None | str | Unset): due strictly after this RFC 3339 instant
+        search (None | str | Unset): full-text search in title and description: every word must
+            match (English stemming: running finds run), the last word also as a prefix (plan finds
+            planning); only letters and digits count, common words such as 'the' are ignored, and a
+            search left with no word is 422
         sort (TaskSort | Unset):
         project_id (Literal['none'] | Unset | UUID): in this project (its id), or none for tasks
             without a project
@@ -345,6 +370,7 @@ async def asyncio_detailed(
         q=q,
         due_before=due_before,
         due_after=due_after,
+        search=search,
         sort=sort,
         project_id=project_id,
         limit=limit,
@@ -365,6 +391,7 @@ async def asyncio(
     q: None | str | Unset = UNSET,
     due_before: None | str | Unset = UNSET,
     due_after: None | str | Unset = UNSET,
+    search: None | str | Unset = UNSET,
     sort: TaskSort | Unset = UNSET,
     project_id: Literal["none"] | Unset | UUID = UNSET,
     limit: int | Unset = 20,
@@ -381,6 +408,10 @@ async def asyncio(
         q (None | str | Unset): substring of the title, any case
         due_before (None | str | Unset): due strictly before this RFC 3339 instant
         due_after (None | str | Unset): due strictly after this RFC 3339 instant
+        search (None | str | Unset): full-text search in title and description: every word must
+            match (English stemming: running finds run), the last word also as a prefix (plan finds
+            planning); only letters and digits count, common words such as 'the' are ignored, and a
+            search left with no word is 422
         sort (TaskSort | Unset):
         project_id (Literal['none'] | Unset | UUID): in this project (its id), or none for tasks
             without a project
@@ -404,6 +435,7 @@ async def asyncio(
             q=q,
             due_before=due_before,
             due_after=due_after,
+            search=search,
             sort=sort,
             project_id=project_id,
             limit=limit,
