@@ -163,8 +163,30 @@ async def test_the_first_failing_operation_decides_the_status(
         {"op": "create", "data": {"title": ""}},
     )
     assert response.status_code == 404
-    (error,) = response.json()["errors"]
-    assert (error["index"], error["status"], error["detail"]) == (0, 404, "no such task")
+    first, later = response.json()["errors"]
+    assert (first["index"], first["status"], first["detail"]) == (0, 404, "no such task")
+    # The later operation's invalid data is listed too, though the batch stopped before it.
+    assert (later["index"], later["status"]) == (1, 422)
+    assert later["loc"] == ["body", "operations", "1", "data", "title"]
+
+
+async def test_every_operation_with_invalid_data_is_listed_after_the_first_failure(
+    client: httpx.AsyncClient, alice: Headers, new_task: NewTask
+) -> None:
+    task = await new_task(alice)
+    response = await _batch(
+        client,
+        alice,
+        {"op": "create", "data": {"title": ""}},
+        {"op": "update", "id": task["id"], "data": {"title": "fine"}},
+        {"op": "complete"},
+        {"op": "create", "data": {"title": "x", "priority": "urgent"}},
+    )
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [(e["index"], e["status"]) for e in errors] == [(0, 422), (2, 422), (3, 422)]
+    assert [e["loc"][-1] for e in errors] == ["title", "id", "priority"]
+    assert await _all_tasks(client, alice) == [task]
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 Each operation runs through the same service function as its single-task route, so a batch
 follows exactly the same rules (versions, If-Match, events). The first operation that fails
 stops the batch; the request's unit of work then rolls back every change, the events in the
-outbox with them.
+outbox with them. The answer lists that operation's errors and those of every later operation
+whose shape or data is invalid (what can be known without applying it).
 """
 
 from __future__ import annotations
@@ -125,7 +126,13 @@ def _request_hash(steps: list[_Step], request: BatchRequest) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _failed(index: int, error: ProblemError) -> ProblemError:
+def _later_errors(steps: list[_Step], index: int) -> list[dict[str, Any]]:
+    """What is wrong with the operations after ``index`` whatever the tasks hold (their
+    shape and data), listed with the failure though the batch stopped before them."""
+    return [error for step in steps[index + 1 :] for error in step.errors]
+
+
+def _failed(index: int, error: ProblemError, later: list[dict[str, Any]]) -> ProblemError:
     failure = _FAILURES.get(error.status)
     if failure is None:
         return error
@@ -140,7 +147,7 @@ def _failed(index: int, error: ProblemError) -> ProblemError:
     }
     return failure(
         f"operation {index} failed: {error.detail}; nothing was changed",
-        extra={"errors": [entry]},
+        extra={"errors": [entry, *later]},
     )
 
 
@@ -210,12 +217,12 @@ async def run_batch(
             detail = step.errors[0]["detail"]
             raise UnprocessableEntity(
                 f"operation {step.index} failed: {detail}; nothing was changed",
-                extra={"errors": list(step.errors)},
+                extra={"errors": [*step.errors, *_later_errors(steps, step.index)]},
             )
         try:
             results.append(await _apply(repo, actor, step, now))
         except ProblemError as error:
-            raise _failed(step.index, error) from None
+            raise _failed(step.index, error, _later_errors(steps, step.index)) from None
     return await service.remember_response(
         repo, actor=actor, key=idempotency_key, created=Created(200, {"results": results})
     )
