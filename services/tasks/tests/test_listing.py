@@ -19,29 +19,10 @@ from momentum_devtools.testing.issuer import TestIssuer
 from momentum_shared.db import UnitOfWork
 from momentum_tasks.models import NO_DUE_DATE, Task, TaskTag
 from momentum_tasks.state import app_state
-from services.tasks.tests.support import Headers, NewTask
+from services.tasks.tests.support import Headers, NewTask, page_through
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 SORTS = ["-created_at", "created_at", "due_at", "-due_at"]
-
-
-async def page_through(
-    client: httpx.AsyncClient, headers: Headers, params: dict[str, str]
-) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    for _ in range(1000):
-        query = dict(params)
-        if cursor is not None:
-            query["cursor"] = cursor
-        response = await client.get("/tasks", params=query, headers=headers)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        items.extend(body["items"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return items
-    raise AssertionError("paging never ended")
 
 
 async def test_default_sort_is_newest_first_with_default_limit(

@@ -3,33 +3,12 @@ keyset pages, and only ever the caller's tasks (on SQLite's FTS5 and PostgreSQL 
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
-from services.tasks.tests.support import Headers, NewTask
+from services.tasks.tests.support import Headers, NewTask, page_through
 
 SORTS = ["-created_at", "created_at", "due_at", "-due_at", "relevance"]
-
-
-async def page_through(
-    client: httpx.AsyncClient, headers: Headers, params: dict[str, str]
-) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    for _ in range(1000):
-        query = dict(params)
-        if cursor is not None:
-            query["cursor"] = cursor
-        response = await client.get("/tasks", params=query, headers=headers)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        items.extend(body["items"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return items
-    raise AssertionError("paging never ended")
 
 
 async def titles(
