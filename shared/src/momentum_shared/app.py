@@ -6,7 +6,6 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
-from fastapi.telemetry import TelemetryConfig
 
 from momentum_shared.bodies import BodyLimitMiddleware
 from momentum_shared.errors import install_error_handlers
@@ -15,17 +14,9 @@ from momentum_shared.metrics import MetricsMiddleware, metrics_router, with_inte
 from momentum_shared.openapi import install_openapi
 from momentum_shared.requestid import RequestIdMiddleware
 from momentum_shared.state import SharedState, install_shared_state
-from momentum_shared.tracing import configure_tracing, instrument_app
+from momentum_shared.tracing import configure_tracing, server_telemetry
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-
-NO_NATIVE_TELEMETRY: TelemetryConfig = {
-    "tracing": False,
-    "metrics": False,
-    "logs": False,
-    "operation_spans": False,
-    "auto_configure": False,
-}
 
 
 def build_app(
@@ -46,14 +37,15 @@ def build_app(
     """
     if internal_port is not None:
         lifespan = with_internal_port(lifespan, host=internal_port[0], port=internal_port[1])
+    # Before the app: its server spans are FastAPI's own when tracing is on (OTEL_TRACES_EXPORTER
+    # set), started outside every middleware below.
+    configure_tracing(service)
     app = FastAPI(
         title=title,
         version=version,
         description=description,
         lifespan=lifespan,
-        # FastAPI's own telemetry stays out: OTEL_TRACES_EXPORTER is the one switch, and the
-        # server spans are the instrumentation's (momentum_shared/tracing.py).
-        telemetry=NO_NATIVE_TELEMETRY,
+        telemetry=server_telemetry(),
     )
     shared = install_shared_state(app, SharedState(service=service, readiness=Readiness()))
     install_error_handlers(app)
@@ -67,7 +59,4 @@ def build_app(
     # Added last so it runs first: metrics see the final status, every response gets an id.
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(RequestIdMiddleware)
-    # Outermost when tracing is on (OTEL_TRACES_EXPORTER set): the server span covers it all.
-    configure_tracing(service)
-    instrument_app(app)
     return app

@@ -14,7 +14,8 @@ and the batch processor's ``OTEL_BSP_*``.
 
 Once a provider is installed (by :func:`configure_tracing` in a program, or by the test
 plugin's ``traces`` fixture) the instrumentations are switched on process-wide: httpx and
-aiohttp's client at once, each FastAPI app in :func:`instrument_app` and each
+aiohttp's client at once, each FastAPI app by :func:`server_telemetry` (FastAPI's own
+server spans) and each
 SQLAlchemy engine in :func:`instrument_engine`.
 
 Code on a hot path asks :func:`tracer` once, at construction: ``None`` means tracing is off
@@ -25,10 +26,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import MutableMapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -41,7 +43,7 @@ EXPORTER_GROUP = "opentelemetry_traces_exporter"
 
 # Probes and scrapes are polled every few seconds by every kubelet and Prometheus: tracing
 # them would bury the requests that matter.
-EXCLUDED_URLS = "/healthz,/readyz,/metrics"
+EXCLUDED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 _provider: TracerProvider | None = None
 
@@ -175,22 +177,33 @@ def install_provider(provider: TracerProvider) -> None:
     # databases, and asyncpg's would repeat each one on PostgreSQL (ADR 0012).
 
 
-def instrument_app(app: FastAPI) -> None:
-    """Server spans for every request, named by the route template, when tracing is on.
+def server_telemetry() -> TelemetryConfig:
+    """What a FastAPI app is built with: its native server spans when tracing is on.
 
-    One span per request: no child span per ASGI message (``receive``/``send``), which a
-    streamed body would multiply without telling anything the server span does not.
+    FastAPI (0.165 and later) traces its own requests: one SERVER span per request, started
+    before the middleware stack and renamed ``METHOD /route/{template}`` (with
+    ``http.route``) when its router selects the route, so no route table is scanned again
+    per request. Metrics, logs, operation spans and auto-configuration stay off: the metrics
+    are Momentum's own (Prometheus), and ``OTEL_TRACES_EXPORTER`` is the one switch, so
+    ``FASTAPI_OTEL_AUTO_CONFIGURE`` cannot start an exporter behind its back. Probes and
+    scrapes are not traced. Tracing off, the same settings with tracing off too: the app's
+    middleware stack is the one it would have without OpenTelemetry installed.
     """
-    if _provider is None:
-        return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    config: TelemetryConfig = {
+        "tracing": _provider is not None,
+        "metrics": False,
+        "logs": False,
+        "operation_spans": False,
+        "auto_configure": False,
+    }
+    if _provider is not None:
+        config["tracer_provider"] = _provider
+        config["exclude"] = _untraced
+    return config
 
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=_provider,
-        excluded_urls=EXCLUDED_URLS,
-        exclude_spans=["receive", "send"],
-    )
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in EXCLUDED_PATHS
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
