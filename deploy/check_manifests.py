@@ -550,7 +550,7 @@ def check_connection_budget(objects: list[Manifest], report: Report) -> None:
         pool = int(
             config_value(objects, f"{service}-config", f"{prefix}DATABASE_POOL_SIZE") or "10"
         )
-        clients = pods * 2 * pool  # pool_size + max_overflow, which create_engine makes equal
+        clients = pods * 2 * pool  # create_engine keeps up to twice the pool size
         report.check(
             clients <= server_pool,
             f"prod: {service} may open {clients} connections ({pods} pods x {2 * pool}),"

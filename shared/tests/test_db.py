@@ -237,3 +237,26 @@ async def test_with_the_statement_cache_a_schema_change_elsewhere_fails_the_next
             await _read_bodies(engine)
     finally:
         await engine.dispose()
+
+
+async def test_a_burst_of_connections_is_kept_for_the_next_one(database_url: str) -> None:
+    """Up to twice the pool size are opened when a burst needs them, and none is closed when
+    they come back: the next burst opens nothing (no thread, no login, per request)."""
+    engine = create_engine(database_url, pool_size=2)
+    opened: list[object] = []
+    sa.event.listen(engine.sync_engine, "connect", lambda dbapi, _record: opened.append(dbapi))
+    try:
+
+        async def burst() -> None:
+            connections = [await engine.connect() for _ in range(4)]
+            for connection in connections:
+                await connection.execute(sa.text("SELECT 1"))
+            for connection in connections:
+                await connection.close()
+
+        await burst()
+        assert len(opened) == 4
+        await burst()
+        assert len(opened) == 4
+    finally:
+        await engine.dispose()

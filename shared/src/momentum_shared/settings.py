@@ -150,7 +150,8 @@ class DatabaseSettings(MomentumSettings):
     database_url: str = "sqlite+aiosqlite:///./.momentum/service.db"
     """SQLAlchemy async URL (sqlite+aiosqlite:///… or postgresql+asyncpg://…)"""
     database_pool_size: int = Field(default=10, ge=1)
-    """PostgreSQL connections kept per process (as many again may overflow)"""
+    """Database connections per process, at most twice this many: each opened when needed and
+    kept open from then on"""
     database_statement_cache: bool = True
     """PostgreSQL: asyncpg prepares each statement once per connection and keeps it; false
     behind a transaction-mode pooler (PgBouncer, a CloudNativePG Pooler), where the next
