@@ -262,6 +262,149 @@ _GOAL_AT = (
 )
 
 
+# -- PostgreSQL's batch statements ----------------------------------------------------------
+# On PostgreSQL a batch's rows go as one array per column and the statement unnests them:
+# one fixed text (prepared once per connection, whatever the batch size), a handful of
+# parameters that asyncpg encodes in C, and no per-row parameter processing. SQLite keeps
+# SQLAlchemy Core's executemany (its driver binds each row in C already).
+
+
+def _unnest(columns: Sequence[tuple[str, str]]) -> str:
+    """``unnest(CAST(:a AS uuid[]), …) AS rows(a, …)`` for ``(name, PostgreSQL type)``."""
+    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns)
+    return f"unnest({arrays}) AS rows({', '.join(name for name, _ in columns)})"
+
+
+def _unnest_insert(table: sa.Table, columns: Sequence[tuple[str, str]], rest: str) -> sa.TextClause:
+    names = ", ".join(name for name, _ in columns)
+    return sa.text(f"INSERT INTO {table.name} ({names}) SELECT * FROM {_unnest(columns)} {rest}")
+
+
+_PG_INBOX = sa.text(
+    f"INSERT INTO {_inbox.name} (event_id, event_type, processed_at)"
+    " SELECT event_id, event_type, CAST(:at AS timestamptz)"
+    f" FROM {_unnest([('event_id', 'text'), ('event_type', 'text')])}"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+_PG_ADD_USERS = _unnest_insert(_users, [("user_id", "uuid")], "ON CONFLICT (user_id) DO NOTHING")
+_PG_LOCK_USERS = sa.text(
+    "SELECT user_id, timezone, timezone_time, timezone_event_id"
+    f" FROM {_users.name} WHERE user_id = ANY(CAST(:user_id AS uuid[]))"
+    " ORDER BY user_id FOR UPDATE"
+)
+_DAY_COUNTS = ("logins", "login_events", "tasks_created", "tasks_completed")
+_PG_BUMP_DAYS = _unnest_insert(
+    _daily,
+    [("user_id", "uuid"), ("local_date", "date"), *((name, "integer") for name in _DAY_COUNTS)],
+    "ON CONFLICT (user_id, local_date) DO UPDATE SET "
+    + ", ".join(f"{name} = {_daily.name}.{name} + excluded.{name}" for name in _DAY_COUNTS)
+    + " RETURNING user_id, local_date, login_events, tasks_completed",
+)
+_TASK_KEY = [("user_id", "uuid"), ("local_date", "date"), ("kind", "text"), ("task_id", "uuid")]
+_PG_BUMP_TASKS = _unnest_insert(
+    _tasks,
+    [*_TASK_KEY, ("events", "integer")],
+    "ON CONFLICT (user_id, local_date, kind, task_id)"
+    f" DO UPDATE SET events = {_tasks.name}.events + excluded.events"
+    " RETURNING user_id, local_date, kind, task_id, events",
+)
+_PG_DELETE_TASKS = sa.text(
+    f"DELETE FROM {_tasks.name} AS t USING {_unnest(_TASK_KEY)}"
+    " WHERE t.user_id = rows.user_id AND t.local_date = rows.local_date"
+    " AND t.kind = rows.kind AND t.task_id = rows.task_id"
+)
+_PG_ADD_COMPLETIONS = _unnest_insert(
+    _completions,
+    [
+        ("event_id", "text"),
+        ("user_id", "uuid"),
+        ("task_id", "uuid"),
+        ("local_date", "date"),
+        ("occurred_at", "timestamptz"),
+        ("completed_at", "timestamptz"),
+        ("due_at", "timestamptz"),
+    ],
+    "",
+)
+_PG_LEARN_PRIORITIES = _unnest_insert(
+    _priorities,
+    [
+        ("user_id", "uuid"),
+        ("task_id", "uuid"),
+        ("priority", "text"),
+        ("priority_time", "timestamptz"),
+        ("priority_event_id", "text"),
+    ],
+    "ON CONFLICT (user_id, task_id) DO UPDATE SET priority = excluded.priority,"
+    " priority_time = excluded.priority_time, priority_event_id = excluded.priority_event_id"
+    f" WHERE (excluded.priority_time, excluded.priority_event_id)"
+    f" > ({_priorities.name}.priority_time, {_priorities.name}.priority_event_id)"
+    " RETURNING user_id, task_id",
+)
+_PG_SET_CLASSIFIED = sa.text(
+    f"UPDATE {_daily.name} AS d SET "
+    + ", ".join(f"{name} = rows.{name}" for name in CLASSIFIED)
+    + " FROM "
+    + _unnest([("user_id", "uuid"), ("local_date", "date"), *((n, "integer") for n in CLASSIFIED)])
+    + " WHERE d.user_id = rows.user_id AND d.local_date = rows.local_date"
+)
+# The completions of the asked days and of every day on which an asked task was completed,
+# each with its task's known priority: index seeks from the keys, whatever the history.
+_PG_COMPLETIONS_TO_CLASSIFY = sa.text(
+    "WITH days AS ("
+    f" SELECT user_id, local_date FROM {_unnest([('user_id', 'uuid'), ('local_date', 'date')])}"
+    " UNION SELECT c.user_id, c.local_date"
+    " FROM unnest(CAST(:task_user_id AS uuid[]), CAST(:task_id AS uuid[]))"
+    " AS tasks(user_id, task_id)"
+    f" JOIN {_completions.name} AS c"
+    " ON c.user_id = tasks.user_id AND c.task_id = tasks.task_id)"
+    " SELECT c.user_id, c.task_id, c.local_date, c.event_id, c.occurred_at, c.completed_at,"
+    " c.due_at, p.priority"
+    f" FROM days JOIN {_completions.name} AS c"
+    " ON c.user_id = days.user_id AND c.local_date = days.local_date"
+    f" LEFT JOIN {_priorities.name} AS p ON p.user_id = c.user_id AND p.task_id = c.task_id"
+)
+_RUN_CUTS = [("user_id", "uuid"), ("kind", "text"), ("cut", "date")]
+_PG_RUNS_ENDING_FROM = sa.text(
+    "SELECT r.user_id, r.kind, r.start_date, r.end_date, r.length, r.longest_before"
+    f" FROM {_unnest(_RUN_CUTS)} JOIN {_runs.name} AS r"
+    " ON r.user_id = rows.user_id AND r.kind = rows.kind AND r.end_date >= rows.cut"
+    " ORDER BY r.user_id, r.kind, r.start_date"
+)
+_PG_LONGEST_ENDING_BEFORE = sa.text(
+    "SELECT r.user_id, r.kind, max(r.length) AS longest"
+    f" FROM {_unnest(_RUN_CUTS)} JOIN {_runs.name} AS r"
+    " ON r.user_id = rows.user_id AND r.kind = rows.kind AND r.end_date < rows.cut"
+    " GROUP BY r.user_id, r.kind"
+)
+_PG_DELETE_RUNS = sa.text(
+    f"DELETE FROM {_runs.name} AS r"
+    f" USING {_unnest([('user_id', 'uuid'), ('kind', 'text'), ('start_date', 'date')])}"
+    " WHERE r.user_id = rows.user_id AND r.kind = rows.kind AND r.start_date = rows.start_date"
+)
+_PG_ADD_RUNS = _unnest_insert(
+    _runs,
+    [
+        ("user_id", "uuid"),
+        ("kind", "text"),
+        ("start_date", "date"),
+        ("end_date", "date"),
+        ("length", "integer"),
+        ("longest_before", "integer"),
+    ],
+    "",
+)
+
+
+def _columns(rows: Iterable[Sequence[Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Rows as one list per column, named for the statement's array parameters."""
+    columns: list[list[Any]] = [[] for _ in names]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return dict(zip(names, columns, strict=True))
+
+
 class AnalyticsRepository(Repository):
     """Queries inside the caller's unit of work: it executes and flushes, never commits."""
 
@@ -280,6 +423,9 @@ class AnalyticsRepository(Repository):
         """
         if not events:
             return set()
+        if self.postgres:
+            arrays = _columns(events, ("event_id", "event_type"))
+            return set((await self.execute_arrays(_PG_INBOX, {**arrays, "at": at})).scalars())
         statement = (
             self.insert(_inbox)
             .on_conflict_do_nothing(index_elements=["event_id"])
@@ -303,6 +449,14 @@ class AnalyticsRepository(Repository):
         result: sa.CursorResult[Any] = await connection.execute(statement, list(rows))
         return result
 
+    async def execute_arrays(
+        self, statement: sa.TextClause, arrays: Mapping[str, Any]
+    ) -> sa.CursorResult[Any]:
+        """One of the PostgreSQL batch statements above, its rows given as column arrays."""
+        connection = await self.session.connection()
+        result: sa.CursorResult[Any] = await connection.execute(statement, dict(arrays))
+        return result
+
     # -- users ---------------------------------------------------------------------------
 
     async def lock_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UserTimezone]:
@@ -310,6 +464,13 @@ class AnalyticsRepository(Repository):
         ordered = sorted(set(user_ids))
         if not ordered:
             return {}
+        if self.postgres:
+            await self.execute_arrays(_PG_ADD_USERS, {"user_id": ordered})
+            locked = await self.execute_arrays(_PG_LOCK_USERS, {"user_id": ordered})
+            return {
+                row.user_id: UserTimezone(row.timezone, row.timezone_time, row.timezone_event_id)
+                for row in locked
+            }
         await self.execute_many(
             self.insert(_users).on_conflict_do_nothing(index_elements=["user_id"]),
             [{"user_id": user_id} for user_id in ordered],
@@ -346,6 +507,25 @@ class AnalyticsRepository(Repository):
         tasks_completed)."""
         if not deltas:
             return {}
+        if self.postgres:
+            arrays = _columns(
+                (
+                    (
+                        user_id,
+                        local_date,
+                        d.logins,
+                        d.login_events,
+                        d.tasks_created,
+                        d.tasks_completed,
+                    )
+                    for (user_id, local_date), d in deltas.items()
+                ),
+                ("user_id", "local_date", *_DAY_COUNTS),
+            )
+            return {
+                (row.user_id, row.local_date): (row.login_events, row.tasks_completed)
+                for row in await self.execute_arrays(_PG_BUMP_DAYS, arrays)
+            }
         insert = self.insert(_daily)
         statement = insert.on_conflict_do_update(
             index_elements=["user_id", "local_date"],
@@ -377,6 +557,20 @@ class AnalyticsRepository(Repository):
         count. Rows left at 0 or below are deleted (one more statement, only when any is)."""
         if not deltas:
             return {}
+        if self.postgres:
+            arrays = _columns(
+                ((*key, delta) for key, delta in deltas.items()),
+                ("user_id", "local_date", "kind", "task_id", "events"),
+            )
+            counts = {
+                (row.user_id, row.local_date, row.kind, row.task_id): row.events
+                for row in await self.execute_arrays(_PG_BUMP_TASKS, arrays)
+            }
+            gone = [key for key, events in counts.items() if events <= 0]
+            if gone:
+                names = ("user_id", "local_date", "kind", "task_id")
+                await self.execute_arrays(_PG_DELETE_TASKS, _columns(gone, names))
+            return counts
         insert = self.insert(_tasks)
         statement = insert.on_conflict_do_update(
             index_elements=["user_id", "local_date", "kind", "task_id"],
@@ -465,7 +659,19 @@ class AnalyticsRepository(Repository):
 
     async def add_completions(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert completion events (``TaskCompletion`` columns) in one statement."""
-        if rows:
+        if rows and self.postgres:
+            names = (
+                "event_id",
+                "user_id",
+                "task_id",
+                "local_date",
+                "occurred_at",
+                "completed_at",
+                "due_at",
+            )
+            arrays = _columns(([row[name] for name in names] for row in rows), names)
+            await self.execute_arrays(_PG_ADD_COMPLETIONS, arrays)
+        elif rows:
             await self.execute_many(sa.insert(_completions), rows)
 
     async def move_completions(self, moves: Sequence[tuple[str, date]]) -> None:
@@ -487,6 +693,27 @@ class AnalyticsRepository(Repository):
         one statement."""
         if not days and not tasks:
             return []
+        if self.postgres:
+            arrays = {
+                **_columns(days, ("user_id", "local_date")),
+                **_columns(tasks, ("task_user_id", "task_id")),
+            }
+            found = await self.execute_arrays(_PG_COMPLETIONS_TO_CLASSIFY, arrays)
+            return [
+                (
+                    Completion(
+                        row.user_id,
+                        row.task_id,
+                        row.local_date,
+                        row.event_id,
+                        row.occurred_at,
+                        row.completed_at,
+                        row.due_at,
+                    ),
+                    row.priority,
+                )
+                for row in found
+            ]
         day_key = sa.tuple_(_completions.c.user_id, _completions.c.local_date)
         clauses: list[sa.ColumnElement[bool]] = []
         if days:
@@ -543,6 +770,16 @@ class AnalyticsRepository(Repository):
         what is known; the ``(user_id, task_id)`` that were written (one statement)."""
         if not offered:
             return []
+        if self.postgres:
+            arrays = _columns(
+                (
+                    (user_id, task_id, value.priority, value.time, value.event_id)
+                    for (user_id, task_id), value in offered.items()
+                ),
+                ("user_id", "task_id", "priority", "priority_time", "priority_event_id"),
+            )
+            written = await self.execute_arrays(_PG_LEARN_PRIORITIES, arrays)
+            return [(row.user_id, row.task_id) for row in written]
         insert = self.insert(_priorities)
         newer = (insert.excluded.priority_time > _priorities.c.priority_time) | (
             (insert.excluded.priority_time == _priorities.c.priority_time)
@@ -575,6 +812,13 @@ class AnalyticsRepository(Repository):
     async def set_classified(self, counts: Mapping[DayKey, Sequence[int]]) -> None:
         """Set the classified counts (``CLASSIFIED`` order) of existing day rows."""
         if not counts:
+            return
+        if self.postgres:
+            arrays = _columns(
+                ((user_id, day, *values) for (user_id, day), values in counts.items()),
+                ("user_id", "local_date", *CLASSIFIED),
+            )
+            await self.execute_arrays(_PG_SET_CLASSIFIED, arrays)
             return
         await self.execute_many(
             sa.update(_daily)
@@ -764,6 +1008,13 @@ class AnalyticsRepository(Repository):
         found: dict[RunKey, list[Run]] = {}
         if not cuts:
             return found
+        if self.postgres:
+            arrays = _columns(
+                ((*key, cut) for key, cut in cuts.items()), ("user_id", "kind", "cut")
+            )
+            for row in await self.execute_arrays(_PG_RUNS_ENDING_FROM, arrays):
+                found.setdefault((row.user_id, row.kind), []).append(self._run(row))
+            return found
         rows = await self.execute(
             sa.select(_runs.c.user_id, _runs.c.kind, *self._run_columns())
             .where(self._by_cut(cuts, lambda cut: _runs.c.end_date >= cut))
@@ -777,6 +1028,12 @@ class AnalyticsRepository(Repository):
         """The longest run ending before its cut of each (user, kind) (absent: none)."""
         if not cuts:
             return {}
+        if self.postgres:
+            arrays = _columns(
+                ((*key, cut) for key, cut in cuts.items()), ("user_id", "kind", "cut")
+            )
+            longest = await self.execute_arrays(_PG_LONGEST_ENDING_BEFORE, arrays)
+            return {(row.user_id, row.kind): int(row.longest) for row in longest}
         rows = await self.execute(
             sa.select(_runs.c.user_id, _runs.c.kind, sa.func.max(_runs.c.length).label("longest"))
             .where(self._by_cut(cuts, lambda cut: _runs.c.end_date < cut))
@@ -790,6 +1047,20 @@ class AnalyticsRepository(Repository):
         inserted: Sequence[tuple[uuid.UUID, str, Run]],
     ) -> None:
         """Delete runs by (user, kind, start), then insert runs: two statements at most."""
+        if self.postgres:
+            if deleted:
+                names = ("user_id", "kind", "start_date")
+                await self.execute_arrays(_PG_DELETE_RUNS, _columns(deleted, names))
+            if inserted:
+                arrays = _columns(
+                    (
+                        (user_id, kind, run.start, run.end, run.length, run.longest_before)
+                        for user_id, kind, run in inserted
+                    ),
+                    ("user_id", "kind", "start_date", "end_date", "length", "longest_before"),
+                )
+                await self.execute_arrays(_PG_ADD_RUNS, arrays)
+            return
         if deleted:
             await self.execute(
                 sa.delete(_runs).where(
