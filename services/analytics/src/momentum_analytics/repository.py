@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 from momentum_analytics.models import (
     COMPLETION,
@@ -405,6 +406,74 @@ def _columns(rows: Iterable[Sequence[Any]], names: Sequence[str]) -> dict[str, l
     return dict(zip(names, columns, strict=True))
 
 
+# -- SQLite's batch statements --------------------------------------------------------------
+# Built once (building an upsert is a good part of its cost per batch); the keys they return
+# come back as SQLite stores them (a uuid's hex, a date's ISO text) and are matched to the
+# batch's own keys, instead of each being parsed back into a UUID and a date.
+
+
+def _stored(column: sa.Column[Any]) -> sa.Label[str]:
+    return sa.type_coerce(column, sa.String).label(column.name)
+
+
+_LITE_INBOX = (
+    sqlite.insert(_inbox)
+    .on_conflict_do_nothing(index_elements=["event_id"])
+    .returning(_inbox.c.event_id)
+)
+_LITE_ADD_USERS = sqlite.insert(_users).on_conflict_do_nothing(index_elements=["user_id"])
+_LITE_LOCK_USERS = (
+    sa.select(
+        _users.c.user_id, _users.c.timezone, _users.c.timezone_time, _users.c.timezone_event_id
+    )
+    .where(_users.c.user_id.in_(sa.bindparam("user_ids", expanding=True, type_=sa.Uuid)))
+    .order_by(_users.c.user_id)
+)
+_lite_days = sqlite.insert(_daily)
+_LITE_BUMP_DAYS = _lite_days.on_conflict_do_update(
+    index_elements=["user_id", "local_date"],
+    set_={name: _daily.c[name] + _lite_days.excluded[name] for name in _DAY_COUNTS},
+).returning(
+    _stored(_daily.c.user_id),
+    _stored(_daily.c.local_date),
+    _daily.c.login_events,
+    _daily.c.tasks_completed,
+)
+_lite_tasks = sqlite.insert(_tasks)
+_LITE_BUMP_TASKS = _lite_tasks.on_conflict_do_update(
+    index_elements=["user_id", "local_date", "kind", "task_id"],
+    set_={"events": _tasks.c.events + _lite_tasks.excluded.events},
+).returning(
+    _stored(_tasks.c.user_id),
+    _stored(_tasks.c.local_date),
+    _tasks.c.kind,
+    _stored(_tasks.c.task_id),
+    _tasks.c.events,
+)
+_lite_priorities = sqlite.insert(_priorities)
+_LITE_LEARN_PRIORITIES = _lite_priorities.on_conflict_do_update(
+    index_elements=["user_id", "task_id"],
+    set_={
+        "priority": _lite_priorities.excluded.priority,
+        "priority_time": _lite_priorities.excluded.priority_time,
+        "priority_event_id": _lite_priorities.excluded.priority_event_id,
+    },
+    where=(_lite_priorities.excluded.priority_time > _priorities.c.priority_time)
+    | (
+        (_lite_priorities.excluded.priority_time == _priorities.c.priority_time)
+        & (_lite_priorities.excluded.priority_event_id > _priorities.c.priority_event_id)
+    ),
+).returning(_stored(_priorities.c.user_id), _stored(_priorities.c.task_id))
+_LITE_SET_CLASSIFIED = (
+    sa.update(_daily)
+    .where(
+        (_daily.c.user_id == sa.bindparam("b_user_id"))
+        & (_daily.c.local_date == sa.bindparam("b_local_date"))
+    )
+    .values({name: sa.bindparam(f"b_{name}") for name in CLASSIFIED})
+)
+
+
 class AnalyticsRepository(Repository):
     """Queries inside the caller's unit of work: it executes and flushes, never commits."""
 
@@ -426,16 +495,11 @@ class AnalyticsRepository(Repository):
         if self.postgres:
             arrays = _columns(events, ("event_id", "event_type"))
             return set((await self.execute_arrays(_PG_INBOX, {**arrays, "at": at})).scalars())
-        statement = (
-            self.insert(_inbox)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(_inbox.c.event_id)
-        )
         rows = [
             {"event_id": event_id, "event_type": event_type, "processed_at": at}
             for event_id, event_type in events
         ]
-        return set((await self.execute_many(statement, rows)).scalars())
+        return set((await self.execute_many(_LITE_INBOX, rows)).scalars())
 
     async def execute_many(
         self, statement: sa.Executable, rows: Sequence[Mapping[str, Any]]
@@ -471,21 +535,10 @@ class AnalyticsRepository(Repository):
                 row.user_id: UserTimezone(row.timezone, row.timezone_time, row.timezone_event_id)
                 for row in locked
             }
-        await self.execute_many(
-            self.insert(_users).on_conflict_do_nothing(index_elements=["user_id"]),
-            [{"user_id": user_id} for user_id in ordered],
-        )
-        rows = await self.execute(
-            sa.select(
-                _users.c.user_id,
-                _users.c.timezone,
-                _users.c.timezone_time,
-                _users.c.timezone_event_id,
-            )
-            .where(_users.c.user_id.in_(ordered))
-            .order_by(_users.c.user_id)
-            .with_for_update()
-        )
+        # SQLite has no row locks: its single writer serialises batches.
+        await self.execute_many(_LITE_ADD_USERS, [{"user_id": user_id} for user_id in ordered])
+        connection = await self.session.connection()
+        rows = await connection.execute(_LITE_LOCK_USERS, {"user_ids": ordered})
         return {
             row.user_id: UserTimezone(row.timezone, row.timezone_time, row.timezone_event_id)
             for row in rows
@@ -526,16 +579,6 @@ class AnalyticsRepository(Repository):
                 (row.user_id, row.local_date): (row.login_events, row.tasks_completed)
                 for row in await self.execute_arrays(_PG_BUMP_DAYS, arrays)
             }
-        insert = self.insert(_daily)
-        statement = insert.on_conflict_do_update(
-            index_elements=["user_id", "local_date"],
-            set_={
-                name: _daily.c[name] + insert.excluded[name]
-                for name in ("logins", "login_events", "tasks_created", "tasks_completed")
-            },
-        ).returning(
-            _daily.c.user_id, _daily.c.local_date, _daily.c.login_events, _daily.c.tasks_completed
-        )
         rows = [
             {
                 "user_id": user_id,
@@ -547,10 +590,9 @@ class AnalyticsRepository(Repository):
             }
             for (user_id, local_date), delta in deltas.items()
         ]
-        return {
-            (row.user_id, row.local_date): (int(row.login_events), int(row.tasks_completed))
-            for row in await self.execute_many(statement, rows)
-        }
+        keys = {(user_id.hex, day.isoformat()): (user_id, day) for user_id, day in deltas}
+        found: Sequence[Any] = (await self.execute_many(_LITE_BUMP_DAYS, rows)).all()
+        return {keys[(row[0], row[1])]: (int(row[2]), int(row[3])) for row in found}
 
     async def bump_tasks(self, deltas: Mapping[TaskKey, int]) -> dict[TaskKey, int]:
         """Add events behind many (day, kind, task) keys in one statement; each key's new
@@ -571,13 +613,6 @@ class AnalyticsRepository(Repository):
                 names = ("user_id", "local_date", "kind", "task_id")
                 await self.execute_arrays(_PG_DELETE_TASKS, _columns(gone, names))
             return counts
-        insert = self.insert(_tasks)
-        statement = insert.on_conflict_do_update(
-            index_elements=["user_id", "local_date", "kind", "task_id"],
-            set_={"events": _tasks.c.events + insert.excluded.events},
-        ).returning(
-            _tasks.c.user_id, _tasks.c.local_date, _tasks.c.kind, _tasks.c.task_id, _tasks.c.events
-        )
         rows = [
             {
                 "user_id": user_id,
@@ -588,10 +623,11 @@ class AnalyticsRepository(Repository):
             }
             for (user_id, local_date, kind, task_id), delta in deltas.items()
         ]
-        counts = {
-            (row.user_id, row.local_date, row.kind, row.task_id): int(row.events)
-            for row in await self.execute_many(statement, rows)
+        keys = {
+            (u.hex, day.isoformat(), kind, t.hex): (u, day, kind, t) for u, day, kind, t in deltas
         }
+        found: Sequence[Any] = (await self.execute_many(_LITE_BUMP_TASKS, rows)).all()
+        counts = {keys[(row[0], row[1], row[2], row[3])]: int(row[4]) for row in found}
         gone = [key for key, events in counts.items() if events <= 0]
         if gone:
             await self.execute(
@@ -780,22 +816,8 @@ class AnalyticsRepository(Repository):
             )
             written = await self.execute_arrays(_PG_LEARN_PRIORITIES, arrays)
             return [(row.user_id, row.task_id) for row in written]
-        insert = self.insert(_priorities)
-        newer = (insert.excluded.priority_time > _priorities.c.priority_time) | (
-            (insert.excluded.priority_time == _priorities.c.priority_time)
-            & (insert.excluded.priority_event_id > _priorities.c.priority_event_id)
-        )
-        statement = insert.on_conflict_do_update(
-            index_elements=["user_id", "task_id"],
-            set_={
-                "priority": insert.excluded.priority,
-                "priority_time": insert.excluded.priority_time,
-                "priority_event_id": insert.excluded.priority_event_id,
-            },
-            where=newer,
-        ).returning(_priorities.c.user_id, _priorities.c.task_id)
         rows = await self.execute_many(
-            statement,
+            _LITE_LEARN_PRIORITIES,
             [
                 {
                     "user_id": user_id,
@@ -807,7 +829,9 @@ class AnalyticsRepository(Repository):
                 for (user_id, task_id), value in offered.items()
             ],
         )
-        return [(row.user_id, row.task_id) for row in rows]
+        keys = {(user_id.hex, task_id.hex): (user_id, task_id) for user_id, task_id in offered}
+        stored: Sequence[Any] = rows.all()
+        return [keys[(row[0], row[1])] for row in stored]
 
     async def set_classified(self, counts: Mapping[DayKey, Sequence[int]]) -> None:
         """Set the classified counts (``CLASSIFIED`` order) of existing day rows."""
@@ -821,12 +845,7 @@ class AnalyticsRepository(Repository):
             await self.execute_arrays(_PG_SET_CLASSIFIED, arrays)
             return
         await self.execute_many(
-            sa.update(_daily)
-            .where(
-                (_daily.c.user_id == sa.bindparam("b_user_id"))
-                & (_daily.c.local_date == sa.bindparam("b_local_date"))
-            )
-            .values({name: sa.bindparam(f"b_{name}") for name in CLASSIFIED}),
+            _LITE_SET_CLASSIFIED,
             [
                 {
                     "b_user_id": user_id,
