@@ -396,6 +396,12 @@ _PG_ADD_RUNS = _unnest_insert(
     "",
 )
 
+_PG_GOALS_OF = sa.text(
+    "SELECT user_id, effective_date, daily_tasks, weekly_tasks"
+    f" FROM {_goals.name} WHERE user_id = ANY(CAST(:user_ids AS uuid[]))"
+    " ORDER BY user_id, effective_date"
+)
+
 
 def _columns(rows: Iterable[Sequence[Any]], names: Sequence[str]) -> dict[str, list[Any]]:
     """Rows as one list per column, named for the statement's array parameters."""
@@ -464,6 +470,13 @@ _LITE_LEARN_PRIORITIES = _lite_priorities.on_conflict_do_update(
         & (_lite_priorities.excluded.priority_event_id > _priorities.c.priority_event_id)
     ),
 ).returning(_stored(_priorities.c.user_id), _stored(_priorities.c.task_id))
+_LITE_GOALS_OF = (
+    sa.select(
+        _goals.c.user_id, _goals.c.effective_date, _goals.c.daily_tasks, _goals.c.weekly_tasks
+    )
+    .where(_goals.c.user_id.in_(sa.bindparam("user_ids", expanding=True, type_=sa.Uuid)))
+    .order_by(_goals.c.user_id, _goals.c.effective_date)
+)
 _LITE_SET_CLASSIFIED = (
     sa.update(_daily)
     .where(
@@ -862,16 +875,9 @@ class AnalyticsRepository(Repository):
         """The goal history of each user that has one, oldest first."""
         if not user_ids:
             return {}
-        rows = await self.execute(
-            sa.select(
-                _goals.c.user_id,
-                _goals.c.effective_date,
-                _goals.c.daily_tasks,
-                _goals.c.weekly_tasks,
-            )
-            .where(_goals.c.user_id.in_(sorted(set(user_ids))))
-            .order_by(_goals.c.user_id, _goals.c.effective_date)
-        )
+        connection = await self.session.connection()
+        statement = _PG_GOALS_OF if self.postgres else _LITE_GOALS_OF
+        rows = await connection.execute(statement, {"user_ids": sorted(set(user_ids))})
         found: dict[uuid.UUID, list[GoalRow]] = {}
         for row in rows:
             found.setdefault(row.user_id, []).append(
