@@ -173,3 +173,50 @@ async def test_a_batch_of_200_events_takes_a_handful_of_statements(
     # A fixed number whatever the batch's size: users, inbox, tasks, days, streak runs,
     # completions, priorities, classified counts, goals.
     assert len(statements) < 16, statements
+
+
+def live_traffic(count: int, seed: int) -> list[CloudEvent]:
+    """Logins, creations and completions as production sends them (every one with a usertz)."""
+    rng = random.Random(seed)
+    users = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(50)]
+    start = at("2026-11-01T09:00:00Z")
+    events: list[CloudEvent] = []
+    for index in range(count):
+        user = rng.choice(users)
+        when = start + timedelta(hours=3 * index)
+        if index % 4 == 0:
+            events.append(logged_in(user, when, usertz="Europe/Berlin"))
+        elif index % 4 == 3:
+            events.append(completed(user, when, uuid.uuid4(), usertz="Europe/Berlin"))
+        else:
+            events.append(created(user, when, uuid.uuid4(), usertz="Europe/Berlin"))
+    return events
+
+
+async def test_batches_of_any_size_send_the_same_statements_on_postgresql(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Each statement is prepared once per connection: batches of 3 to 300 events send the
+    same texts (the rows travel as arrays), not one text per number of rows."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no arrays: its batches are many-row statements")
+    facts = facts_of(live_traffic(700, seed=11))
+    texts: list[set[str]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        texts[-1].add(statement)
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        for size in (3, 300, 30, 301, 66):
+            texts.append(set())
+            assert await apply(sessions, facts[:size]) == size
+            del facts[:size]
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", record)
+    by_start: dict[str, set[str]] = {}
+    for text in set().union(*texts):
+        by_start.setdefault(text[:60], set()).add(text)
+    assert len(by_start) > 8, by_start
+    varying = {start: len(found) for start, found in by_start.items() if len(found) > 1}
+    assert not varying, f"texts that vary with the batch size: {varying}"

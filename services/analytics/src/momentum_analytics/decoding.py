@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -94,58 +95,75 @@ def decode(payload: bytes) -> Fact | None:
 
 def fact_of(event: CloudEvent, data: object) -> Fact | None:
     """The fact of an event whose data has been validated; ``None`` for data analytics ignores."""
-    occurred_at = (
-        event.time.astimezone(UTC) if event.time.tzinfo else event.time.replace(tzinfo=UTC)
+    project = _PROJECTIONS.get(type(data))
+    if project is None:
+        return None
+    found = project(data)
+    if found is None:
+        return None
+    user_id, kind, task_id, timezone, priority, completed_at, due_at = found
+    moment = event.time
+    return Fact(
+        event_id=event.id,
+        event_type=event.type,
+        user_id=user_id,
+        occurred_at=moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC),
+        kind=kind,
+        usertz=valid_timezone(event.usertz),
+        task_id=task_id,
+        timezone=timezone,
+        traceparent=event.traceparent,
+        tracestate=event.tracestate,
+        priority=priority,
+        completed_at=completed_at,
+        due_at=due_at,
     )
 
-    def make(
-        user_id: uuid.UUID,
-        kind: FactKind,
-        *,
-        task_id: uuid.UUID | None = None,
-        timezone: str | None = None,
-        priority: str | None = None,
-        completed_at: datetime | None = None,
-        due_at: datetime | None = None,
-    ) -> Fact:
-        return Fact(
-            event_id=event.id,
-            event_type=event.type,
-            user_id=user_id,
-            occurred_at=occurred_at,
-            kind=kind,
-            usertz=valid_timezone(event.usertz),
-            task_id=task_id,
-            timezone=timezone,
-            traceparent=event.traceparent,
-            tracestate=event.tracestate,
-            priority=priority,
-            completed_at=completed_at,
-            due_at=due_at,
-        )
 
-    if isinstance(data, UserRegistered | UserUpdated):
-        # An invalid timezone teaches nothing about the user; the event is still recorded.
-        return make(data.user_id, "timezone", timezone=valid_timezone(data.timezone))
-    if isinstance(data, UserLoggedIn):
-        return make(
-            data.user_id, "login_password" if data.method == "password" else "login_refresh"
-        )
-    if isinstance(data, TaskCreated):
-        return make(data.user_id, "created", task_id=data.task_id, priority=data.priority)
-    if isinstance(data, TaskUpdated) and data.priority is not None:
-        # Counts nothing on a day: the task's priority as last known (docs/spec/analytics.md
-        # rule 11).
-        return make(data.user_id, "repriced", task_id=data.task_id, priority=data.priority)
-    if isinstance(data, TaskCompleted):
-        return make(
-            data.user_id,
-            "completed",
-            task_id=data.task_id,
-            completed_at=_utc(data.completed_at),
-            due_at=None if data.due_at is None else _utc(data.due_at),
-        )
-    return None
+# What a fact takes from its event's data: user, kind, task, timezone, priority,
+# completed_at, due_at.
+_Projected = tuple[
+    uuid.UUID, FactKind, uuid.UUID | None, str | None, str | None, datetime | None, datetime | None
+]
+
+
+def _timezone(data: UserRegistered | UserUpdated) -> _Projected:
+    # An invalid timezone teaches nothing about the user; the event is still recorded.
+    return (data.user_id, "timezone", None, valid_timezone(data.timezone), None, None, None)
+
+
+def _login(data: UserLoggedIn) -> _Projected:
+    kind: FactKind = "login_password" if data.method == "password" else "login_refresh"
+    return (data.user_id, kind, None, None, None, None, None)
+
+
+def _created(data: TaskCreated) -> _Projected:
+    return (data.user_id, "created", data.task_id, None, data.priority, None, None)
+
+
+def _repriced(data: TaskUpdated) -> _Projected | None:
+    if data.priority is None:
+        return None
+    # Counts nothing on a day: the task's priority as last known (docs/spec/analytics.md
+    # rule 11).
+    return (data.user_id, "repriced", data.task_id, None, data.priority, None, None)
+
+
+def _completed(data: TaskCompleted) -> _Projected:
+    due_at = None if data.due_at is None else _utc(data.due_at)
+    return (data.user_id, "completed", data.task_id, None, None, _utc(data.completed_at), due_at)
+
+
+# Keyed by the data's exact class (typed_data builds exactly these): a dictionary lookup
+# instead of isinstance checks against pydantic's ABC metaclass.
+_PROJECTIONS: dict[type, Callable[[Any], _Projected | None]] = {
+    UserRegistered: _timezone,
+    UserUpdated: _timezone,
+    UserLoggedIn: _login,
+    TaskCreated: _created,
+    TaskUpdated: _repriced,
+    TaskCompleted: _completed,
+}
 
 
 def _utc(moment: datetime) -> datetime:

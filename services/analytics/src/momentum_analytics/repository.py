@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 from momentum_analytics.models import (
     COMPLETION,
@@ -262,6 +263,230 @@ _GOAL_AT = (
 )
 
 
+# -- PostgreSQL's batch statements ----------------------------------------------------------
+# On PostgreSQL a batch's rows go as one array per column and the statement unnests them:
+# one fixed text (prepared once per connection, whatever the batch size), a handful of
+# parameters that asyncpg encodes in C, and no per-row parameter processing. SQLite keeps
+# SQLAlchemy Core's executemany (its driver binds each row in C already).
+
+
+def _unnest(columns: Sequence[tuple[str, str]]) -> str:
+    """``unnest(CAST(:a AS uuid[]), …) AS rows(a, …)`` for ``(name, PostgreSQL type)``."""
+    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns)
+    return f"unnest({arrays}) AS rows({', '.join(name for name, _ in columns)})"
+
+
+def _unnest_insert(table: sa.Table, columns: Sequence[tuple[str, str]], rest: str) -> sa.TextClause:
+    names = ", ".join(name for name, _ in columns)
+    return sa.text(f"INSERT INTO {table.name} ({names}) SELECT * FROM {_unnest(columns)} {rest}")
+
+
+_PG_INBOX = sa.text(
+    f"INSERT INTO {_inbox.name} (event_id, event_type, processed_at)"
+    " SELECT event_id, event_type, CAST(:at AS timestamptz)"
+    f" FROM {_unnest([('event_id', 'text'), ('event_type', 'text')])}"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+_PG_ADD_USERS = _unnest_insert(_users, [("user_id", "uuid")], "ON CONFLICT (user_id) DO NOTHING")
+_PG_LOCK_USERS = sa.text(
+    "SELECT user_id, timezone, timezone_time, timezone_event_id"
+    f" FROM {_users.name} WHERE user_id = ANY(CAST(:user_id AS uuid[]))"
+    " ORDER BY user_id FOR UPDATE"
+)
+_DAY_COUNTS = ("logins", "login_events", "tasks_created", "tasks_completed")
+_PG_BUMP_DAYS = _unnest_insert(
+    _daily,
+    [("user_id", "uuid"), ("local_date", "date"), *((name, "integer") for name in _DAY_COUNTS)],
+    "ON CONFLICT (user_id, local_date) DO UPDATE SET "
+    + ", ".join(f"{name} = {_daily.name}.{name} + excluded.{name}" for name in _DAY_COUNTS)
+    + " RETURNING user_id, local_date, login_events, tasks_completed",
+)
+_TASK_KEY = [("user_id", "uuid"), ("local_date", "date"), ("kind", "text"), ("task_id", "uuid")]
+_PG_BUMP_TASKS = _unnest_insert(
+    _tasks,
+    [*_TASK_KEY, ("events", "integer")],
+    "ON CONFLICT (user_id, local_date, kind, task_id)"
+    f" DO UPDATE SET events = {_tasks.name}.events + excluded.events"
+    " RETURNING user_id, local_date, kind, task_id, events",
+)
+_PG_DELETE_TASKS = sa.text(
+    f"DELETE FROM {_tasks.name} AS t USING {_unnest(_TASK_KEY)}"
+    " WHERE t.user_id = rows.user_id AND t.local_date = rows.local_date"
+    " AND t.kind = rows.kind AND t.task_id = rows.task_id"
+)
+_PG_ADD_COMPLETIONS = _unnest_insert(
+    _completions,
+    [
+        ("event_id", "text"),
+        ("user_id", "uuid"),
+        ("task_id", "uuid"),
+        ("local_date", "date"),
+        ("occurred_at", "timestamptz"),
+        ("completed_at", "timestamptz"),
+        ("due_at", "timestamptz"),
+    ],
+    "",
+)
+_PG_LEARN_PRIORITIES = _unnest_insert(
+    _priorities,
+    [
+        ("user_id", "uuid"),
+        ("task_id", "uuid"),
+        ("priority", "text"),
+        ("priority_time", "timestamptz"),
+        ("priority_event_id", "text"),
+    ],
+    "ON CONFLICT (user_id, task_id) DO UPDATE SET priority = excluded.priority,"
+    " priority_time = excluded.priority_time, priority_event_id = excluded.priority_event_id"
+    f" WHERE (excluded.priority_time, excluded.priority_event_id)"
+    f" > ({_priorities.name}.priority_time, {_priorities.name}.priority_event_id)"
+    " RETURNING user_id, task_id",
+)
+_PG_SET_CLASSIFIED = sa.text(
+    f"UPDATE {_daily.name} AS d SET "
+    + ", ".join(f"{name} = rows.{name}" for name in CLASSIFIED)
+    + " FROM "
+    + _unnest([("user_id", "uuid"), ("local_date", "date"), *((n, "integer") for n in CLASSIFIED)])
+    + " WHERE d.user_id = rows.user_id AND d.local_date = rows.local_date"
+)
+# The completions of the asked days and of every day on which an asked task was completed,
+# each with its task's known priority: index seeks from the keys, whatever the history.
+_PG_COMPLETIONS_TO_CLASSIFY = sa.text(
+    "WITH days AS ("
+    f" SELECT user_id, local_date FROM {_unnest([('user_id', 'uuid'), ('local_date', 'date')])}"
+    " UNION SELECT c.user_id, c.local_date"
+    " FROM unnest(CAST(:task_user_id AS uuid[]), CAST(:task_id AS uuid[]))"
+    " AS tasks(user_id, task_id)"
+    f" JOIN {_completions.name} AS c"
+    " ON c.user_id = tasks.user_id AND c.task_id = tasks.task_id)"
+    " SELECT c.user_id, c.task_id, c.local_date, c.event_id, c.occurred_at, c.completed_at,"
+    " c.due_at, p.priority"
+    f" FROM days JOIN {_completions.name} AS c"
+    " ON c.user_id = days.user_id AND c.local_date = days.local_date"
+    f" LEFT JOIN {_priorities.name} AS p ON p.user_id = c.user_id AND p.task_id = c.task_id"
+)
+_RUN_CUTS = [("user_id", "uuid"), ("kind", "text"), ("cut", "date")]
+_PG_RUNS_ENDING_FROM = sa.text(
+    "SELECT r.user_id, r.kind, r.start_date, r.end_date, r.length, r.longest_before"
+    f" FROM {_unnest(_RUN_CUTS)} JOIN {_runs.name} AS r"
+    " ON r.user_id = rows.user_id AND r.kind = rows.kind AND r.end_date >= rows.cut"
+    " ORDER BY r.user_id, r.kind, r.start_date"
+)
+_PG_LONGEST_ENDING_BEFORE = sa.text(
+    "SELECT r.user_id, r.kind, max(r.length) AS longest"
+    f" FROM {_unnest(_RUN_CUTS)} JOIN {_runs.name} AS r"
+    " ON r.user_id = rows.user_id AND r.kind = rows.kind AND r.end_date < rows.cut"
+    " GROUP BY r.user_id, r.kind"
+)
+_PG_DELETE_RUNS = sa.text(
+    f"DELETE FROM {_runs.name} AS r"
+    f" USING {_unnest([('user_id', 'uuid'), ('kind', 'text'), ('start_date', 'date')])}"
+    " WHERE r.user_id = rows.user_id AND r.kind = rows.kind AND r.start_date = rows.start_date"
+)
+_PG_ADD_RUNS = _unnest_insert(
+    _runs,
+    [
+        ("user_id", "uuid"),
+        ("kind", "text"),
+        ("start_date", "date"),
+        ("end_date", "date"),
+        ("length", "integer"),
+        ("longest_before", "integer"),
+    ],
+    "",
+)
+
+_PG_GOALS_OF = sa.text(
+    "SELECT user_id, effective_date, daily_tasks, weekly_tasks"
+    f" FROM {_goals.name} WHERE user_id = ANY(CAST(:user_ids AS uuid[]))"
+    " ORDER BY user_id, effective_date"
+)
+
+
+def _columns(rows: Iterable[Sequence[Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Rows as one list per column, named for the statement's array parameters."""
+    columns: list[list[Any]] = [[] for _ in names]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return dict(zip(names, columns, strict=True))
+
+
+# -- SQLite's batch statements --------------------------------------------------------------
+# Built once (building an upsert is a good part of its cost per batch); the keys they return
+# come back as SQLite stores them (a uuid's hex, a date's ISO text) and are matched to the
+# batch's own keys, instead of each being parsed back into a UUID and a date.
+
+
+def _stored(column: sa.Column[Any]) -> sa.Label[str]:
+    return sa.type_coerce(column, sa.String).label(column.name)
+
+
+_LITE_INBOX = (
+    sqlite.insert(_inbox)
+    .on_conflict_do_nothing(index_elements=["event_id"])
+    .returning(_inbox.c.event_id)
+)
+_LITE_ADD_USERS = sqlite.insert(_users).on_conflict_do_nothing(index_elements=["user_id"])
+_LITE_LOCK_USERS = (
+    sa.select(
+        _users.c.user_id, _users.c.timezone, _users.c.timezone_time, _users.c.timezone_event_id
+    )
+    .where(_users.c.user_id.in_(sa.bindparam("user_ids", expanding=True, type_=sa.Uuid)))
+    .order_by(_users.c.user_id)
+)
+_lite_days = sqlite.insert(_daily)
+_LITE_BUMP_DAYS = _lite_days.on_conflict_do_update(
+    index_elements=["user_id", "local_date"],
+    set_={name: _daily.c[name] + _lite_days.excluded[name] for name in _DAY_COUNTS},
+).returning(
+    _stored(_daily.c.user_id),
+    _stored(_daily.c.local_date),
+    _daily.c.login_events,
+    _daily.c.tasks_completed,
+)
+_lite_tasks = sqlite.insert(_tasks)
+_LITE_BUMP_TASKS = _lite_tasks.on_conflict_do_update(
+    index_elements=["user_id", "local_date", "kind", "task_id"],
+    set_={"events": _tasks.c.events + _lite_tasks.excluded.events},
+).returning(
+    _stored(_tasks.c.user_id),
+    _stored(_tasks.c.local_date),
+    _tasks.c.kind,
+    _stored(_tasks.c.task_id),
+    _tasks.c.events,
+)
+_lite_priorities = sqlite.insert(_priorities)
+_LITE_LEARN_PRIORITIES = _lite_priorities.on_conflict_do_update(
+    index_elements=["user_id", "task_id"],
+    set_={
+        "priority": _lite_priorities.excluded.priority,
+        "priority_time": _lite_priorities.excluded.priority_time,
+        "priority_event_id": _lite_priorities.excluded.priority_event_id,
+    },
+    where=(_lite_priorities.excluded.priority_time > _priorities.c.priority_time)
+    | (
+        (_lite_priorities.excluded.priority_time == _priorities.c.priority_time)
+        & (_lite_priorities.excluded.priority_event_id > _priorities.c.priority_event_id)
+    ),
+).returning(_stored(_priorities.c.user_id), _stored(_priorities.c.task_id))
+_LITE_GOALS_OF = (
+    sa.select(
+        _goals.c.user_id, _goals.c.effective_date, _goals.c.daily_tasks, _goals.c.weekly_tasks
+    )
+    .where(_goals.c.user_id.in_(sa.bindparam("user_ids", expanding=True, type_=sa.Uuid)))
+    .order_by(_goals.c.user_id, _goals.c.effective_date)
+)
+_LITE_SET_CLASSIFIED = (
+    sa.update(_daily)
+    .where(
+        (_daily.c.user_id == sa.bindparam("b_user_id"))
+        & (_daily.c.local_date == sa.bindparam("b_local_date"))
+    )
+    .values({name: sa.bindparam(f"b_{name}") for name in CLASSIFIED})
+)
+
+
 class AnalyticsRepository(Repository):
     """Queries inside the caller's unit of work: it executes and flushes, never commits."""
 
@@ -280,16 +505,14 @@ class AnalyticsRepository(Repository):
         """
         if not events:
             return set()
-        statement = (
-            self.insert(_inbox)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(_inbox.c.event_id)
-        )
+        if self.postgres:
+            arrays = _columns(events, ("event_id", "event_type"))
+            return set((await self.execute_arrays(_PG_INBOX, {**arrays, "at": at})).scalars())
         rows = [
             {"event_id": event_id, "event_type": event_type, "processed_at": at}
             for event_id, event_type in events
         ]
-        return set((await self.execute_many(statement, rows)).scalars())
+        return set((await self.execute_many(_LITE_INBOX, rows)).scalars())
 
     async def execute_many(
         self, statement: sa.Executable, rows: Sequence[Mapping[str, Any]]
@@ -303,6 +526,14 @@ class AnalyticsRepository(Repository):
         result: sa.CursorResult[Any] = await connection.execute(statement, list(rows))
         return result
 
+    async def execute_arrays(
+        self, statement: sa.TextClause, arrays: Mapping[str, Any]
+    ) -> sa.CursorResult[Any]:
+        """One of the PostgreSQL batch statements above, its rows given as column arrays."""
+        connection = await self.session.connection()
+        result: sa.CursorResult[Any] = await connection.execute(statement, dict(arrays))
+        return result
+
     # -- users ---------------------------------------------------------------------------
 
     async def lock_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UserTimezone]:
@@ -310,21 +541,17 @@ class AnalyticsRepository(Repository):
         ordered = sorted(set(user_ids))
         if not ordered:
             return {}
-        await self.execute_many(
-            self.insert(_users).on_conflict_do_nothing(index_elements=["user_id"]),
-            [{"user_id": user_id} for user_id in ordered],
-        )
-        rows = await self.execute(
-            sa.select(
-                _users.c.user_id,
-                _users.c.timezone,
-                _users.c.timezone_time,
-                _users.c.timezone_event_id,
-            )
-            .where(_users.c.user_id.in_(ordered))
-            .order_by(_users.c.user_id)
-            .with_for_update()
-        )
+        if self.postgres:
+            await self.execute_arrays(_PG_ADD_USERS, {"user_id": ordered})
+            locked = await self.execute_arrays(_PG_LOCK_USERS, {"user_id": ordered})
+            return {
+                row.user_id: UserTimezone(row.timezone, row.timezone_time, row.timezone_event_id)
+                for row in locked
+            }
+        # SQLite has no row locks: its single writer serialises batches.
+        await self.execute_many(_LITE_ADD_USERS, [{"user_id": user_id} for user_id in ordered])
+        connection = await self.session.connection()
+        rows = await connection.execute(_LITE_LOCK_USERS, {"user_ids": ordered})
         return {
             row.user_id: UserTimezone(row.timezone, row.timezone_time, row.timezone_event_id)
             for row in rows
@@ -346,16 +573,25 @@ class AnalyticsRepository(Repository):
         tasks_completed)."""
         if not deltas:
             return {}
-        insert = self.insert(_daily)
-        statement = insert.on_conflict_do_update(
-            index_elements=["user_id", "local_date"],
-            set_={
-                name: _daily.c[name] + insert.excluded[name]
-                for name in ("logins", "login_events", "tasks_created", "tasks_completed")
-            },
-        ).returning(
-            _daily.c.user_id, _daily.c.local_date, _daily.c.login_events, _daily.c.tasks_completed
-        )
+        if self.postgres:
+            arrays = _columns(
+                (
+                    (
+                        user_id,
+                        local_date,
+                        d.logins,
+                        d.login_events,
+                        d.tasks_created,
+                        d.tasks_completed,
+                    )
+                    for (user_id, local_date), d in deltas.items()
+                ),
+                ("user_id", "local_date", *_DAY_COUNTS),
+            )
+            return {
+                (row.user_id, row.local_date): (row.login_events, row.tasks_completed)
+                for row in await self.execute_arrays(_PG_BUMP_DAYS, arrays)
+            }
         rows = [
             {
                 "user_id": user_id,
@@ -367,23 +603,29 @@ class AnalyticsRepository(Repository):
             }
             for (user_id, local_date), delta in deltas.items()
         ]
-        return {
-            (row.user_id, row.local_date): (int(row.login_events), int(row.tasks_completed))
-            for row in await self.execute_many(statement, rows)
-        }
+        keys = {(user_id.hex, day.isoformat()): (user_id, day) for user_id, day in deltas}
+        found: Sequence[Any] = (await self.execute_many(_LITE_BUMP_DAYS, rows)).all()
+        return {keys[(row[0], row[1])]: (int(row[2]), int(row[3])) for row in found}
 
     async def bump_tasks(self, deltas: Mapping[TaskKey, int]) -> dict[TaskKey, int]:
         """Add events behind many (day, kind, task) keys in one statement; each key's new
         count. Rows left at 0 or below are deleted (one more statement, only when any is)."""
         if not deltas:
             return {}
-        insert = self.insert(_tasks)
-        statement = insert.on_conflict_do_update(
-            index_elements=["user_id", "local_date", "kind", "task_id"],
-            set_={"events": _tasks.c.events + insert.excluded.events},
-        ).returning(
-            _tasks.c.user_id, _tasks.c.local_date, _tasks.c.kind, _tasks.c.task_id, _tasks.c.events
-        )
+        if self.postgres:
+            arrays = _columns(
+                ((*key, delta) for key, delta in deltas.items()),
+                ("user_id", "local_date", "kind", "task_id", "events"),
+            )
+            counts = {
+                (row.user_id, row.local_date, row.kind, row.task_id): row.events
+                for row in await self.execute_arrays(_PG_BUMP_TASKS, arrays)
+            }
+            gone = [key for key, events in counts.items() if events <= 0]
+            if gone:
+                names = ("user_id", "local_date", "kind", "task_id")
+                await self.execute_arrays(_PG_DELETE_TASKS, _columns(gone, names))
+            return counts
         rows = [
             {
                 "user_id": user_id,
@@ -394,10 +636,11 @@ class AnalyticsRepository(Repository):
             }
             for (user_id, local_date, kind, task_id), delta in deltas.items()
         ]
-        counts = {
-            (row.user_id, row.local_date, row.kind, row.task_id): int(row.events)
-            for row in await self.execute_many(statement, rows)
+        keys = {
+            (u.hex, day.isoformat(), kind, t.hex): (u, day, kind, t) for u, day, kind, t in deltas
         }
+        found: Sequence[Any] = (await self.execute_many(_LITE_BUMP_TASKS, rows)).all()
+        counts = {keys[(row[0], row[1], row[2], row[3])]: int(row[4]) for row in found}
         gone = [key for key, events in counts.items() if events <= 0]
         if gone:
             await self.execute(
@@ -465,7 +708,19 @@ class AnalyticsRepository(Repository):
 
     async def add_completions(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert completion events (``TaskCompletion`` columns) in one statement."""
-        if rows:
+        if rows and self.postgres:
+            names = (
+                "event_id",
+                "user_id",
+                "task_id",
+                "local_date",
+                "occurred_at",
+                "completed_at",
+                "due_at",
+            )
+            arrays = _columns(([row[name] for name in names] for row in rows), names)
+            await self.execute_arrays(_PG_ADD_COMPLETIONS, arrays)
+        elif rows:
             await self.execute_many(sa.insert(_completions), rows)
 
     async def move_completions(self, moves: Sequence[tuple[str, date]]) -> None:
@@ -487,6 +742,27 @@ class AnalyticsRepository(Repository):
         one statement."""
         if not days and not tasks:
             return []
+        if self.postgres:
+            arrays = {
+                **_columns(days, ("user_id", "local_date")),
+                **_columns(tasks, ("task_user_id", "task_id")),
+            }
+            found = await self.execute_arrays(_PG_COMPLETIONS_TO_CLASSIFY, arrays)
+            return [
+                (
+                    Completion(
+                        row.user_id,
+                        row.task_id,
+                        row.local_date,
+                        row.event_id,
+                        row.occurred_at,
+                        row.completed_at,
+                        row.due_at,
+                    ),
+                    row.priority,
+                )
+                for row in found
+            ]
         day_key = sa.tuple_(_completions.c.user_id, _completions.c.local_date)
         clauses: list[sa.ColumnElement[bool]] = []
         if days:
@@ -543,22 +819,18 @@ class AnalyticsRepository(Repository):
         what is known; the ``(user_id, task_id)`` that were written (one statement)."""
         if not offered:
             return []
-        insert = self.insert(_priorities)
-        newer = (insert.excluded.priority_time > _priorities.c.priority_time) | (
-            (insert.excluded.priority_time == _priorities.c.priority_time)
-            & (insert.excluded.priority_event_id > _priorities.c.priority_event_id)
-        )
-        statement = insert.on_conflict_do_update(
-            index_elements=["user_id", "task_id"],
-            set_={
-                "priority": insert.excluded.priority,
-                "priority_time": insert.excluded.priority_time,
-                "priority_event_id": insert.excluded.priority_event_id,
-            },
-            where=newer,
-        ).returning(_priorities.c.user_id, _priorities.c.task_id)
+        if self.postgres:
+            arrays = _columns(
+                (
+                    (user_id, task_id, value.priority, value.time, value.event_id)
+                    for (user_id, task_id), value in offered.items()
+                ),
+                ("user_id", "task_id", "priority", "priority_time", "priority_event_id"),
+            )
+            written = await self.execute_arrays(_PG_LEARN_PRIORITIES, arrays)
+            return [(row.user_id, row.task_id) for row in written]
         rows = await self.execute_many(
-            statement,
+            _LITE_LEARN_PRIORITIES,
             [
                 {
                     "user_id": user_id,
@@ -570,19 +842,23 @@ class AnalyticsRepository(Repository):
                 for (user_id, task_id), value in offered.items()
             ],
         )
-        return [(row.user_id, row.task_id) for row in rows]
+        keys = {(user_id.hex, task_id.hex): (user_id, task_id) for user_id, task_id in offered}
+        stored: Sequence[Any] = rows.all()
+        return [keys[(row[0], row[1])] for row in stored]
 
     async def set_classified(self, counts: Mapping[DayKey, Sequence[int]]) -> None:
         """Set the classified counts (``CLASSIFIED`` order) of existing day rows."""
         if not counts:
             return
-        await self.execute_many(
-            sa.update(_daily)
-            .where(
-                (_daily.c.user_id == sa.bindparam("b_user_id"))
-                & (_daily.c.local_date == sa.bindparam("b_local_date"))
+        if self.postgres:
+            arrays = _columns(
+                ((user_id, day, *values) for (user_id, day), values in counts.items()),
+                ("user_id", "local_date", *CLASSIFIED),
             )
-            .values({name: sa.bindparam(f"b_{name}") for name in CLASSIFIED}),
+            await self.execute_arrays(_PG_SET_CLASSIFIED, arrays)
+            return
+        await self.execute_many(
+            _LITE_SET_CLASSIFIED,
             [
                 {
                     "b_user_id": user_id,
@@ -599,16 +875,9 @@ class AnalyticsRepository(Repository):
         """The goal history of each user that has one, oldest first."""
         if not user_ids:
             return {}
-        rows = await self.execute(
-            sa.select(
-                _goals.c.user_id,
-                _goals.c.effective_date,
-                _goals.c.daily_tasks,
-                _goals.c.weekly_tasks,
-            )
-            .where(_goals.c.user_id.in_(sorted(set(user_ids))))
-            .order_by(_goals.c.user_id, _goals.c.effective_date)
-        )
+        connection = await self.session.connection()
+        statement = _PG_GOALS_OF if self.postgres else _LITE_GOALS_OF
+        rows = await connection.execute(statement, {"user_ids": sorted(set(user_ids))})
         found: dict[uuid.UUID, list[GoalRow]] = {}
         for row in rows:
             found.setdefault(row.user_id, []).append(
@@ -764,6 +1033,13 @@ class AnalyticsRepository(Repository):
         found: dict[RunKey, list[Run]] = {}
         if not cuts:
             return found
+        if self.postgres:
+            arrays = _columns(
+                ((*key, cut) for key, cut in cuts.items()), ("user_id", "kind", "cut")
+            )
+            for row in await self.execute_arrays(_PG_RUNS_ENDING_FROM, arrays):
+                found.setdefault((row.user_id, row.kind), []).append(self._run(row))
+            return found
         rows = await self.execute(
             sa.select(_runs.c.user_id, _runs.c.kind, *self._run_columns())
             .where(self._by_cut(cuts, lambda cut: _runs.c.end_date >= cut))
@@ -777,6 +1053,12 @@ class AnalyticsRepository(Repository):
         """The longest run ending before its cut of each (user, kind) (absent: none)."""
         if not cuts:
             return {}
+        if self.postgres:
+            arrays = _columns(
+                ((*key, cut) for key, cut in cuts.items()), ("user_id", "kind", "cut")
+            )
+            longest = await self.execute_arrays(_PG_LONGEST_ENDING_BEFORE, arrays)
+            return {(row.user_id, row.kind): int(row.longest) for row in longest}
         rows = await self.execute(
             sa.select(_runs.c.user_id, _runs.c.kind, sa.func.max(_runs.c.length).label("longest"))
             .where(self._by_cut(cuts, lambda cut: _runs.c.end_date < cut))
@@ -790,6 +1072,20 @@ class AnalyticsRepository(Repository):
         inserted: Sequence[tuple[uuid.UUID, str, Run]],
     ) -> None:
         """Delete runs by (user, kind, start), then insert runs: two statements at most."""
+        if self.postgres:
+            if deleted:
+                names = ("user_id", "kind", "start_date")
+                await self.execute_arrays(_PG_DELETE_RUNS, _columns(deleted, names))
+            if inserted:
+                arrays = _columns(
+                    (
+                        (user_id, kind, run.start, run.end, run.length, run.longest_before)
+                        for user_id, kind, run in inserted
+                    ),
+                    ("user_id", "kind", "start_date", "end_date", "length", "longest_before"),
+                )
+                await self.execute_arrays(_PG_ADD_RUNS, arrays)
+            return
         if deleted:
             await self.execute(
                 sa.delete(_runs).where(
