@@ -421,9 +421,12 @@ def main() -> None:
                 watch=pids,
             )
 
-        log("warming up")
-        for side in SIDES:
-            run_load(loads[side], connections=args.connections, duration=1.0, loadgen=args.loadgen)
+        if not args.quick:
+            log("warming up")
+            for side in SIDES:
+                run_load(
+                    loads[side], connections=args.connections, duration=1.0, loadgen=args.loadgen
+                )
         runs: dict[str, list[Result]] = {side: [] for side in SIDES}
         for round_no in range(args.rounds):
             shift = round_no % len(SIDES)

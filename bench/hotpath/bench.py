@@ -308,7 +308,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 1.0
-        args.leak_warmup, args.leak_requests = 300, 1_500
+        args.leak_warmup, args.leak_requests = 100, 200
     args.service_cpus = "0" if args.pin else None
     args.gateway_cpus = "1" if args.pin else None
     load_before = os.getloadavg()

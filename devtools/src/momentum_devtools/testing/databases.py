@@ -2,17 +2,25 @@
 
 A session migrates one template per service and dialect (with the real migrations);
 each test gets a fresh copy: a copied SQLite file, or ``CREATE DATABASE … TEMPLATE``.
+Making and dropping a PostgreSQL copy takes a few hundred milliseconds (``DROP DATABASE``
+waits for a checkpoint), most of a short test's time, so neither is on a test's way: while
+a test runs, a background thread already makes the copy the next test of the same service
+will get, and when a test ends its copy is closed and renamed at once (so its name is gone)
+and another thread drops it. Each copy is still used by one test alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -22,8 +30,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from momentum_devtools.testing.resources import (
     POSTGRES_HINT,
     asyncpg_url,
+    create_database,
     created_database,
+    drop_database,
     in_ci,
+    with_database,
 )
 from momentum_shared.migrations import upgrade
 
@@ -38,9 +49,56 @@ class DatabaseTemplates:
         self._sqlite: dict[Path, Path] = {}
         self._postgres: dict[Path, str] = {}
         self._stack = contextlib.ExitStack()
+        # One copy made ahead per PostgreSQL template, by one thread; used copies are
+        # dropped by another (a DROP DATABASE waits for a checkpoint).
+        self._spares: dict[str, Future[str]] = {}
+        self._copier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="database-copier")
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="database-dropper")
 
     def close(self) -> None:
-        self._stack.close()
+        try:
+            for spare in self._spares.values():
+                with contextlib.suppress(Exception):
+                    self._dropper.submit(self._drop, spare.result())
+            self._spares.clear()
+            self._copier.shutdown(wait=True)
+            self._dropper.shutdown(wait=True)
+        finally:
+            self._stack.close()
+
+    def _copy(self, template: str) -> str:
+        """A new database copied from ``template``: its name."""
+        assert self.postgres_admin_url is not None
+        name = f"momentum_test_{uuid.uuid4().hex[:16]}"
+        create_database(self.postgres_admin_url, name, template=template)
+        return name
+
+    def _drop(self, name: str) -> None:
+        assert self.postgres_admin_url is not None
+        drop_database(self.postgres_admin_url, name)
+
+    def _take_copy(self, template: str) -> str:
+        """The copy made ahead for ``template`` (or a new one), and the next copy started."""
+        spare = self._spares.pop(template, None)
+        name: str | None = None
+        if spare is not None:
+            with contextlib.suppress(Exception):
+                name = spare.result()
+        if name is None:
+            name = self._copy(template)
+        self._spares[template] = self._copier.submit(self._copy, template)
+        return name
+
+    def _discard(self, name: str) -> None:
+        """``name`` is gone at once (closed and renamed) and dropped in the background."""
+        assert self.postgres_admin_url is not None
+        retired = f"momentum_dropped_{uuid.uuid4().hex[:16]}"
+        try:
+            asyncio.run(_retire(self.postgres_admin_url, name, retired))
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            self._drop(name)
+            return
+        self._dropper.submit(self._drop, retired)
 
     def sqlite_template(self, ini: Path) -> Path:
         if ini not in self._sqlite:
@@ -72,10 +130,11 @@ class DatabaseTemplates:
             raise ValueError(f"unknown dialect {dialect!r}")
         require_postgres(self.postgres_admin_url)
         assert self.postgres_admin_url is not None
-        template = self.postgres_template(ini)
-        name = f"momentum_test_{uuid.uuid4().hex[:16]}"
-        with created_database(self.postgres_admin_url, name, template=template) as url:
-            yield asyncpg_url(url)
+        name = self._take_copy(self.postgres_template(ini))
+        try:
+            yield asyncpg_url(with_database(self.postgres_admin_url, name))
+        finally:
+            self._discard(name)
 
 
 def database_fixture(alembic_ini: Path) -> Any:
@@ -90,6 +149,28 @@ def database_fixture(alembic_ini: Path) -> Any:
             yield url
 
     return database_url
+
+
+async def _retire(admin_url: str, name: str, retired: str) -> None:
+    """Close every connection to database ``name`` and rename it to ``retired``."""
+    conn = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        for _ in range(250):
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            try:
+                await conn.execute(f'ALTER DATABASE "{name}" RENAME TO "{retired}"')
+            except asyncpg.ObjectInUseError:
+                await asyncio.sleep(0.02)
+            else:
+                return
+        raise TimeoutError(f"database {name} is still in use")
+    finally:
+        await conn.close()
 
 
 def require_postgres(admin_url: str | None) -> None:

@@ -139,23 +139,34 @@ def resolve_nats_container() -> NatsServer:
     return NatsServer(None, "embedded")
 
 
+async def _execute(admin_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def create_database(admin_url: str, name: str, *, template: str | None = None) -> str:
+    """Create database ``name`` (optionally a copy of ``template``); its URL."""
+    suffix = f' TEMPLATE "{template}" STRATEGY WAL_LOG' if template else ""
+    asyncio.run(_execute(admin_url, f'CREATE DATABASE "{name}"{suffix}'))
+    return with_database(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop database ``name`` if it exists, closing whatever is still connected to it."""
+    asyncio.run(_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @contextlib.contextmanager
 def created_database(admin_url: str, name: str, *, template: str | None = None) -> Iterator[str]:
     """Create database ``name`` (optionally from a template), yield its URL, drop it afterwards."""
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin_url, timeout=10)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    suffix = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
-    asyncio.run(run(f'CREATE DATABASE "{name}"{suffix}'))
+    url = create_database(admin_url, name, template=template)
     try:
-        yield with_database(admin_url, name)
+        yield url
     finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin_url, name)
 
 
 def free_port() -> int:
