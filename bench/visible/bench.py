@@ -57,6 +57,9 @@ PASSWORD = "benchmark password 1234"
 TARGET_P50_MS = 30.0
 TARGET_P99_MS = 100.0
 SAMPLE_TIMEOUT_SECONDS = 10.0
+# A request of the benchmark (a report poll, a completion, a background write) that takes
+# longer than this is a failure of the stack, reported as such.
+REQUEST_TIMEOUT_SECONDS = 30.0
 MEASURED = (
     "per sample: from the moment the response of POST /tasks/{id}/complete (through the"
     " gateway) has been read to the moment the first GET /analytics/reports/weekly answer"
@@ -447,9 +450,12 @@ async def measure(args: argparse.Namespace, running: Stack, seeded: Seeded) -> d
     poll_round_trips: list[float] = []
     poll = args.poll_ms / 1000
     rng = random.Random(7)
+    # No request of the benchmark waits for ever: one the stack never answers fails the run
+    # with its URL within REQUEST_TIMEOUT_SECONDS, not at aiohttp's five-minute default.
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
     async with (
-        aiohttp.ClientSession(headers=headers, connector=connector) as session,
-        aiohttp.ClientSession(headers=headers) as writer_session,
+        aiohttp.ClientSession(headers=headers, connector=connector, timeout=timeout) as session,
+        aiohttp.ClientSession(headers=headers, timeout=timeout) as writer_session,
     ):
 
         async def completed_count() -> int:
