@@ -146,19 +146,7 @@ async def test_a_batch_redelivered_after_a_crash_before_its_ack_changes_nothing(
 async def test_a_batch_of_200_events_takes_a_handful_of_statements(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    rng = random.Random(5)
-    users = [uuid.uuid4() for _ in range(50)]
-    start = at("2026-11-01T09:00:00Z")
-    events: list[CloudEvent] = []
-    for index in range(200):
-        user = rng.choice(users)
-        when = start + timedelta(hours=3 * index)
-        if index % 4 == 0:
-            events.append(logged_in(user, when, usertz="Europe/Berlin"))
-        elif index % 4 == 3:
-            events.append(completed(user, when, uuid.uuid4(), usertz="Europe/Berlin"))
-        else:
-            events.append(created(user, when, uuid.uuid4(), usertz="Europe/Berlin"))
+    events = live_traffic(200, seed=5)
     facts = facts_of(events)
     statements: list[str] = []
 

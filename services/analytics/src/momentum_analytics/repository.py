@@ -412,6 +412,25 @@ def _columns(rows: Iterable[Sequence[Any]], names: Sequence[str]) -> dict[str, l
     return dict(zip(names, columns, strict=True))
 
 
+def _classified(rows: Iterable[Any]) -> list[tuple[Completion, str | None]]:
+    """Rows of completions joined with their task's known priority, as the classifier takes them."""
+    return [
+        (
+            Completion(
+                row.user_id,
+                row.task_id,
+                row.local_date,
+                row.event_id,
+                row.occurred_at,
+                row.completed_at,
+                row.due_at,
+            ),
+            row.priority,
+        )
+        for row in rows
+    ]
+
+
 # -- SQLite's batch statements --------------------------------------------------------------
 # Built once (building an upsert is a good part of its cost per batch); the keys they return
 # come back as SQLite stores them (a uuid's hex, a date's ISO text) and are matched to the
@@ -748,21 +767,7 @@ class AnalyticsRepository(Repository):
                 **_columns(tasks, ("task_user_id", "task_id")),
             }
             found = await self.execute_arrays(_PG_COMPLETIONS_TO_CLASSIFY, arrays)
-            return [
-                (
-                    Completion(
-                        row.user_id,
-                        row.task_id,
-                        row.local_date,
-                        row.event_id,
-                        row.occurred_at,
-                        row.completed_at,
-                        row.due_at,
-                    ),
-                    row.priority,
-                )
-                for row in found
-            ]
+            return _classified(found)
         day_key = sa.tuple_(_completions.c.user_id, _completions.c.local_date)
         clauses: list[sa.ColumnElement[bool]] = []
         if days:
@@ -796,21 +801,7 @@ class AnalyticsRepository(Repository):
             )
             .where(sa.or_(*clauses))
         )
-        return [
-            (
-                Completion(
-                    row.user_id,
-                    row.task_id,
-                    row.local_date,
-                    row.event_id,
-                    row.occurred_at,
-                    row.completed_at,
-                    row.due_at,
-                ),
-                row.priority,
-            )
-            for row in rows
-        ]
+        return _classified(rows)
 
     async def learn_priorities(
         self, offered: Mapping[tuple[uuid.UUID, uuid.UUID], KnownPriority]
