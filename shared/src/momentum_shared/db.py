@@ -124,9 +124,9 @@ def create_engine(
         kwargs["connect_args"] = _WITHOUT_STATEMENT_CACHE
     # At most twice ``pool_size`` connections, every one kept once opened: no overflow. An
     # overflow connection is closed when it comes back to a pool that already holds
-    # ``pool_size`` idle ones, so under a concurrency that swings around the pool size a
-    # connection was opened (under aiosqlite with a thread of its own, then the PRAGMAs; on
-    # PostgreSQL a login) for one request in four of a 16-connection load.
+    # ``pool_size`` idle ones, so under a concurrency that swings around the pool size
+    # requests kept opening connections (under aiosqlite a thread of its own and the
+    # PRAGMAs, on PostgreSQL a login): docs/adr/0010-http-hot-path.md, decision 4.
     kept = {"pool_size": 2 * pool_size, "max_overflow": 0}
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": 30}

@@ -228,8 +228,8 @@ class _Server(uvicorn.Server):
     Once the app has started (its lifespan run, its sockets bound), every object alive is
     moved out of the garbage collector's sight (``gc.freeze``): modules, routes, schemas and
     compiled statements live as long as the process, and a full collection would otherwise
-    walk them all again and again (90 µs per request of ``GET /tasks/{id}`` in an in-process
-    profile, 6 µs frozen; docs/adr/0010-http-hot-path.md).
+    walk them all again and again (69 to 95 µs per request of ``GET /tasks/{id}`` in an
+    in-process profile, 6.5 µs frozen; docs/adr/0010-http-hot-path.md).
 
     After a graceful stop uvicorn raises the signal it caught again, so the process ends by
     it: neither code after ``run()`` nor ``atexit`` runs, and this is the last chance.
