@@ -179,3 +179,44 @@ def test_the_server_names_variables_that_set_nothing(
         build_config(factory)
     named = [getattr(record, "variable", None) for record in caplog.records]
     assert named == ["MOMENTUM_DEMO_LOG_LEVL"]
+
+
+# Run in a child: the server's start-up changes the garbage collector of its whole process.
+_STARTUP = """
+import asyncio, gc, json
+from momentum_devtools.testing.servers import echo_app
+from momentum_shared.server import _Server, build_config
+from momentum_devtools.benchmarking import free_port
+
+app = echo_app()
+server = _Server(build_config(lambda: app, port=free_port(), access_log=False))
+
+async def main():
+    before = {"threshold": gc.get_threshold()[0], "frozen": gc.get_freeze_count()}
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    after = {"threshold": gc.get_threshold()[0], "frozen": gc.get_freeze_count()}
+    server.should_exit = True
+    await serving
+    print(json.dumps({"before": before, "after": after}))
+
+asyncio.run(main())
+"""
+
+
+def test_start_up_freezes_what_it_made_and_collects_young_objects_less_often() -> None:
+    import json
+    import subprocess
+    import sys
+
+    from momentum_shared.server import YOUNG_GENERATION_THRESHOLD
+
+    done = subprocess.run(
+        [sys.executable, "-c", _STARTUP], capture_output=True, text=True, timeout=60, check=True
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["before"] == {"threshold": 700, "frozen": 0}
+    assert seen["after"]["threshold"] == YOUNG_GENERATION_THRESHOLD > 700
+    # Modules, routes and schemas: tens of thousands of objects out of the collector's walk.
+    assert seen["after"]["frozen"] > 10_000

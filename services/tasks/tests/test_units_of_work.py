@@ -65,3 +65,36 @@ async def test_a_rejected_write_commits_nothing(
     assert commits.count == 0
     response = await client.get(f"/tasks/{task['id']}", headers=alice)
     assert response.json()["title"] == "Unchanged"
+
+
+async def test_reads_open_no_transaction_on_postgresql(
+    database_url: str,
+    client: httpx.AsyncClient,
+    alice: Headers,
+    new_task: NewTask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read route's statements run alone: no BEGIN, no ROLLBACK round trips around them."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite opens no transaction for a SELECT in the first place")
+    import asyncpg
+
+    task = await new_task(alice, title="Read me")
+    sent: list[str] = []
+    execute = asyncpg.Connection.execute
+
+    async def recording(self: asyncpg.Connection, query: str, *args: object, **kw: object) -> str:
+        sent.append(query.split()[0].upper().rstrip(";") if query.split() else "")
+        result: str = await execute(self, query, *args, **kw)
+        return result
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", recording)
+    assert (await client.get(f"/tasks/{task['id']}", headers=alice)).status_code == 200
+    assert (await client.get("/tasks", headers=alice)).status_code == 200
+    assert (await client.get("/tasks/changes", headers=alice)).status_code == 200
+    assert (await client.get("/projects", headers=alice)).status_code == 200
+    assert "BEGIN" not in sent, sent
+    assert "ROLLBACK" not in sent, sent
+    # The same monitor sees a write's transaction.
+    await new_task(alice, title="Written")
+    assert "BEGIN" in sent, sent

@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
@@ -33,6 +33,21 @@ DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
     PoolTimeoutError,
     OSError,
 )
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached rather than that the work is bad.
+
+    Besides :data:`DATABASE_UNREACHABLE`, a statement that found its pooled connection
+    closed under it (PostgreSQL restarted, failed over, or the network cut): SQLAlchemy
+    raises a bare ``DBAPIError`` with ``connection_invalidated`` set and discards every
+    connection of the pool opened before, so the next checkout connects afresh. Pools are
+    not pinged before each checkout (docs/adr/0011-data-access.md): this is how a dead
+    connection is found instead.
+    """
+    return isinstance(error, DATABASE_UNREACHABLE) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -133,7 +148,7 @@ def create_engine(
         if make_url(url).database not in (None, "", ":memory:"):
             kwargs.update(kept)
     else:
-        kwargs.update(kept, pool_pre_ping=True)
+        kwargs.update(kept)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         _configure_sqlite(engine)
@@ -313,3 +328,40 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit happens before the response leaves, so a failed commit
 # is reported to the client instead of being hidden behind an already-sent 2xx.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+# The read-only sessions of each engine, by the engine's identity (apps come and go in tests:
+# never more than a few are held).
+_READ_SESSIONS: dict[int, tuple[AsyncEngine, async_sessionmaker[AsyncSession]]] = {}
+
+
+def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read: ``engine`` in autocommit, sharing its pool.
+
+    On PostgreSQL a read then costs its statements alone, without the ``BEGIN`` and the
+    ``ROLLBACK`` around them (two round trips of a four-trip ``GET /tasks/{id}``). Each
+    statement answers from one snapshot, as it would in a READ COMMITTED transaction, so
+    a route whose statements need no snapshot in common reads the same rows either way;
+    SQLite opens no transaction for a ``SELECT`` in the first place.
+    docs/adr/0010-http-hot-path.md, decision 11.
+    """
+    known = _READ_SESSIONS.get(id(engine))
+    if known is None or known[0] is not engine:
+        if len(_READ_SESSIONS) > 16:
+            _READ_SESSIONS.clear()
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        known = (
+            engine,
+            async_sessionmaker(autocommit, class_=AsyncSession, expire_on_commit=False),
+        )
+        _READ_SESSIONS[id(engine)] = known
+    return known[1]
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The session of a request that only reads (see :func:`read_session_factory`)."""
+    async with read_session_factory(request_state(request).engine)() as session:
+        yield session
+
+
+# scope="function": the connection goes back to the pool before the response is written.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]

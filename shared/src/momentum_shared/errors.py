@@ -10,10 +10,11 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from momentum_shared.db import DATABASE_UNREACHABLE
+from momentum_shared.db import DATABASE_UNREACHABLE, database_unreachable
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger("momentum.errors")
@@ -268,6 +269,13 @@ async def _database_unavailable_handler(request: Request, exc: Exception) -> Pro
     )
 
 
+async def _database_error_handler(request: Request, exc: Exception) -> ProblemResponse:
+    # Any other DBAPIError: 503 if it found its connection closed (database_unreachable).
+    if database_unreachable(exc):
+        return await _database_unavailable_handler(request, exc)
+    return await _unhandled_handler(request, exc)
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> ProblemResponse:
     logger.exception(
         "unhandled error", extra={"path": request.url.path, "error": type(exc).__name__}
@@ -286,4 +294,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     for exc_type in DATABASE_UNREACHABLE:
         app.add_exception_handler(exc_type, _database_unavailable_handler)
+    app.add_exception_handler(DBAPIError, _database_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

@@ -33,7 +33,7 @@ from momentum_analytics.decoding import Fact, decode
 from momentum_analytics.repository import AnalyticsRepository
 from momentum_analytics.service import apply_facts
 from momentum_analytics.settings import MAX_REDELIVERY_DELAY_SECONDS, AnalyticsSettings
-from momentum_shared.db import DATABASE_UNREACHABLE, UnitOfWork
+from momentum_shared.db import UnitOfWork, database_unreachable
 from momentum_shared.events import AUTH_STREAM, TASK_STREAM, utcnow
 from momentum_shared.jetstream import (
     ConsumerOptions,
@@ -67,9 +67,6 @@ DEAD_LETTERS_STORED = Gauge(
     "Rows in the dead-letter table, as last seen by this process",
     registry=REGISTRY,
 )
-
-# Errors that say the database is unreachable, not that the message is bad: never dead-letter.
-TRANSIENT_ERRORS = DATABASE_UNREACHABLE
 
 tracer = trace.get_tracer("momentum.analytics")
 
@@ -229,7 +226,8 @@ class EventConsumer:
     async def _failed(self, stream: str, message: Msg, error: BaseException) -> None:
         """Redeliver later; after the bound, park the message as a dead letter and terminate it."""
         deliveries = message.metadata.num_delivered
-        transient = isinstance(error, TRANSIENT_ERRORS)
+        # The database unreachable, not the message bad: never dead-letter.
+        transient = database_unreachable(error)
         if transient or deliveries < self.settings.dead_letter_after_deliveries:
             logger.warning(
                 "message failed; it will be redelivered",

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 
-from momentum_shared.db import SessionDep
+from momentum_shared.db import ReadSessionDep, SessionDep
 from momentum_shared.errors import BadRequest, NotFound
 from momentum_shared.security.dependencies import RequireScope
 from momentum_shared.security.verification import Claims
@@ -51,6 +51,15 @@ async def get_repository(session: SessionDep) -> TaskRepository:
 
 
 RepositoryDep = Annotated[TaskRepository, Depends(get_repository)]
+
+
+async def get_read_repository(session: ReadSessionDep) -> TaskRepository:
+    """The repository of a route that only reads: its statements run without a transaction
+    around them (momentum_shared.db.ReadSessionDep); a page is still one statement."""
+    return TaskRepository(session)
+
+
+ReadRepositoryDep = Annotated[TaskRepository, Depends(get_read_repository)]
 
 
 async def get_cursor_codec(request: Request) -> CursorCodec:

@@ -27,6 +27,7 @@ from momentum_tasks.dependencies import (
     IfMatchDep,
     ProjectIdDep,
     ReaderDep,
+    ReadRepositoryDep,
     RepositoryDep,
     SettingsDep,
     TaskIdDep,
@@ -345,7 +346,7 @@ async def run_batch(
 )
 async def list_changes(
     actor: ReaderDep,
-    repo: RepositoryDep,
+    repo: ReadRepositoryDep,
     codec: CursorCodecDep,
     settings: SettingsDep,
     now: NowDep,
@@ -415,7 +416,7 @@ for _path, _methods in (("/batch", ("POST",)), ("/changes", ("GET", "HEAD"))):
 )
 async def list_tasks(
     actor: ReaderDep,
-    repo: RepositoryDep,
+    repo: ReadRepositoryDep,
     codec: CursorCodecDep,
     status: Annotated[Status | None, Query(description="open or done")] = None,
     priority: Annotated[Priority | None, Query(description="low, normal or high")] = None,
@@ -525,7 +526,7 @@ async def list_tasks(
     openapi_extra=examples(response=TASK_EXAMPLE),
 )
 async def get_task(
-    actor: ReaderDep, task_id: TaskIdDep, repo: RepositoryDep, response: Response
+    actor: ReaderDep, task_id: TaskIdDep, repo: ReadRepositoryDep, response: Response
 ) -> TaskPublic:
     """One of the caller's tasks; 404 if it is absent, deleted or someone else's."""
     task = await service.get_task(repo, actor=actor, task_id=task_id)
@@ -716,7 +717,7 @@ async def create_project(
 )
 async def list_projects(
     actor: ReaderDep,
-    repo: RepositoryDep,
+    repo: ReadRepositoryDep,
     codec: CursorCodecDep,
     archived: Annotated[
         ArchivedFilter, Query(description="true, false (the default) or any")
@@ -738,7 +739,7 @@ async def list_projects(
     openapi_extra=examples(response=PROJECT_EXAMPLE),
 )
 async def get_project(
-    actor: ReaderDep, project_id: ProjectIdDep, repo: RepositoryDep, response: Response
+    actor: ReaderDep, project_id: ProjectIdDep, repo: ReadRepositoryDep, response: Response
 ) -> ProjectPublic:
     """One of the caller's projects; 404 if it is absent or someone else's."""
     project = await projects.get_project(repo, actor=actor, project_id=project_id)
