@@ -22,6 +22,7 @@ import logging
 from urllib.parse import quote
 
 import aiohttp
+from opentelemetry.context import Context
 from prometheus_client import Counter, Gauge
 from starlette.types import Receive, Scope, Send
 from yarl import URL
@@ -274,9 +275,19 @@ class UpstreamProxy:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def forward(
-        self, service: str, scope: Scope, receive: Receive, send: Send, request_id: str
+        self,
+        service: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        *,
+        trace_context: Context | None = None,
     ) -> None:
-        """Send the request upstream and stream the answer back; errors become problem+json."""
+        """Send the request upstream and stream the answer back; errors become problem+json.
+
+        With tracing on, the upstream continues ``trace_context`` (the current one if None).
+        """
         session = self._session
         if session is None:
             raise ServiceUnavailable("the gateway is starting", retry_after=self.retry_after)
@@ -311,7 +322,9 @@ class UpstreamProxy:
         else:
             await slots.acquire()
         try:
-            await self._exchange(session, service, method, scope, data, send, request_id)
+            await self._exchange(
+                session, service, method, scope, data, send, request_id, trace_context
+            )
         finally:
             slots.release()
 
@@ -324,11 +337,12 @@ class UpstreamProxy:
         data: bytes | None,
         send: Send,
         request_id: str,
+        trace_context: Context | None,
     ) -> None:
         url = self.url_for(service, scope)
         if self.traced:
             headers = upstream_request_headers(scope, request_id, dropped=self._traced_dropped)
-            inject_context(headers)
+            inject_context(headers, trace_context)
         else:
             headers = upstream_request_headers(scope, request_id)
         attempts = 2 if data is None and method in IDEMPOTENT else 1

@@ -32,6 +32,7 @@ from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -83,10 +84,11 @@ def propagation_fields() -> frozenset[bytes]:
     )
 
 
-def inject_context(headers: list[tuple[str, str]]) -> None:
-    """Append the current context's propagation fields (see :func:`propagation_fields`)."""
+def inject_context(headers: list[tuple[str, str]], context: Context | None = None) -> None:
+    """Append the propagation fields (see :func:`propagation_fields`) of ``context``, by
+    default the current one."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    propagate.inject(carrier, context=context)
     headers.extend(carrier.items())
 
 
