@@ -396,13 +396,18 @@ class TaskRepository(Repository):
         statement, values = _page_statement(
             owner_id, filters, sort, after, limit, sqlite=self.sqlite
         )
-        connection = await self.session.connection()
         if filters.search is not None and not self.sqlite:
             # A search is planned for its own words: a generic plan of the prepared
             # statement knows neither how many tasks match nor how many the owner has, and
             # it chose to intersect the GIN matches with all of the owner's tasks (10x
-            # slower for a user with 100,000 tasks). Until the request's transaction ends.
+            # slower for a user with 100,000 tasks). Until the request's transaction ends,
+            # so a read session (autocommit) opens one for it.
+            connection = await self.session.connection(
+                execution_options={"isolation_level": "READ COMMITTED"}
+            )
             await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        else:
+            connection = await self.session.connection()
         return list((await connection.execute(statement, values)).all())
 
     # --- projects ------------------------------------------------------------------------
