@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from momentum_shared.sqlite_driver import one_hop_dbapi
 from momentum_shared.state import request_state
 from momentum_shared.tracing import instrument_engine
 
@@ -145,6 +146,8 @@ def create_engine(
     kept = {"pool_size": 2 * pool_size, "max_overflow": 0}
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": 30}
+        if make_url(url).get_driver_name() == "aiosqlite":
+            kwargs["module"] = one_hop_dbapi()
         if make_url(url).database not in (None, "", ":memory:"):
             kwargs.update(kept)
     else:
@@ -340,18 +343,23 @@ def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
     On PostgreSQL a read then costs its statements alone, without the ``BEGIN`` and the
     ``ROLLBACK`` around them (two round trips of a four-trip ``GET /tasks/{id}``). Each
     statement answers from one snapshot, as it would in a READ COMMITTED transaction, so
-    a route whose statements need no snapshot in common reads the same rows either way;
-    SQLite opens no transaction for a ``SELECT`` in the first place.
-    docs/adr/0010-http-hot-path.md, decision 11.
+    a route whose statements need no snapshot in common reads the same rows either way.
+    SQLite opens no transaction for a ``SELECT`` in the first place, and switching its
+    connection to autocommit and back would cost two calls into aiosqlite's thread: there
+    the sessions are the engine's own. docs/adr/0010-http-hot-path.md, decision 11.
     """
     known = _READ_SESSIONS.get(id(engine))
     if known is None or known[0] is not engine:
         if len(_READ_SESSIONS) > 16:
             _READ_SESSIONS.clear()
-        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        bind = (
+            engine
+            if engine.dialect.name == "sqlite"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         known = (
             engine,
-            async_sessionmaker(autocommit, class_=AsyncSession, expire_on_commit=False),
+            async_sessionmaker(bind, class_=AsyncSession, expire_on_commit=False),
         )
         _READ_SESSIONS[id(engine)] = known
     return known[1]
